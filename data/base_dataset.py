@@ -1,0 +1,106 @@
+"""Preprocessing of SPEC section 2: the five --resize_or_crop modes, flip, and tensor conversion."""
+import argparse
+import random
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+class DatasetError(ValueError):
+    """A problem with the user's data: the message names the file, the value and the fix."""
+
+
+def size_base(opt: argparse.Namespace) -> int:
+    """The factor every side must be divisible by for the generator (and encoder) to keep its size."""
+    base = 2 ** opt.n_downsample_global
+    if opt.netG == 'local':
+        base *= 2 ** opt.n_local_enhancers
+    if getattr(opt, 'instance_feat', False) or getattr(opt, 'label_feat', False):
+        base = max(base, 2 ** opt.n_downsample_E)
+    return base
+
+
+def get_params(opt: argparse.Namespace, size: tuple) -> dict:
+    """Draw the crop position and flip shared by label, instance, image and feature map."""
+    width, height = size
+    new_w, new_h = width, height
+    if opt.resize_or_crop == 'resize_and_crop':
+        new_h = new_w = opt.loadSize
+    elif opt.resize_or_crop == 'scale_width_and_crop':
+        new_w = opt.loadSize
+        new_h = opt.loadSize * height // width
+    x = random.randint(0, max(0, new_w - opt.fineSize))
+    y = random.randint(0, max(0, new_h - opt.fineSize))
+    flip = random.random() > 0.5
+    return {'crop_pos': (x, y), 'flip': flip}
+
+
+def _scale_width(img: Image.Image, target_width: int, method: int) -> Image.Image:
+    width, height = img.size
+    if width == target_width:
+        return img
+    return img.resize((target_width, int(target_width * height / width)), method)
+
+
+def _crop(img: Image.Image, pos: tuple, size: int) -> Image.Image:
+    width, height = img.size
+    x1, y1 = pos
+    if width > size or height > size:
+        return img.crop((x1, y1, x1 + size, y1 + size))
+    return img
+
+
+def _make_power_2(img: Image.Image, base: int, method: int) -> Image.Image:
+    width, height = img.size
+    new_h = int(round(height / base) * base)
+    new_w = int(round(width / base) * base)
+    if new_h == height and new_w == width:
+        return img
+    return img.resize((new_w, new_h), method)
+
+
+def transform(img: Image.Image, opt: argparse.Namespace, params: dict, method: int) -> Image.Image:
+    """Resize / crop / round / flip one PIL image as --resize_or_crop says (same params for all maps)."""
+    mode = opt.resize_or_crop
+    if 'resize' in mode:
+        img = img.resize((opt.loadSize, opt.loadSize), method)
+    elif 'scale_width' in mode:
+        img = _scale_width(img, opt.loadSize, method)
+    if 'crop' in mode:
+        img = _crop(img, params['crop_pos'], opt.fineSize)
+    if mode == 'none':
+        img = _make_power_2(img, size_base(opt), method)
+    if opt.isTrain and not opt.no_flip and params['flip']:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return img
+
+
+def image_to_tensor(img: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a CxHxW float tensor normalised to [-1, 1] ((x - 0.5) / 0.5)."""
+    array = np.asarray(img, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    tensor = torch.from_numpy(array.transpose(2, 0, 1).copy())
+    return tensor.div_(255.0).sub_(0.5).div_(0.5)
+
+
+def map_to_tensor(img: Image.Image) -> torch.Tensor:
+    """A label or instance map as a 1xHxW int32 tensor, values read losslessly (16-bit ids kept)."""
+    array = np.asarray(img)
+    if array.ndim != 2:
+        raise ValueError(f"expected a single-channel map, got shape {array.shape}")
+    return torch.from_numpy(array.astype(np.int32))[None]
+
+
+def open_map(path: str) -> Image.Image:
+    """Open a label/instance PNG as a PIL image whose nearest-neighbour resize keeps exact ids.
+
+    16-bit PNGs open as 'I;16'; converting through numpy to 'I' (int32) keeps values up to 65535
+    exactly, where torchvision's ToTensor reads 'I;16' as int16 and wraps ids above 32767.
+    """
+    img = Image.open(path)
+    img.load()
+    if img.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N'):
+        return Image.fromarray(np.asarray(img).astype(np.int32))  # int32 arrays become mode 'I'
+    return img

@@ -1,0 +1,50 @@
+"""The instance-feature encoder E of SPEC section 3 and its instance-wise average pooling."""
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+
+def instance_average_pool(features: torch.Tensor, instance_map: torch.Tensor) -> torch.Tensor:
+    """Replace every pixel's feature by the mean feature of its instance, per image and channel.
+
+    A segment mean over (image, instance id) pairs in one scatter-add: no loop over instances,
+    channels or the batch, so the cost does not grow with the number of objects.
+    features: B x C x H x W float; instance_map: B x 1 x H x W integer ids (any range).
+    """
+    batch, channels, height, width = features.shape
+    ids = instance_map.reshape(batch, height * width).long()
+    # Ids are made unique per image by compacting them and offsetting by the image index.
+    unique_ids, compact = torch.unique(ids, return_inverse=True)
+    n_ids = unique_ids.numel()
+    segment = compact + torch.arange(batch, device=ids.device).unsqueeze(1) * n_ids
+    segment = segment.reshape(-1)
+    flat = features.permute(0, 2, 3, 1).reshape(-1, channels)
+    sums = torch.zeros(batch * n_ids, channels, dtype=torch.float32, device=features.device)
+    sums.index_add_(0, segment, flat.float())
+    counts = torch.bincount(segment, minlength=batch * n_ids).clamp_(min=1).unsqueeze(1).to(sums.dtype)
+    means = (sums / counts).to(features.dtype)
+    return means[segment].reshape(batch, height, width, channels).permute(0, 3, 1, 2).contiguous()
+
+
+class Encoder(nn.Module):
+    """E: an encoder-decoder whose output is averaged inside each instance."""
+
+    def __init__(self, input_nc: int, output_nc: int, ngf: int = 32, n_downsampling: int = 4,
+                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.output_nc = output_nc
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0), norm_layer(ngf), nn.ReLU(True)]
+        for i in range(n_downsampling):
+            mult = 2 ** i
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1), norm_layer(ngf * mult * 2), nn.ReLU(True)]
+        for i in range(n_downsampling):
+            mult = 2 ** (n_downsampling - i)
+            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1),
+                       norm_layer(ngf * mult // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, input: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
+        """Per-instance mean features of `input`, broadcast over each instance of `inst`."""
+        return instance_average_pool(self.model(input), inst)

@@ -1,0 +1,24 @@
+"""Normalisation layers and weight initialisation shared by every network."""
+import functools
+from typing import Callable
+
+import torch.nn as nn
+
+
+def get_norm_layer(norm_type: str = 'instance') -> Callable[[int], nn.Module]:
+    """`instance`: InstanceNorm2d without affine parameters (reference default); `batch`: affine BatchNorm2d."""
+    if norm_type == 'batch':
+        return functools.partial(nn.BatchNorm2d, affine=True)
+    if norm_type == 'instance':
+        return functools.partial(nn.InstanceNorm2d, affine=False)
+    raise ValueError(f"normalization layer [{norm_type}] is not found; use --norm instance or --norm batch")
+
+
+def weights_init(module: nn.Module) -> None:
+    """Conv weights ~ N(0, 0.02) (biases keep PyTorch's default); BatchNorm weight ~ N(1, 0.02), bias 0."""
+    classname = module.__class__.__name__
+    if classname.find('Conv') != -1:
+        module.weight.data.normal_(0.0, 0.02)
+    elif classname.find('BatchNorm2d') != -1:
+        module.weight.data.normal_(1.0, 0.02)
+        module.bias.data.fill_(0)

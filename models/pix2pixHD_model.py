@@ -1,0 +1,275 @@
+"""The pix2pixHD model: input encoding, the five losses of SPEC section 4, inference and checkpoints."""
+import argparse
+import glob
+import os
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from options.base_options import ARCHITECTURE_FLAGS, experiment_dir, load_saved_options
+from util.image_pool import ImagePool
+from util.util import atomic_write
+
+from . import networks
+from .networks import ModelError
+
+
+def get_edges(instance_map: torch.Tensor) -> torch.Tensor:
+    """1 where a pixel's id differs from any of its 4 neighbours (both pixels of a pair), else 0."""
+    edge = torch.zeros_like(instance_map, dtype=torch.bool)
+    horizontal = instance_map[:, :, :, 1:] != instance_map[:, :, :, :-1]
+    vertical = instance_map[:, :, 1:, :] != instance_map[:, :, :-1, :]
+    edge[:, :, :, 1:] |= horizontal
+    edge[:, :, :, :-1] |= horizontal
+    edge[:, :, 1:, :] |= vertical
+    edge[:, :, :-1, :] |= vertical
+    return edge.float()
+
+
+def one_hot_label(label_map: torch.Tensor, label_nc: int) -> torch.Tensor:
+    """B x 1 x H x W class ids -> B x label_nc x H x W one-hot floats."""
+    batch, _, height, width = label_map.shape
+    one_hot = torch.zeros(batch, label_nc, height, width, device=label_map.device)
+    return one_hot.scatter_(1, label_map.long(), 1.0)
+
+
+def instance_class(instance_ids: torch.Tensor) -> torch.Tensor:
+    """Class of each instance id: the id itself below 1000, else id // 1000 (Cityscapes encoding)."""
+    return torch.where(instance_ids < 1000, instance_ids, instance_ids // 1000)
+
+
+def device_of(opt: argparse.Namespace) -> torch.device:
+    """The device --gpu_ids asks for (first id), or the CPU for an empty list."""
+    return torch.device(f'cuda:{opt.gpu_ids[0]}') if opt.gpu_ids else torch.device('cpu')
+
+
+class Pix2PixHDModel(nn.Module):
+    """Owns netG, netD, netE and the criteria; computes losses and images, saves and loads networks."""
+
+    loss_names = ('G_GAN', 'G_GAN_Feat', 'G_VGG', 'D_real', 'D_fake')
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__()
+        self.opt = opt
+        self.isTrain = opt.isTrain
+        self.save_dir = experiment_dir(opt)
+        self.use_features = opt.instance_feat or opt.label_feat
+        self.gen_features = self.use_features and not opt.load_features
+        input_nc = opt.label_nc if opt.label_nc != 0 else opt.input_nc
+
+        netG_input_nc = input_nc + (0 if opt.no_instance else 1) + (opt.feat_num if self.use_features else 0)
+        self.netG = networks.define_G(netG_input_nc, opt.output_nc, opt.ngf, opt.netG, opt.n_downsample_global, opt.n_blocks_global,
+                                      opt.n_local_enhancers, opt.n_blocks_local, opt.norm, opt.use_dropout)
+        self.netD = None
+        if self.isTrain:
+            netD_input_nc = input_nc + opt.output_nc + (0 if opt.no_instance else 1)
+            self.netD = networks.define_D(netD_input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.num_D, not opt.no_ganFeat_loss)
+        self.netE = None
+        if self.gen_features:
+            self.netE = networks.define_E(opt.output_nc, opt.feat_num, opt.nef, opt.n_downsample_E, opt.norm)
+        if opt.verbose:
+            for net in (self.netG, self.netD, self.netE):
+                if net is not None:
+                    print(net)
+                    print(f'Total number of parameters: {networks.count_parameters(net)}')
+
+        if self.isTrain:
+            self.fake_pool = ImagePool(opt.pool_size)
+            self.criterionGAN = networks.GANLoss(use_lsgan=not opt.no_lsgan)
+            self.criterionVGG = None if opt.no_vgg_loss else networks.VGGLoss(opt.vgg_weights or None)
+        self.load_networks()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks live."""
+        return next(self.netG.parameters()).device
+
+    # ---------------------------------------------------------------- inputs
+    def encode_input(self, label: torch.Tensor, inst: Optional[torch.Tensor] = None, image: Optional[torch.Tensor] = None,
+                     feat: Optional[torch.Tensor] = None) -> tuple:
+        """(one-hot label + edge map, map for E's pooling, real image, precomputed features) on the model's device."""
+        device = self.device
+        label = label.to(device, non_blocking=True)
+        if self.opt.label_nc == 0:
+            input_label = label.float()
+        else:
+            input_label = one_hot_label(label, self.opt.label_nc)
+        inst_map = None
+        if not self.opt.no_instance:
+            inst_map = inst.to(device, non_blocking=True)
+            input_label = torch.cat((input_label, get_edges(inst_map)), dim=1)
+        real_image = image.to(device, non_blocking=True) if image is not None and image.numel() else None
+        feat_map = None
+        if self.use_features:
+            if self.opt.load_features:
+                feat_map = feat.to(device, non_blocking=True)
+            if self.opt.label_feat:
+                inst_map = label
+        return input_label, inst_map, real_image, feat_map
+
+    def discriminate(self, input_label: torch.Tensor, test_image: torch.Tensor, use_pool: bool = False) -> list:
+        """D on (label, image.detach()), optionally through the history pool of fakes."""
+        input_concat = torch.cat((input_label, test_image.detach()), dim=1)
+        if use_pool:
+            input_concat = self.fake_pool.query(input_concat)
+        return self.netD(input_concat)
+
+    # ---------------------------------------------------------------- training
+    def forward(self, label: torch.Tensor, inst: torch.Tensor, image: torch.Tensor, feat: torch.Tensor, infer: bool = False) -> tuple:
+        """One training forward: (dict of the five losses as tensors, fake image if `infer` else None)."""
+        input_label, inst_map, real_image, feat_map = self.encode_input(label, inst, image, feat)
+        if self.use_features:
+            if not self.opt.load_features:
+                feat_map = self.netE(real_image, inst_map)
+            input_concat = torch.cat((input_label, feat_map), dim=1)
+        else:
+            input_concat = input_label
+        fake_image = self.netG(input_concat)
+
+        pred_fake_pool = self.discriminate(input_label, fake_image, use_pool=True)
+        loss_D_fake = self.criterionGAN(pred_fake_pool, False)
+        pred_real = self.discriminate(input_label, real_image)
+        loss_D_real = self.criterionGAN(pred_real, True)
+        pred_fake = self.netD(torch.cat((input_label, fake_image), dim=1))
+        loss_G_GAN = self.criterionGAN(pred_fake, True)
+
+        zero = torch.zeros((), device=fake_image.device)
+        loss_G_GAN_Feat = zero
+        if not self.opt.no_ganFeat_loss:
+            loss_G_GAN_Feat = networks.feature_matching_loss(pred_fake, pred_real, self.opt.num_D, self.opt.n_layers_D, self.opt.lambda_feat)
+        loss_G_VGG = zero
+        if self.criterionVGG is not None:
+            loss_G_VGG = self.criterionVGG(fake_image, real_image) * self.opt.lambda_feat
+        losses = {'G_GAN': loss_G_GAN, 'G_GAN_Feat': loss_G_GAN_Feat, 'G_VGG': loss_G_VGG, 'D_real': loss_D_real, 'D_fake': loss_D_fake}
+        return losses, (fake_image if infer else None)
+
+    # ---------------------------------------------------------------- inference
+    @torch.no_grad()
+    def inference(self, label: torch.Tensor, inst: torch.Tensor, image: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Synthesize images from label maps (and instance maps); the real image only feeds E."""
+        input_label, inst_map, real_image, _ = self.encode_input(label, inst, image)
+        input_concat = input_label
+        if self.use_features:
+            if self.opt.use_encoded_image:
+                if real_image is None:
+                    raise ModelError("--use_encoded_image needs the real photos: put them in the {phase}_img folder")
+                feat_map = self.netE(real_image, inst_map)
+            else:
+                feat_map = self.sample_features(inst_map)
+            input_concat = torch.cat((input_label, feat_map), dim=1)
+        return self.netG(input_concat)
+
+    def sample_features(self, inst_map: torch.Tensor) -> torch.Tensor:
+        """Feature map from the per-class cluster centres (the instance-feature issue adds this)."""
+        raise ModelError("--instance_feat/--label_feat inference from clusters needs encode_features.py, which is not available yet; "
+                         "use --use_encoded_image")
+
+    # ---------------------------------------------------------------- checkpoints
+    def networks_by_label(self) -> dict:
+        """{'G': netG, 'D': netD, 'E': netE} for the networks this model has."""
+        nets = {'G': self.netG, 'D': self.netD, 'E': self.netE}
+        return {label: net for label, net in nets.items() if net is not None}
+
+    def save(self, which_epoch: str) -> None:
+        """Write `{which_epoch}_net_{G,D,E}.pth`: plain CPU state_dicts of the bare networks, atomically."""
+        for label, net in self.networks_by_label().items():
+            save_network(net, os.path.join(self.save_dir, f'{which_epoch}_net_{label}.pth'))
+
+    def load_networks(self) -> None:
+        """Load weights for testing (--which_epoch), resuming (--continue_train) or --load_pretrain."""
+        opt = self.opt
+        if not self.isTrain or opt.continue_train:
+            for label, net in self.networks_by_label().items():
+                load_network_strict(net, self.save_dir, label, opt.which_epoch, opt)
+        elif opt.load_pretrain:
+            for label, net in self.networks_by_label().items():
+                load_network_partial(net, opt.load_pretrain, label, opt.which_epoch)
+
+
+def save_network(net: nn.Module, path: str) -> None:
+    """Save a network's state_dict on the CPU to `path` through a temporary file."""
+    state_dict = {key: value.detach().cpu() for key, value in net.state_dict().items()}
+    atomic_write(path, lambda tmp: torch.save(state_dict, tmp))
+
+
+def checkpoint_path(save_dir: str, label: str, which_epoch: str) -> str:
+    """`save_dir/{which_epoch}_net_{label}.pth`."""
+    return os.path.join(save_dir, f'{which_epoch}_net_{label}.pth')
+
+
+def available_epochs(save_dir: str, label: str) -> list:
+    """The `which_epoch` values that have a saved network `label` in save_dir."""
+    suffix = f'_net_{label}.pth'
+    return sorted(os.path.basename(path)[:-len(suffix)] for path in glob.glob(os.path.join(save_dir, '*' + suffix)))
+
+
+def read_state_dict(path: str, label: str, which_epoch: str, save_dir: str) -> dict:
+    """torch.load with weights_only=True (never runs code from the file); clear errors for missing files."""
+    if not os.path.isfile(path):
+        epochs = available_epochs(save_dir, label)
+        hint = f"available: --which_epoch {', '.join(epochs)}" if epochs else f"no *_net_{label}.pth in {save_dir}; train first or check --name/--checkpoints_dir"
+        raise ModelError(f"{path} not found (--which_epoch {which_epoch}); {hint}")
+    try:
+        state_dict = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # pickled code, truncation and format errors all mean the same to the user
+        raise ModelError(f"{path}: not a loadable weights file ({str(error).splitlines()[0]}); it may be truncated or contain pickled code") from None
+    if not isinstance(state_dict, dict):
+        raise ModelError(f"{path}: expected a state_dict, found {type(state_dict).__name__}")
+    return state_dict
+
+
+def state_dict_mismatch(net: nn.Module, state_dict: dict) -> list:
+    """Human-readable differences between a network's keys/shapes and a checkpoint's."""
+    own = net.state_dict()
+    missing = [key for key in own if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in own]
+    shapes = [f'{key} {tuple(state_dict[key].shape)} in file vs {tuple(own[key].shape)} in model'
+              for key in own if key in state_dict and tuple(own[key].shape) != tuple(state_dict[key].shape)]
+    problems = []
+    for title, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)):
+        if items:
+            problems.append(f"{len(items)} {title} (e.g. {items[0]})")
+    return problems
+
+
+def differing_flags(save_dir: str, opt: argparse.Namespace) -> list:
+    """Architecture flags whose value in save_dir/opt.json differs from the current options."""
+    saved = load_saved_options(save_dir) or {}
+    return [f'--{key} {saved[key]} (saved) vs {getattr(opt, key)} (now)' for key in ARCHITECTURE_FLAGS
+            if key in saved and saved[key] != getattr(opt, key)]
+
+
+def load_network_strict(net: nn.Module, save_dir: str, label: str, which_epoch: str, opt: argparse.Namespace) -> None:
+    """Load a checkpoint that must fit exactly (strict=True); name the flags that differ when it does not."""
+    path = checkpoint_path(save_dir, label, which_epoch)
+    state_dict = read_state_dict(path, label, which_epoch, save_dir)
+    problems = state_dict_mismatch(net, state_dict)
+    if problems:
+        flags = differing_flags(save_dir, opt)
+        hint = f"flags that differ from training: {'; '.join(flags)}" if flags else "check --netG, --ngf, --n_downsample_global, --n_blocks_*, --label_nc, --no_instance, --instance_feat, --feat_num, --num_D, --ndf, --norm"
+        raise ModelError(f"{path} does not fit the options: {'; '.join(problems)}; {hint}")
+    net.load_state_dict(state_dict, strict=True)
+
+
+def load_network_partial(net: nn.Module, save_dir: str, label: str, which_epoch: str) -> list:
+    """Copy every tensor whose key and shape match (--load_pretrain); report and return what stayed initialised."""
+    path = checkpoint_path(save_dir, label, which_epoch)
+    if not os.path.isfile(path):
+        if label == 'G':
+            read_state_dict(path, label, which_epoch, save_dir)  # raises the not-found message
+        print(f"--load_pretrain: {path} not found; network {label} keeps its initialisation")
+        return list(net.state_dict().keys())
+    state_dict = read_state_dict(path, label, which_epoch, save_dir)
+    own = net.state_dict()
+    matched = {key: value for key, value in state_dict.items() if key in own and tuple(own[key].shape) == tuple(value.shape)}
+    own.update(matched)
+    net.load_state_dict(own)
+    left = [key for key in own if key not in matched]
+    if left:
+        modules = sorted({key.split('.')[0] for key in left})
+        print(f"--load_pretrain: network {label} copied {len(matched)} tensors from {path}; "
+              f"{len(left)} left initialised, in: {', '.join(modules)}")
+    else:
+        print(f"--load_pretrain: network {label} loaded every tensor from {path}")
+    return left

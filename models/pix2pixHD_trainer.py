@@ -1,0 +1,146 @@
+"""One object that owns the optimisers, the lr schedule, mixed precision and the training state."""
+import argparse
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from util.util import atomic_write
+
+from .pix2pixHD_model import Pix2PixHDModel, device_of
+from .networks import ModelError
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+class Pix2PixHDTrainer:
+    """Runs the reference's iteration: G step on G_GAN + G_GAN_Feat + G_VGG, then D step on (D_fake + D_real) / 2."""
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.opt = opt
+        self.device = device_of(opt)
+        self.model = Pix2PixHDModel(opt).to(self.device)
+        self.amp_dtype = AMP_DTYPES.get(opt.amp)
+        # A GradScaler per optimiser: fp16 gradients of G and D have different ranges.
+        use_scaler = opt.amp == 'fp16'
+        self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.old_lr = opt.lr
+        self.optimizer_G = self._make_optimizer_G(fix_global=opt.niter_fix_global > 0)
+        self.optimizer_D = torch.optim.Adam(self.model.netD.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+
+    def _make_optimizer_G(self, fix_global: bool) -> torch.optim.Optimizer:
+        """Adam over G (+E); with --niter_fix_global only over the outermost local enhancer (+E)."""
+        model = self.model
+        if fix_global:
+            prefix = f'model{self.opt.n_local_enhancers}'
+            params = [value for key, value in model.netG.named_parameters() if key.startswith(prefix)]
+            print(f'------------- Only training the local enhancer network (for {self.opt.niter_fix_global} epochs) ------------')
+        else:
+            params = list(model.netG.parameters())
+        if model.netE is not None:
+            params += list(model.netE.parameters())
+        self.params_G = params
+        self.fix_global = fix_global
+        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999))
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """torch.autocast in the --amp dtype, or nothing for float32."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self, data: dict, infer: bool = False) -> tuple:
+        """One iteration on a batch; returns (detached losses, fake image or None). No host sync."""
+        with self.autocast():
+            losses, generated = self.model(data['label'], data['inst'], data['image'], data['feat'], infer=infer)
+        loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
+        loss_G = losses['G_GAN'] + losses['G_GAN_Feat'] + losses['G_VGG']
+
+        self.optimizer_G.zero_grad(set_to_none=True)
+        # Only G's (+E's) parameters get gradients here: D's would be discarded before its own step.
+        self.scaler_G.scale(loss_G).backward(inputs=self.params_G)
+        self.scaler_G.step(self.optimizer_G)
+        self.scaler_G.update()
+
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.scaler_D.scale(loss_D).backward()
+        self.scaler_D.step(self.optimizer_D)
+        self.scaler_D.update()
+        return {name: value.detach() for name, value in losses.items()}, generated
+
+    def update_fixed_params(self) -> None:
+        """After --niter_fix_global epochs, train the whole generator (+E) from now on."""
+        self.optimizer_G = self._make_optimizer_G(fix_global=False)
+        print('------------ Now also finetuning global generator -----------')
+
+    def update_learning_rate(self) -> None:
+        """Linear decay: lr drops by lr / niter_decay after each epoch past niter."""
+        lrd = self.opt.lr / self.opt.niter_decay
+        lr = self.old_lr - lrd
+        for optimizer in (self.optimizer_D, self.optimizer_G):
+            for param_group in optimizer.param_groups:
+                param_group['lr'] = lr
+        print(f'update learning rate: {self.old_lr:f} -> {lr:f}')
+        self.old_lr = lr
+
+    # ---------------------------------------------------------------- saving
+    def save(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
+        """Reference-format weights plus `{which_epoch}_train_state.pth` (optimisers, scalers, lr, RNG)."""
+        self.model.save(which_epoch)
+        state = {
+            'epoch': epoch, 'epoch_iter': epoch_iter, 'lr': self.old_lr,
+            'fix_global': self.fix_global,
+            'optimizer_G': self.optimizer_G.state_dict(), 'optimizer_D': self.optimizer_D.state_dict(),
+            'scaler_G': self.scaler_G.state_dict(), 'scaler_D': self.scaler_D.state_dict(),
+            'rng': rng_state(),
+        }
+        path = os.path.join(self.model.save_dir, f'{which_epoch}_train_state.pth')
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def load_training_state(self, which_epoch: str) -> bool:
+        """Restore optimisers, scalers, lr and RNGs saved with the weights; False when there is no state file."""
+        path = os.path.join(self.model.save_dir, f'{which_epoch}_train_state.pth')
+        if not os.path.isfile(path):
+            return False
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as error:  # truncated or pickle-bearing files alike
+            raise ModelError(f"{path}: cannot read the training state ({str(error).splitlines()[0]}); delete it to resume from the weights only") from None
+        if state['fix_global'] != self.fix_global:
+            self.optimizer_G = self._make_optimizer_G(fix_global=state['fix_global'])
+        self.optimizer_G.load_state_dict(state['optimizer_G'])
+        self.optimizer_D.load_state_dict(state['optimizer_D'])
+        self.scaler_G.load_state_dict(state['scaler_G'])
+        self.scaler_D.load_state_dict(state['scaler_D'])
+        self.old_lr = state['lr']
+        for optimizer in (self.optimizer_D, self.optimizer_G):
+            for param_group in optimizer.param_groups:
+                param_group['lr'] = self.old_lr
+        set_rng_state(state['rng'])
+        return True
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch RNG states in a form torch.load(weights_only=True) accepts."""
+    np_state = np.random.get_state()
+    state = {
+        'python': random.getstate(),
+        'numpy': (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])),
+        'torch': torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Inverse of rng_state()."""
+    random.setstate(state['python'])
+    name, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])

@@ -1,0 +1,226 @@
+"""Tests for util.util, util.html and util.visualizer."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from util import util
+from util.html import HTML
+from util.visualizer import Visualizer
+
+
+def test_tensor2im_value_mapping_and_shape() -> None:
+    tensor = torch.tensor([[[-1.0, 0.0, 1.0, 2.0]], [[1.0, 1.0, 1.0, 1.0]], [[-5.0, 0.0, 0.0, 0.0]]])
+    image = util.tensor2im(tensor)
+    assert image.dtype == np.uint8
+    assert image.shape == (1, 4, 3)
+    assert image[0, :, 0].tolist() == [0, 128, 255, 255]  # 2.0 clipped to 255
+    assert image[0, :, 1].tolist() == [255, 255, 255, 255]
+    assert image[0, 0, 2] == 0  # -5 clipped to 0
+
+
+def test_tensor2im_single_channel_and_batch() -> None:
+    tensor = torch.linspace(-1, 1, 6).reshape(1, 1, 2, 3)
+    image = util.tensor2im(tensor)
+    assert image.shape == (2, 3, 3)
+    assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+    assert image[0, 0, 0] == 0 and image[1, 2, 0] == 255
+
+
+def test_tensor2im_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError):
+        util.tensor2im(torch.zeros(2, 3, 4, 4))
+    with pytest.raises(ValueError):
+        util.tensor2im(torch.zeros(2, 4, 4))
+
+
+def test_tensor2label_cityscapes() -> None:
+    label = torch.tensor([[[7.0, 26.0], [0.0, 23.0]]])
+    colour = util.tensor2label(label, 35)
+    assert colour.dtype == np.uint8
+    assert colour.shape == (2, 2, 3)
+    assert tuple(colour[0, 0]) == (128, 64, 128)
+    assert tuple(colour[0, 1]) == (0, 0, 142)
+    assert tuple(colour[1, 0]) == (0, 0, 0)
+    assert tuple(colour[1, 1]) == (70, 130, 180)
+
+
+def test_label_colormap_voc_bit_interleaving() -> None:
+    cmap = util.label_colormap(4)
+    assert cmap.shape == (4, 3) and cmap.dtype == np.uint8
+    assert [tuple(c) for c in cmap] == [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0)]
+    # Ids 8 and 9 use the second bit triplet: (64,0,0) and (192,0,0) in the VOC devkit.
+    cmap = util.label_colormap(21)
+    assert tuple(cmap[8]) == (64, 0, 0) and tuple(cmap[9]) == (192, 0, 0)
+    assert tuple(cmap[15]) == (192, 128, 128)
+
+
+def test_tensor2label_voc_and_out_of_range() -> None:
+    label = torch.tensor([[1, 2, 3, 4, 250, -1]], dtype=torch.int64)
+    colour = util.tensor2label(label, 4)
+    assert [tuple(c) for c in colour[0]] == [
+        (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)
+    ]
+
+
+def test_tensor2label_one_hot_and_rgb_passthrough() -> None:
+    one_hot = torch.zeros(35, 1, 2)
+    one_hot[7, 0, 0] = 1
+    one_hot[26, 0, 1] = 1
+    colour = util.tensor2label(one_hot, 35)
+    assert tuple(colour[0, 0]) == (128, 64, 128) and tuple(colour[0, 1]) == (0, 0, 142)
+    rgb = torch.ones(3, 2, 2)
+    assert (util.tensor2label(rgb, 0) == 255).all()
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path) -> None:
+    path = tmp_path / "ckpt.pth"
+    path.write_bytes(b"old contents")
+
+    def failing_writer(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        util.atomic_write(str(path), failing_writer)
+    assert path.read_bytes() == b"old contents"
+    assert os.listdir(tmp_path) == ["ckpt.pth"]
+
+
+def test_atomic_write_replaces_file(tmp_path) -> None:
+    path = tmp_path / "ckpt.pth"
+    path.write_bytes(b"old")
+    util.atomic_write(str(path), lambda tmp: torch.save({"w": torch.arange(3)}, tmp))
+    assert torch.equal(torch.load(path)["w"], torch.arange(3))
+    assert os.listdir(tmp_path) == ["ckpt.pth"]
+
+
+def test_save_image_lossless_png(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    path = tmp_path / "img.png"
+    util.save_image(image, str(path))
+    with Image.open(path) as saved:
+        assert saved.format == "PNG"
+        assert np.array_equal(np.asarray(saved), image)
+    gray = rng.integers(0, 256, size=(4, 4), dtype=np.uint8)
+    util.save_image(gray, str(path))
+    with Image.open(path) as saved:
+        assert np.array_equal(np.asarray(saved), gray)
+    assert os.listdir(tmp_path) == ["img.png"]
+
+
+def test_mkdirs(tmp_path) -> None:
+    util.mkdirs(str(tmp_path / "a" / "b"))
+    util.mkdirs([str(tmp_path / "c"), str(tmp_path / "a" / "b")])
+    assert (tmp_path / "a" / "b").is_dir() and (tmp_path / "c").is_dir()
+
+
+def test_html_refresh_and_rows(tmp_path) -> None:
+    page = HTML(str(tmp_path / "web"), "title", refresh=5)
+    page.add_header("hdr")
+    page.add_images(["x.png"], ["cap"], ["x.png"], width=64)
+    page.save()
+    text = (tmp_path / "web" / "index.html").read_text()
+    assert 'http-equiv="refresh"' in text and "<h3>hdr</h3>" in text
+    assert 'src="images/x.png"' in text and 'href="images/x.png"' in text and "width:64px" in text
+    assert (tmp_path / "web" / "images").is_dir()
+    plain = HTML(str(tmp_path / "web2"), "title")
+    plain.save()
+    assert "refresh" not in (tmp_path / "web2" / "index.html").read_text()
+
+
+def _opt(tmp_path, **overrides) -> argparse.Namespace:
+    opt = argparse.Namespace(
+        tf_log=True, no_html=False, isTrain=True, display_winsize=128,
+        checkpoints_dir=str(tmp_path), name="exp",
+    )
+    for key, value in overrides.items():
+        setattr(opt, key, value)
+    return opt
+
+
+def _visuals(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "input_label": rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8),
+        "synthesized_image": rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8),
+    }
+
+
+def test_visualizer_training_outputs(tmp_path) -> None:
+    vis = Visualizer(_opt(tmp_path))
+    message = vis.print_current_errors(2, 40, {"G_GAN": 1.25, "D_real": 0.5}, 0.1234)
+    assert message.startswith("(epoch: 2, iters: 40, time: 0.123) ")
+    assert "G_GAN: 1.250" in message and "D_real: 0.500" in message
+    vis.plot_current_errors({"G_GAN": 1.25, "D_real": 0.5}, 40)
+    visuals = _visuals(0)
+    vis.display_current_results(visuals, 2, 40)
+    vis.display_current_results(_visuals(1), 3, 80)
+    vis.close()
+
+    exp = tmp_path / "exp"
+    log = (exp / "loss_log.txt").read_text()
+    assert re.match(r"^=+ Training Loss \(.+\) =+\n", log)
+    assert "G_GAN: 1.250" in log and "D_real: 0.500" in log
+
+    saved = exp / "web" / "images" / "epoch002_iter0000040_synthesized_image.png"
+    with Image.open(saved) as image:
+        assert np.array_equal(np.asarray(image), visuals["synthesized_image"])
+    page = (exp / "web" / "index.html").read_text()
+    assert "images/epoch002_iter0000040_input_label.png" in page
+    assert "images/epoch003_iter0000080_synthesized_image.png" in page
+    assert 'http-equiv="refresh"' in page
+    assert page.index("epoch [3] iter [80]") < page.index("epoch [2] iter [40]")
+
+    events = [f for f in os.listdir(exp / "logs") if f.startswith("events.out.tfevents")]
+    assert events and os.path.getsize(exp / "logs" / events[0]) > 0
+
+
+def test_visualizer_resume_keeps_earlier_iterations(tmp_path) -> None:
+    first = Visualizer(_opt(tmp_path, tf_log=False))
+    first.display_current_results(_visuals(0), 1, 10)
+    first.close()
+
+    second = Visualizer(_opt(tmp_path, tf_log=False))
+    second.display_current_results(_visuals(1), 2, 20)
+    page = (tmp_path / "exp" / "web" / "index.html").read_text()
+    assert "epoch [1] iter [10]" in page and "epoch [2] iter [20]" in page
+    assert "images/epoch001_iter0000010_input_label.png" in page
+    assert page.index("epoch [2] iter [20]") < page.index("epoch [1] iter [10]")
+    assert (tmp_path / "exp" / "loss_log.txt").read_text().count("Training Loss") == 2
+    assert not (tmp_path / "exp" / "logs").exists()
+
+
+def test_visualizer_test_mode_writes_nothing_and_save_images(tmp_path) -> None:
+    opt = _opt(tmp_path, isTrain=False, tf_log=False)
+    del opt.no_html
+    vis = Visualizer(opt)
+    assert not (tmp_path / "exp").exists()
+    assert vis.print_current_errors(1, 1, {"G_GAN": 1.0}, 0.0).endswith("G_GAN: 1.000 ")
+
+    web_dir = tmp_path / "results" / "exp" / "test_latest"
+    webpage = HTML(str(web_dir), "test")
+    visuals = _visuals(2)
+    vis.save_images(webpage, visuals, "/data/test_label/frankfurt_000000_000294.png")
+    webpage.save()
+    vis.close()
+
+    for label, image in visuals.items():
+        path = web_dir / "images" / f"frankfurt_000000_000294_{label}.png"
+        with Image.open(path) as saved:
+            assert np.array_equal(np.asarray(saved), image)
+    page = (web_dir / "index.html").read_text()
+    assert "<h3>frankfurt_000000_000294</h3>" in page
+    assert "images/frankfurt_000000_000294_input_label.png" in page
+    assert "images/frankfurt_000000_000294_synthesized_image.png" in page
+    assert "width:128px" in page
+    assert not (tmp_path / "exp").exists()

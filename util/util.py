@@ -1,0 +1,153 @@
+"""Image conversion, colour palettes and crash-safe file writing helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+# Official cityscapesScripts labels.py colours, indexed by labelId (0..33) plus
+# the license plate (34); pix2pixHD's Cityscapes label maps use these ids.
+_CITYSCAPES_COLORS: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0),  # 0 unlabeled
+    (0, 0, 0),  # 1 ego vehicle
+    (0, 0, 0),  # 2 rectification border
+    (0, 0, 0),  # 3 out of roi
+    (0, 0, 0),  # 4 static
+    (111, 74, 0),  # 5 dynamic
+    (81, 0, 81),  # 6 ground
+    (128, 64, 128),  # 7 road
+    (244, 35, 232),  # 8 sidewalk
+    (250, 170, 160),  # 9 parking
+    (230, 150, 140),  # 10 rail track
+    (70, 70, 70),  # 11 building
+    (102, 102, 156),  # 12 wall
+    (190, 153, 153),  # 13 fence
+    (180, 165, 180),  # 14 guard rail
+    (150, 100, 100),  # 15 bridge
+    (150, 120, 90),  # 16 tunnel
+    (153, 153, 153),  # 17 pole
+    (153, 153, 153),  # 18 polegroup
+    (250, 170, 30),  # 19 traffic light
+    (220, 220, 0),  # 20 traffic sign
+    (107, 142, 35),  # 21 vegetation
+    (152, 251, 152),  # 22 terrain
+    (70, 130, 180),  # 23 sky
+    (220, 20, 60),  # 24 person
+    (255, 0, 0),  # 25 rider
+    (0, 0, 142),  # 26 car
+    (0, 0, 70),  # 27 truck
+    (0, 60, 100),  # 28 bus
+    (0, 0, 90),  # 29 caravan
+    (0, 0, 110),  # 30 trailer
+    (0, 80, 100),  # 31 train
+    (0, 0, 230),  # 32 motorcycle
+    (119, 11, 32),  # 33 bicycle
+    (0, 0, 142),  # 34 license plate
+)
+
+
+def tensor2im(image_tensor: torch.Tensor) -> np.ndarray:
+    """Convert a CHW (or 1xCxHxW) tensor in [-1, 1] with 1 or 3 channels to an HxWx3 uint8 array."""
+    tensor = image_tensor.detach().cpu().float()
+    if tensor.dim() == 4:
+        if tensor.size(0) != 1:
+            raise ValueError(f"tensor2im expects a batch of size 1, got shape {tuple(image_tensor.shape)}")
+        tensor = tensor[0]
+    if tensor.dim() != 3 or tensor.size(0) not in (1, 3):
+        raise ValueError(f"tensor2im expects a 1- or 3-channel CHW tensor, got shape {tuple(image_tensor.shape)}")
+    # np.round rounds half to even, so 0.0 (-> 127.5) always maps to 128.
+    array = np.clip(np.round((tensor.numpy() + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
+    array = array.transpose(1, 2, 0)
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return np.ascontiguousarray(array)
+
+
+def label_colormap(n_label: int) -> np.ndarray:
+    """Return the n_label x 3 uint8 palette: Cityscapes colours for 35 labels, else the Pascal VOC palette."""
+    if n_label < 0:
+        raise ValueError(f"n_label must be non-negative, got {n_label}")
+    if n_label == len(_CITYSCAPES_COLORS):
+        return np.array(_CITYSCAPES_COLORS, dtype=np.uint8)
+    ids = np.arange(n_label, dtype=np.int64)
+    cmap = np.zeros((n_label, 3), dtype=np.int64)
+    # VOC devkit bit interleaving: successive bit triplets of the id fill each
+    # channel from its most significant bit down; 8 triplets cover ids < 2**24.
+    for shift in range(8):
+        for channel in range(3):
+            cmap[:, channel] |= ((ids >> (3 * shift + channel)) & 1) << (7 - shift)
+    return cmap.astype(np.uint8)
+
+
+def tensor2label(label_tensor: torch.Tensor, n_label: int) -> np.ndarray:
+    """Colourise a label map (HxW, 1xHxW, or CxHxW scores/one-hot) as HxWx3 uint8; n_label 0 means an RGB image."""
+    if n_label == 0:
+        return tensor2im(label_tensor)
+    tensor = label_tensor.detach().cpu()
+    if tensor.dim() == 4:
+        if tensor.size(0) != 1:
+            raise ValueError(f"tensor2label expects a batch of size 1, got shape {tuple(label_tensor.shape)}")
+        tensor = tensor[0]
+    if tensor.dim() == 3:
+        # Several channels means one-hot or per-class scores, as fed to the generator.
+        tensor = tensor.argmax(dim=0) if tensor.size(0) > 1 else tensor[0]
+    if tensor.dim() != 2:
+        raise ValueError(f"tensor2label expects an HxW or 1xHxW label map, got shape {tuple(label_tensor.shape)}")
+    if tensor.is_floating_point():
+        # Label maps loaded via ToTensor()*255 carry ids as floats like 7.0000001.
+        tensor = torch.round(tensor)
+    ids = tensor.long().numpy()
+    # An extra black row absorbs ids outside [0, n_label) instead of crashing.
+    palette = np.concatenate([label_colormap(n_label), np.zeros((1, 3), dtype=np.uint8)])
+    ids = np.where((ids >= 0) & (ids < n_label), ids, n_label)
+    return palette[ids]
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Call write(tmp_path), fsync it and atomically move it to path, so path is never left half-written."""
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp_path)
+        # O_RDWR without O_CREAT: fails loudly if the writer produced no file.
+        fd = os.open(tmp_path, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp_path, path)
+    except BaseException:
+        # BaseException too: a Ctrl-C during a checkpoint save must not leave debris.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_path)
+        raise
+    if os.name == "posix":
+        # The rename itself only survives a power loss once the directory is synced.
+        dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def save_image(image_numpy: np.ndarray, image_path: str) -> None:
+    """Save an HxWx3 or HxW uint8 array as a lossless PNG, atomically."""
+    if image_numpy.dtype != np.uint8:
+        raise ValueError(f"save_image expects uint8, got {image_numpy.dtype}")
+    if image_numpy.ndim == 3 and image_numpy.shape[2] == 1:
+        image_numpy = image_numpy[:, :, 0]
+    if not (image_numpy.ndim == 2 or (image_numpy.ndim == 3 and image_numpy.shape[2] == 3)):
+        raise ValueError(f"save_image expects HxW or HxWx3, got shape {image_numpy.shape}")
+    image = Image.fromarray(image_numpy)
+    # The temp name has no .png suffix, so PIL cannot infer the format from it.
+    atomic_write(image_path, lambda tmp_path: image.save(tmp_path, format="PNG"))
+
+
+def mkdirs(paths: str | list[str]) -> None:
+    """Create each directory (and parents) if it does not exist."""
+    for path in [paths] if isinstance(paths, str) else paths:
+        os.makedirs(path, exist_ok=True)

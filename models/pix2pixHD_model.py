@@ -47,8 +47,6 @@ def device_of(opt: argparse.Namespace) -> torch.device:
 class Pix2PixHDModel(nn.Module):
     """Owns netG, netD, netE and the criteria; computes losses and images, saves and loads networks."""
 
-    loss_names = ('G_GAN', 'G_GAN_Feat', 'G_VGG', 'D_real', 'D_fake')
-
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__()
         self.opt = opt
@@ -56,6 +54,10 @@ class Pix2PixHDModel(nn.Module):
         self.save_dir = experiment_dir(opt)
         self.use_features = opt.instance_feat or opt.label_feat
         self.gen_features = self.use_features and not opt.load_features
+        # Disabled losses are left out of the logs, as in the reference's loss_filter.
+        self.loss_names = tuple(name for name in ('G_GAN', 'G_GAN_Feat', 'G_VGG', 'D_real', 'D_fake')
+                                if not (name == 'G_GAN_Feat' and opt.isTrain and opt.no_ganFeat_loss)
+                                and not (name == 'G_VGG' and opt.isTrain and opt.no_vgg_loss))
         input_nc = opt.label_nc if opt.label_nc != 0 else opt.input_nc
 
         netG_input_nc = input_nc + (0 if opt.no_instance else 1) + (opt.feat_num if self.use_features else 0)
@@ -117,7 +119,7 @@ class Pix2PixHDModel(nn.Module):
 
     # ---------------------------------------------------------------- training
     def forward(self, label: torch.Tensor, inst: torch.Tensor, image: torch.Tensor, feat: torch.Tensor, infer: bool = False) -> tuple:
-        """One training forward: (dict of the five losses as tensors, fake image if `infer` else None)."""
+        """One training forward: ({loss name: tensor} for the enabled losses, fake image if `infer` else None)."""
         input_label, inst_map, real_image, feat_map = self.encode_input(label, inst, image, feat)
         if self.use_features:
             if not self.opt.load_features:
@@ -134,15 +136,12 @@ class Pix2PixHDModel(nn.Module):
         pred_fake = self.netD(torch.cat((input_label, fake_image), dim=1))
         loss_G_GAN = self.criterionGAN(pred_fake, True)
 
-        zero = torch.zeros((), device=fake_image.device)
-        loss_G_GAN_Feat = zero
+        losses = {'G_GAN': loss_G_GAN, 'D_real': loss_D_real, 'D_fake': loss_D_fake}
         if not self.opt.no_ganFeat_loss:
-            loss_G_GAN_Feat = networks.feature_matching_loss(pred_fake, pred_real, self.opt.num_D, self.opt.n_layers_D, self.opt.lambda_feat)
-        loss_G_VGG = zero
+            losses['G_GAN_Feat'] = networks.feature_matching_loss(pred_fake, pred_real, self.opt.num_D, self.opt.n_layers_D, self.opt.lambda_feat)
         if self.criterionVGG is not None:
-            loss_G_VGG = self.criterionVGG(fake_image, real_image) * self.opt.lambda_feat
-        losses = {'G_GAN': loss_G_GAN, 'G_GAN_Feat': loss_G_GAN_Feat, 'G_VGG': loss_G_VGG, 'D_real': loss_D_real, 'D_fake': loss_D_fake}
-        return losses, (fake_image if infer else None)
+            losses['G_VGG'] = self.criterionVGG(fake_image, real_image) * self.opt.lambda_feat
+        return {name: losses[name] for name in self.loss_names}, (fake_image if infer else None)
 
     # ---------------------------------------------------------------- inference
     @torch.no_grad()

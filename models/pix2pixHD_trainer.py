@@ -57,7 +57,7 @@ class Pix2PixHDTrainer:
         with self.autocast():
             losses, generated = self.model(data['label'], data['inst'], data['image'], data['feat'], infer=infer)
         loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
-        loss_G = losses['G_GAN'] + losses['G_GAN_Feat'] + losses['G_VGG']
+        loss_G = losses['G_GAN'] + losses.get('G_GAN_Feat', 0) + losses.get('G_VGG', 0)
 
         self.optimizer_G.zero_grad(set_to_none=True)
         # Only G's (+E's) parameters get gradients here: D's would be discarded before its own step.

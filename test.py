@@ -1,0 +1,55 @@
+"""Synthesize images from label maps with a trained pix2pixHD and write results/<name>/<phase>_<epoch>/index.html."""
+import contextlib
+import os
+
+import torch
+
+from data.data_loader import create_data_loader
+from models import create_model
+from options.test_options import TestOptions
+from util.cli import run_main
+from util.html import HTML
+from util.util import tensor2im, tensor2label
+from util.visualizer import Visualizer
+
+
+def inference_precision(opt, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast for --data_type 16 (float16 on CUDA) or --amp; float32 otherwise."""
+    if opt.amp != 'off':
+        return torch.autocast(device.type, dtype=torch.bfloat16 if opt.amp == 'bf16' else torch.float16)
+    if opt.data_type == 16:
+        if device.type == 'cuda':
+            return torch.autocast('cuda', dtype=torch.float16)
+        print('--data_type 16 is float16 on CUDA only: running float32 on the CPU')
+    return contextlib.nullcontext()
+
+
+def main() -> None:
+    """Run the generator over the test set and write the results page."""
+    opt = TestOptions().parse()
+    data_loader = create_data_loader(opt)
+    model = create_model(opt)
+    if opt.export_onnx:
+        from util.onnx_export import export_generator
+        export_generator(model, next(iter(data_loader)), opt.export_onnx)
+        return
+    visualizer = Visualizer(opt)
+    web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.which_epoch}')
+    webpage = HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}')
+    limit = min(opt.how_many, opt.ntest)
+    with inference_precision(opt, model.device):
+        for i, data in enumerate(data_loader):
+            if i >= limit:
+                break
+            image = data['image'] if opt.use_encoded_image else None
+            generated = model.inference(data['label'], data['inst'], image)
+            visuals = {'input_label': tensor2label(data['label'][0], opt.label_nc),
+                       'synthesized_image': tensor2im(generated[0].float().cpu())}
+            print(f'process image... {data["path"][0]}')
+            visualizer.save_images(webpage, visuals, data['path'][0])
+    webpage.save()
+    print(f'Results page: {os.path.join(web_dir, "index.html")}')
+
+
+if __name__ == '__main__':
+    run_main(main)

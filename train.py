@@ -1,0 +1,132 @@
+"""Train pix2pixHD: load data, build the trainer, loop over epochs, log, save (SPEC sections 4-5)."""
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data.data_loader import create_data_loader, create_dataset
+from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from options.base_options import experiment_dir
+from options.train_options import TrainOptions
+from util.cli import run_main
+from util.util import atomic_write, tensor2im, tensor2label
+from util.visualizer import Visualizer
+
+
+def read_iter_file(iter_path: str) -> tuple:
+    """(start_epoch, epoch_iter) from iter.txt ("epoch,epoch_iter"), or (1, 0) when absent/unreadable."""
+    try:
+        start_epoch, epoch_iter = np.loadtxt(iter_path, delimiter=',', dtype=int)
+        return int(start_epoch), int(epoch_iter)
+    except (OSError, ValueError):
+        return 1, 0
+
+
+def write_iter_file(iter_path: str, epoch: int, epoch_iter: int) -> None:
+    """iter.txt in the reference's format, written atomically."""
+    atomic_write(iter_path, lambda tmp: np.savetxt(tmp, (epoch, epoch_iter), delimiter=',', fmt='%d'))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def main() -> None:
+    """The reference's training loop."""
+    opt = TrainOptions().parse()
+    if opt.seed is not None:
+        seed_everything(opt.seed)
+    iter_path = os.path.join(experiment_dir(opt), 'iter.txt')
+    start_epoch, epoch_iter = read_iter_file(iter_path) if opt.continue_train else (1, 0)
+    if opt.continue_train:
+        print(f'Resuming from epoch {start_epoch} at iteration {epoch_iter}')
+
+    opt.print_freq = math.lcm(opt.print_freq, opt.batchSize)
+    if opt.debug:
+        opt.display_freq = opt.print_freq = 1
+        opt.niter, opt.niter_decay = 1, 0
+        opt.max_dataset_size = 10
+
+    dataset = create_dataset(opt)
+    data_loader = create_data_loader(opt, dataset)
+    dataset_size = len(data_loader) * opt.batchSize
+    print(f'#training images = {dataset_size}')
+
+    trainer = Pix2PixHDTrainer(opt)
+    if opt.continue_train and trainer.load_training_state(opt.which_epoch):
+        print(f'Restored optimisers, lr {trainer.old_lr:g} and RNG states from {opt.which_epoch}_train_state.pth')
+    visualizer = Visualizer(opt)
+
+    total_steps = (start_epoch - 1) * dataset_size + epoch_iter
+    display_delta = total_steps % opt.display_freq
+    print_delta = total_steps % opt.print_freq
+    save_delta = total_steps % opt.save_latest_freq
+    n_epochs = opt.niter + opt.niter_decay
+
+    for epoch in range(start_epoch, n_epochs + 1):
+        epoch_start_time = time.time()
+        if epoch != start_epoch:
+            epoch_iter = epoch_iter % dataset_size
+        iter_start_time = time.time()
+        progress = tqdm(data_loader, total=len(data_loader), desc=f'epoch {epoch}/{n_epochs}', dynamic_ncols=True, leave=False,
+                        disable=None)
+        for data in progress:
+            if total_steps % opt.print_freq == print_delta:
+                iter_start_time = time.time()
+            total_steps += opt.batchSize
+            epoch_iter += opt.batchSize
+            save_fake = total_steps % opt.display_freq == display_delta
+
+            losses, generated = trainer.train_step(data, infer=save_fake)
+
+            if total_steps % opt.print_freq == print_delta:
+                # Reading losses back is the step's only host sync, so it happens at print time only.
+                errors = {name: float(value) for name, value in losses.items()}
+                per_iter = (time.time() - iter_start_time) / opt.print_freq
+                message = visualizer.print_current_errors(epoch, epoch_iter, errors, per_iter)
+                visualizer.plot_current_errors(errors, total_steps)
+                progress.set_postfix({name: f'{value:.3f}' for name, value in errors.items()})
+                if progress.disable:
+                    print(message)
+
+            if save_fake:
+                visuals = {'input_label': tensor2label(data['label'][0], opt.label_nc),
+                           'synthesized_image': tensor2im(generated.detach()[0].float().cpu()),
+                           'real_image': tensor2im(data['image'][0])}
+                visualizer.display_current_results(visuals, epoch, total_steps)
+
+            if total_steps % opt.save_latest_freq == save_delta:
+                tqdm.write(f'saving the latest model (epoch {epoch}, total_steps {total_steps})')
+                trainer.save('latest', epoch, epoch_iter)
+                write_iter_file(iter_path, epoch, epoch_iter)
+
+            if epoch_iter >= dataset_size:
+                break
+        progress.close()
+        print(f'End of epoch {epoch} / {n_epochs} \t Time Taken: {time.time() - epoch_start_time:.0f} sec')
+
+        # The schedule moves before the end-of-epoch save (the reference saves first) so that the saved
+        # training state holds the optimiser and lr the next epoch starts with; the weights are the same.
+        if opt.niter_fix_global != 0 and epoch == opt.niter_fix_global:
+            trainer.update_fixed_params()
+        if epoch > opt.niter:
+            trainer.update_learning_rate()
+
+        if epoch % opt.save_epoch_freq == 0:
+            print(f'saving the model at the end of epoch {epoch}, iters {total_steps}')
+            trainer.save('latest', epoch + 1, 0)
+            trainer.save(str(epoch), epoch + 1, 0)
+            write_iter_file(iter_path, epoch + 1, 0)
+    visualizer.close()
+    print(f'Training finished; checkpoints and web/index.html are in {experiment_dir(opt)}')
+
+
+if __name__ == '__main__':
+    run_main(main)

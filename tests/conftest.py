@@ -1,0 +1,29 @@
+"""Shared test fixtures: the repo on sys.path and the Cityscapes samples / reference fixture folders."""
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+
+def _required_folder(path: str, what: str) -> str:
+    # Fail (not skip): CI must have these folders, and a silently skipped suite proves nothing.
+    if not os.path.isdir(path):
+        pytest.fail(f"{what} not found at {path}: the tests need ../shared beside the repository", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope='session')
+def cityscapes_root() -> str:
+    """../shared/datasets/cityscapes_samples (8 train triples, 15 test pairs)."""
+    return _required_folder(os.path.join(SHARED, 'datasets', 'cityscapes_samples'), 'Cityscapes samples')
+
+
+@pytest.fixture(scope='session')
+def reference_fixture() -> str:
+    """../shared/fixtures/reference_tiny (weights, sample and outputs of the 2018 reference)."""
+    return _required_folder(os.path.join(SHARED, 'fixtures', 'reference_tiny'), 'reference fixture')

@@ -124,6 +124,11 @@ def main() -> None:
             trainer.save('latest', epoch + 1, 0)
             trainer.save(str(epoch), epoch + 1, 0)
             write_iter_file(iter_path, epoch + 1, 0)
+        elif epoch == n_epochs:
+            # The reference loses the final weights when the last epoch is not a multiple of save_epoch_freq.
+            print(f'saving the final model (epoch {epoch}, total_steps {total_steps})')
+            trainer.save('latest', epoch + 1, 0)
+            write_iter_file(iter_path, epoch + 1, 0)
     visualizer.close()
     print(f'Training finished; checkpoints and web/index.html are in {experiment_dir(opt)}')
 

@@ -34,12 +34,10 @@ __all__ = [
     "LABEL_IDS",
     "ALLOWED_LABEL_IDS",
     "CAR_STYLES",
-    "CITYSCAPES_COLORS",
     "make_synthetic_dataset",
     "generate_sample",
     "load_styles",
     "styles_for",
-    "colorize_labels",
 ]
 
 # Cityscapes labelIds used by the generator.
@@ -62,18 +60,6 @@ CAR_STYLES: dict[str, tuple[int, int, int]] = {
     "blue": (35, 70, 190),
     "white": (228, 228, 228),
     "yellow": (235, 195, 30),
-}
-
-# Official Cityscapes colours for the ids above (useful for previews).
-CITYSCAPES_COLORS: dict[int, tuple[int, int, int]] = {
-    7: (128, 64, 128),
-    8: (244, 35, 232),
-    11: (70, 70, 70),
-    17: (153, 153, 153),
-    21: (107, 142, 35),
-    23: (70, 130, 180),
-    24: (220, 20, 60),
-    26: (0, 0, 142),
 }
 
 _SPLITS = (("train", "synth"), ("test", "synthval"))
@@ -331,7 +317,7 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
             inst[cv.inst == old] = new
         cv.inst = inst
 
-    photo = cv.img + rng.normal(0.0, 4.0, cv.img.shape).astype(np.float32)
+    photo = cv.img + rng.normal(0.0, 1.5, cv.img.shape).astype(np.float32)
     photo = np.clip(np.rint(photo), 0, 255).astype(np.uint8)
     return cv.label.copy(), cv.inst.astype(np.uint16), photo, cars
 
@@ -411,12 +397,4 @@ def styles_for(root_or_styles, path: str) -> list[dict]:
         if name.endswith(suffix):
             return styles[name[: -len(suffix)] + "_leftImg8bit"]
     raise KeyError(f"not a synthetic dataset file name: {name}")
-
-
-def colorize_labels(label: np.ndarray) -> np.ndarray:
-    """Map a labelIds array to Cityscapes colours (HxWx3 uint8); unknown ids are black."""
-    lut = np.zeros((256, 3), np.uint8)
-    for k, c in CITYSCAPES_COLORS.items():
-        lut[k] = c
-    return lut[np.asarray(label, np.uint8)]
 

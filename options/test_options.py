@@ -7,6 +7,8 @@ from .base_options import BaseOptions, experiment_dir, inherit_architecture, loa
 class TestOptions(BaseOptions):
     """Options of test.py (and of the feature scripts, which also run a trained model)."""
 
+    __test__ = False  # tells pytest this is not a test class despite its name
+
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the test flags to the common ones."""
         parser = super().initialize(parser)

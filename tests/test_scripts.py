@@ -1,0 +1,69 @@
+"""The shell recipes stay in sync with the option parsers, and the quickstart runs end to end."""
+import glob
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from options.test_options import TestOptions as TestOptionsParser
+from options.train_options import TrainOptions
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = sorted(glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_512p*.sh')) + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_1024p*.sh')))
+PARSERS = {'train.py': TrainOptions, 'test.py': TestOptionsParser}
+
+
+def python_commands(script_path: str) -> list:
+    """The `python X.py ...` command lines of a recipe (continuation lines joined, "$@" dropped)."""
+    with open(script_path) as handle:
+        text = handle.read().replace('\\\n', ' ')
+    commands = []
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if len(words) >= 2 and words[0] == 'python':
+            commands.append([word for word in words[1:] if word != '$@'])
+    return commands
+
+
+def test_every_reference_recipe_exists():
+    names = {os.path.basename(path) for path in RECIPES}
+    expected = {'train_512p.sh', 'train_512p_feat.sh', 'train_1024p_24G.sh', 'train_1024p_12G.sh', 'train_1024p_feat_24G.sh',
+                'train_1024p_feat_12G.sh', 'test_512p.sh', 'test_1024p.sh', 'test_512p_feat.sh', 'test_1024p_feat.sh'}
+    assert expected <= names
+
+
+@pytest.mark.parametrize('script_path', RECIPES, ids=os.path.basename)
+def test_recipe_flags_parse(script_path, tmp_path):
+    commands = [command for command in python_commands(script_path) if command[0] in PARSERS]
+    assert commands, f'{script_path} runs no train.py/test.py'
+    for command in commands:
+        opt = PARSERS[command[0]]().parse(command[1:] + ['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
+        assert opt.name.startswith('label2city')
+        if '--netG' in command:
+            assert opt.netG == 'local' and opt.ngf == 32
+
+
+def test_1024p_recipe_matches_the_paper_schedule():
+    (command,) = python_commands(os.path.join(REPO_ROOT, 'scripts', 'train_1024p_24G.sh'))
+    opt = TrainOptions().parse(command[1:] + ['--gpu_ids', '-1'], save=False)
+    assert (opt.netG, opt.ngf, opt.num_D, opt.niter, opt.niter_decay, opt.niter_fix_global, opt.resize_or_crop) == \
+        ('local', 32, 3, 50, 50, 10, 'none')
+    assert opt.load_pretrain.rstrip('/') == 'checkpoints/label2city_512p'
+
+
+def test_quickstart_runs_end_to_end(tmp_path):
+    env = dict(os.environ, NITER='1', NITER_DECAY='0', PYTHON=sys.executable, DATAROOT=str(tmp_path / 'data'), CHECKPOINTS_DIR=str(tmp_path / 'ck'), RESULTS_DIR=str(tmp_path / 'res'),
+               OMP_NUM_THREADS='1')
+    result = subprocess.run(['bash', 'scripts/quickstart.sh'], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    last_line = result.stdout.strip().splitlines()[-1]
+    page = os.path.join(tmp_path, 'res', 'quickstart', 'test_latest', 'index.html')
+    assert last_line.endswith(page)
+    with open(page) as handle:
+        html = handle.read()
+    synthesized = glob.glob(os.path.join(tmp_path, 'res', 'quickstart', 'test_latest', 'images', '*_synthesized_image.png'))
+    assert len(synthesized) == 6
+    assert all(os.path.basename(path) in html for path in synthesized)
+    assert os.path.isfile(os.path.join(tmp_path, 'ck', 'quickstart', 'latest_net_G.pth'))

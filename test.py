@@ -6,6 +6,7 @@ import torch
 
 from data.data_loader import create_data_loader
 from models import create_model
+from models.manipulation import check_relabel, parse_int_pairs, relabel_maps
 from options.test_options import TestOptions
 from util.cli import run_main
 from util.html import HTML
@@ -27,6 +28,7 @@ def inference_precision(opt, device: torch.device) -> contextlib.AbstractContext
 def main() -> None:
     """Run the generator over the test set and write the results page."""
     opt = TestOptions().parse()
+    relabel = check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)
     data_loader = create_data_loader(opt)
     model = create_model(opt)
     if opt.export_onnx:
@@ -42,9 +44,12 @@ def main() -> None:
             if i >= limit:
                 break
             image = data['image'] if opt.use_encoded_image else None
-            generated = model.inference(data['label'], data['inst'], image)
-            visuals = {'input_label': tensor2label(data['label'][0], opt.label_nc),
-                       'synthesized_image': tensor2im(generated[0].float().cpu())}
+            label, inst = relabel_maps(data['label'], data['inst'], relabel)
+            visuals = {'input_label': tensor2label(label[0], opt.label_nc)}
+            for style in range(opt.n_styles):
+                generated = model.inference(label, inst, image)
+                name = 'synthesized_image' if opt.n_styles == 1 else f'synthesized_image_style{style}'
+                visuals[name] = tensor2im(generated[0].float().cpu())
             print(f'process image... {data["path"][0]}')
             visualizer.save_images(webpage, visuals, data['path'][0])
     webpage.save()

@@ -12,7 +12,8 @@ from util.image_pool import ImagePool
 from util.util import atomic_write
 
 from . import networks
-from .networks import ModelError
+from .manipulation import AREA_BLOCKS, FeatureSampler, load_clusters, parse_int_pairs, resolve_cluster_path
+from .networks import ModelError, instance_class  # noqa: F401  (instance_class: part of this module's API)
 
 
 def get_edges(instance_map: torch.Tensor) -> torch.Tensor:
@@ -32,11 +33,6 @@ def one_hot_label(label_map: torch.Tensor, label_nc: int) -> torch.Tensor:
     batch, _, height, width = label_map.shape
     one_hot = torch.zeros(batch, label_nc, height, width, device=label_map.device)
     return one_hot.scatter_(1, label_map.long(), 1.0)
-
-
-def instance_class(instance_ids: torch.Tensor) -> torch.Tensor:
-    """Class of each instance id: the id itself below 1000, else id // 1000 (Cityscapes encoding)."""
-    return torch.where(instance_ids < 1000, instance_ids, instance_ids // 1000)
 
 
 def device_of(opt: argparse.Namespace) -> torch.device:
@@ -67,9 +63,16 @@ class Pix2PixHDModel(nn.Module):
         if self.isTrain:
             netD_input_nc = input_nc + opt.output_nc + (0 if opt.no_instance else 1)
             self.netD = networks.define_D(netD_input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.num_D, not opt.no_ganFeat_loss)
+        # E is trained jointly unless features are precomputed; at inference it is only needed to
+        # encode real photos (--use_encoded_image, and the feature scripts), not to sample clusters.
+        needs_encoder = self.gen_features if self.isTrain else self.use_features and opt.use_encoded_image
         self.netE = None
-        if self.gen_features:
+        if needs_encoder:
             self.netE = networks.define_E(opt.output_nc, opt.feat_num, opt.nef, opt.n_downsample_E, opt.norm)
+        self.feature_sampler = None
+        if not self.isTrain and self.use_features and not opt.use_encoded_image:
+            centers = load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
+            self.feature_sampler = FeatureSampler(centers, opt.feat_num, parse_int_pairs(opt.feat_choice, '--feat_choice'), opt.seed)
         if opt.verbose:
             for net in (self.netG, self.netD, self.netE):
                 if net is not None:
@@ -160,9 +163,25 @@ class Pix2PixHDModel(nn.Module):
         return self.netG(input_concat)
 
     def sample_features(self, inst_map: torch.Tensor) -> torch.Tensor:
-        """Feature map from the per-class cluster centres (the instance-feature issue adds this)."""
-        raise ModelError("--instance_feat/--label_feat inference from clusters needs encode_features.py, which is not available yet; "
-                         "use --use_encoded_image")
+        """Feature map with one cluster centre of its class per instance (random, or --feat_choice)."""
+        return self.feature_sampler.sample(inst_map)
+
+    @torch.no_grad()
+    def encode_instance_features(self, label: torch.Tensor, inst: torch.Tensor, image: torch.Tensor) -> tuple:
+        """Per (image, instance): (class ids, E's pooled features N x feat_num, area = pixels / (h*w // 32))."""
+        _, inst_map, real_image, _ = self.encode_input(label, inst, image)
+        feature_map = self.netE.model(real_image)
+        segment, segment_ids, _ = networks.instance_segments(inst_map)
+        means, counts = networks.segment_mean(feature_map, segment, segment_ids.numel())
+        height, width = inst_map.shape[-2:]
+        area = counts.float() / (height * width // AREA_BLOCKS)
+        return instance_class(segment_ids), means, area
+
+    @torch.no_grad()
+    def encode_feature_map(self, label: torch.Tensor, inst: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """E's instance-pooled feature map of real photos."""
+        _, inst_map, real_image, _ = self.encode_input(label, inst, image)
+        return self.netE(real_image, inst_map)
 
     # ---------------------------------------------------------------- checkpoints
     def networks_by_label(self) -> dict:

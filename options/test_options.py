@@ -1,7 +1,7 @@
 """Test flags, with the reference's names and defaults, and option inheritance from training."""
 import argparse
 
-from .base_options import BaseOptions, experiment_dir, inherit_architecture, load_saved_options
+from .base_options import BaseOptions, OptionsError, experiment_dir, inherit_architecture, load_saved_options
 
 
 class TestOptions(BaseOptions):
@@ -21,6 +21,10 @@ class TestOptions(BaseOptions):
         parser.add_argument('--cluster_path', type=str, default='features_clustered_010.npy', help='the path for clustered results of encoded features')
         parser.add_argument('--use_encoded_image', action='store_true', help='if specified, encode the real image to get the feature map')
         parser.add_argument('--export_onnx', type=str, help='export the generator to this ONNX file and exit')
+        parser.add_argument('--allow_pickle', action='store_true', help="allow a pickled cluster file (the reference's .npy); unpickling can run code, so only for files you trust")
+        parser.add_argument('--n_styles', type=int, default=1, help='synthesize this many style variants per input (new cluster draws each), shown side by side')
+        parser.add_argument('--feat_choice', type=str, default='', help='cluster index per class or instance id, e.g. 26:3,24001:0 (class 26 -> cluster 3; instance 24001 -> cluster 0), or a JSON file {"26": 3}')
+        parser.add_argument('--relabel', type=str, default='', help='change classes before synthesis, e.g. 21:11 turns vegetation into building (instances keep their index)')
         return parser
 
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
@@ -35,7 +39,28 @@ class TestOptions(BaseOptions):
     def validate(self, opt: argparse.Namespace) -> None:
         """Test-time runs one image at a time, in order, without augmentation (as the reference)."""
         super().validate(opt)
+        if opt.n_styles < 1:
+            raise OptionsError(f"--n_styles {opt.n_styles} must be >= 1")
+        if (opt.n_styles > 1 or opt.feat_choice) and not (opt.instance_feat or opt.label_feat):
+            raise OptionsError("--n_styles/--feat_choice pick encoded-feature styles: the model needs --instance_feat or --label_feat")
         opt.nThreads = 1
         opt.batchSize = 1
         opt.serial_batches = True
         opt.no_flip = True
+
+
+class FeatureOptions(TestOptions):
+    """Options of encode_features.py and precompute_feature_maps.py: a trained E run over real photos."""
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """Test flags, with --phase train (features come from the training set)."""
+        parser = super().initialize(parser)
+        parser.set_defaults(phase='train')
+        return parser
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """The experiment must have an encoder; photos are read to be encoded."""
+        super().validate(opt)
+        if not (opt.instance_feat or opt.label_feat):
+            raise OptionsError(f"experiment {opt.name} has no feature encoder: it was not trained with --instance_feat or --label_feat")
+        opt.use_encoded_image = True

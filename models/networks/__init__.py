@@ -2,7 +2,7 @@
 import torch.nn as nn
 
 from .discriminator import MultiscaleDiscriminator, NLayerDiscriminator
-from .encoder import Encoder, instance_average_pool
+from .encoder import Encoder, instance_average_pool, instance_class, instance_segments, segment_mean
 from .generator import GlobalGenerator, LocalEnhancer, ResnetBlock
 from .loss import GANLoss, ModelError, VGGLoss, Vgg19, feature_matching_loss
 from .normalization import get_norm_layer, weights_init
@@ -10,7 +10,8 @@ from .normalization import get_norm_layer, weights_init
 __all__ = [
     'Encoder', 'GANLoss', 'GlobalGenerator', 'LocalEnhancer', 'ModelError', 'MultiscaleDiscriminator',
     'NLayerDiscriminator', 'ResnetBlock', 'VGGLoss', 'Vgg19', 'define_D', 'define_E', 'define_G',
-    'feature_matching_loss', 'get_norm_layer', 'instance_average_pool', 'count_parameters', 'weights_init',
+    'feature_matching_loss', 'get_norm_layer', 'instance_average_pool', 'instance_class', 'instance_segments', 'count_parameters',
+    'segment_mean', 'weights_init',
 ]
 
 

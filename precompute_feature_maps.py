@@ -1,0 +1,34 @@
+"""Precompute E's feature maps for --load_features (SPEC section 6): upsampled x2 (nearest) and saved
+as 3-channel 8-bit PNGs in <dataroot>/<phase>_feat, named as the label maps."""
+import os
+
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data.data_loader import create_data_loader
+from models import create_model
+from options.base_options import OptionsError
+from options.test_options import FeatureOptions
+from util.cli import run_main
+from util.util import mkdirs, save_image, tensor2im
+
+
+def main() -> None:
+    """Encode every image of the phase and write its feature map next to the dataset's folders."""
+    opt = FeatureOptions().parse()
+    if opt.feat_num != 3:
+        raise OptionsError(f"feature maps are saved as RGB PNGs, which needs --feat_num 3 (the experiment has {opt.feat_num})")
+    data_loader = create_data_loader(opt)
+    model = create_model(opt)
+    out_dir = os.path.join(opt.dataroot, f'{opt.phase}_feat')
+    mkdirs(out_dir)
+    for data in tqdm(data_loader, desc='precomputing feature maps', dynamic_ncols=True):
+        feature_map = model.encode_feature_map(data['label'], data['inst'], data['image'])
+        upsampled = F.interpolate(feature_map, scale_factor=2, mode='nearest')
+        name = os.path.splitext(os.path.basename(data['path'][0]))[0] + '.png'
+        save_image(tensor2im(upsampled[0].cpu()), os.path.join(out_dir, name))
+    print(f'{len(data_loader)} feature maps written to {out_dir}')
+
+
+if __name__ == '__main__':
+    run_main(main)

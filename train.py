@@ -10,9 +10,11 @@ from tqdm import tqdm
 
 from data.data_loader import create_data_loader, create_dataset
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
-from options.base_options import experiment_dir
+from options.base_options import experiment_dir, save_options
 from options.train_options import TrainOptions
 from util.cli import run_main
+from util.distributed import any_rank, average_values, finish, init_distributed
+from util.preemption import StopRequest
 from util.util import atomic_write, tensor2im, tensor2label
 from util.visualizer import Visualizer
 
@@ -39,8 +41,15 @@ def seed_everything(seed: int) -> None:
 
 
 def main() -> None:
-    """The reference's training loop."""
-    opt = TrainOptions().parse()
+    """The reference's training loop (one process, or one per GPU under torchrun)."""
+    opt = TrainOptions().parse(save=False)
+    rank, world, local_rank = init_distributed(use_cuda=bool(opt.gpu_ids))
+    is_main = rank == 0
+    if world > 1 and opt.gpu_ids:
+        opt.gpu_ids = [local_rank]
+    if is_main:
+        TrainOptions.print_options(opt)
+        save_options(opt)
     if opt.seed is not None:
         seed_everything(opt.seed)
     iter_path = os.path.join(experiment_dir(opt), 'iter.txt')
@@ -55,14 +64,21 @@ def main() -> None:
         opt.max_dataset_size = 10
 
     dataset = create_dataset(opt)
-    data_loader = create_data_loader(opt, dataset)
-    dataset_size = len(data_loader) * opt.batchSize
-    print(f'#training images = {dataset_size}')
+    data_loader = create_data_loader(opt, dataset, rank, world)
+    sampler = data_loader.sampler
+    dataset_size = sampler.batches_per_epoch() * opt.batchSize
+    print(f'#training images = {dataset_size}' + (f' per process, {world} processes' if world > 1 else ''))
 
     trainer = Pix2PixHDTrainer(opt)
     if opt.continue_train and trainer.load_training_state(opt.which_epoch):
         print(f'Restored optimisers, lr {trainer.old_lr:g} and RNG states from {opt.which_epoch}_train_state.pth')
-    visualizer = Visualizer(opt)
+    visualizer = Visualizer(opt) if is_main else None
+    stop = StopRequest()
+
+    def save_latest(epoch: int, epoch_iter: int) -> None:
+        if is_main:
+            trainer.save('latest', epoch, epoch_iter)
+            write_iter_file(iter_path, epoch, epoch_iter)
 
     total_steps = (start_epoch - 1) * dataset_size + epoch_iter
     display_delta = total_steps % opt.display_freq
@@ -74,27 +90,31 @@ def main() -> None:
         epoch_start_time = time.time()
         if epoch != start_epoch:
             epoch_iter = epoch_iter % dataset_size
+        # A resumed epoch skips the batches it already trained on (the reference re-read them).
+        sampler.set_epoch(epoch, skip_batches=epoch_iter // opt.batchSize)
         iter_start_time = time.time()
         progress = tqdm(data_loader, total=len(data_loader), desc=f'epoch {epoch}/{n_epochs}', dynamic_ncols=True, leave=False,
-                        disable=None)
+                        disable=None if is_main else True)
         for data in progress:
             if total_steps % opt.print_freq == print_delta:
                 iter_start_time = time.time()
             total_steps += opt.batchSize
             epoch_iter += opt.batchSize
-            save_fake = total_steps % opt.display_freq == display_delta
+            save_fake = is_main and total_steps % opt.display_freq == display_delta
 
             losses, generated = trainer.train_step(data, infer=save_fake)
 
             if total_steps % opt.print_freq == print_delta:
                 # Reading losses back is the step's only host sync, so it happens at print time only.
-                errors = {name: float(value) for name, value in losses.items()}
-                per_iter = (time.time() - iter_start_time) / opt.print_freq
-                message = visualizer.print_current_errors(epoch, epoch_iter, errors, per_iter)
-                visualizer.plot_current_errors(errors, total_steps)
-                progress.set_postfix({name: f'{value:.3f}' for name, value in errors.items()})
-                if progress.disable:
-                    print(message)
+                values = average_values(torch.stack([value.float() for value in losses.values()])).tolist()
+                errors = dict(zip(losses.keys(), values))
+                if is_main:
+                    per_iter = (time.time() - iter_start_time) / opt.print_freq
+                    message = visualizer.print_current_errors(epoch, epoch_iter, errors, per_iter)
+                    visualizer.plot_current_errors(errors, total_steps)
+                    progress.set_postfix({name: f'{value:.3f}' for name, value in errors.items()})
+                    if progress.disable:
+                        print(message)
 
             if save_fake:
                 visuals = {'input_label': tensor2label(data['label'][0], opt.label_nc),
@@ -104,8 +124,16 @@ def main() -> None:
 
             if total_steps % opt.save_latest_freq == save_delta:
                 tqdm.write(f'saving the latest model (epoch {epoch}, total_steps {total_steps})')
-                trainer.save('latest', epoch, epoch_iter)
-                write_iter_file(iter_path, epoch, epoch_iter)
+                save_latest(epoch, epoch_iter)
+
+            if any_rank(stop.requested, trainer.device):
+                progress.close()
+                save_latest(epoch, epoch_iter)
+                print(f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {epoch}, iteration {epoch_iter}; '
+                      f'latest checkpoint and training state saved in {experiment_dir(opt)}. '
+                      f'Resume with the same command plus --continue_train')
+                finish()
+                return
 
             if epoch_iter >= dataset_size:
                 break
@@ -121,16 +149,17 @@ def main() -> None:
 
         if epoch % opt.save_epoch_freq == 0:
             print(f'saving the model at the end of epoch {epoch}, iters {total_steps}')
-            trainer.save('latest', epoch + 1, 0)
-            trainer.save(str(epoch), epoch + 1, 0)
-            write_iter_file(iter_path, epoch + 1, 0)
+            save_latest(epoch + 1, 0)
+            if is_main:
+                trainer.save(str(epoch), epoch + 1, 0)
         elif epoch == n_epochs:
             # The reference loses the final weights when the last epoch is not a multiple of save_epoch_freq.
             print(f'saving the final model (epoch {epoch}, total_steps {total_steps})')
-            trainer.save('latest', epoch + 1, 0)
-            write_iter_file(iter_path, epoch + 1, 0)
-    visualizer.close()
-    print(f'Training finished; checkpoints and web/index.html are in {experiment_dir(opt)}')
+            save_latest(epoch + 1, 0)
+    if is_main:
+        visualizer.close()
+        print(f'Training finished; checkpoints and web/index.html are in {experiment_dir(opt)}')
+    finish()
 
 
 if __name__ == '__main__':

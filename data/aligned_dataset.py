@@ -1,6 +1,7 @@
 """The aligned dataset of SPEC section 1: label (or RGB A), instance map, photo and feature map."""
 import argparse
 import os
+import random
 
 import torch
 from PIL import Image
@@ -73,12 +74,18 @@ class AlignedDataset(torch.utils.data.Dataset):
                 f"--fineSize {self.opt.fineSize} is not a positive multiple of {base}, which --netG {self.opt.netG} needs; "
                 f"use --resize_or_crop none (rounds sizes) or sizes that are multiples of {base}")
 
-    def __getitem__(self, index: int) -> dict:
-        """One sample: label (1xHxW int32 ids, or 3xHxW image), inst, image, feat (0 when absent), path."""
+    def __getitem__(self, key) -> dict:
+        """One sample: label (1xHxW int32 ids, or 3xHxW image), inst, image, feat (empty when absent), path.
+
+        `key` is an index, or `(epoch, index)` from ResumableSampler: with --seed the crop and flip
+        then depend only on (seed, epoch, index), which makes resumed runs exact.
+        """
         opt = self.opt
+        epoch, index = key if isinstance(key, tuple) else (None, key)
+        rng = random.Random(f'{opt.seed}:{epoch}:{index}') if opt.seed is not None and epoch is not None else random
         A_path = self.A_paths[index]
         A = self._open(A_path, as_map=opt.label_nc != 0)
-        params = get_params(opt, A.size)
+        params = get_params(opt, A.size, rng)
         if opt.label_nc == 0:
             A_tensor = image_to_tensor(transform(A.convert('RGB'), opt, params, Image.BICUBIC))
         else:
@@ -99,8 +106,14 @@ class AlignedDataset(torch.utils.data.Dataset):
                 raise DatasetError(f"{inst_path}: instance map size {inst.size[0]}x{inst.size[1]} differs from label map {A_path} ({A.size[0]}x{A.size[1]})")
             inst_tensor = map_to_tensor(transform(inst, opt, params, Image.NEAREST))
         if self.feat_paths is not None:
-            feat = self._open(self.feat_paths[index], as_map=False).convert('RGB')
+            feat_path = self.feat_paths[index]
+            feat = self._open(feat_path, as_map=False).convert('RGB')
             feat_tensor = image_to_tensor(transform(feat, opt, params, Image.NEAREST))
+            if feat_tensor.shape[-2:] != A_tensor.shape[-2:]:
+                raise DatasetError(
+                    f"{feat_path}: feature map is {feat_tensor.shape[-1]}x{feat_tensor.shape[-2]} after preprocessing but the label map "
+                    f"{A_path} is {A_tensor.shape[-1]}x{A_tensor.shape[-2]}; precompute_feature_maps.py writes maps at twice the "
+                    f"--loadSize it ran with: re-run it with matching sizes")
         return {'label': A_tensor, 'inst': inst_tensor, 'image': B_tensor, 'feat': feat_tensor, 'path': A_path}
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ def size_base(opt: argparse.Namespace) -> int:
     return base
 
 
-def get_params(opt: argparse.Namespace, size: tuple) -> dict:
+def get_params(opt: argparse.Namespace, size: tuple, rng: random.Random = random) -> dict:
     """Draw the crop position and flip shared by label, instance, image and feature map."""
     width, height = size
     new_w, new_h = width, height
@@ -30,9 +30,9 @@ def get_params(opt: argparse.Namespace, size: tuple) -> dict:
     elif opt.resize_or_crop == 'scale_width_and_crop':
         new_w = opt.loadSize
         new_h = opt.loadSize * height // width
-    x = random.randint(0, max(0, new_w - opt.fineSize))
-    y = random.randint(0, max(0, new_h - opt.fineSize))
-    flip = random.random() > 0.5
+    x = rng.randint(0, max(0, new_w - opt.fineSize))
+    y = rng.randint(0, max(0, new_h - opt.fineSize))
+    flip = rng.random() > 0.5
     return {'crop_pos': (x, y), 'flip': flip}
 
 

@@ -4,31 +4,32 @@ import argparse
 import torch
 
 from .aligned_dataset import AlignedDataset
+from .sampler import ResumableSampler
 
 
-def create_dataset(opt: argparse.Namespace) -> torch.utils.data.Dataset:
-    """The aligned dataset, truncated to --max_dataset_size."""
+def create_dataset(opt: argparse.Namespace) -> AlignedDataset:
+    """The aligned dataset (the sampler applies --max_dataset_size)."""
     dataset = AlignedDataset(opt)
-    if len(dataset) > opt.max_dataset_size:
-        dataset = torch.utils.data.Subset(dataset, range(int(opt.max_dataset_size)))
-    print(f"dataset [{dataset_name(dataset)}] was created with {len(dataset)} samples")
+    print(f"dataset [{dataset.name()}] was created with {dataset_length(opt, dataset)} samples")
     return dataset
 
 
-def dataset_name(dataset: torch.utils.data.Dataset) -> str:
-    """Name of the (possibly truncated) dataset for messages."""
-    inner = dataset.dataset if isinstance(dataset, torch.utils.data.Subset) else dataset
-    return inner.name()
+def dataset_length(opt: argparse.Namespace, dataset: AlignedDataset) -> int:
+    """Samples used: the first --max_dataset_size files in sorted order, as the reference."""
+    return int(min(dataset.dataset_size, opt.max_dataset_size))
 
 
-def create_data_loader(opt: argparse.Namespace, dataset: torch.utils.data.Dataset = None) -> torch.utils.data.DataLoader:
-    """DataLoader with nThreads workers, shuffled unless --serial_batches, whole batches only."""
+def create_data_loader(opt: argparse.Namespace, dataset: AlignedDataset = None, rank: int = 0,
+                       world_size: int = 1) -> torch.utils.data.DataLoader:
+    """DataLoader with nThreads workers, shuffled unless --serial_batches, whole batches only, sharded per rank."""
     dataset = dataset if dataset is not None else create_dataset(opt)
+    sampler = ResumableSampler(dataset_length(opt, dataset), opt.batchSize, shuffle=not opt.serial_batches,
+                               seed=opt.seed, rank=rank, world_size=world_size)
     workers = int(opt.nThreads)
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=opt.batchSize,
-        shuffle=not opt.serial_batches,
+        sampler=sampler,
         num_workers=workers,
         drop_last=True,
         pin_memory=bool(opt.gpu_ids),

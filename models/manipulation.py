@@ -34,7 +34,12 @@ def load_clusters(path: str, feat_num: int, allow_pickle: bool = False) -> dict:
         if not allow_pickle:
             raise ModelError(f"{path} is a pickled dict from the reference code, and unpickling a file can run code in it; "
                              f"pass --allow_pickle if you trust it, or re-run encode_features.py to write a .npz")
-        centers = np.load(path, allow_pickle=True, encoding='latin1').item()
+        try:
+            centers = np.load(path, allow_pickle=True, encoding='latin1').item()
+            centers = {int(class_id): np.asarray(rows, dtype=np.float32) for class_id, rows in centers.items()}
+        except Exception as error:  # any content other than the reference's {class: centres} dict
+            raise ModelError(f"{path}: not a cluster file of the reference ({str(error).splitlines()[0]}); "
+                             f"re-run encode_features.py to write a .npz") from None
     else:
         try:
             with np.load(path, allow_pickle=False) as archive:

@@ -111,6 +111,9 @@ class Pix2PixHDModel(nn.Module):
                 feat_map = feat.to(device, non_blocking=True)
             if self.opt.label_feat:
                 inst_map = label
+        if self.opt.channels_last:
+            input_label = input_label.contiguous(memory_format=torch.channels_last)
+            real_image = real_image.contiguous(memory_format=torch.channels_last) if real_image is not None else None
         return input_label, inst_map, real_image, feat_map
 
     def discriminate(self, input_label: torch.Tensor, test_image: torch.Tensor, use_pool: bool = False) -> list:

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import torch
 
+from util.distributed import average_gradients, broadcast_state, world_size
 from util.util import atomic_write
 
 from .pix2pixHD_model import Pix2PixHDModel, device_of
@@ -22,6 +23,19 @@ class Pix2PixHDTrainer:
         self.opt = opt
         self.device = device_of(opt)
         self.model = Pix2PixHDModel(opt).to(self.device)
+        if world_size() > 1:
+            if opt.norm == 'batch' and self.device.type == 'cuda':
+                for label, net in self.model.networks_by_label().items():
+                    setattr(self.model, f'net{label}', torch.nn.SyncBatchNorm.convert_sync_batchnorm(net))
+            elif opt.norm == 'batch':
+                print('--norm batch on CPU processes: batch statistics are per process (SyncBatchNorm needs CUDA)')
+        nets = list(self.model.networks_by_label().values())
+        broadcast_state(nets)
+        if opt.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if opt.compile:
+            for net in nets:
+                net.compile()  # in place: state_dict keys stay the reference's
         self.amp_dtype = AMP_DTYPES.get(opt.amp)
         # A GradScaler per optimiser: fp16 gradients of G and D have different ranges.
         use_scaler = opt.amp == 'fp16'
@@ -62,11 +76,13 @@ class Pix2PixHDTrainer:
         self.optimizer_G.zero_grad(set_to_none=True)
         # Only G's (+E's) parameters get gradients here: D's would be discarded before its own step.
         self.scaler_G.scale(loss_G).backward(inputs=self.params_G)
+        average_gradients(self.params_G)
         self.scaler_G.step(self.optimizer_G)
         self.scaler_G.update()
 
         self.optimizer_D.zero_grad(set_to_none=True)
         self.scaler_D.scale(loss_D).backward()
+        average_gradients(self.model.netD.parameters())
         self.scaler_D.step(self.optimizer_D)
         self.scaler_D.update()
         return {name: value.detach() for name, value in losses.items()}, generated

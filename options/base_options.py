@@ -2,9 +2,12 @@
 import argparse
 import json
 import os
+import sys
 from typing import Any, Optional, Sequence
 
 import torch
+
+from util.distributed import launched_by_torchrun
 
 # Flags that fix the shape of the networks or of their input encoding. At test time (and in the
 # feature scripts) they are taken from the experiment's saved opt.json unless given explicitly,
@@ -49,6 +52,8 @@ class BaseOptions:
         parser.add_argument('--amp', type=str, default='off', choices=['off', 'bf16', 'fp16'], help='automatic mixed precision: off (float32, faithful), bf16 or fp16')
         parser.add_argument('--local_rank', type=int, default=0, help='local rank for distributed training (set by the launcher)')
         parser.add_argument('--seed', type=int, default=None, help='seed python, numpy and torch RNGs for a reproducible run')
+        parser.add_argument('--channels_last', action='store_true', help='run the networks in channels-last memory format (faster convolutions on recent GPUs and oneDNN CPUs)')
+        parser.add_argument('--compile', action='store_true', help='compile the networks with torch.compile (slow first iterations, faster after)')
 
         # input/output sizes
         parser.add_argument('--batchSize', type=int, default=1, help='input batch size')
@@ -111,6 +116,10 @@ class BaseOptions:
             opt.amp = 'fp16'
         self.inherit_saved_options(opt)
         opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
+        if len(opt.gpu_ids) > 1:
+            if not launched_by_torchrun():
+                raise OptionsError(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: train on several GPUs with one process per GPU through torchrun, "
+                                   f"e.g. torchrun --nproc_per_node {len(opt.gpu_ids)} {os.path.basename(sys.argv[0])} ... (--batchSize is per process)")
         self.validate(opt)
         if save:
             self.print_options(opt)

@@ -304,7 +304,7 @@ def test_serial_batches_and_max_dataset_size(tmp_path, five_sample_root):
     opt = make_opt(tmp_path, five_sample_root, '--resize_or_crop', 'none', '--serial_batches', '--max_dataset_size', 3)
     loader = create_data_loader(opt)
     assert len(loader) == 3
-    assert len(loader.dataset) == 3
+    assert len(loader.sampler) == 3  # --max_dataset_size is applied by the sampler
     assert _loader_paths(loader) == ['a_sample.png', 'b_sample.png', 'c_sample.png']
     assert _loader_paths(loader) == ['a_sample.png', 'b_sample.png', 'c_sample.png']  # same order every epoch
 

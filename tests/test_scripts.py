@@ -63,7 +63,8 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert last_line.endswith(page)
     with open(page) as handle:
         html = handle.read()
-    synthesized = glob.glob(os.path.join(tmp_path, 'res', 'quickstart', 'test_latest', 'images', '*_synthesized_image.png'))
-    assert len(synthesized) == 6
+    synthesized = glob.glob(os.path.join(tmp_path, 'res', 'quickstart', 'test_latest', 'images', '*_synthesized_image_style*.png'))
+    assert len(synthesized) == 6 * 3  # 6 test layouts, --n_styles 3
+    assert os.path.isfile(os.path.join(tmp_path, 'ck', 'quickstart', 'features_clustered_010.npz'))
     assert all(os.path.basename(path) in html for path in synthesized)
     assert os.path.isfile(os.path.join(tmp_path, 'ck', 'quickstart', 'latest_net_G.pth'))

@@ -1,0 +1,22 @@
+"""SIGINT/SIGTERM during training: stop cleanly after the current iteration; a second signal exits at once."""
+import signal
+import sys
+
+
+class StopRequest:
+    """Set by the first SIGINT/SIGTERM; the training loop saves `latest` and returns when it sees it."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ''
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.requested:
+            # Every file is written to a temporary name and renamed, so exiting now corrupts nothing;
+            # SystemExit lets atomic_write remove its temporary file.
+            sys.exit(128 + signum)
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        print(f'\n{self.signal_name} received: saving after this iteration (send it again to exit at once)', flush=True)

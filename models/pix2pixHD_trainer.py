@@ -31,6 +31,11 @@ class Pix2PixHDTrainer:
                 print('--norm batch on CPU processes: batch statistics are per process (SyncBatchNorm needs CUDA)')
         nets = list(self.model.networks_by_label().values())
         broadcast_state(nets)
+        if opt.channels_last and self.device.type == 'cpu':
+            # Measured on torch 2.14 CPU: InstanceNorm2d's backward in channels-last gives wrong gradients
+            # (relative error ~1e-2 to ~1 in the generator's first conv), so the CPU keeps NCHW.
+            print('--channels_last is ignored on the CPU: PyTorch\'s CPU InstanceNorm backward is wrong in channels-last')
+            opt.channels_last = False
         if opt.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if opt.compile:

@@ -7,6 +7,7 @@ import torch
 from data.data_loader import create_data_loader
 from models import create_model
 from models.manipulation import check_relabel, parse_int_pairs, relabel_maps
+from options.base_options import check_writable
 from options.test_options import TestOptions
 from util.cli import run_main
 from util.html import HTML
@@ -37,6 +38,7 @@ def main() -> None:
         return
     visualizer = Visualizer(opt)
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.which_epoch}')
+    check_writable(web_dir, '--results_dir')
     webpage = HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}')
     limit = min(opt.how_many, opt.ntest)
     with inference_precision(opt, model.device):

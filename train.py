@@ -9,28 +9,14 @@ import torch
 from tqdm import tqdm
 
 from data.data_loader import create_data_loader, create_dataset
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
-from options.base_options import experiment_dir, save_options
+from models.pix2pixHD_trainer import Pix2PixHDTrainer, read_iter_file
+from options.base_options import check_writable, experiment_dir, save_options
 from options.train_options import TrainOptions
 from util.cli import run_main
 from util.distributed import any_rank, average_values, finish, init_distributed
 from util.preemption import StopRequest
-from util.util import atomic_write, tensor2im, tensor2label
+from util.util import tensor2im, tensor2label
 from util.visualizer import Visualizer
-
-
-def read_iter_file(iter_path: str) -> tuple:
-    """(start_epoch, epoch_iter) from iter.txt ("epoch,epoch_iter"), or (1, 0) when absent/unreadable."""
-    try:
-        start_epoch, epoch_iter = np.loadtxt(iter_path, delimiter=',', dtype=int)
-        return int(start_epoch), int(epoch_iter)
-    except (OSError, ValueError):
-        return 1, 0
-
-
-def write_iter_file(iter_path: str, epoch: int, epoch_iter: int) -> None:
-    """iter.txt in the reference's format, written atomically."""
-    atomic_write(iter_path, lambda tmp: np.savetxt(tmp, (epoch, epoch_iter), delimiter=',', fmt='%d'))
 
 
 def seed_everything(seed: int) -> None:
@@ -49,11 +35,11 @@ def main() -> None:
         opt.gpu_ids = [local_rank]
     if is_main:
         TrainOptions.print_options(opt)
+        check_writable(experiment_dir(opt), '--checkpoints_dir')
         save_options(opt)
     if opt.seed is not None:
         seed_everything(opt.seed)
-    iter_path = os.path.join(experiment_dir(opt), 'iter.txt')
-    start_epoch, epoch_iter = read_iter_file(iter_path) if opt.continue_train else (1, 0)
+    start_epoch, epoch_iter = read_iter_file(experiment_dir(opt)) if opt.continue_train else (1, 0)
     if opt.continue_train:
         print(f'Resuming from epoch {start_epoch} at iteration {epoch_iter}')
 
@@ -78,7 +64,6 @@ def main() -> None:
     def save_latest(epoch: int, epoch_iter: int) -> None:
         if is_main:
             trainer.save('latest', epoch, epoch_iter)
-            write_iter_file(iter_path, epoch, epoch_iter)
 
     total_steps = (start_epoch - 1) * dataset_size + epoch_iter
     display_delta = total_steps % opt.display_freq
@@ -102,9 +87,10 @@ def main() -> None:
             epoch_iter += opt.batchSize
             save_fake = is_main and total_steps % opt.display_freq == display_delta
 
-            losses, generated = trainer.train_step(data, infer=save_fake)
+            losses, generated = trainer.train_step(data, infer=save_fake, step=total_steps)
 
             if total_steps % opt.print_freq == print_delta:
+                trainer.check_finite()
                 # Reading losses back is the step's only host sync, so it happens at print time only.
                 values = average_values(torch.stack([value.float() for value in losses.values()])).tolist()
                 errors = dict(zip(losses.keys(), values))

@@ -2,6 +2,7 @@
 import argparse
 import os
 import random
+import re
 
 import torch
 from PIL import Image
@@ -40,11 +41,26 @@ class AlignedDataset(torch.utils.data.Dataset):
         return paths
 
     def _check_counts(self) -> None:
-        counts = {os.path.dirname(paths[0]): len(paths)
-                  for paths in (self.A_paths, self.B_paths, self.inst_paths, self.feat_paths) if paths}
-        if len(set(counts.values())) > 1:
-            listing = ', '.join(f'{folder}: {count}' for folder, count in counts.items())
-            raise DatasetError(f"folders hold different numbers of images ({listing}); every label map needs its instance map and photo")
+        """Every folder pairs with the label folder by name, and images agree in size (headers only)."""
+        label_keys = [pair_key(path) for path in self.A_paths]
+        label_dir = os.path.dirname(self.A_paths[0])
+        for paths in (self.B_paths, self.inst_paths, self.feat_paths):
+            if paths and [pair_key(path) for path in paths] != label_keys:
+                raise DatasetError(pairing_message(label_dir, self.A_paths, paths))
+        self._check_headers()
+
+    def _check_headers(self) -> None:
+        for index, label_path in enumerate(self.A_paths):
+            label_size, label_mode = _header(label_path)
+            if self.opt.label_nc != 0 and label_mode in ('RGB', 'RGBA'):
+                raise DatasetError(f"{label_path}: label map has colour channels (mode {label_mode}); use the labelIds PNGs "
+                                   f"(not gtFine_color) or pass --label_nc 0 for RGB inputs")
+            for paths, what in ((self.B_paths, 'photo'), (self.inst_paths, 'instance map')):
+                if paths:
+                    size, _ = _header(paths[index])
+                    if size != label_size:
+                        raise DatasetError(f"{paths[index]}: {what} size {size[0]}x{size[1]} differs from label map {label_path} "
+                                           f"({label_size[0]}x{label_size[1]}); they must be aligned")
 
     def _open(self, path: str, as_map: bool) -> Image.Image:
         try:
@@ -57,8 +73,6 @@ class AlignedDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{path}: cannot read image ({error}); re-export or remove the file") from None
 
     def _label_tensor(self, img: Image.Image, path: str) -> torch.Tensor:
-        if img.mode in ('RGB', 'RGBA'):
-            raise DatasetError(f"{path}: label map has colour channels (mode {img.mode}); use the labelIds PNGs (not gtFine_color) or pass --label_nc 0 for RGB inputs")
         label = map_to_tensor(img)
         max_label = int(label.max())
         if max_label >= self.opt.label_nc:
@@ -96,14 +110,10 @@ class AlignedDataset(torch.utils.data.Dataset):
         if self.B_paths is not None:
             B_path = self.B_paths[index]
             B = self._open(B_path, as_map=False).convert('RGB')
-            if B.size != A.size:
-                raise DatasetError(f"{B_path}: photo size {B.size[0]}x{B.size[1]} differs from label map {A_path} ({A.size[0]}x{A.size[1]}); they must be aligned")
             B_tensor = image_to_tensor(transform(B, opt, params, Image.BICUBIC))
         if self.inst_paths is not None:
             inst_path = self.inst_paths[index]
             inst = self._open(inst_path, as_map=True)
-            if inst.size != A.size:
-                raise DatasetError(f"{inst_path}: instance map size {inst.size[0]}x{inst.size[1]} differs from label map {A_path} ({A.size[0]}x{A.size[1]})")
             inst_tensor = map_to_tensor(transform(inst, opt, params, Image.NEAREST))
         if self.feat_paths is not None:
             feat_path = self.feat_paths[index]
@@ -124,3 +134,42 @@ class AlignedDataset(torch.utils.data.Dataset):
         """Dataset name, as the reference reports it."""
         return 'AlignedDataset'
 
+
+
+# Cityscapes files of one frame share "city_seq_frame" (e.g. aachen_000000_000019_gtFine_labelIds.png
+# and aachen_000000_000019_leftImg8bit.png); other datasets pair files with equal stems.
+CITYSCAPES_PREFIX = re.compile(r'^([A-Za-z]+_\d{6}_\d{6})_')
+
+
+def pair_key(path: str) -> str:
+    """The part of a file name that must agree across label/instance/photo/feature folders."""
+    name = os.path.basename(path)
+    match = CITYSCAPES_PREFIX.match(name)
+    return match.group(1) if match else os.path.splitext(name)[0]
+
+
+def pairing_message(label_dir: str, label_paths: list, other_paths: list) -> str:
+    """Which files of a folder have no partner in the label folder and vice versa (first few, with counts)."""
+    other_dir = os.path.dirname(other_paths[0])
+    label_keys = {pair_key(path): path for path in label_paths}
+    other_keys = {pair_key(path): path for path in other_paths}
+    unmatched_labels = [os.path.basename(label_keys[key]) for key in sorted(set(label_keys) - set(other_keys))]
+    unmatched_others = [os.path.basename(other_keys[key]) for key in sorted(set(other_keys) - set(label_keys))]
+    parts = []
+    for count_of, names, where in ((len(unmatched_labels), unmatched_labels, f'have no partner in {other_dir}'),
+                                   (len(unmatched_others), unmatched_others, f'have no label map in {label_dir}')):
+        if count_of:
+            parts.append(f"{count_of} file(s) {where} (e.g. {', '.join(names[:3])})")
+    if not parts:
+        parts.append('names repeat, so sorted order does not pair them')
+    return (f"{other_dir} ({len(other_paths)} files) does not pair by name with {label_dir} ({len(label_paths)} files): "
+            f"{'; '.join(parts)}; files pair by the Cityscapes city_seq_frame prefix, else by equal names")
+
+
+def _header(path: str) -> tuple:
+    """(size, mode) from an image header, without decoding pixels."""
+    try:
+        with Image.open(path) as img:
+            return img.size, img.mode
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"{path}: cannot read image ({error}); re-export or remove the file") from None

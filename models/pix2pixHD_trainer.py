@@ -16,6 +16,10 @@ from .networks import ModelError
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, a failed save); the message says what is intact."""
+
+
 class Pix2PixHDTrainer:
     """Runs the reference's iteration: G step on G_GAN + G_GAN_Feat + G_VGG, then D step on (D_fake + D_real) / 2."""
 
@@ -47,6 +51,9 @@ class Pix2PixHDTrainer:
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.old_lr = opt.lr
+        # Per loss, the first step at which it was NaN/Inf (-1: never), kept on the device so that
+        # checking costs no host sync per step; check_finite() reads it at print and save time.
+        self.first_nonfinite_step = torch.full((len(self.model.loss_names),), -1, dtype=torch.long, device=self.device)
         self.optimizer_G = self._make_optimizer_G(fix_global=opt.niter_fix_global > 0)
         self.optimizer_D = torch.optim.Adam(self.model.netD.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
 
@@ -71,10 +78,16 @@ class Pix2PixHDTrainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def train_step(self, data: dict, infer: bool = False) -> tuple:
-        """One iteration on a batch; returns (detached losses, fake image or None). No host sync."""
+    def train_step(self, data: dict, infer: bool = False, step: int = 0) -> tuple:
+        """One iteration on a batch; returns (detached losses, fake image or None). No host sync.
+
+        `step` (images seen so far) is recorded if a loss turns non-finite, for check_finite().
+        """
         with self.autocast():
             losses, generated = self.model(data['label'], data['inst'], data['image'], data['feat'], infer=infer)
+        nonfinite = ~torch.isfinite(torch.stack([losses[name].detach().float() for name in self.model.loss_names]))
+        first_time = nonfinite & (self.first_nonfinite_step < 0)
+        self.first_nonfinite_step = torch.where(first_time, torch.full_like(self.first_nonfinite_step, step), self.first_nonfinite_step)
         loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
         loss_G = losses['G_GAN'] + losses.get('G_GAN_Feat', 0) + losses.get('G_VGG', 0)
 
@@ -91,6 +104,15 @@ class Pix2PixHDTrainer:
         self.scaler_D.step(self.optimizer_D)
         self.scaler_D.update()
         return {name: value.detach() for name, value in losses.items()}, generated
+
+    def check_finite(self) -> None:
+        """Raise TrainingError naming the first loss that became NaN/Inf and when (one host sync)."""
+        steps = self.first_nonfinite_step.tolist()
+        bad = [(step, name) for step, name in zip(steps, self.model.loss_names) if step >= 0]
+        if bad:
+            step, name = min(bad)
+            raise TrainingError(f"loss {name} became NaN or Inf at iteration {step} (images seen); stopped without saving, so the "
+                                f"latest checkpoint on disk is the last good one; try a lower --lr, --amp off, or check the data")
 
     def update_fixed_params(self) -> None:
         """After --niter_fix_global epochs, train the whole generator (+E) from now on."""
@@ -109,8 +131,21 @@ class Pix2PixHDTrainer:
 
     # ---------------------------------------------------------------- saving
     def save(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
-        """Reference-format weights plus `{which_epoch}_train_state.pth` (optimisers, scalers, lr, RNG)."""
+        """Reference-format weights plus `{which_epoch}_train_state.pth` (optimisers, scalers, lr, RNG).
+
+        Never saves weights that went through a non-finite loss; a failed write leaves the previous files intact.
+        """
+        self.check_finite()
+        try:
+            self._write(which_epoch, epoch, epoch_iter)
+        except OSError as error:
+            raise TrainingError(f"saving the '{which_epoch}' checkpoint in {self.model.save_dir} failed ({error.strerror or error}); "
+                                f"the previous checkpoint files are intact") from None
+
+    def _write(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
         self.model.save(which_epoch)
+        if which_epoch == 'latest':
+            write_iter_file(self.model.save_dir, epoch, epoch_iter)
         state = {
             'epoch': epoch, 'epoch_iter': epoch_iter, 'lr': self.old_lr,
             'fix_global': self.fix_global,
@@ -142,6 +177,20 @@ class Pix2PixHDTrainer:
                 param_group['lr'] = self.old_lr
         set_rng_state(state['rng'])
         return True
+
+
+def read_iter_file(save_dir: str) -> tuple:
+    """(start_epoch, epoch_iter) from save_dir/iter.txt ("epoch,epoch_iter"), or (1, 0) when absent/unreadable."""
+    try:
+        start_epoch, epoch_iter = np.loadtxt(os.path.join(save_dir, 'iter.txt'), delimiter=',', dtype=int)
+        return int(start_epoch), int(epoch_iter)
+    except (OSError, ValueError):
+        return 1, 0
+
+
+def write_iter_file(save_dir: str, epoch: int, epoch_iter: int) -> None:
+    """iter.txt in the reference's format, written atomically."""
+    atomic_write(os.path.join(save_dir, 'iter.txt'), lambda tmp: np.savetxt(tmp, (epoch, epoch_iter), delimiter=',', fmt='%d'))
 
 
 def rng_state() -> dict:

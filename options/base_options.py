@@ -23,12 +23,28 @@ class OptionsError(ValueError):
     """A user-facing problem with the command-line options."""
 
 
+def is_plain_name(value: str) -> bool:
+    """True for a single path component: not empty, no separators, not '.' or '..'."""
+    return bool(value) and value not in ('.', '..') and '/' not in value and '\\' not in value and not os.path.isabs(value)
+
+
 def _check_name(value: str) -> str:
     """Refuse experiment names that would build a path outside checkpoints_dir/results_dir."""
-    if not value or os.path.isabs(value) or '..' in value.replace('\\', '/').split('/') or '/' in value or '\\' in value:
-        raise argparse.ArgumentTypeError(
-            f"--name {value!r} must be a plain folder name (no '/', '..' or absolute path)")
+    if not is_plain_name(value):
+        raise argparse.ArgumentTypeError(f"--name {value!r} must be a plain folder name (no '/', '..' or absolute path)")
     return value
+
+
+def check_writable(folder: str, flag: str) -> None:
+    """Create `folder` and prove a file can be written there, before hours of work depend on it."""
+    probe = os.path.join(folder, f'.write-test-{os.getpid()}')
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, 'w') as handle:
+            handle.write('ok')
+        os.remove(probe)
+    except OSError as error:
+        raise OptionsError(f"cannot write to {folder} ({error.strerror or error}); fix its permissions or free space, or choose another {flag}") from None
 
 
 class BaseOptions:
@@ -142,6 +158,10 @@ class BaseOptions:
             raise OptionsError("--label_feat needs a label map: it cannot be used with --label_nc 0")
         if opt.instance_feat and opt.no_instance:
             raise OptionsError("--instance_feat needs instance maps: remove --no_instance")
+        for flag in ('which_epoch', 'phase'):
+            # Both become parts of file names (checkpoints, dataset folders): keep them inside their folder.
+            if not is_plain_name(str(getattr(opt, flag, 'x'))):
+                raise OptionsError(f"--{flag} {getattr(opt, flag)!r} must be a plain name (no '/', '..' or absolute path)")
 
     @staticmethod
     def print_options(opt: argparse.Namespace) -> None:

@@ -367,9 +367,8 @@ def test_colour_label_map_is_refused(tmp_path):
     root = tmp_path / 'data'
     _, _, colour = crafted_arrays(64, 32)
     write_sample(root, 'colour_label', label=colour, size=(64, 32))
-    dataset = AlignedDataset(make_opt(tmp_path, root, '--resize_or_crop', 'none'))
-    with pytest.raises(DatasetError) as info:
-        dataset[0]
+    with pytest.raises(DatasetError) as info:  # caught by the header pass, before any training
+        AlignedDataset(make_opt(tmp_path, root, '--resize_or_crop', 'none'))
     message = str(info.value)
     assert 'colour_label.png' in message
     assert 'labelIds' in message
@@ -399,9 +398,25 @@ def test_folders_with_different_counts(tmp_path):
     with pytest.raises(DatasetError) as info:
         AlignedDataset(make_opt(tmp_path, root))
     message = str(info.value)
-    assert f"{root / 'train_label'}: 3" in message
-    assert f"{root / 'train_inst'}: 2" in message
-    assert f"{root / 'train_img'}: 3" in message
+    assert f"{root / 'train_inst'} (2 files) does not pair by name with {root / 'train_label'} (3 files)" in message
+    assert f"1 file(s) have no partner in {root / 'train_inst'} (e.g. b.png)" in message
+
+
+def test_names_that_do_not_pair_are_listed_even_with_equal_counts(tmp_path):
+    root = tmp_path / 'data'
+    for name in ('aachen_000000_000019', 'aachen_000001_000019'):
+        write_sample(root, name, size=(32, 16))
+    os.rename(root / 'train_img' / 'aachen_000001_000019.png', root / 'train_img' / 'bremen_000001_000019.png')
+    with pytest.raises(DatasetError) as info:
+        AlignedDataset(make_opt(tmp_path, root))
+    message = str(info.value)
+    assert 'have no partner' in message and 'aachen_000001_000019.png' in message
+    assert 'have no label map' in message and 'bremen_000001_000019.png' in message
+
+
+def test_cityscapes_names_pair_by_city_seq_frame_prefix(cityscapes_root, tmp_path):
+    dataset = AlignedDataset(make_opt(tmp_path, cityscapes_root))
+    assert len(dataset.A_paths) == len(dataset.B_paths) == len(dataset.inst_paths) == 8
 
 
 @pytest.mark.parametrize('missing', ['train_label', 'train_inst', 'train_img'])
@@ -450,9 +465,8 @@ def test_photo_size_must_match_label_size(tmp_path):
     root = tmp_path / 'data'
     _, _, big_photo = crafted_arrays(96, 48)
     write_sample(root, 'misaligned', photo=big_photo, size=(64, 32))
-    dataset = AlignedDataset(make_opt(tmp_path, root, '--resize_or_crop', 'none'))
-    with pytest.raises(DatasetError) as info:
-        dataset[0]
+    with pytest.raises(DatasetError) as info:  # found from the headers, before training starts
+        AlignedDataset(make_opt(tmp_path, root, '--resize_or_crop', 'none'))
     message = str(info.value)
     assert '96x48' in message and '64x32' in message
     assert 'misaligned.png' in message

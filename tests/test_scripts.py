@@ -16,13 +16,15 @@ PARSERS = {'train.py': TrainOptions, 'test.py': TestOptionsParser}
 
 
 def python_commands(script_path: str) -> list:
-    """The `python X.py ...` command lines of a recipe (continuation lines joined, "$@" dropped)."""
+    """The `python X.py ...` (or `torchrun ... X.py ...`) command lines of a recipe, continuation lines joined, "$@" dropped."""
     with open(script_path) as handle:
         text = handle.read().replace('\\\n', ' ')
     commands = []
     for line in text.splitlines():
         words = shlex.split(line, comments=True)
-        if len(words) >= 2 and words[0] == 'python':
+        if words and words[0] == 'torchrun':
+            words = ['python'] + words[next(i for i, word in enumerate(words) if word.endswith('.py')):]
+        if len(words) >= 2 and words[0] == 'python' and words[1].endswith('.py'):
             commands.append([word for word in words[1:] if word != '$@'])
     return commands
 

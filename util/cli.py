@@ -4,9 +4,10 @@ from typing import Callable
 
 from data.base_dataset import DatasetError
 from models.networks import ModelError
+from models.pix2pixHD_trainer import TrainingError
 from options.base_options import OptionsError
 
-USER_ERRORS = (DatasetError, ModelError, OptionsError)
+USER_ERRORS = (DatasetError, ModelError, OptionsError, TrainingError)
 
 
 def user_message(error: BaseException) -> str:

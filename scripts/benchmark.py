@@ -1,0 +1,138 @@
+"""Measure pix2pixHD training and inference speed for given options on this machine.
+
+    python scripts/benchmark.py [--iters 10 --warmup 3 --width W --height H --compare] [train.py flags]
+
+Prints train ms/iter (median of timed iterations after warm-up) and img/s, peak memory (CUDA max
+allocated, or the process's peak RSS on the CPU), inference ms/image, the FLOPs of one training
+iteration counted with torch.utils.flop_counter, achieved TFLOP/s and, on a known GPU, the fraction of
+its dense peak. --compare runs the plain float32 path (no --amp, --channels_last, --compile) and the
+path the flags ask for, in one run, and prints the speed-up. Inputs are random label/instance maps and
+images of the given size, so no dataset is needed.
+"""
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from models.pix2pixHD_trainer import Pix2PixHDTrainer  # noqa: E402
+from options.train_options import TrainOptions  # noqa: E402
+
+# Dense peak TFLOP/s by (device name fragment, precision): datasheet figures without sparsity.
+GPU_PEAKS = {('H200', 'bf16'): 989.0, ('H100', 'bf16'): 989.0, ('H200', 'fp16'): 989.0, ('H100', 'fp16'): 989.0,
+             ('H200', 'fp32'): 67.0, ('H100', 'fp32'): 67.0, ('A100', 'bf16'): 312.0, ('A100', 'fp16'): 312.0, ('A100', 'fp32'): 19.5}
+OPTIMISATION_FLAGS = ('amp', 'channels_last', 'compile')
+
+
+def synthetic_batch(opt: argparse.Namespace, width: int, height: int) -> dict:
+    """A random batch shaped like the dataset's: label ids, instance ids, photo in [-1, 1]."""
+    batch = opt.batchSize
+    if opt.label_nc:
+        label = torch.randint(0, opt.label_nc, (batch, 1, height, width), dtype=torch.int32)
+    else:
+        label = torch.rand(batch, opt.input_nc, height, width) * 2 - 1
+    instance = (label * 1000 + torch.randint(0, 3, label.shape, dtype=torch.int32)) if opt.label_nc else torch.zeros(0)
+    image = torch.rand(batch, opt.output_nc, height, width) * 2 - 1
+    return {'label': label, 'inst': instance if not opt.no_instance else torch.zeros(0), 'image': image, 'feat': torch.zeros(0)}
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work so host clocks measure it."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """CUDA max allocated, or this process's peak resident set on the CPU, in MiB."""
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
+    """Time training steps and inference for one set of options."""
+    torch.manual_seed(0)
+    trainer = Pix2PixHDTrainer(opt)
+    device = trainer.device
+    data = synthetic_batch(opt, args.width, args.height)
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(args.warmup):
+        trainer.train_step(data)
+    times = []
+    for _ in range(args.iters):
+        synchronize(device)
+        start = time.perf_counter()
+        trainer.train_step(data)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    step_ms = statistics.median(times) * 1000
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(data)
+    flops = counter.get_total_flops()
+    memory = peak_memory_mib(device)
+
+    model = trainer.model
+    with torch.no_grad(), trainer.autocast():
+        for _ in range(args.warmup):
+            model.inference(data['label'][:1], data['inst'][:1])
+        inference = []
+        for _ in range(args.iters):
+            synchronize(device)
+            start = time.perf_counter()
+            model.inference(data['label'][:1], data['inst'][:1])
+            synchronize(device)
+            inference.append(time.perf_counter() - start)
+    tflops = flops / (step_ms / 1000) / 1e12
+    precision = opt.amp if opt.amp != 'off' else 'fp32'
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'
+    peak = next((value for (fragment, kind), value in GPU_PEAKS.items() if fragment in name and kind == precision), None)
+    return {'ms/iter': step_ms, 'img/s': opt.batchSize / (step_ms / 1000), 'peak MiB': memory,
+            'infer ms/img': statistics.median(inference) * 1000, 'GFLOP/iter': flops / 1e9, 'TFLOP/s': tflops,
+            'of peak': f'{100 * tflops / peak:.1f}%' if peak else 'n/a', 'device': name, 'precision': precision}
+
+
+def main() -> None:
+    """Parse benchmark flags, then train.py flags; print one row per measured path."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--iters', type=int, default=10, help='timed iterations (median reported)')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed iterations first (compilation, allocator, cudnn autotune)')
+    parser.add_argument('--width', type=int, default=None, help='input width (default: --loadSize)')
+    parser.add_argument('--height', type=int, default=None, help='input height (default: half the width, as Cityscapes)')
+    parser.add_argument('--compare', action='store_true', help='also run the plain float32 path and print the speed-up')
+    args, train_flags = parser.parse_known_args()
+    if not any(flag.startswith(('--no_vgg_loss', '--vgg_weights')) for flag in train_flags):
+        print('No --vgg_weights given: benchmarking without the VGG loss (its weights would need a download)')
+        train_flags = train_flags + ['--no_vgg_loss']
+    opt = TrainOptions().parse(train_flags, save=False)
+    args.width = args.width or opt.loadSize
+    args.height = args.height or args.width // 2
+    if opt.gpu_ids:
+        torch.backends.cudnn.benchmark = True  # fixed sizes: let cuDNN pick the fastest kernels once
+
+    rows = {}
+    if args.compare:
+        plain = argparse.Namespace(**vars(opt))
+        plain.amp, plain.channels_last, plain.compile = 'off', False, False
+        rows['plain fp32'] = measure(plain, args)
+    rows['as flagged'] = measure(opt, args)
+
+    print(f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '
+          f'VGG loss {"off" if opt.no_vgg_loss else "on"}, flags: {" ".join(train_flags)}')
+    columns = ['ms/iter', 'img/s', 'peak MiB', 'infer ms/img', 'GFLOP/iter', 'TFLOP/s', 'of peak', 'precision', 'device']
+    print(f'{"path":<12}' + ''.join(f'{column:>14}' for column in columns))
+    for label, row in rows.items():
+        cells = [f'{row[column]:>14.2f}' if isinstance(row[column], float) else f'{row[column]:>14}' for column in columns]
+        print(f'{label:<12}' + ''.join(cells))
+    if args.compare:
+        print(f'speed-up of the flagged path over plain fp32: {rows["plain fp32"]["ms/iter"] / rows["as flagged"]["ms/iter"]:.2f}x')
+
+
+if __name__ == '__main__':
+    main()

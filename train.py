@@ -1,6 +1,5 @@
 """Train pix2pixHD: load data, build the trainer, loop over epochs, log, save (SPEC sections 4-5)."""
 import math
-import os
 import random
 import time
 

@@ -5,9 +5,22 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+for path in (REPO_ROOT, TESTS_DIR):  # the project, and tests/helpers.py
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def single_thread():
+    """One intra-op thread in the test process: tiny networks, two shared cores, bit-exact comparisons."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def _required_folder(path: str, what: str) -> str:

@@ -5,8 +5,6 @@ styles, pickled reference cluster files, and the full feature recipe at small si
 import html.parser
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,11 +20,11 @@ from models.pix2pixHD_model import Pix2PixHDModel
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import assert_ok, assert_one_line_error, run_script
+
 
 # One thread per process: several OpenMP threads per process on CI's two busy cores make the
 # tiny convolutions here many times slower.
-SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 LOAD_SIZE = 128  # Cityscapes 2048x1024 -> 128x64; the synthetic photos are 128x64 already
 AREA_UNIT = LOAD_SIZE * (LOAD_SIZE // 2) // 32  # the reference's area unit: h * w // 32 pixels
@@ -36,35 +34,6 @@ AREA_UNIT = LOAD_SIZE * (LOAD_SIZE // 2) // 32  # the reference's area unit: h *
 STAGE1_ARCH = ['--ngf', '8', '--n_blocks_global', '1', '--nef', '4']
 TINY = ['--ndf', '4', '--no_vgg_loss', '--nThreads', '0', '--gpu_ids', '-1', '--seed', '0']
 
-
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def run_script(script, *args, timeout=300):
-    """Run a script of the repository as the user would, from the repository root."""
-    return subprocess.run([sys.executable, script, *[str(a) for a in args]], cwd=REPO_ROOT, env=SUBPROCESS_ENV,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def assert_ok(result):
-    assert result.returncode == 0, f'exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}'
-
-
-def assert_one_line_error(result, *fragments):
-    """Exit 1 and a single `error: ...` line on stderr naming every fragment; no stack dump."""
-    assert result.returncode == 1, f'exit {result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-3000:]}'
-    assert 'Traceback' not in result.stderr and 'Traceback' not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith('error: '), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 class _ImgSources(html.parser.HTMLParser):

@@ -3,7 +3,6 @@ import urllib.error
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from models.networks import GANLoss, ModelError, VGGLoss, feature_matching_loss
 from models.pix2pixHD_model import get_edges, instance_class, one_hot_label

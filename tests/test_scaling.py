@@ -16,7 +16,8 @@ from models.pix2pixHD_model import save_network
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import REPO_ROOT, run_script
+
 TINY = ['--gpu_ids', '-1', '--loadSize', '64', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--n_downsample_global', '2',
         '--no_vgg_loss', '--nThreads', '0']
 
@@ -28,18 +29,7 @@ def dataroot(tmp_path_factory) -> str:
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Bit-exact comparisons and speed on 2 shared cores: one intra-op thread everywhere.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
-
-def run(args: list, **kwargs) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, **kwargs)
 
 
 def load_all(path: str) -> dict:
@@ -48,7 +38,7 @@ def load_all(path: str) -> dict:
 
 def test_torchrun_two_ranks_match_each_other_and_the_doubled_batch(tmp_path, dataroot):
     flags = TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--seed', '0', '--checkpoints_dir', str(tmp_path)]
-    ddp = run(['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tests/ddp_worker.py', str(tmp_path), '2'] + flags + ['--batchSize', '1'])
+    ddp = run_script(*['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tests/ddp_worker.py', str(tmp_path), '2'] + flags + ['--batchSize', '1'])
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     rank0, rank1 = load_all(tmp_path / 'rank0.pt'), load_all(tmp_path / 'rank1.pt')
     assert rank0.keys() == rank1.keys()
@@ -56,7 +46,7 @@ def test_torchrun_two_ranks_match_each_other_and_the_doubled_batch(tmp_path, dat
 
     single_dir = tmp_path / 'single'
     single_dir.mkdir()
-    single = run(['tests/ddp_worker.py', str(single_dir), '2'] + flags + ['--batchSize', '2'])
+    single = run_script(*['tests/ddp_worker.py', str(single_dir), '2'] + flags + ['--batchSize', '2'])
     assert single.returncode == 0, single.stderr[-3000:]
     reference = load_all(single_dir / 'rank0.pt')
     diffs = torch.cat([(rank0[key].float() - reference[key].float()).abs().reshape(-1) for key in reference])
@@ -87,7 +77,7 @@ def test_averaged_gradients_equal_the_doubled_batch_gradient(tmp_path, dataroot)
 
 
 def test_train_py_under_torchrun_writes_one_copy(tmp_path, dataroot):
-    result = run(['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'train.py', '--name', 'ddp', '--dataroot', dataroot,
+    result = run_script(*['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'train.py', '--name', 'ddp', '--dataroot', dataroot,
                   '--checkpoints_dir', str(tmp_path), '--niter', '1', '--niter_decay', '0', '--print_freq', '1', '--display_freq', '1']
                  + TINY)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -112,7 +102,7 @@ def test_several_gpu_ids_without_torchrun_point_at_torchrun(tmp_path, dataroot, 
 def test_sigterm_then_continue_equals_straight_training(tmp_path, dataroot):
     flags = TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--seed', '3', '--niter', '3', '--niter_decay', '3',
                     '--print_freq', '1', '--save_epoch_freq', '100']
-    straight = run(['train.py', '--name', 'straight'] + flags)
+    straight = run_script(*['train.py', '--name', 'straight'] + flags)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     env = dict(os.environ, OMP_NUM_THREADS='1')
@@ -131,7 +121,7 @@ def test_sigterm_then_continue_equals_straight_training(tmp_path, dataroot):
     epoch, epoch_iter = np.loadtxt(tmp_path / 'resumed' / 'iter.txt', dtype=int)
     assert (epoch, epoch_iter) < (7, 0)  # it really stopped early
 
-    resumed = run(['train.py', '--name', 'resumed', '--continue_train'] + flags)
+    resumed = run_script(*['train.py', '--name', 'resumed', '--continue_train'] + flags)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f'Resuming from epoch {epoch} at iteration {epoch_iter}' in resumed.stdout
     for label in ('G', 'D'):

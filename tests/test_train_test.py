@@ -6,8 +6,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,48 +18,19 @@ from models.pix2pixHD_model import Pix2PixHDModel
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
+
+from helpers import assert_ok, assert_one_line_error, run_script
 from util.util import label_colormap, tensor2im
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAVE_TENSORBOARD = importlib.util.find_spec('tensorboard') is not None
 
 # The networks here are tiny: one thread each avoids oversubscribing CI's two cores (several
 # OpenMP threads per process on a busy machine make a 64x32 convolution ~50x slower).
-SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 # A tiny global model: 64x32 images, ngf/ndf 8, one residual block, no VGG (no download).
 TINY_ARCH = ['--ngf', '8', '--n_blocks_global', '1']
 TINY = ['--loadSize', '64', '--ndf', '8', '--no_vgg_loss', '--nThreads', '0', '--gpu_ids', '-1', '--seed', '0']
 
-
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def run_script(script, *args, timeout=300):
-    """Run train.py / test.py as the user would, from the repository root."""
-    return subprocess.run([sys.executable, script, *[str(a) for a in args]], cwd=REPO_ROOT, env=SUBPROCESS_ENV,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def assert_ok(result):
-    assert result.returncode == 0, f'exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}'
-
-
-def assert_one_line_error(result, *fragments):
-    """Exit 1 and a single `error: ...` line on stderr naming every fragment; no stack dump."""
-    assert result.returncode == 1, f'exit {result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-3000:]}'
-    assert 'Traceback' not in result.stderr and 'Traceback' not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith('error: '), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 class _ImgSources(html.parser.HTMLParser):

@@ -1,0 +1,33 @@
+"""Helpers shared by the end-to-end tests: running the repository's scripts and checking their errors."""
+import os
+import subprocess
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The networks in tests are tiny: one thread per process avoids oversubscribing CI's two cores
+# (several OpenMP threads per process on a busy machine make a 64x32 convolution ~50x slower).
+SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+
+
+def run_script(script, *args, timeout=300) -> subprocess.CompletedProcess:
+    """Run a script of the repository (or `-m module`) as the user would, from the repository root."""
+    return subprocess.run([sys.executable, script, *[str(a) for a in args]], cwd=REPO_ROOT, env=SUBPROCESS_ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> None:
+    """Exit 0, else show the end of both streams."""
+    assert result.returncode == 0, f'exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}'
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 1 and a single `error: ...` line on stderr naming every fragment; no stack dump."""
+    assert result.returncode == 1, f'exit {result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-3000:]}'
+    assert 'Traceback' not in result.stderr and 'Traceback' not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith('error: '), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]

@@ -40,3 +40,13 @@ def cityscapes_root() -> str:
 def reference_fixture() -> str:
     """../shared/fixtures/reference_tiny (weights, sample and outputs of the 2018 reference)."""
     return _required_folder(os.path.join(SHARED, 'fixtures', 'reference_tiny'), 'reference fixture')
+
+
+@pytest.fixture(scope='module')
+def dataroot(tmp_path_factory) -> str:
+    """A small synthetic Cityscapes-layout dataset: 4 training triples and 1 test pair of 128x64."""
+    from data.synthetic import make_synthetic_dataset
+
+    root = str(tmp_path_factory.mktemp('synthetic'))
+    make_synthetic_dataset(root, n_train=4, n_test=1, width=128, height=64, seed=0)
+    return root

@@ -9,6 +9,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (several OpenMP threads per process on a busy machine make a 64x32 convolution ~50x slower).
 SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
+# A tiny global model on 64x32 inputs: CPU steps of a few milliseconds.
+TINY = ['--gpu_ids', '-1', '--loadSize', '64', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--n_downsample_global', '2',
+        '--no_vgg_loss', '--nThreads', '0']
+
 
 def run_script(script, *args, timeout=300) -> subprocess.CompletedProcess:
     """Run a script of the repository (or `-m module`) as the user would, from the repository root."""

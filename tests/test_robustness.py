@@ -14,22 +14,12 @@ from PIL import Image
 
 import models.pix2pixHD_model as model_module
 from data.data_loader import create_data_loader
-from data.synthetic import make_synthetic_dataset
 from models.pix2pixHD_trainer import Pix2PixHDTrainer, TrainingError
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
 
-from helpers import REPO_ROOT, assert_one_line_error, run_script
+from helpers import REPO_ROOT, TINY, assert_one_line_error, run_script
 
-TINY = ['--gpu_ids', '-1', '--loadSize', '64', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--n_downsample_global', '2',
-        '--no_vgg_loss', '--nThreads', '0']
-
-
-@pytest.fixture(scope='module')
-def dataroot(tmp_path_factory) -> str:
-    root = str(tmp_path_factory.mktemp('synthetic'))
-    make_synthetic_dataset(root, n_train=4, n_test=1, width=128, height=64, seed=0)
-    return root
 
 
 

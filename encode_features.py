@@ -12,7 +12,7 @@ from tqdm import tqdm
 from data.data_loader import create_data_loader
 from models import create_model
 from models.manipulation import cluster_features, save_class_arrays
-from options.base_options import experiment_dir
+from options.base_options import check_writable, experiment_dir
 from options.test_options import FeatureOptions
 from util.cli import run_main
 
@@ -32,6 +32,7 @@ def collect_features(model, data_loader) -> dict:
 def main() -> None:
     """Encode, save the raw features, cluster and save the centres; print a per-class summary."""
     opt = FeatureOptions().parse()
+    check_writable(experiment_dir(opt), '--checkpoints_dir')
     data_loader = create_data_loader(opt)
     model = create_model(opt)
     features = collect_features(model, data_loader)

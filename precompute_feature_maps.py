@@ -7,10 +7,10 @@ from tqdm import tqdm
 
 from data.data_loader import create_data_loader
 from models import create_model
-from options.base_options import OptionsError
+from options.base_options import OptionsError, check_writable
 from options.test_options import FeatureOptions
 from util.cli import run_main
-from util.util import mkdirs, save_image, tensor2im
+from util.util import save_image, tensor2im
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     data_loader = create_data_loader(opt)
     model = create_model(opt)
     out_dir = os.path.join(opt.dataroot, f'{opt.phase}_feat')
-    mkdirs(out_dir)
+    check_writable(out_dir, '--dataroot')
     for data in tqdm(data_loader, desc='precomputing feature maps', dynamic_ncols=True):
         feature_map = model.encode_feature_map(data['label'], data['inst'], data['image'])
         upsampled = F.interpolate(feature_map, scale_factor=2, mode='nearest')

@@ -4,7 +4,8 @@ import os
 
 import torch
 
-from data.data_loader import create_data_loader
+from data.base_dataset import size_base
+from data.data_loader import create_data_loader, create_dataset
 from models import create_model
 from models.manipulation import check_relabel, parse_int_pairs, relabel_maps
 from options.base_options import check_writable
@@ -27,14 +28,21 @@ def inference_precision(opt, device: torch.device) -> contextlib.AbstractContext
 
 
 def main() -> None:
-    """Run the generator over the test set and write the results page."""
+    """Run the generator over the test set and write the results page (or export it with --export_onnx)."""
     opt = TestOptions().parse()
+    if opt.export_onnx:
+        from util.onnx_export import check_onnx_available
+        check_onnx_available(opt.export_onnx)
+        check_writable(os.path.dirname(os.path.abspath(opt.export_onnx)), '--export_onnx')
     relabel = check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)
-    data_loader = create_data_loader(opt)
+    dataset = create_dataset(opt)
+    if dataset.B_paths is not None and not opt.export_onnx:
+        print(f'Showing the real photos of {os.path.dirname(dataset.B_paths[0])} beside the results')
+    data_loader = create_data_loader(opt, dataset)
     model = create_model(opt)
     if opt.export_onnx:
         from util.onnx_export import export_generator
-        export_generator(model, next(iter(data_loader)), opt.export_onnx)
+        export_generator(model, next(iter(data_loader)), opt.export_onnx, size_base(opt))
         return
     visualizer = Visualizer(opt)
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.which_epoch}')
@@ -52,6 +60,8 @@ def main() -> None:
                 generated = model.inference(label, inst, image)
                 name = 'synthesized_image' if opt.n_styles == 1 else f'synthesized_image_style{style}'
                 visuals[name] = tensor2im(generated[0].float().cpu())
+            if data['image'].numel():
+                visuals['real_image'] = tensor2im(data['image'][0])
             print(f'process image... {data["path"][0]}')
             visualizer.save_images(webpage, visuals, data['path'][0])
     webpage.save()

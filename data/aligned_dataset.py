@@ -19,16 +19,22 @@ class AlignedDataset(torch.utils.data.Dataset):
         self.root = opt.dataroot
         rgb_input = opt.label_nc == 0
         self.A_paths = self._folder(opt.phase + ('_A' if rgb_input else '_label'), 'input label maps' if not rgb_input else 'input images (--label_nc 0)')
-        self.B_paths = None
-        if opt.isTrain or getattr(opt, 'use_encoded_image', False):
-            self.B_paths = self._folder(opt.phase + ('_B' if rgb_input else '_img'), 'real photos')
+        self.label_sizes = self._check_labels()
+        photo_folder = opt.phase + ('_B' if rgb_input else '_img')
+        photos_required = opt.isTrain or getattr(opt, 'use_encoded_image', False)
+        self.B_paths = self._paired_folder(photo_folder, 'real photos', 'photo') if photos_required else None
         self.inst_paths = None
         if not opt.no_instance:
-            self.inst_paths = self._folder(opt.phase + '_inst', 'instance maps (or pass --no_instance)')
+            self.inst_paths = self._paired_folder(opt.phase + '_inst', 'instance maps (or pass --no_instance)', 'instance map')
         self.feat_paths = None
         if getattr(opt, 'load_features', False):
-            self.feat_paths = self._folder(opt.phase + '_feat', 'precomputed feature maps (run precompute_feature_maps.py first)')
-        self._check_counts()
+            self.feat_paths = self._paired_folder(opt.phase + '_feat', 'precomputed feature maps (run precompute_feature_maps.py first)')
+        if not photos_required and os.path.isdir(os.path.join(self.root, photo_folder)):
+            # At test time the photos are optional: shown beside the results when they pair by name and size.
+            try:
+                self.B_paths = self._paired_folder(photo_folder, 'real photos', 'photo')
+            except DatasetError as error:
+                print(f'Not using the real photos: {error}')
         self.dataset_size = len(self.A_paths)
 
     def _folder(self, name: str, what: str) -> list:
@@ -40,27 +46,29 @@ class AlignedDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{directory}: no images found ({what})")
         return paths
 
-    def _check_counts(self) -> None:
-        """Every folder pairs with the label folder by name, and images agree in size (headers only)."""
-        label_keys = [pair_key(path) for path in self.A_paths]
-        label_dir = os.path.dirname(self.A_paths[0])
-        for paths in (self.B_paths, self.inst_paths, self.feat_paths):
-            if paths and [pair_key(path) for path in paths] != label_keys:
-                raise DatasetError(pairing_message(label_dir, self.A_paths, paths))
-        self._check_headers()
-
-    def _check_headers(self) -> None:
-        for index, label_path in enumerate(self.A_paths):
-            label_size, label_mode = _header(label_path)
-            if self.opt.label_nc != 0 and label_mode in ('RGB', 'RGBA'):
-                raise DatasetError(f"{label_path}: label map has colour channels (mode {label_mode}); use the labelIds PNGs "
+    def _check_labels(self) -> list:
+        """Label maps must hold ids, not colours; returns their sizes (headers only)."""
+        sizes = []
+        for label_path in self.A_paths:
+            size, mode = _header(label_path)
+            if self.opt.label_nc != 0 and mode in ('RGB', 'RGBA'):
+                raise DatasetError(f"{label_path}: label map has colour channels (mode {mode}); use the labelIds PNGs "
                                    f"(not gtFine_color) or pass --label_nc 0 for RGB inputs")
-            for paths, what in ((self.B_paths, 'photo'), (self.inst_paths, 'instance map')):
-                if paths:
-                    size, _ = _header(paths[index])
-                    if size != label_size:
-                        raise DatasetError(f"{paths[index]}: {what} size {size[0]}x{size[1]} differs from label map {label_path} "
-                                           f"({label_size[0]}x{label_size[1]}); they must be aligned")
+            sizes.append(size)
+        return sizes
+
+    def _paired_folder(self, name: str, what: str, size_what: str = '') -> list:
+        """A folder whose files pair with the label maps by name (and, with size_what, by size: headers only)."""
+        paths = self._folder(name, what)
+        if [pair_key(path) for path in paths] != [pair_key(path) for path in self.A_paths]:
+            raise DatasetError(pairing_message(os.path.dirname(self.A_paths[0]), self.A_paths, paths))
+        if size_what:
+            for path, label_path, label_size in zip(paths, self.A_paths, self.label_sizes):
+                size, _ = _header(path)
+                if size != label_size:
+                    raise DatasetError(f"{path}: {size_what} size {size[0]}x{size[1]} differs from label map {label_path} "
+                                       f"({label_size[0]}x{label_size[1]}); they must be aligned")
+        return paths
 
     def _open(self, path: str, as_map: bool) -> Image.Image:
         try:

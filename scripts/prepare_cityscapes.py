@@ -227,14 +227,19 @@ def main(argv: list[str] | None = None) -> None:
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise DatasetError(f"{args.out_dir}: OUT_DIR exists and is not a folder")
 
+    for top in ZIPS:
+        if os.path.commonpath([out_dir, os.path.join(root, top)]) == os.path.join(root, top):
+            raise DatasetError(f"{args.out_dir}: OUT_DIR is inside {os.path.join(root, top)}; choose a folder outside the official tree")
     folders = plan(root, out_dir, splits)
     differing, extra = find_conflicts(folders, args.mode)
     if (differing or extra) and not args.overwrite:
         parts = []
         if differing:
-            parts.append(f"{len(differing)} differ from what --mode {args.mode} would write ({_listing(differing)})")
+            shown = _listing([os.path.relpath(path, out_dir) for path in differing])
+            parts.append(f"{len(differing)} differ from what --mode {args.mode} would write ({shown})")
         if extra:
-            parts.append(f"{len(extra)} belong to no {'/'.join(splits)} frame ({_listing(extra)})")
+            shown = _listing([os.path.relpath(path, out_dir) for path in extra])
+            parts.append(f"{len(extra)} belong to no {'/'.join(splits)} frame ({shown})")
         raise DatasetError(f"{out_dir}: output folders already hold other files: {'; '.join(parts)}; "
                            f"pass --overwrite to replace and remove them, or choose another OUT_DIR")
     for path in extra:

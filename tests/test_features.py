@@ -332,7 +332,7 @@ def test_test_py_several_styles_seeded(synthetic, tmp_path):
     bases = sorted(os.path.splitext(n)[0] for n in os.listdir(synthetic['dataroot'] / 'test_label'))
     assert len(bases) == 2
     expected = {f'{b}_{kind}.png' for b in bases
-                for kind in ('input_label', 'synthesized_image_style0', 'synthesized_image_style1', 'synthesized_image_style2')}
+                for kind in ('input_label', 'synthesized_image_style0', 'synthesized_image_style1', 'synthesized_image_style2', 'real_image')}
     images = result_images(tmp_path / 'r1')
     assert set(os.listdir(images)) == expected
     sources = html_images(os.path.join(tmp_path / 'r1', 'f512', 'test_latest', 'index.html'))
@@ -479,7 +479,7 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
     assert_ok(result)
     images = result_images(tmp_path / 'r', 'f1024')
     names = sorted(os.listdir(images))
-    assert len(names) == 4 and sum('synthesized_image' in n for n in names) == 2
+    assert len(names) == 6 and sum('synthesized_image' in n for n in names) == 2 and sum('real_image' in n for n in names) == 2
     for name in names:
         assert Image.open(os.path.join(images, name)).size == (256, 128)
 

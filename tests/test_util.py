@@ -138,6 +138,16 @@ def test_html_refresh_and_rows(tmp_path) -> None:
     assert "refresh" not in (tmp_path / "web2" / "index.html").read_text()
 
 
+def test_html_add_markup_is_verbatim(tmp_path) -> None:
+    page = HTML(str(tmp_path / "web"), "title")
+    page.add_markup('<svg class="plot"><polyline points="1,2 3,4"/></svg>')
+    page.add_images(["x.png"], ["cap"], ["x.png"])
+    page.save()
+    text = (tmp_path / "web" / "index.html").read_text()
+    assert '<svg class="plot"><polyline points="1,2 3,4"/></svg>' in text
+    assert text.index("<svg") < text.index('src="images/x.png"')
+
+
 def _opt(tmp_path, **overrides) -> argparse.Namespace:
     opt = argparse.Namespace(
         tf_log=True, no_html=False, isTrain=True, display_winsize=128,

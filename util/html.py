@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import dominate
-from dominate.tags import a, br, h3, img, meta, p, table, td, tr
+from dominate.tags import a, br, div, h3, img, meta, p, table, td, tr
+from dominate.util import raw
 
 from util.util import atomic_write, mkdirs
 
@@ -32,6 +33,11 @@ class HTML:
         """Append an h3 header."""
         with self.doc:
             h3(text)
+
+    def add_markup(self, markup: str) -> None:
+        """Append trusted markup verbatim (e.g. an inline <svg> plot), in a div of its own."""
+        with self.doc:
+            div(raw(markup))
 
     def add_images(self, ims: list[str], txts: list[str], links: list[str], width: int = 512) -> None:
         """Append one table row of images (names relative to images/), each linked and captioned."""

@@ -50,7 +50,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         """Label maps must hold ids, not colours; returns their sizes (headers only)."""
         sizes = []
         for label_path in self.A_paths:
-            size, mode = _header(label_path)
+            size, mode = image_header(label_path)
             if self.opt.label_nc != 0 and mode in ('RGB', 'RGBA'):
                 raise DatasetError(f"{label_path}: label map has colour channels (mode {mode}); use the labelIds PNGs "
                                    f"(not gtFine_color) or pass --label_nc 0 for RGB inputs")
@@ -64,7 +64,7 @@ class AlignedDataset(torch.utils.data.Dataset):
             raise DatasetError(pairing_message(os.path.dirname(self.A_paths[0]), self.A_paths, paths))
         if size_what:
             for path, label_path, label_size in zip(paths, self.A_paths, self.label_sizes):
-                size, _ = _header(path)
+                size, _ = image_header(path)
                 if size != label_size:
                     raise DatasetError(f"{path}: {size_what} size {size[0]}x{size[1]} differs from label map {label_path} "
                                        f"({label_size[0]}x{label_size[1]}); they must be aligned")
@@ -174,7 +174,7 @@ def pairing_message(label_dir: str, label_paths: list, other_paths: list) -> str
             f"{'; '.join(parts)}; files pair by the Cityscapes city_seq_frame prefix, else by equal names")
 
 
-def _header(path: str) -> tuple:
+def image_header(path: str) -> tuple:
     """(size, mode) from an image header, without decoding pixels."""
     try:
         with Image.open(path) as img:

@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data.aligned_dataset import pair_key  # noqa: E402
+from data.aligned_dataset import image_header, pair_key  # noqa: E402
 from data.base_dataset import DatasetError, open_map  # noqa: E402
 from data.image_folder import is_image_file, make_dataset  # noqa: E402
 from models.networks import ModelError  # noqa: E402
@@ -151,14 +151,6 @@ def index_folder(directory: str, what: str, hint: str) -> dict:
     return index
 
 
-def _header(path: str) -> tuple:
-    try:
-        with Image.open(path) as img:
-            return img.size, img.mode
-    except (OSError, SyntaxError, ValueError) as error:
-        raise DatasetError(f"{path}: cannot read image ({error}); re-export or remove the file") from None
-
-
 def pair_files(opt: argparse.Namespace) -> dict:
     """Synthesized images with their label maps (and photos): checks names and headers, reads no pixels."""
     image_dir, synthesized = find_synthesized(opt.results_dir, opt.style)
@@ -179,8 +171,8 @@ def pair_files(opt: argparse.Namespace) -> dict:
                                f"Cityscapes city_seq_frame prefix, else by equal names")
     items = []
     for (path, _, _), key in zip(synthesized, keys):
-        size, _ = _header(path)
-        label_size, label_mode = _header(labels[key])
+        size, _ = image_header(path)
+        label_size, label_mode = image_header(labels[key])
         if label_mode in ('RGB', 'RGBA'):
             raise DatasetError(f"{labels[key]}: label map is a colour image (mode {label_mode}); use the labelIds PNGs")
         items.append({'key': key, 'synthesized': path, 'size': size, 'label': labels[key], 'label_size': label_size,

@@ -442,3 +442,16 @@ def test_train_py_missing_dataroot(tmp_path):
     result = run_script('train.py', '--name', 'none', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', missing,
                         *TINY, *TINY_ARCH)
     assert_one_line_error(result, str(missing / 'train_label'), '--dataroot')
+
+
+def test_debug_flag_runs_one_epoch_showing_every_iteration(tmp_path, cityscapes_root):
+    result = run_script('train.py', '--name', 'dbg', '--dataroot', cityscapes_root, '--checkpoints_dir', tmp_path, '--debug',
+                        '--gpu_ids', '-1', '--loadSize', '64', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1',
+                        '--n_downsample_global', '2', '--no_vgg_loss', '--nThreads', '0')
+    assert_ok(result)
+    with open(tmp_path / 'dbg' / 'loss_log.txt') as handle:
+        iterations = [line for line in handle if line.startswith('(epoch')]
+    # --debug: niter 1, niter_decay 0, at most 10 images (8 samples here), print and display every iteration
+    assert [line.split(',')[0] for line in iterations] == ['(epoch: 1'] * 8
+    assert len(os.listdir(tmp_path / 'dbg' / 'web' / 'images')) == 8 * 3
+    assert 'End of epoch 1 / 1' in result.stdout

@@ -20,6 +20,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         rgb_input = opt.label_nc == 0
         self.A_paths = self._folder(opt.phase + ('_A' if rgb_input else '_label'), 'input label maps' if not rgb_input else 'input images (--label_nc 0)')
         self.label_sizes = self._check_labels()
+        self.label_keys = [pair_key(path) for path in self.A_paths]
         photo_folder = opt.phase + ('_B' if rgb_input else '_img')
         photos_required = opt.isTrain or getattr(opt, 'use_encoded_image', False)
         self.B_paths = self._paired_folder(photo_folder, 'real photos', 'photo') if photos_required else None
@@ -60,7 +61,7 @@ class AlignedDataset(torch.utils.data.Dataset):
     def _paired_folder(self, name: str, what: str, size_what: str = '') -> list:
         """A folder whose files pair with the label maps by name (and, with size_what, by size: headers only)."""
         paths = self._folder(name, what)
-        if [pair_key(path) for path in paths] != [pair_key(path) for path in self.A_paths]:
+        if [pair_key(path) for path in paths] != self.label_keys:
             raise DatasetError(pairing_message(os.path.dirname(self.A_paths[0]), self.A_paths, paths))
         if size_what:
             for path, label_path, label_size in zip(paths, self.A_paths, self.label_sizes):

@@ -175,7 +175,7 @@ def relabel_maps(label: torch.Tensor, inst: torch.Tensor, mapping: dict) -> tupl
     if inst.numel():
         ids = inst.long()
         is_instance = ids >= 1000
-        classes = torch.where(is_instance, ids // 1000, ids)
+        classes = instance_class(ids)
         mapped = lookup[classes.clamp(max=size - 1)]
         mapped = torch.where(classes < size, mapped, classes)
         new_inst = torch.where(is_instance, mapped * 1000 + ids % 1000, mapped).to(inst.dtype)

@@ -90,7 +90,7 @@ def test_several_gpu_ids_without_torchrun_point_at_torchrun(tmp_path, dataroot, 
 
 
 def test_sigterm_then_continue_equals_straight_training(tmp_path, dataroot):
-    flags = TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--seed', '3', '--niter', '3', '--niter_decay', '3',
+    flags = TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--seed', '3', '--niter', '10', '--niter_decay', '10',
                     '--print_freq', '1', '--save_epoch_freq', '100']
     straight = run_script(*['train.py', '--name', 'straight'] + flags)
     assert straight.returncode == 0, straight.stderr[-2000:]
@@ -109,7 +109,7 @@ def test_sigterm_then_continue_equals_straight_training(tmp_path, dataroot):
     assert process.returncode == 0, output[-2000:]
     assert 'Stopped by SIGTERM' in output and '--continue_train' in output
     epoch, epoch_iter = np.loadtxt(tmp_path / 'resumed' / 'iter.txt', dtype=int)
-    assert (epoch, epoch_iter) < (7, 0)  # it really stopped early
+    assert (epoch, epoch_iter) < (21, 0)  # it really stopped early (80 iterations leave a wide margin)
 
     resumed = run_script(*['train.py', '--name', 'resumed', '--continue_train'] + flags)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -120,7 +120,8 @@ def test_sigterm_then_continue_equals_straight_training(tmp_path, dataroot):
         assert all(torch.equal(expected[key], actual[key]) for key in expected), label
     expected_state = load_all(tmp_path / 'straight' / 'latest_train_state.pth')
     actual_state = load_all(tmp_path / 'resumed' / 'latest_train_state.pth')
-    assert expected_state['lr'] == actual_state['lr'] == 0.0
+    assert expected_state['lr'] == actual_state['lr']  # bit-identical schedule
+    assert expected_state['lr'] == pytest.approx(0.0, abs=1e-12)  # linear decay reached zero (up to float subtraction)
     for name in ('optimizer_G', 'optimizer_D'):
         for expected, actual in zip(expected_state[name]['state'].values(), actual_state[name]['state'].values()):
             assert torch.equal(expected['exp_avg'], actual['exp_avg']) and torch.equal(expected['exp_avg_sq'], actual['exp_avg_sq'])

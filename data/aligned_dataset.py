@@ -1,4 +1,4 @@
-"""The aligned dataset of SPEC section 1: label (or RGB A), instance map, photo and feature map."""
+"""The aligned dataset (README, "Training on your own data"): label (or RGB A), instance map, photo and feature map."""
 import argparse
 import os
 import random
@@ -7,7 +7,7 @@ import re
 import torch
 from PIL import Image
 
-from .base_dataset import DatasetError, get_params, image_to_tensor, map_to_tensor, open_map, size_base, transform
+from .base_dataset import DatasetError, get_params, image_to_tensor, map_to_tensor, open_map, transform
 from .image_folder import make_dataset
 
 
@@ -89,7 +89,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         return label
 
     def _check_size(self, tensor: torch.Tensor, path: str) -> None:
-        base = size_base(self.opt)
+        base = self.opt.size_base
         height, width = tensor.shape[-2:]
         if height % base or width % base or height == 0 or width == 0:
             raise DatasetError(

@@ -1,4 +1,4 @@
-"""Preprocessing of SPEC section 2: the five --resize_or_crop modes, flip, and tensor conversion."""
+"""Preprocessing (README, "Training on your own data"): the five --resize_or_crop modes, flip, and tensor conversion."""
 import argparse
 import random
 
@@ -6,19 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-
-class DatasetError(ValueError):
-    """A problem with the user's data: the message names the file, the value and the fix."""
-
-
-def size_base(opt: argparse.Namespace) -> int:
-    """The factor every side must be divisible by for the generator (and encoder) to keep its size."""
-    base = 2 ** opt.n_downsample_global
-    if opt.netG == 'local':
-        base *= 2 ** opt.n_local_enhancers
-    if getattr(opt, 'instance_feat', False) or getattr(opt, 'label_feat', False):
-        base = max(base, 2 ** opt.n_downsample_E)
-    return base
+from util.errors import DatasetError
 
 
 def get_params(opt: argparse.Namespace, size: tuple, rng: random.Random = random) -> dict:
@@ -70,7 +58,7 @@ def transform(img: Image.Image, opt: argparse.Namespace, params: dict, method: i
     if 'crop' in mode:
         img = _crop(img, params['crop_pos'], opt.fineSize)
     if mode == 'none':
-        img = _make_power_2(img, size_base(opt), method)
+        img = _make_power_2(img, opt.size_base, method)
     if opt.isTrain and not opt.no_flip and params['flip']:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
     return img

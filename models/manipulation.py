@@ -1,4 +1,4 @@
-"""Instance-feature clusters (SPEC section 6) and semantic manipulation: style choice per class or
+"""Instance-feature clusters (README, "Instance features") and semantic manipulation: style choice per class or
 instance, several styles per input, relabelling classes before synthesis."""
 import json
 import os
@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from options.base_options import OptionsError
+from util.errors import OptionsError
 from util.util import atomic_write
 
 from .networks import ModelError, instance_class, instance_segments

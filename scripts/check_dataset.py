@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from builders import build_dataset  # noqa: E402
 from data.aligned_dataset import AlignedDataset  # noqa: E402
 from data.base_dataset import DatasetError, open_map  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
@@ -47,7 +48,7 @@ def summarise(dataset: AlignedDataset) -> dict:
 def main() -> None:
     """Validate, summarise, print the table."""
     opt = TrainOptions().parse(sys.argv[1:] + ['--gpu_ids', '-1'], save=False)
-    dataset = AlignedDataset(opt)
+    dataset = build_dataset(opt)
     folders = {'label maps' if opt.label_nc else 'inputs (A)': dataset.A_paths, 'photos': dataset.B_paths,
                'instance maps': dataset.inst_paths, 'feature maps': dataset.feat_paths}
     summary = summarise(dataset)

@@ -1,4 +1,4 @@
-"""Instance features (SPEC sections 3 and 6): encode_features.py and its cluster files, the seeded
+"""Instance features: encode_features.py and its cluster files, the seeded
 FeatureSampler and --feat_choice, G's response to a chosen cluster, --relabel, test.py with several
 styles, pickled reference cluster files, and the full feature recipe at small size
 (train -> encode_features -> precompute_feature_maps -> local enhancer on precomputed features -> test)."""
@@ -17,6 +17,7 @@ from models.manipulation import FeatureSampler, check_relabel, parse_int_pairs, 
 from models.manipulation import load_clusters
 from models.networks import ModelError, define_G
 from models.pix2pixHD_model import Pix2PixHDModel
+from util.checkpoint import experiment_dir, save_networks
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
 
@@ -102,7 +103,7 @@ def test_encode_features_on_cityscapes(tmp_path, cityscapes_root):
                                 '--checkpoints_dir', str(checkpoints), '--name', 'feat'], save=True)
     assert (checkpoints / 'feat' / 'opt.json').is_file()
     torch.manual_seed(0)
-    Pix2PixHDModel(opt).save('latest')
+    save_networks(Pix2PixHDModel(opt).networks_by_name(), experiment_dir(opt), 'latest')
     result = run_script('encode_features.py', '--name', 'feat', '--checkpoints_dir', checkpoints, '--dataroot', cityscapes_root,
                         '--loadSize', LOAD_SIZE, '--n_clusters', 3, '--gpu_ids', '-1')
     assert_ok(result)

@@ -9,8 +9,9 @@ import torch
 import torch.nn as nn
 
 from models.networks import (ModelError, count_parameters, define_D, define_E, define_G, instance_average_pool)
-from models.pix2pixHD_model import (Pix2PixHDModel, load_network_partial, load_network_strict, read_state_dict,
-                                    save_network)
+from builders import build_model
+from models.pix2pixHD_model import Pix2PixHDModel
+from util.checkpoint import experiment_dir, load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
 from options.base_options import save_options
 from options.train_options import TrainOptions
 
@@ -279,7 +280,7 @@ def test_model_load_pretrain_option(tmp_path):
     save_network(d2, str(pre_dir / 'latest_net_D.pth'))
     opt = train_opt(tmp_path, '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1', '--n_blocks_local', '1', '--ndf', '4',
                     '--num_D', '3', '--no_vgg_loss', '--load_pretrain', str(pre_dir))
-    model = Pix2PixHDModel(opt)
+    model = build_model(opt)
     g_state = model.netG.state_dict()
     last_conv = 'model.30.'  # 1 block: 4 + 12 + 1 + 12 + pad modules before the final conv
     assert isinstance(global_g.model[30], nn.Conv2d) and global_g.model[30].out_channels == 3
@@ -405,11 +406,12 @@ def test_model_save_writes_reference_layout(tmp_path):
     opt = train_opt(tmp_path, '--name', 'exp', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--no_vgg_loss',
                     '--instance_feat', '--nef', '4')
     model = Pix2PixHDModel(opt)
-    os.makedirs(model.save_dir, exist_ok=True)
-    model.save('latest')
-    assert sorted(os.listdir(model.save_dir)) == ['latest_net_D.pth', 'latest_net_E.pth', 'latest_net_G.pth']
+    save_dir = experiment_dir(opt)
+    os.makedirs(save_dir, exist_ok=True)
+    save_networks(model.networks_by_name(), save_dir, 'latest')
+    assert sorted(os.listdir(save_dir)) == ['latest_net_D.pth', 'latest_net_E.pth', 'latest_net_G.pth']
     for label, net in (('G', model.netG), ('D', model.netD), ('E', model.netE)):
-        loaded = torch.load(os.path.join(model.save_dir, f'latest_net_{label}.pth'), weights_only=True)
+        loaded = torch.load(os.path.join(save_dir, f'latest_net_{label}.pth'), weights_only=True)
         assert list(loaded) == list(net.state_dict())
 
 

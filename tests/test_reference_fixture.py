@@ -1,4 +1,4 @@
-"""Reproduce the 2018 reference's numbers on one Cityscapes sample (SPEC section 10)."""
+"""Reproduce the 2018 reference's numbers on one Cityscapes sample."""
 import json
 import os
 import re

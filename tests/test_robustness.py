@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-import models.pix2pixHD_model as model_module
-from data.data_loader import create_data_loader
+import util.checkpoint as checkpoint_module
+from builders import build_data
 from models.pix2pixHD_trainer import Pix2PixHDTrainer, TrainingError
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
@@ -52,7 +52,7 @@ def test_failed_save_keeps_previous_files_and_says_so(tmp_path, dataroot, monkey
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     before = snapshot(tmp_path / 'exp')
-    trainer.train_step(next(iter(create_data_loader(opt))))
+    trainer.train_step(next(iter(build_data(opt)[1])))
 
     def disk_full(path, write):
         with open(f'{path}.tmp-x', 'wb') as handle:
@@ -60,7 +60,7 @@ def test_failed_save_keeps_previous_files_and_says_so(tmp_path, dataroot, monkey
         os.remove(f'{path}.tmp-x')
         raise OSError(28, 'No space left on device')
 
-    monkeypatch.setattr(model_module, 'atomic_write', disk_full)
+    monkeypatch.setattr(checkpoint_module, 'atomic_write', disk_full)
     with pytest.raises(TrainingError, match='No space left on device.*previous checkpoint files are intact'):
         trainer.save('latest', 1, 1)
     assert snapshot(tmp_path / 'exp') == before
@@ -71,7 +71,7 @@ def test_nan_loss_stops_with_its_name_and_iteration_without_saving(tmp_path, dat
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     before = snapshot(tmp_path / 'exp')
-    batches = iter(create_data_loader(opt))
+    batches = iter(build_data(opt)[1])
     trainer.train_step(next(batches), step=1)
     trainer.check_finite()  # all finite so far
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from data.data_loader import create_data_loader
-from models.pix2pixHD_model import save_network
+from builders import build_data
+from util.checkpoint import save_network
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 
@@ -53,7 +53,7 @@ def test_averaged_gradients_equal_the_doubled_batch_gradient(tmp_path, dataroot)
     torch.manual_seed(0)
     trainer = Pix2PixHDTrainer(opt)
     model = trainer.model
-    data = next(iter(create_data_loader(opt)))
+    data = next(iter(build_data(opt)[1]))
 
     def generator_grad(index: slice) -> torch.Tensor:
         model.zero_grad()
@@ -135,7 +135,7 @@ def test_checkpoint_write_killed_midway_keeps_previous_latest(tmp_path):
     script = (
         "import os, signal, torch, sys\n"
         f"sys.path.insert(0, {REPO_ROOT!r})\n"
-        "from models.pix2pixHD_model import save_network\n"
+        "from util.checkpoint import save_network\n"
         "def dying_save(obj, target):\n"
         "    open(target, 'wb').write(b'PK partial checkpoint')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -154,7 +154,7 @@ def test_amp_bf16_trains_on_cpu_with_finite_losses(tmp_path, dataroot):
     torch.manual_seed(0)
     trainer = Pix2PixHDTrainer(opt)
     before = {key: value.clone() for key, value in trainer.model.netG.state_dict().items()}
-    for data in create_data_loader(opt):
+    for data in build_data(opt)[1]:
         losses, _ = trainer.train_step(data)
         assert all(value.dtype == torch.float32 and torch.isfinite(value) for value in losses.values())
     assert any(not torch.equal(before[key], value) for key, value in trainer.model.netG.state_dict().items())
@@ -175,7 +175,7 @@ def test_optimised_fp32_path_equals_the_plain_path(tmp_path, dataroot, optimisat
                                    save=False)
         torch.manual_seed(0)
         trainer = Pix2PixHDTrainer(opt)
-        losses, _ = trainer.train_step(next(iter(create_data_loader(opt))))
+        losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
         grads = torch.cat([parameter.grad.reshape(-1) for parameter in trainer.params_G])
         return {name: float(value) for name, value in losses.items()}, grads
 
@@ -192,7 +192,7 @@ def test_optimised_fp32_path_equals_the_plain_path(tmp_path, dataroot, optimisat
 def test_generator_backward_leaves_discriminator_gradients_alone(tmp_path, dataroot):
     opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)], save=False)
     trainer = Pix2PixHDTrainer(opt)
-    data = next(iter(create_data_loader(opt)))
+    data = next(iter(build_data(opt)[1]))
     losses, _ = trainer.model(data['label'], data['inst'], data['image'], data['feat'])
     trainer.model.zero_grad(set_to_none=True)
     (losses['G_GAN'] + losses['G_GAN_Feat']).backward(inputs=trainer.params_G)

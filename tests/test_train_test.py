@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from builders import build_model
 from data.aligned_dataset import AlignedDataset
-from models import create_model
-from models.pix2pixHD_model import Pix2PixHDModel
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
 
@@ -173,8 +173,8 @@ def test_train_checkpoints_load_with_weights_only(trained):
 
 def test_train_checkpoints_load_strictly_into_the_model(trained):
     opt = train_opt(trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train')
-    opt.checkpoints_dir = str(trained['checkpoints'])
-    model = Pix2PixHDModel(opt)  # load_network_strict: raises on any key or shape mismatch
+    opt = replace(opt, checkpoints_dir=str(trained['checkpoints']))
+    model = build_model(opt)  # load_network_strict: raises on any key or shape mismatch
     saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
     assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
 
@@ -217,7 +217,7 @@ def test_update_learning_rate_arithmetic(tmp_path, cityscapes_root):
     assert all(g['lr'] == 0.001 for o in optimizers for g in o.param_groups)
     for step, expected in enumerate([0.00075, 0.0005, 0.00025, 0.0], start=1):
         trainer.update_learning_rate()
-        assert trainer.old_lr == pytest.approx(expected, abs=1e-12), step
+        assert trainer.current_lr == pytest.approx(expected, abs=1e-12), step
         assert all(g['lr'] == pytest.approx(expected, abs=1e-12) for o in optimizers for g in o.param_groups)
     assert all(g['betas'] == (0.5, 0.999) for o in optimizers for g in o.param_groups)
 
@@ -280,7 +280,7 @@ def test_load_pretrain_copies_the_global_generator_into_a_local_one(tmp_path, tr
     opt = train_opt(tmp_path, trained['dataroot'], '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1',
                     '--load_pretrain', pretrain_dir)
     capsys.readouterr()
-    model = Pix2PixHDModel(opt)
+    model = build_model(opt)
     out = capsys.readouterr().out
     pretrained = torch.load(os.path.join(pretrain_dir, 'latest_net_G.pth'), weights_only=True)
     own = model.netG.state_dict()
@@ -389,7 +389,7 @@ def test_test_py_output_matches_the_model(tested, trained, cityscapes_root):
     opt = _TestOptions().parse(['--name', 'tiny', '--checkpoints_dir', str(trained['checkpoints']),
                                '--dataroot', str(cityscapes_root), '--loadSize', '64', '--gpu_ids', '-1'], save=False)
     assert opt.ngf == 8 and opt.n_blocks_global == 1
-    model = create_model(opt)
+    model = build_model(opt)
     sample = AlignedDataset(opt)[0]
     generated = model.inference(sample['label'][None], sample['inst'][None])
     expected = tensor2im(generated[0])

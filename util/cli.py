@@ -2,12 +2,7 @@
 import sys
 from typing import Callable
 
-from data.base_dataset import DatasetError
-from models.networks import ModelError
-from models.pix2pixHD_trainer import TrainingError
-from options.base_options import OptionsError
-
-USER_ERRORS = (DatasetError, ModelError, OptionsError, TrainingError)
+from util.errors import USER_ERRORS
 
 
 def user_message(error: BaseException) -> str:

@@ -27,7 +27,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import (FID_WEIGHTS_URL, FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2,
                                    InceptionV3)
 
-from models.networks import ModelError
+from util.errors import ModelError
 
 IGNORE_INDEX = 255
 

@@ -1,4 +1,4 @@
-"""Generators of SPEC section 3: ResnetBlock, GlobalGenerator and the coarse-to-fine LocalEnhancer."""
+"""Generators (docs/overview.md, "Networks"): ResnetBlock, GlobalGenerator and the coarse-to-fine LocalEnhancer."""
 from typing import Callable
 
 import torch

@@ -227,7 +227,7 @@ def size_base(opt: argparse.Namespace) -> int:
     base = 2 ** opt.n_downsample_global
     if opt.netG == 'local':
         base *= 2 ** opt.n_local_enhancers
-    if opt.instance_feat or opt.label_feat:
+    if opt.use_features:
         base = max(base, 2 ** opt.n_downsample_E)
     return base
 

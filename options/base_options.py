@@ -1,5 +1,6 @@
 """Command-line options shared by training and testing, with the reference's names and defaults."""
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -162,6 +163,8 @@ class BaseOptions:
             # Both become parts of file names (checkpoints, dataset folders): keep them inside their folder.
             if not is_plain_name(str(getattr(opt, flag, 'x'))):
                 raise OptionsError(f"--{flag} {getattr(opt, flag)!r} must be a plain name (no '/', '..' or absolute path)")
+        if opt.tf_log and importlib.util.find_spec('tensorboard') is None:  # an optional install group
+            raise OptionsError("--tf_log needs tensorboard, which is not installed: pip install '.[tensorboard]' (or tensorboard)")
 
     @staticmethod
     def print_options(opt: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ time), derives every value computed from flags (device, feature use, size base, 
 to the options afterwards; `replace()` makes a changed copy where one is needed.
 """
 import argparse
+import importlib.util
 import os
 import sys
 from typing import Any, Optional, Sequence
@@ -215,6 +216,8 @@ class BaseOptions:
             # Both become parts of file names (checkpoints, dataset folders): keep them inside their folder.
             if not is_plain_name(str(getattr(opt, flag, 'x'))):
                 raise OptionsError(f"--{flag} {getattr(opt, flag)!r} must be a plain name (no '/', '..' or absolute path)")
+        if opt.tf_log and importlib.util.find_spec('tensorboard') is None:  # an optional install group
+            raise OptionsError("--tf_log needs tensorboard, which is not installed: pip install '.[tensorboard]' (or tensorboard)")
 
     @staticmethod
     def print_options(opt: argparse.Namespace) -> None:

@@ -19,14 +19,15 @@ from builders import build_dataset  # noqa: E402
 from data.aligned_dataset import AlignedDataset  # noqa: E402
 from data.base_dataset import DatasetError, open_map  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
+from util import cityscapes  # noqa: E402
 from util.cli import run_main  # noqa: E402
 
 
 def summarise(dataset: AlignedDataset) -> dict:
     """Counts, sizes, pixels and instances per class over every label (and instance) map."""
-    sizes = collections.Counter()
-    pixels = collections.Counter()
-    instances = collections.Counter()
+    sizes: collections.Counter[tuple[int, int]] = collections.Counter()
+    pixels: collections.Counter[int] = collections.Counter()
+    instances: collections.Counter[int] = collections.Counter()
     for index, label_path in enumerate(dataset.A_paths):
         label_image = open_map(label_path)
         sizes[label_image.size] += 1
@@ -37,7 +38,7 @@ def summarise(dataset: AlignedDataset) -> dict:
         if values.max() >= dataset.opt.label_nc:
             raise DatasetError(f"{label_path}: label value {values.max()} >= --label_nc {dataset.opt.label_nc}; "
                                f"pass --label_nc {values.max() + 1} or fix the label map")
-        pixels.update(dict(zip(values.tolist(), counts.tolist())))
+        pixels.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         if dataset.inst_paths:
             ids = np.unique(np.asarray(open_map(dataset.inst_paths[index])))
             objects = ids[ids >= 1000]
@@ -59,9 +60,14 @@ def main() -> None:
     print('  sizes: ' + ', '.join(f'{w}x{h} ({n})' for (w, h), n in summary['sizes'].most_common()))
     if opt.label_nc:
         total = sum(summary['pixels'].values())
-        print(f'\n{"class":>6} {"pixels %":>9} {"instances":>10}')
+        # --label_nc 35 is the Cityscapes setting (labelIds): name the classes as the official table does.
+        names = cityscapes.NAMES if opt.label_nc == cityscapes.NUM_LABELS else ()
+        width = max(map(len, names), default=0)
+        print(f'\n{"class":>6} {"name" if names else "":<{width}} {"pixels %":>9} {"instances":>10}')
         for class_id in sorted(summary['pixels']):
-            print(f'{class_id:>6} {100 * summary["pixels"][class_id] / total:>9.2f} {summary["instances"].get(class_id, 0):>10}')
+            name = names[class_id] if class_id < len(names) else ''
+            print(f'{class_id:>6} {name:<{width}} {100 * summary["pixels"][class_id] / total:>9.2f} '
+                  f'{summary["instances"].get(class_id, 0):>10}')
         print(f'{len(summary["pixels"])} classes seen, all below --label_nc {opt.label_nc}')
 
 

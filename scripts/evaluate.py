@@ -1,7 +1,7 @@
-"""Score test.py's synthesized images as the pix2pixHD paper does: segmentation accuracy / mean IoU, and FID.
+"""Score test.py's synthesized images as the pix2pixHD paper does: segmentation accuracy / mean IoU, and FID / KID.
 
     python scripts/evaluate.py --results_dir results/label2city_1024p/test_latest --dataroot datasets/cityscapes \\
-        --seg_model seg.pt --real --fid [--inception_weights pt_inception-2015-12-05-6726825d.pth] --json scores.json
+        --seg_model seg.pt --real --fid [--inception_weights weights-inception-2015-12-05-6726825d.pth] --json scores.json
 
 Synthesized images (`<basename>_synthesized_image.png`, or `_synthesized_image_style<k>.png` with --n_styles)
 are read from RESULTS_DIR/images (or RESULTS_DIR itself) and paired with the label maps of
@@ -9,6 +9,7 @@ DATAROOT/<phase>_label (and the photos of DATAROOT/<phase>_img) by the Cityscape
 else by equal names. Exit status 0 with a table on stdout (and --json), 1 with a one-line error.
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -17,7 +18,6 @@ import sys
 import warnings
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -29,14 +29,9 @@ from data.base_dataset import DatasetError, open_map  # noqa: E402
 from data.image_folder import is_image_file, make_dataset  # noqa: E402
 from models.networks import ModelError  # noqa: E402
 from options.base_options import OptionsError, resolve_gpu_ids  # noqa: E402
+from util import metrics  # noqa: E402
 from util.cli import run_main  # noqa: E402
 from util.util import atomic_write  # noqa: E402
-
-try:
-    from util import metrics  # noqa: E402
-except ImportError as _error:  # pytorch-fid (or scipy) missing
-    metrics = None
-    _METRICS_IMPORT_ERROR = _error
 
 SYNTHESIZED = re.compile(r'^(?P<base>.+)_synthesized_image(?:_style(?P<style>\d+))?\.[A-Za-z]+$')
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,14 +51,16 @@ ignored) and resized (nearest) to the prediction size. Real photos (--real, --fi
 (bicubic) to the synthesized size first. pix2pixHD used PSPNet, SPADE DRN-D-105, both trained on
 Cityscapes.
 
-FID uses pytorch-fid's Inception (pt_inception-2015-12-05-6726825d.pth, downloaded to the torch hub
-cache on first use; offline, pass the file with --inception_weights). Papers report 2048-d features
-over the 500 Cityscapes val images; FIDs are only comparable at equal image counts and sizes."""
+--fid computes FID and KID with torch-fidelity (pip install '.[eval]') and its Inception weights
+(weights-inception-2015-12-05-6726825d.pth, downloaded to the torch hub cache on first use; offline,
+pass the file with --inception_weights). Papers report 2048-d features over the 500 Cityscapes val
+images; FIDs are only comparable at equal image counts and sizes. KID is unbiased, so it is the
+steadier of the two on a few hundred images: the mean (and std) over 100 random subsets."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Evaluate synthesized images: segmentation pixel accuracy / mean IoU (pix2pixHD, Table 1) and FID.',
+        description='Evaluate synthesized images: segmentation pixel accuracy / mean IoU (pix2pixHD, Table 1), FID and KID.',
         epilog=SEG_CONTRACT, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--results_dir', required=True,
                         help="test.py's output folder, e.g. results/label2city_1024p/test_latest (its images/ subfolder is used)")
@@ -72,11 +69,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--real_dir', default=None, help='folder of real photos (default DATAROOT/<phase>_img)')
     parser.add_argument('--style', type=int, default=None,
                         help='with --n_styles results: evaluate only _synthesized_image_style<STYLE> (default: every style)')
-    parser.add_argument('--fid', action='store_true', help='FID between the synthesized and the real photos (pytorch-fid)')
+    parser.add_argument('--fid', action='store_true',
+                        help='FID and KID between the synthesized and the real photos (torch-fidelity)')
     parser.add_argument('--inception_weights', default=None,
-                        help='local pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth); default: download them')
-    parser.add_argument('--fid_dims', type=int, default=2048, choices=[64, 192, 768, 2048],
-                        help='Inception feature block for FID (default 2048 = pool3, the value papers report)')
+                        help=f'local torch-fidelity Inception weights ({metrics.INCEPTION_WEIGHTS_FILE}); default: download them')
+    parser.add_argument('--fid_dims', type=int, default=2048, choices=metrics.INCEPTION_DIMS,
+                        help='Inception feature block for FID and KID (default 2048 = pool3, the value papers report)')
+    parser.add_argument('--kid_subset_size', type=int, default=metrics.KID_SUBSET_SIZE,
+                        help=f'images per KID subset (default {metrics.KID_SUBSET_SIZE}, or all images when there are fewer)')
     parser.add_argument('--seg_model', default=None,
                         help='Cityscapes segmentation model: TorchScript .pt or torch.export .pt2 (see the contract below)')
     parser.add_argument('--seg_input_range', default='imagenet', choices=['imagenet', 'minus1_1', 'unit'],
@@ -98,6 +98,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise OptionsError("--real segments the real photos: it needs --seg_model")
     if opt.inception_weights and not opt.fid:
         raise OptionsError("--inception_weights is only used with --fid")
+    if opt.kid_subset_size < 2:
+        raise OptionsError(f"--kid_subset_size {opt.kid_subset_size} must be at least 2")
+    if opt.fid and importlib.util.find_spec('torch_fidelity') is None:
+        raise OptionsError("--fid needs torch-fidelity, which is not installed: pip install '.[eval]' (or pip install torch-fidelity)")
     return opt
 
 
@@ -141,7 +145,7 @@ def index_folder(directory: str, what: str, hint: str) -> dict:
     paths = make_dataset(directory)
     if not paths:
         raise DatasetError(f"{directory}: no images found ({what})")
-    index = {}
+    index: dict[str, str] = {}
     for path in paths:
         key = pair_key(path)
         if key in index:
@@ -157,7 +161,7 @@ def pair_files(opt: argparse.Namespace) -> dict:
     label_dir = os.path.join(opt.dataroot, f'{opt.phase}_label')
     labels = index_folder(label_dir, 'label maps (labelIds)', f'check --dataroot {opt.dataroot} and --phase {opt.phase}')
     keys = [pair_key(base + '.png') for _, base, _ in synthesized]
-    unpaired = sorted({os.path.basename(path) for (path, _, _), key in zip(synthesized, keys) if key not in labels})
+    unpaired = sorted({os.path.basename(path) for (path, _, _), key in zip(synthesized, keys, strict=True) if key not in labels})
     if unpaired:
         raise DatasetError(f"{_examples(unpaired)} synthesized image(s) in {image_dir} have no label map in {label_dir}; "
                            f"files pair by the Cityscapes city_seq_frame prefix, else by equal names (check --phase)")
@@ -170,7 +174,7 @@ def pair_files(opt: argparse.Namespace) -> dict:
             raise DatasetError(f"{_examples(missing)} label map(s) have no real photo in {photo_dir}; files pair by the "
                                f"Cityscapes city_seq_frame prefix, else by equal names")
     items = []
-    for (path, _, _), key in zip(synthesized, keys):
+    for (path, _, _), key in zip(synthesized, keys, strict=True):
         size, _ = image_header(path)
         label_size, label_mode = image_header(labels[key])
         if label_mode in ('RGB', 'RGBA'):
@@ -202,7 +206,7 @@ class EvalImages(torch.utils.data.Dataset):
         except (OSError, SyntaxError, ValueError) as error:
             raise DatasetError(f"{path}: cannot read image ({error}); re-export or remove the file") from None
         if image.size != item['size']:
-            image = image.resize(item['size'], Image.BICUBIC)
+            image = image.resize(item['size'], Image.Resampling.BICUBIC)
         tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
         label = torch.zeros(0, dtype=torch.int64)
         if self.with_labels:
@@ -215,7 +219,7 @@ class EvalImages(torch.utils.data.Dataset):
 
 def batches(items: list, source: str, with_labels: bool, opt: argparse.Namespace):
     """Batches of equal-sized images (and label maps), grouped by size from the file headers."""
-    groups = {}
+    groups: dict[tuple, list[int]] = {}
     for index, item in enumerate(items):
         groups.setdefault((item['size'], item['label_size'] if with_labels else None), []).append(index)
     batch_sampler = [indices[i:i + opt.batch_size] for indices in groups.values()
@@ -282,27 +286,31 @@ def segmentation_scores(model, items: list, source: str, opt: argparse.Namespace
         confusion.update(prediction, target)
     iou = confusion.iou().tolist()
     return {'pixel_accuracy': confusion.pixel_accuracy(), 'mean_iou': confusion.mean_iou(),
-            'per_class_iou': dict(zip(metrics.CITYSCAPES_CLASSES, iou)), 'pixels': confusion.total}
+            'per_class_iou': dict(zip(metrics.CITYSCAPES_CLASSES, iou, strict=True)), 'pixels': confusion.total}
 
 
-# ---------------------------------------------------------------------------------------------------- FID
+# ---------------------------------------------------------------------------------------------- FID / KID
 
 
-def fid_score(model, items: list, real_items: list, opt: argparse.Namespace) -> float:
-    fake = metrics.inception_activations(model, (images.float() / 255.0 for images, _ in batches(items, 'synthesized', False, opt)))
-    real = metrics.inception_activations(model, (images.float() / 255.0 for images, _ in batches(real_items, 'photo', False, opt)))
+def kid_subset_size(n_fake: int, n_real: int, opt: argparse.Namespace) -> int:
+    """--kid_subset_size, or the smaller set's size when that is smaller."""
+    return min(opt.kid_subset_size, n_fake, n_real)
+
+
+def inception_scores(model, items: list, real_items: list, opt: argparse.Namespace) -> dict:
+    """{'fid', 'kid', 'kid_std'} between the synthesized images and the real photos, from one pass of each set."""
+    fake = metrics.inception_features(model, (images for images, _ in batches(items, 'synthesized', False, opt)))
+    real = metrics.inception_features(model, (images for images, _ in batches(real_items, 'photo', False, opt)))
     if min(len(fake), len(real)) < 2:
-        raise DatasetError(f"FID needs at least 2 images per set, got {len(fake)} synthesized and {len(real)} real")
+        raise DatasetError(f"FID and KID need at least 2 images per set, got {len(fake)} synthesized and {len(real)} real")
     if min(len(fake), len(real)) <= opt.fid_dims:
         print(f"note: FID from {len(fake)} synthesized / {len(real)} real images with {opt.fid_dims}-d features: "
               f"the covariances are rank-deficient, so compare FIDs only at equal image counts")
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', category=scipy.linalg.LinAlgWarning)  # "singular": rank-deficient covariances
-        try:
-            return metrics.frechet_distance(fake, real)
-        except ValueError as error:  # pytorch-fid: "Imaginary component ..."
-            raise ModelError(f"FID is numerically undefined for these {len(fake)} images ({error}); "
-                             f"use more images or a smaller --fid_dims") from None
+    subset_size = kid_subset_size(len(fake), len(real), opt)
+    if subset_size < opt.kid_subset_size:
+        print(f"note: KID from subsets of {subset_size} images (fewer than --kid_subset_size {opt.kid_subset_size})")
+    kid, kid_std = metrics.kernel_inception_distance(fake, real, subset_size=subset_size)
+    return {'fid': metrics.frechet_distance(fake, real), 'kid': kid, 'kid_std': kid_std}
 
 
 # ------------------------------------------------------------------------------------------------- output
@@ -324,11 +332,11 @@ def _json_safe(value):
 
 def print_table(rows: dict, header: str) -> None:
     print(header)
-    print(f"{'':<24}{'Pixel acc':>10}{'Mean IoU':>10}{'FID':>10}")
+    print(f"{'':<24}{'Pixel acc':>10}{'Mean IoU':>10}{'FID':>10}{'KID':>10}")
     for name, row in rows.items():
         accuracy = _number(row.get('pixel_accuracy'), '.2%')
-        print(f"{name:<24}{accuracy:>10}"
-              f"{_number(row.get('mean_iou'), '.4f'):>10}{_number(row.get('fid'), '.2f'):>10}")
+        print(f"{name:<24}{accuracy:>10}{_number(row.get('mean_iou'), '.4f'):>10}"
+              f"{_number(row.get('fid'), '.2f'):>10}{_number(row.get('kid'), '.4f'):>10}")
     if any('per_class_iou' in row for row in rows.values()):
         names = [name for name, row in rows.items() if 'per_class_iou' in row]
         print(f"\n{'IoU per class':<24}" + ''.join(f"{name.split()[0]:>12}" for name in names))
@@ -340,8 +348,6 @@ def print_table(rows: dict, header: str) -> None:
 
 def main(argv=None) -> None:
     opt = parse_args(argv)
-    if metrics is None:
-        raise ModelError(f"cannot import util.metrics ({_METRICS_IMPORT_ERROR}); pip install pytorch-fid")
     found = pair_files(opt)
     items = found['items']
     real_items = list({item['key']: item for item in items}.values())  # one photo per label map, even with styles
@@ -351,9 +357,9 @@ def main(argv=None) -> None:
         raise OptionsError(f"--json {opt.json}: folder {os.path.dirname(os.path.abspath(opt.json))} does not exist")
     # Both models load before any image is processed, so a bad file fails in seconds.
     seg_model = load_seg_model(opt.seg_model, device) if opt.seg_model else None
-    fid_model = metrics.fid_inception(opt.inception_weights, dims=opt.fid_dims, device=device) if opt.fid else None
+    inception = metrics.load_inception(opt.inception_weights, dims=opt.fid_dims, device=device) if opt.fid else None
 
-    rows = {'pix2pixHD synthesized': {}}
+    rows: dict[str, dict] = {'pix2pixHD synthesized': {}}
     if opt.real:
         rows['real photos'] = {}
     if seg_model is not None:
@@ -361,7 +367,7 @@ def main(argv=None) -> None:
         if opt.real:
             rows['real photos'].update(segmentation_scores(seg_model, real_items, 'photo', opt, device))
     if opt.fid:
-        rows['pix2pixHD synthesized']['fid'] = fid_score(fid_model, items, real_items, opt)
+        rows['pix2pixHD synthesized'].update(inception_scores(inception, items, real_items, opt))
 
     sizes = ', '.join(f'{w}x{h}' for w, h in found['sizes'])
     header = (f"{len(items)} synthesized image(s) of {sizes} in {found['image_dir']} "
@@ -373,10 +379,12 @@ def main(argv=None) -> None:
             'n_synthesized': len(items), 'n_label_maps': len(real_items), 'image_sizes': [list(s) for s in found['sizes']],
             'seg_model': opt.seg_model, 'seg_input_range': opt.seg_input_range if opt.seg_model else None,
             'fid_dims': opt.fid_dims if opt.fid else None,
+            'kid_subsets': metrics.KID_SUBSETS if opt.fid else None,
+            'kid_subset_size': kid_subset_size(len(items), len(real_items), opt) if opt.fid else None,
             'classes': list(metrics.CITYSCAPES_CLASSES),
             'synthesized': rows['pix2pixHD synthesized'], 'real': rows.get('real photos'),
-            'paper': {'synthesized': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['pix2pixHD synthesized'])),
-                      'real': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['real photos']))},
+            'paper': {'synthesized': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['pix2pixHD synthesized'], strict=True)),
+                      'real': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['real photos'], strict=True))},
         }
 
         def write(tmp_path: str) -> None:

@@ -14,23 +14,18 @@ from PIL import Image
 
 import util.checkpoint as checkpoint_module
 from builders import build_data
+from helpers import REPO_ROOT, TINY, assert_one_line_error, run_script
 from models.pix2pixHD_trainer import Pix2PixHDTrainer, TrainingError
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
-
-from helpers import REPO_ROOT, TINY, assert_one_line_error, run_script
-
-
-
-
-
 
 
 def snapshot(folder) -> dict:
     return {path: open(path, 'rb').read() for path in sorted(glob.glob(os.path.join(folder, '*'))) if os.path.isfile(path)}
 
 
-@pytest.mark.parametrize('flag,value', [('--name', '../escape'), ('--name', '/abs/path'), ('--which_epoch', '../../x'), ('--phase', '../train')])
+@pytest.mark.parametrize('flag,value', [('--name', '../escape'), ('--name', '/abs/path'), ('--which_epoch', '../../x'),
+                                        ('--phase', '../train')])
 def test_path_building_flags_cannot_escape(tmp_path, dataroot, flag, value):
     result = run_script(*['train.py', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)] + TINY + [flag, value])
     assert result.returncode != 0
@@ -127,10 +122,12 @@ def test_check_dataset_summarises_cityscapes(cityscapes_root):
     for path in sorted(glob.glob(os.path.join(cityscapes_root, 'train_inst', '*.png'))):
         ids = np.unique(np.asarray(Image.open(path)))
         expected.update(collections.Counter((ids[ids >= 1000] // 1000).tolist()))
-    rows = {int(line.split()[0]): int(line.split()[2]) for line in result.stdout.splitlines()
-            if len(line.split()) == 3 and line.split()[0].isdigit()}
-    assert expected[26] > 0 and rows[26] == expected[26]
-    assert all(rows[class_id] == count for class_id, count in expected.items())
+    # Rows: class id, official class name (--label_nc 35 is the Cityscapes setting), pixels %, instances.
+    rows = {int(line.split()[0]): (' '.join(line.split()[1:-2]), int(line.split()[-1])) for line in result.stdout.splitlines()
+            if len(line.split()) >= 4 and line.split()[0].isdigit()}
+    assert expected[26] > 0 and rows[26] == ('car', expected[26])
+    assert rows[19][0] == 'traffic light' and rows[7][0] == 'road'
+    assert all(rows[class_id][1] == count for class_id, count in expected.items())
 
 
 def test_check_dataset_reports_label_values_above_label_nc(cityscapes_root):
@@ -152,3 +149,10 @@ def test_check_dataset_reports_unpaired_files(tmp_path, cityscapes_root):
 def test_malformed_gpu_ids_is_an_options_error():
     with pytest.raises(OptionsError):
         TrainOptions().parse(['--gpu_ids', 'zero'], save=False)
+
+
+def test_tf_log_without_tensorboard_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'tensorboard', None)  # as if not installed: find_spec gives None
+    with pytest.raises(OptionsError, match=r"--tf_log needs tensorboard, which is not installed: pip install '\.\[tensorboard\]'"):
+        TrainOptions().parse(['--tf_log', '--gpu_ids', '-1'], save=False)
+    TrainOptions().parse(['--gpu_ids', '-1'], save=False)  # without --tf_log, tensorboard is not needed

@@ -4,51 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
-# Official cityscapesScripts labels.py colours, indexed by labelId (0..33) plus
-# the license plate (34); pix2pixHD's Cityscapes label maps use these ids.
-_CITYSCAPES_COLORS: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0),  # 0 unlabeled
-    (0, 0, 0),  # 1 ego vehicle
-    (0, 0, 0),  # 2 rectification border
-    (0, 0, 0),  # 3 out of roi
-    (0, 0, 0),  # 4 static
-    (111, 74, 0),  # 5 dynamic
-    (81, 0, 81),  # 6 ground
-    (128, 64, 128),  # 7 road
-    (244, 35, 232),  # 8 sidewalk
-    (250, 170, 160),  # 9 parking
-    (230, 150, 140),  # 10 rail track
-    (70, 70, 70),  # 11 building
-    (102, 102, 156),  # 12 wall
-    (190, 153, 153),  # 13 fence
-    (180, 165, 180),  # 14 guard rail
-    (150, 100, 100),  # 15 bridge
-    (150, 120, 90),  # 16 tunnel
-    (153, 153, 153),  # 17 pole
-    (153, 153, 153),  # 18 polegroup
-    (250, 170, 30),  # 19 traffic light
-    (220, 220, 0),  # 20 traffic sign
-    (107, 142, 35),  # 21 vegetation
-    (152, 251, 152),  # 22 terrain
-    (70, 130, 180),  # 23 sky
-    (220, 20, 60),  # 24 person
-    (255, 0, 0),  # 25 rider
-    (0, 0, 142),  # 26 car
-    (0, 0, 70),  # 27 truck
-    (0, 60, 100),  # 28 bus
-    (0, 0, 90),  # 29 caravan
-    (0, 0, 110),  # 30 trailer
-    (0, 80, 100),  # 31 train
-    (0, 0, 230),  # 32 motorcycle
-    (119, 11, 32),  # 33 bicycle
-    (0, 0, 142),  # 34 license plate
-)
+from util.cityscapes import COLORS as CITYSCAPES_COLORS
 
 
 def tensor2im(image_tensor: torch.Tensor) -> np.ndarray:
@@ -72,8 +34,8 @@ def label_colormap(n_label: int) -> np.ndarray:
     """Return the n_label x 3 uint8 palette: Cityscapes colours for 35 labels, else the Pascal VOC palette."""
     if n_label < 0:
         raise ValueError(f"n_label must be non-negative, got {n_label}")
-    if n_label == len(_CITYSCAPES_COLORS):
-        return np.array(_CITYSCAPES_COLORS, dtype=np.uint8)
+    if n_label == len(CITYSCAPES_COLORS):
+        return np.array(CITYSCAPES_COLORS, dtype=np.uint8)
     ids = np.arange(n_label, dtype=np.int64)
     cmap = np.zeros((n_label, 3), dtype=np.int64)
     # VOC devkit bit interleaving: successive bit triplets of the id fill each

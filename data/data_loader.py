@@ -15,7 +15,7 @@ def create_dataset(opt: argparse.Namespace) -> AlignedDataset:
 
 
 def dataset_length(opt: argparse.Namespace, dataset: AlignedDataset) -> int:
-    """Samples used: the first --max_dataset_size files in sorted order, as the reference."""
+    """Samples per epoch: at most --max_dataset_size (drawn from all files each epoch unless --serial_batches)."""
     return int(min(dataset.dataset_size, opt.max_dataset_size))
 
 
@@ -24,7 +24,7 @@ def create_data_loader(opt: argparse.Namespace, dataset: AlignedDataset = None, 
     """DataLoader with nThreads workers, shuffled unless --serial_batches, whole batches only, sharded per rank."""
     dataset = dataset if dataset is not None else create_dataset(opt)
     sampler = ResumableSampler(dataset_length(opt, dataset), opt.batchSize, shuffle=not opt.serial_batches,
-                               seed=opt.seed, rank=rank, world_size=world_size)
+                               seed=opt.seed, rank=rank, world_size=world_size, n_files=dataset.dataset_size)
     workers = int(opt.nThreads)
     return torch.utils.data.DataLoader(
         dataset,

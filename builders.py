@@ -23,14 +23,14 @@ def build_dataset(opt: argparse.Namespace) -> AlignedDataset:
 
 
 def dataset_length(opt: argparse.Namespace, dataset: AlignedDataset) -> int:
-    """Samples used: the first --max_dataset_size files in sorted order, as the reference."""
+    """Samples per epoch: at most --max_dataset_size (drawn from all files each epoch unless --serial_batches)."""
     return int(min(dataset.dataset_size, opt.max_dataset_size))
 
 
 def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch.utils.data.DataLoader:
     """DataLoader with nThreads workers, shuffled unless --serial_batches, whole batches only, this rank's shard."""
     sampler = ResumableSampler(dataset_length(opt, dataset), opt.batchSize, shuffle=not opt.serial_batches,
-                               seed=opt.seed, rank=opt.rank, world_size=opt.world_size)
+                               seed=opt.seed, rank=opt.rank, world_size=opt.world_size, n_files=dataset.dataset_size)
     workers = int(opt.nThreads)
     return torch.utils.data.DataLoader(
         dataset,

@@ -315,7 +315,8 @@ def test_serial_batches_without_limit_is_sorted_order(tmp_path, five_sample_root
     assert _loader_paths(loader) == [f'{c}_sample.png' for c in 'abcde']
 
 
-def test_shuffled_batches_permute_the_first_max_dataset_size_files(tmp_path, five_sample_root):
+def test_shuffled_batches_draw_max_dataset_size_files_from_all_files(tmp_path, five_sample_root):
+    # As the reference: a shuffled epoch of --max_dataset_size samples is drawn from every file, afresh each epoch.
     opt = make_opt(tmp_path, five_sample_root, '--resize_or_crop', 'none', '--max_dataset_size', 3)
     loader = build_data(opt)[1]
     assert len(loader) == 3
@@ -323,9 +324,23 @@ def test_shuffled_batches_permute_the_first_max_dataset_size_files(tmp_path, fiv
     for seed in range(8):
         torch.manual_seed(seed)
         paths = _loader_paths(loader)
-        assert sorted(paths) == ['a_sample.png', 'b_sample.png', 'c_sample.png']
+        assert len(paths) == len(set(paths)) == 3
         orders.add(tuple(paths))
     assert len(orders) > 1  # not serial: the order changes
+    assert {path for order in orders for path in order} == {f'{c}_sample.png' for c in 'abcde'}
+
+
+def test_seeded_epochs_draw_their_max_dataset_size_files_reproducibly(tmp_path, five_sample_root):
+    opt = make_opt(tmp_path, five_sample_root, '--resize_or_crop', 'none', '--max_dataset_size', 2, '--seed', 0)
+    loader = build_data(opt)[1]
+    epochs = {}
+    for epoch in range(1, 9):
+        loader.sampler.set_epoch(epoch)
+        epochs[epoch] = _loader_paths(loader)
+        assert len(epochs[epoch]) == len(set(epochs[epoch])) == 2
+    loader.sampler.set_epoch(3)
+    assert _loader_paths(loader) == epochs[3]  # the same epoch draws the same files (exact resume)
+    assert len({path for paths in epochs.values() for path in paths}) > 2
 
 
 def test_batches_drop_the_last_partial_batch(tmp_path, five_sample_root):

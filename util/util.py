@@ -14,7 +14,7 @@ from util.cityscapes import COLORS as CITYSCAPES_COLORS
 
 
 def tensor2im(image_tensor: torch.Tensor) -> np.ndarray:
-    """Convert a CHW (or 1xCxHxW) tensor in [-1, 1] with 1 or 3 channels to an HxWx3 uint8 array."""
+    """Convert a CHW (or 1xCxHxW) tensor in [-1, 1] with 1 or 3 channels to an HxWx3 uint8 array (truncating, as the reference)."""
     tensor = image_tensor.detach().cpu().float()
     if tensor.dim() == 4:
         if tensor.size(0) != 1:
@@ -22,8 +22,9 @@ def tensor2im(image_tensor: torch.Tensor) -> np.ndarray:
         tensor = tensor[0]
     if tensor.dim() != 3 or tensor.size(0) not in (1, 3):
         raise ValueError(f"tensor2im expects a 1- or 3-channel CHW tensor, got shape {tuple(image_tensor.shape)}")
-    # np.round rounds half to even, so 0.0 (-> 127.5) always maps to 128.
-    array = np.clip(np.round((tensor.numpy() + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
+    # The reference's conversion, in float32: scale, clip, then truncate (astype, no rounding), so a
+    # reference checkpoint writes the same pixels as the reference's own test.py (0.0 -> 127.5 -> 127).
+    array = np.clip((tensor.numpy() + 1.0) / 2.0 * 255.0, 0, 255).astype(np.uint8)
     array = array.transpose(1, 2, 0)
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)

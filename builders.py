@@ -4,6 +4,7 @@ train.py, test.py, encode_features.py, precompute_feature_maps.py, scripts/bench
 scripts/editor.py all build through these functions, so a new network, dataset mode or checkpoint rule
 is wired in once.
 """
+
 import argparse
 
 import torch
@@ -29,8 +30,15 @@ def dataset_length(opt: argparse.Namespace, dataset: AlignedDataset) -> int:
 
 def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch.utils.data.DataLoader:
     """DataLoader with nThreads workers, shuffled unless --serial_batches, whole batches only, this rank's shard."""
-    sampler = ResumableSampler(dataset_length(opt, dataset), opt.batchSize, shuffle=not opt.serial_batches,
-                               seed=opt.seed, rank=opt.rank, world_size=opt.world_size, n_files=dataset.dataset_size)
+    sampler = ResumableSampler(
+        dataset_length(opt, dataset),
+        opt.batchSize,
+        shuffle=not opt.serial_batches,
+        seed=opt.seed,
+        rank=opt.rank,
+        world_size=opt.world_size,
+        n_files=dataset.dataset_size,
+    )
     workers = int(opt.nThreads)
     return torch.utils.data.DataLoader(
         dataset,

@@ -3,6 +3,7 @@
 Writes checkpoints/<name>/features.npz (per class: rows of feat_num features + area) and
 checkpoints/<name>/features_clustered_<n_clusters>.npz (per class: the cluster centres), no pickle.
 """
+
 import os
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Precompute E's feature maps for --load_features (README, "Instance features"): upsampled x2 (nearest) and saved
 as 3-channel 8-bit PNGs in <dataroot>/<phase>_feat, named as the label maps."""
+
 import os
 
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Synthesize images from label maps with a trained pix2pixHD and write results/<name>/<phase>_<epoch>/index.html."""
+
 import contextlib
 import os
 
@@ -29,6 +30,7 @@ def main() -> None:
     opt = TestOptions().parse()
     if opt.export_onnx:
         from models.onnx_export import check_onnx_available
+
         check_onnx_available(opt.export_onnx)
         check_writable(os.path.dirname(os.path.abspath(opt.export_onnx)), '--export_onnx')
     relabel = check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)
@@ -38,6 +40,7 @@ def main() -> None:
     model = build_model(opt)
     if opt.export_onnx:
         from models.onnx_export import export_generator
+
         export_generator(model, next(iter(data_loader)), opt.export_onnx, opt.size_base)
         return
     visualizer = Visualizer(opt)

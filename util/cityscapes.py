@@ -82,6 +82,5 @@ LABEL_IDS: dict[str, int] = {label.name: label.id for label in LABELS if label.i
 LABEL_TO_TRAIN_ID: dict[int, int] = {label.id: label.trainId for label in LABELS if 0 <= label.trainId < 255}
 """labelId -> trainId of the 19 classes the benchmark evaluates; every other labelId is ignored."""
 
-TRAIN_CLASSES: tuple[str, ...] = tuple(label.name for label in sorted(LABELS, key=lambda label: label.trainId)
-                                       if 0 <= label.trainId < 255)
+TRAIN_CLASSES: tuple[str, ...] = tuple(label.name for label in sorted(LABELS, key=lambda label: label.trainId) if 0 <= label.trainId < 255)
 """Names of the 19 evaluation classes in trainId order (road, sidewalk, ..., bicycle)."""

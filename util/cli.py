@@ -1,6 +1,7 @@
 """Entry-point wrapper: user mistakes end in one actionable line and a non-zero exit, not a stack dump."""
+
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from util.errors import USER_ERRORS
 
@@ -11,7 +12,7 @@ def user_message(error: BaseException) -> str:
     last_line = text.splitlines()[-1] if text else type(error).__name__
     for prefix in (f'{type(error).__module__}.{type(error).__name__}: ', f'{type(error).__name__}: '):
         if last_line.startswith(prefix):
-            return last_line[len(prefix):]
+            return last_line[len(prefix) :]
     return last_line
 
 

@@ -1,6 +1,7 @@
 """Data-parallel training over torchrun's processes (one per GPU, gloo on CPU)."""
+
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
@@ -54,7 +55,7 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     flat.div_(size)
     offset = 0
     for grad in grads:
-        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
         offset += grad.numel()
 
 

@@ -1,5 +1,6 @@
 """Counting training progress in images, as the reference does: where to resume, and when to print,
 display and save."""
+
 import argparse
 import time
 

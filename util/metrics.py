@@ -11,6 +11,7 @@ the arithmetic; torchvision's ImageNet Inception gives different, non-comparable
 loads the weights (a local file when offline), streams batches through the network and calls those
 functions, so the numbers are torch-fidelity's.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from util.errors import ModelError
 from util.cityscapes import LABEL_TO_TRAIN_ID, TRAIN_CLASSES
+from util.errors import ModelError
 
 if TYPE_CHECKING:
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
@@ -125,17 +126,20 @@ def load_inception(weights: str | None = None, dims: int = 2048, device: torch.d
         try:
             state = torch.load(weights, map_location='cpu', weights_only=True)
         except Exception as error:  # unpickling / zip errors come in many types
-            raise ModelError(f"--inception_weights {weights}: cannot load ({_first_line(error)}); "
-                             f"expected {INCEPTION_WEIGHTS_FILE}") from None
+            raise ModelError(
+                f"--inception_weights {weights}: cannot load ({_first_line(error)}); expected {INCEPTION_WEIGHTS_FILE}"
+            ) from None
         if not isinstance(state, dict):
-            raise ModelError(f"--inception_weights {weights}: holds a {type(state).__name__}, not the Inception state_dict "
-                             f"({INCEPTION_WEIGHTS_FILE})")
+            raise ModelError(
+                f"--inception_weights {weights}: holds a {type(state).__name__}, not the Inception state_dict ({INCEPTION_WEIGHTS_FILE})"
+            )
     try:
         model = FeatureExtractorInceptionV3('inception-v3-compat', [str(dims)], feature_extractor_weights_path=weights)
     except Exception as error:  # a key mismatch (RuntimeError); without a file: URLError, HTTPError, timeouts...
         if weights is not None:
-            raise ModelError(f"--inception_weights {weights}: not the Inception state_dict ({INCEPTION_WEIGHTS_FILE}): "
-                             f"{_first_line(error)}") from None
+            raise ModelError(
+                f"--inception_weights {weights}: not the Inception state_dict ({INCEPTION_WEIGHTS_FILE}): {_first_line(error)}"
+            ) from None
         raise ModelError(f"cannot download the Inception weights ({_first_line(error)}); {hint}") from None
     return model.to(device).eval()
 
@@ -160,13 +164,13 @@ def frechet_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:
     return float(fid_statistics_to_metric(*statistics, verbose=False)[KEY_METRIC_FID])
 
 
-def kernel_inception_distance(features1: torch.Tensor, features2: torch.Tensor, subsets: int = KID_SUBSETS,
-                              subset_size: int = KID_SUBSET_SIZE) -> tuple[float, float]:
+def kernel_inception_distance(
+    features1: torch.Tensor, features2: torch.Tensor, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE
+) -> tuple[float, float]:
     """KID (mean, std over `subsets` random subsets of `subset_size` images per set; torch-fidelity, seeded)."""
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
     if not 2 <= subset_size <= min(len(features1), len(features2)):
-        raise ValueError(f"KID subset size {subset_size} must be in [2, {min(len(features1), len(features2))}] "
-                         f"(the smaller set's size)")
+        raise ValueError(f"KID subset size {subset_size} must be in [2, {min(len(features1), len(features2))}] (the smaller set's size)")
     scores = kid_features_to_metric(features1, features2, kid_subsets=subsets, kid_subset_size=subset_size, verbose=False)
     return float(scores[KEY_METRIC_KID_MEAN]), float(scores[KEY_METRIC_KID_STD])

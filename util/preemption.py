@@ -1,4 +1,5 @@
 """SIGINT/SIGTERM during training: stop cleanly after the current iteration; a second signal exits at once."""
+
 import signal
 import sys
 

@@ -14,6 +14,7 @@ from data.sampler import ResumableSampler
 from models.pix2pixHD_model import Pix2PixHDModel
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from util.checkpoint import experiment_dir, load_networks, load_training_state
+from util.errors import OptionsError
 
 
 def build_dataset(opt: argparse.Namespace) -> AlignedDataset:
@@ -39,6 +40,11 @@ def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch
         world_size=opt.world_size,
         n_files=dataset.dataset_size,
     )
+    if sampler.batches_per_epoch() == 0:
+        processes = f' x {opt.world_size} processes' if opt.world_size > 1 else ''
+        raise OptionsError(f"--batchSize {opt.batchSize}{processes} is larger than the dataset: {sampler.n_samples} samples in "
+                           f"{opt.dataroot} (phase {opt.phase}, --max_dataset_size {opt.max_dataset_size:g}) make no whole batch; "
+                           f"use --batchSize {max(1, sampler.n_samples // opt.world_size)} or less")
     workers = int(opt.nThreads)
     return torch.utils.data.DataLoader(
         dataset,

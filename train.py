@@ -8,10 +8,10 @@ from tqdm import tqdm
 from builders import build_data, build_trainer
 from options.base_options import check_writable
 from options.train_options import TrainOptions
-from util.checkpoint import experiment_dir, read_iter_file, save_options
+from util.checkpoint import experiment_dir, finish_interrupted_saves, read_iter_file, save_options
 from util.cli import run_main
 from util.distributed import any_rank, average_values, finish, init_distributed
-from util.iter_counter import IterationCounter
+from util.iter_counter import IterationCounter, resume_position
 from util.preemption import StopRequest
 from util.visualizer import Visualizer, make_visuals
 
@@ -24,24 +24,31 @@ def seed_everything(seed: int) -> None:
 
 
 def main() -> None:
-    """The reference's training loop: G step then D step per batch; lr decay after --niter epochs."""
+    """The reference's training loop: G step then D step per batch; lr decay after --niter epochs.
+
+    Everything that can refuse the start (options against the saved ones, data, checkpoint shapes) runs
+    before anything is written, so a refused start leaves the experiment folder as it was.
+    """
     opt = TrainOptions().parse(save=False)
     init_distributed(opt)
     is_main = opt.rank == 0
     if is_main:
         TrainOptions.print_options(opt)
-        check_writable(experiment_dir(opt), '--checkpoints_dir')
-        save_options(opt)
     if opt.seed is not None:
         seed_everything(opt.seed)
-    start = read_iter_file(experiment_dir(opt)) if opt.continue_train else (1, 0)
-    if opt.continue_train:
-        print(f'Resuming from epoch {start[0]} at iteration {start[1]}')
-
     dataset, data_loader = build_data(opt)
     dataset_size = data_loader.sampler.batches_per_epoch() * opt.batchSize
     print(f'#training images = {dataset_size}' + (f' per process, {opt.world_size} processes' if opt.world_size > 1 else ''))
     trainer = build_trainer(opt)
+    start = (1, 0)
+    if opt.continue_train:
+        *start, note = resume_position(*read_iter_file(experiment_dir(opt)), dataset_size, opt.batchSize)
+        print(note or f'Resuming from epoch {start[0]} at iteration {start[1]}')
+
+    if is_main:  # training really starts: from here on the experiment folder is written
+        check_writable(experiment_dir(opt), '--checkpoints_dir')
+        finish_interrupted_saves(experiment_dir(opt))
+        save_options(opt)
     visualizer = Visualizer(opt) if is_main else None
     counter = IterationCounter(opt, dataset_size, *start)
     stop = StopRequest()
@@ -52,9 +59,13 @@ def main() -> None:
                         leave=False, disable=None if is_main else True)
         for data in progress:
             counter.record_one_iteration()
-            display = is_main and counter.needs_displaying()
+            # The run's last iteration (or one a signal stops) always logs and displays, so that the loss
+            # log and the training page exist after a run shorter than --print_freq / --display_freq.
+            final = counter.is_last_epoch() and counter.epoch_done()
+            display = is_main and (counter.needs_displaying() or final or stop.requested)
             losses, generated = trainer.train_step(data, infer=display, step=counter.total_steps)
-            if counter.needs_printing():
+            printed = counter.needs_printing() or final
+            if printed:
                 log_losses(trainer, visualizer, counter, losses, progress)
             if display:
                 visuals = make_visuals(data['label'][0], opt.label_nc, {'synthesized_image': generated[0]}, data['image'][0])
@@ -63,6 +74,8 @@ def main() -> None:
                 tqdm.write(f'saving the latest model (epoch {epoch}, total_steps {counter.total_steps})')
                 save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
             if any_rank(stop.requested, trainer.device):
+                if not printed:
+                    log_losses(trainer, visualizer, counter, losses, progress)
                 progress.close()
                 save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
                 print(f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {epoch}, iteration {counter.epoch_iter}; '

@@ -7,6 +7,7 @@ to the options afterwards; `replace()` makes a changed copy where one is needed.
 """
 import argparse
 import importlib.util
+import json
 import os
 import sys
 from typing import Any, Optional, Sequence
@@ -178,6 +179,20 @@ class BaseOptions:
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """Hook for test-time option inheritance; training keeps the command line as given."""
 
+    def read_saved_options(self, expr_dir: str, keys: Sequence[str]) -> Optional[dict]:
+        """The experiment's opt.json (None when absent), its values of `keys` checked by the command line's types and choices."""
+        saved = load_saved_options(expr_dir)
+        if saved is None:
+            return None
+        actions = {action.dest: action for action in self.make_parser()._actions}
+        for key in keys:
+            if key in saved and key in actions:
+                problem = saved_value_problem(actions[key], saved[key])
+                if problem:
+                    raise OptionsError(f'{os.path.join(expr_dir, "opt.json")}: "{key}": {json.dumps(saved[key])} is not a valid value: '
+                                       f'--{key} {problem}; fix the value, or delete the file and give the flags on the command line')
+        return saved
+
     def derive(self, opt: argparse.Namespace) -> None:
         """Settle every value computed from the flags, once, before the options are frozen."""
         if opt.fp16:
@@ -223,6 +238,24 @@ class BaseOptions:
     def print_options(opt: argparse.Namespace) -> None:
         """Print every option, derived ones included."""
         print(format_options(opt))
+
+
+def saved_value_problem(action: argparse.Action, value: Any) -> Optional[str]:
+    """Why a value read from opt.json would not pass the command line's rules for `action`; None when it would."""
+    if action.nargs == 0:  # store_true / store_false
+        return None if isinstance(value, bool) else 'is a switch: the saved value must be true or false'
+    kinds = {int: ((int,), 'an integer'), float: ((int, float), 'a number')}
+    accepted, kind = kinds.get(action.type, ((str,), 'a string'))
+    if isinstance(value, bool) or not isinstance(value, accepted):
+        return f'takes {kind}'
+    if action.type not in (None, str, int, float):
+        try:
+            action.type(value)  # the flag's own check, e.g. --name's plain-name rule
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+            return str(error)
+    if action.choices is not None and value not in action.choices:
+        return f"takes one of {', '.join(map(str, action.choices))}"
+    return None
 
 
 def size_base(opt: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Test flags, with the reference's names and defaults, and option inheritance from training."""
 import argparse
 
-from .base_options import BaseOptions, OptionsError, experiment_dir, inherit_architecture, load_saved_options
+from .base_options import ARCHITECTURE_FLAGS, BaseOptions, OptionsError, experiment_dir, inherit_architecture
 
 
 class TestOptions(BaseOptions):
@@ -31,7 +31,7 @@ class TestOptions(BaseOptions):
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """Take the architecture flags from the experiment's opt.json unless set on the command line."""
         expr_dir = experiment_dir(opt)
-        saved = load_saved_options(expr_dir)
+        saved = self.read_saved_options(expr_dir, ARCHITECTURE_FLAGS)
         if saved is None:
             print(f"No saved options in {expr_dir}/opt.json: using the command-line architecture flags as given")
             return

@@ -2,7 +2,9 @@
 import argparse
 import math
 
-from .base_options import BaseOptions
+from util.checkpoint import RESUME_FLAGS, differing_flags
+
+from .base_options import BaseOptions, OptionsError, experiment_dir
 
 
 class TrainOptions(BaseOptions):
@@ -54,3 +56,13 @@ class TrainOptions(BaseOptions):
             opt.display_freq = opt.print_freq = 1
             opt.niter, opt.niter_decay = 1, 0
             opt.max_dataset_size = 10
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """A resumed run must have the architecture of the run it resumes (all differing flags named at once)."""
+        super().validate(opt)
+        if opt.continue_train:
+            saved = self.read_saved_options(experiment_dir(opt), RESUME_FLAGS) or {}
+            differing = differing_flags(saved, opt, RESUME_FLAGS)
+            if differing:
+                raise OptionsError(f"--continue_train: {experiment_dir(opt)}/opt.json was saved with other flags: {'; '.join(differing)}; "
+                                   f"pass the saved values, or train from scratch under another --name")

@@ -21,3 +21,11 @@ class TrainingError(RuntimeError):
 
 
 USER_ERRORS = (DatasetError, ModelError, OptionsError, TrainingError)
+
+
+def describe(error: BaseException) -> str:
+    """An error's cause on one line: the OS's words for an OSError, the first line of anything else."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -1,4 +1,4 @@
-"""Instance-feature clusters (SPEC section 6) and semantic manipulation: style choice per class or
+"""Instance-feature clusters (README, "Instance features") and semantic manipulation: style choice per class or
 instance, several styles per input, relabelling classes before synthesis."""
 import json
 import os
@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from options.base_options import OptionsError
+from util.errors import OptionsError, describe
 from util.util import atomic_write
 
 from .networks import ModelError, instance_class, instance_segments
@@ -44,8 +44,9 @@ def load_clusters(path: str, feat_num: int, allow_pickle: bool = False) -> dict:
         try:
             with np.load(path, allow_pickle=False) as archive:
                 centers = {int(key): archive[key] for key in archive.files}
-        except (OSError, ValueError) as error:
-            raise ModelError(f"{path}: not a cluster file ({str(error).splitlines()[0]}); re-run encode_features.py") from None
+        except Exception as error:  # truncated or damaged archives: BadZipFile, bad CRC, zlib and EOF errors, ...
+            raise ModelError(f"{path}: not a readable cluster file ({describe(error)}); it may be truncated or damaged: "
+                             f"re-run encode_features.py") from None
     for class_id, rows in centers.items():
         if rows.ndim != 2 or rows.shape[1] != feat_num:
             raise ModelError(f"{path}: class {class_id} has centres of shape {rows.shape}, but --feat_num is {feat_num}; "

@@ -4,8 +4,12 @@ import urllib.error
 import pytest
 import torch
 
+from builders import build_data
 from models.networks import GANLoss, ModelError, VGGLoss, feature_matching_loss
-from models.pix2pixHD_model import get_edges, instance_class, one_hot_label
+from models.pix2pixHD_model import Pix2PixHDModel, get_edges, instance_class, one_hot_label
+from options.train_options import TrainOptions
+
+from helpers import TINY
 
 
 # ---------------------------------------------------------------- input encoding
@@ -186,13 +190,8 @@ def test_vgg_loss_of_identical_images_is_zero(vgg_loss):
     assert vgg_loss(image, image.clone()).item() == 0.0
 
 
-def test_vgg_loss_matches_hand_computed_slices(vgg_file, vgg_loss):
-    _, features = vgg_file
-    torch.manual_seed(4)
-    fake = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_()
-    real = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_()
-    loss = vgg_loss(fake, real)
-
+def hand_vgg_loss(features, fake, real) -> float:
+    """SPEC's VGG loss by hand: torchvision's `features` layer by layer, L1 at relu1_1..relu5_1 with weights 1/32..1."""
     slices = [(0, 2), (2, 7), (7, 12), (12, 21), (21, 30)]
     weights = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0]
     expected = 0.0
@@ -203,6 +202,16 @@ def test_vgg_loss_matches_hand_computed_slices(vgg_file, vgg_loss):
                 x = features[index](x)
                 y = features[index](y)
             expected += weight * (x - y).abs().mean().item()
+    return expected
+
+
+def test_vgg_loss_matches_hand_computed_slices(vgg_file, vgg_loss):
+    _, features = vgg_file
+    torch.manual_seed(4)
+    fake = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_()
+    real = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_()
+    loss = vgg_loss(fake, real)
+    expected = hand_vgg_loss(features, fake, real)
     assert loss.item() > 0
     assert loss.item() == pytest.approx(expected, rel=1e-4)
 
@@ -251,3 +260,18 @@ def test_vgg_download_failure_names_the_flags(monkeypatch):
     assert calls, 'the download path was not taken'
     assert '--vgg_weights' in message and '--no_vgg_loss' in message
     assert 'no network' in message
+
+
+def test_model_vgg_loss_is_weighted_by_lambda_feat(vgg_file, dataroot, tmp_path):
+    path, features = vgg_file
+    lambda_feat = 3.0  # not the default 10, so neither a missing nor a hard-coded weight passes
+    flags = [flag for flag in TINY if flag != '--no_vgg_loss']  # this test wants the VGG loss
+    opt = TrainOptions().parse(flags + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--vgg_weights', path,
+                                        '--lambda_feat', str(lambda_feat)], save=False)
+    torch.manual_seed(0)
+    model = Pix2PixHDModel(opt)
+    data = next(iter(build_data(opt)[1]))
+    losses, fake = model(data['label'], data['inst'], data['image'], data['feat'], infer=True)
+    expected = lambda_feat * hand_vgg_loss(features, fake, data['image'])
+    assert expected > 0
+    assert losses['G_VGG'].item() == pytest.approx(expected, rel=1e-4)

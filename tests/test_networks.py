@@ -9,8 +9,9 @@ import torch
 import torch.nn as nn
 
 from models.networks import (ModelError, count_parameters, define_D, define_E, define_G, instance_average_pool)
-from models.pix2pixHD_model import (Pix2PixHDModel, load_network_partial, load_network_strict, read_state_dict,
-                                    save_network)
+from builders import build_model
+from models.pix2pixHD_model import Pix2PixHDModel
+from util.checkpoint import experiment_dir, load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
 from options.base_options import save_options
 from options.train_options import TrainOptions
 
@@ -41,12 +42,22 @@ def test_parameter_counts_match_reference(build, expected):
         gc.collect()
 
 
-def test_count_parameters_counts_frozen_parameters_too():
-    net = define_E(3, 3, 4, 1)
-    total = count_parameters(net)
+@pytest.mark.parametrize('label, build', [
+    ('G', lambda: define_G(39, 3, 8, 'global', 4, 9)),
+    ('D', lambda: define_D(39, 8, 3, 'instance', 2, True)),
+    ('E', lambda: define_E(3, 3, 4, 4)),
+])
+def test_count_parameters_matches_the_reference_fixture_even_when_frozen(reference_fixture, label, build):
+    # The fixture's networks (flags in its meta.json: ngf/ndf 8, nef 4, num_D 2, instance features, so G and
+    # D see 35 + 1 + 3 channels), written by the reference; instance norm keeps no buffers, so the sizes of
+    # their state_dict tensors are the reference's parameter counts.
+    state_dict = torch.load(os.path.join(reference_fixture, f'net_{label}.pth'), map_location='cpu', weights_only=True)
+    expected = sum(value.numel() for value in state_dict.values())
+    net = build()
+    assert count_parameters(net) == expected
     for parameter in net.parameters():
         parameter.requires_grad = False
-    assert count_parameters(net) == total == sum(p.numel() for p in net.parameters())
+    assert count_parameters(net) == expected  # frozen parameters count too
 
 
 # ---------------------------------------------------------------- state_dict keys
@@ -61,11 +72,24 @@ def test_global_generator_keys():
     assert not any(key.startswith('model.2.') for key in keys)
 
 
-def test_global_generator_keys_with_dropout():
-    keys = set(define_G(36, 3, 4, 'global', 4, 2, use_dropout=True).state_dict())
-    assert 'model.16.conv_block.1.weight' in keys
-    assert 'model.16.conv_block.6.weight' in keys
-    assert 'model.16.conv_block.5.weight' not in keys
+def test_dropout_keeps_the_reference_keys_and_is_active_in_training_only(reference_fixture):
+    # The reference parses --use_dropout but never applies it, so its checkpoints (trained with the flag or
+    # not) have the plain keys; here dropout shares the ReLU's slot, so they load strictly either way.
+    state_dict = torch.load(os.path.join(reference_fixture, 'net_G.pth'), map_location='cpu', weights_only=True)
+    torch.manual_seed(0)
+    net = define_G(39, 3, 8, 'global', 4, 9, use_dropout=True)
+    net.load_state_dict(state_dict, strict=True)
+    assert set(define_G(36, 3, 4, 'local', 4, 1, 1, 1, use_dropout=True).state_dict()) == \
+        set(define_G(36, 3, 4, 'local', 4, 1, 1, 1).state_dict())
+    assert sum(isinstance(module, nn.Dropout) for module in net.modules()) == 9  # one per residual block
+    plain = define_G(39, 3, 8, 'global', 4, 9)
+    plain.load_state_dict(state_dict, strict=True)
+    image = torch.randn(1, 39, 32, 32)
+    with torch.no_grad():
+        net.eval()
+        assert torch.equal(net(image), plain.eval()(image))  # evaluation: no dropout
+        net.train()
+        assert not torch.allclose(net(image), plain(image))
 
 
 def test_batch_norm_adds_affine_and_running_stats():
@@ -131,6 +155,17 @@ def test_encoder_keys():
     assert 'model.30.weight' not in keys
 
 
+def test_batch_norm_weights_initialised_normal_1_002():
+    torch.manual_seed(0)
+    nets = (define_G(36, 3, 16, 'global', 4, 9, norm='batch'), define_D(39, 16, 3, 'batch', 2, True), define_E(3, 3, 16, 4, norm='batch'))
+    norms = [module for net in nets for module in net.modules() if isinstance(module, nn.BatchNorm2d)]
+    weights = torch.cat([module.weight.detach() for module in norms])
+    assert len(norms) > 40 and weights.numel() > 5000
+    assert abs(weights.mean().item() - 1.0) < 0.002
+    assert abs(weights.std().item() - 0.02) < 0.002
+    assert all(torch.count_nonzero(module.bias) == 0 for module in norms)
+
+
 def test_conv_weights_initialised_normal_002():
     torch.manual_seed(0)
     net = define_E(3, 3, 16, 4)
@@ -157,6 +192,24 @@ def test_local_enhancer_keeps_input_size(n_local, size):
     out = net(torch.randn(1, 36, *size))
     assert out.shape == (1, 3, *size)
     assert out.min().item() >= -1 and out.max().item() <= 1
+
+
+def test_local_enhancer_pools_its_input_without_counting_padding():
+    torch.manual_seed(0)
+    net = define_G(5, 3, 4, 'local', 1, 1, 1, 1)
+    image = torch.randn(1, 5, 8, 12)
+    seen = []
+    net.model.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].detach()))
+    net(image)
+    (pooled,) = seen  # what the global part got: the input downsampled once
+    # 3x3 windows, stride 2, padding 1: the mean of the window's pixels that lie inside the image
+    # (a corner averages 4 pixels, an edge 6, where counting the padding would divide by 9).
+    expected = torch.zeros(1, 5, 4, 6)
+    for row in range(4):
+        for col in range(6):
+            window = image[:, :, max(2 * row - 1, 0):2 * row + 2, max(2 * col - 1, 0):2 * col + 2]
+            expected[:, :, row, col] = window.mean(dim=(2, 3))
+    torch.testing.assert_close(pooled, expected, rtol=1e-6, atol=1e-6)
 
 
 def expected_d_sizes(size, n_layers):
@@ -279,7 +332,7 @@ def test_model_load_pretrain_option(tmp_path):
     save_network(d2, str(pre_dir / 'latest_net_D.pth'))
     opt = train_opt(tmp_path, '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1', '--n_blocks_local', '1', '--ndf', '4',
                     '--num_D', '3', '--no_vgg_loss', '--load_pretrain', str(pre_dir))
-    model = Pix2PixHDModel(opt)
+    model = build_model(opt)
     g_state = model.netG.state_dict()
     last_conv = 'model.30.'  # 1 block: 4 + 12 + 1 + 12 + pad modules before the final conv
     assert isinstance(global_g.model[30], nn.Conv2d) and global_g.model[30].out_channels == 3
@@ -405,11 +458,12 @@ def test_model_save_writes_reference_layout(tmp_path):
     opt = train_opt(tmp_path, '--name', 'exp', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--no_vgg_loss',
                     '--instance_feat', '--nef', '4')
     model = Pix2PixHDModel(opt)
-    os.makedirs(model.save_dir, exist_ok=True)
-    model.save('latest')
-    assert sorted(os.listdir(model.save_dir)) == ['latest_net_D.pth', 'latest_net_E.pth', 'latest_net_G.pth']
+    save_dir = experiment_dir(opt)
+    os.makedirs(save_dir, exist_ok=True)
+    save_networks(model.networks_by_name(), save_dir, 'latest')
+    assert sorted(os.listdir(save_dir)) == ['latest_net_D.pth', 'latest_net_E.pth', 'latest_net_G.pth']
     for label, net in (('G', model.netG), ('D', model.netD), ('E', model.netE)):
-        loaded = torch.load(os.path.join(model.save_dir, f'latest_net_{label}.pth'), weights_only=True)
+        loaded = torch.load(os.path.join(save_dir, f'latest_net_{label}.pth'), weights_only=True)
         assert list(loaded) == list(net.state_dict())
 
 

@@ -12,25 +12,21 @@ import pytest
 import torch
 from PIL import Image
 
+from builders import build_model
 from data.aligned_dataset import AlignedDataset
-from models import create_model
-from models.pix2pixHD_model import Pix2PixHDModel
+from models.networks import define_G
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
 
-from helpers import assert_ok, assert_one_line_error, run_script
+from helpers import TINY, assert_ok, assert_one_line_error, run_script
 from util.util import label_colormap, tensor2im
 
 HAVE_TENSORBOARD = importlib.util.find_spec('tensorboard') is not None
 
-# The networks here are tiny: one thread each avoids oversubscribing CI's two cores (several
-# OpenMP threads per process on a busy machine make a 64x32 convolution ~50x slower).
-
-# A tiny global model: 64x32 images, ngf/ndf 8, one residual block, no VGG (no download).
-TINY_ARCH = ['--ngf', '8', '--n_blocks_global', '1']
-TINY = ['--loadSize', '64', '--ndf', '8', '--no_vgg_loss', '--nThreads', '0', '--gpu_ids', '-1', '--seed', '0']
-
+# The trained experiment 'tiny' here: TINY's 64x32 global model with ngf/ndf 8.
+TINY_ARCH = ['--ngf', '8', '--ndf', '8']
 
 
 class _ImgSources(html.parser.HTMLParser):
@@ -173,8 +169,19 @@ def test_train_checkpoints_load_with_weights_only(trained):
 
 def test_train_checkpoints_load_strictly_into_the_model(trained):
     opt = train_opt(trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train')
-    opt.checkpoints_dir = str(trained['checkpoints'])
-    model = Pix2PixHDModel(opt)  # load_network_strict: raises on any key or shape mismatch
+    opt = replace(opt, checkpoints_dir=str(trained['checkpoints']))
+    model = build_model(opt)  # load_network_strict: raises on any key or shape mismatch
+    saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
+    assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
+
+
+def test_continue_train_resumes_its_own_weights_whatever_load_pretrain_says(trained, tmp_path):
+    # A recipe naming --load_pretrain is resumed by appending --continue_train (the reference reloaded the pretrained weights).
+    os.makedirs(tmp_path / 'other')
+    torch.save(define_G(36, 3, 8, 'global', 2, 1).state_dict(), tmp_path / 'other' / 'latest_net_G.pth')
+    opt = train_opt(trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train',
+                    '--load_pretrain', tmp_path / 'other')
+    model = build_model(opt)
     saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
     assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
 
@@ -217,7 +224,7 @@ def test_update_learning_rate_arithmetic(tmp_path, cityscapes_root):
     assert all(g['lr'] == 0.001 for o in optimizers for g in o.param_groups)
     for step, expected in enumerate([0.00075, 0.0005, 0.00025, 0.0], start=1):
         trainer.update_learning_rate()
-        assert trainer.old_lr == pytest.approx(expected, abs=1e-12), step
+        assert trainer.current_lr == pytest.approx(expected, abs=1e-12), step
         assert all(g['lr'] == pytest.approx(expected, abs=1e-12) for o in optimizers for g in o.param_groups)
     assert all(g['betas'] == (0.5, 0.999) for o in optimizers for g in o.param_groups)
 
@@ -274,13 +281,34 @@ def test_niter_fix_global_trains_only_the_local_enhancer(tmp_path, cityscapes_ro
     assert len(trainer.params_G) == len(names)
 
 
+def test_train_py_fixes_the_global_generator_for_niter_fix_global_epochs(tmp_path, cityscapes_root):
+    # A reference-format global generator (TINY's, ngf 8) as the pretrained one: the local enhancer's
+    # global part (--ngf 4 doubled) starts from it.
+    os.makedirs(tmp_path / 'pretrain')
+    torch.manual_seed(0)
+    pretrained = define_G(36, 3, 8, 'global', 2, 1).state_dict()
+    torch.save(pretrained, tmp_path / 'pretrain' / 'latest_net_G.pth')
+    result = run_script('train.py', '--name', 'fix', '--checkpoints_dir', tmp_path, '--dataroot', cityscapes_root, *TINY,
+                        '--netG', 'local', '--n_blocks_local', '1', '--load_pretrain', tmp_path / 'pretrain', '--niter_fix_global', '1',
+                        '--niter', '2', '--niter_decay', '0', '--save_epoch_freq', '1', '--max_dataset_size', '1')
+    assert_ok(result)
+    after = {epoch: torch.load(tmp_path / 'fix' / f'{epoch}_net_G.pth', weights_only=True) for epoch in (1, 2)}
+    global_keys = [key for key in after[1] if key.startswith('model.')]
+    assert len(global_keys) >= 10 and set(global_keys) <= set(pretrained)  # all but the global model's last conv
+    # epoch 1: only the enhancer trains, the global part is exactly the pretrained one
+    assert all(torch.equal(after[1][key], pretrained[key]) for key in global_keys)
+    # epoch 2: the whole generator trains
+    assert all(not torch.equal(after[2][key], after[1][key]) for key in global_keys if key.endswith('weight'))
+    assert all(not torch.equal(after[2][key], after[1][key]) for key in after[1] if key.startswith('model1_'))
+
+
 # ----------------------------------------------------------------------------- --load_pretrain
 def test_load_pretrain_copies_the_global_generator_into_a_local_one(tmp_path, trained, capsys):
     pretrain_dir = str(trained['dir'])
-    opt = train_opt(tmp_path, trained['dataroot'], '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1',
+    opt = train_opt(tmp_path, trained['dataroot'], '--netG', 'local', '--ngf', '4', '--ndf', '8', '--n_blocks_global', '1',
                     '--load_pretrain', pretrain_dir)
     capsys.readouterr()
-    model = Pix2PixHDModel(opt)
+    model = build_model(opt)
     out = capsys.readouterr().out
     pretrained = torch.load(os.path.join(pretrain_dir, 'latest_net_G.pth'), weights_only=True)
     own = model.netG.state_dict()
@@ -302,7 +330,7 @@ def test_load_pretrain_copies_the_global_generator_into_a_local_one(tmp_path, tr
 
 def test_load_pretrain_through_train_py(tmp_path, trained):
     result = run_script('train.py', '--name', 'local', '--checkpoints_dir', tmp_path, '--dataroot', trained['dataroot'],
-                        '--max_dataset_size', '1', *TINY, '--loadSize', '128', '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1',
+                        '--max_dataset_size', '1', *TINY, '--loadSize', '128', '--netG', 'local', '--ngf', '4', '--ndf', '8', '--n_blocks_global', '1',
                         '--load_pretrain', trained['dir'], '--niter', '1', '--niter_decay', '0', '--save_epoch_freq', '1')
     assert_ok(result)
     assert re.search(r'--load_pretrain: network G copied \d+ tensors from .*latest_net_G\.pth; \d+ left initialised, in: '
@@ -389,7 +417,7 @@ def test_test_py_output_matches_the_model(tested, trained, cityscapes_root):
     opt = _TestOptions().parse(['--name', 'tiny', '--checkpoints_dir', str(trained['checkpoints']),
                                '--dataroot', str(cityscapes_root), '--loadSize', '64', '--gpu_ids', '-1'], save=False)
     assert opt.ngf == 8 and opt.n_blocks_global == 1
-    model = create_model(opt)
+    model = build_model(opt)
     sample = AlignedDataset(opt)[0]
     generated = model.inference(sample['label'][None], sample['inst'][None])
     expected = tensor2im(generated[0])

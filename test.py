@@ -1,28 +1,15 @@
 """Synthesize images from label maps with a trained pix2pixHD and write results/<name>/<phase>_<epoch>/index.html."""
 
-import contextlib
 import os
-
-import torch
 
 from builders import build_data, build_model
 from models.manipulation import check_relabel, parse_int_pairs, relabel_maps
+from models.pix2pixHD_model import inference_precision
 from options.base_options import check_writable
 from options.test_options import TestOptions
 from util.cli import run_main
 from util.html import HTML
 from util.visualizer import Visualizer, make_visuals
-
-
-def inference_precision(opt, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for --data_type 16 (float16 on CUDA) or --amp; float32 otherwise."""
-    if opt.amp != 'off':
-        return torch.autocast(device.type, dtype=torch.bfloat16 if opt.amp == 'bf16' else torch.float16)
-    if opt.data_type == 16:
-        if device.type == 'cuda':
-            return torch.autocast('cuda', dtype=torch.float16)
-        print('--data_type 16 is float16 on CUDA only: running float32 on the CPU')
-    return contextlib.nullcontext()
 
 
 def main() -> None:

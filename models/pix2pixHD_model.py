@@ -1,5 +1,6 @@
 """The pix2pixHD model: input encoding, the five losses, inference and instance-feature encoding."""
 import argparse
+import contextlib
 from typing import Optional
 
 import torch
@@ -29,6 +30,17 @@ def one_hot_label(label_map: torch.Tensor, label_nc: int) -> torch.Tensor:
     batch, _, height, width = label_map.shape
     one_hot = torch.zeros(batch, label_nc, height, width, device=label_map.device)
     return one_hot.scatter_(1, label_map.long(), 1.0)
+
+
+def inference_precision(opt, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast for --data_type 16 (float16 on CUDA) or --amp; float32 otherwise."""
+    if opt.amp != 'off':
+        return torch.autocast(device.type, dtype=torch.bfloat16 if opt.amp == 'bf16' else torch.float16)
+    if opt.data_type == 16:
+        if device.type == 'cuda':
+            return torch.autocast('cuda', dtype=torch.float16)
+        print('--data_type 16 is float16 on CUDA only: running float32 on the CPU')
+    return contextlib.nullcontext()
 
 
 class Pix2PixHDModel(nn.Module):

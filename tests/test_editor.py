@@ -298,7 +298,7 @@ def test_browser_paint_select_restyle(server, tmp_path):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail('playwright is not installed: pip install -r requirements-dev.txt', pytrace=False)
+        pytest.fail('playwright is not installed: pip install -r requirements.txt (the dev group)', pytrace=False)
 
     # The test image whose largest car is biggest: the object to restyle.
     inst_dir = os.path.join(server['dataroot'], 'test_inst')

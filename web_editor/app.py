@@ -10,12 +10,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from builders import build_dataset, build_model
 from data.aligned_dataset import CITYSCAPES_PREFIX, AlignedDataset
 from data.base_dataset import open_map
-from models import create_model
 from models.manipulation import FeatureSampler, check_relabel, load_clusters, parse_int_pairs, relabel_maps, resolve_cluster_path
-from models.pix2pixHD_model import Pix2PixHDModel
-from test import inference_precision
+from models.pix2pixHD_model import Pix2PixHDModel, inference_precision
 from util import editing
 from util.editing import EditError, EditState, History
 from util.util import label_colormap, tensor2im
@@ -312,13 +311,13 @@ def build_app(opt: argparse.Namespace) -> EditorApp:
     """The model (weights of --which_epoch), its cluster file and the gallery of --dataroot/--phase."""
     dataset = None
     if os.path.isdir(os.path.join(opt.dataroot, f'{opt.phase}_label')) or 'dataroot' in opt.explicit:
-        dataset = AlignedDataset(opt)
+        dataset = build_dataset(opt)
         print(f'Gallery: {len(dataset.A_paths)} label maps of {os.path.join(opt.dataroot, opt.phase + "_label")}')
     else:
         print(f'No gallery: {os.path.join(opt.dataroot, opt.phase + "_label")} does not exist; pass --dataroot DIR, or upload label maps')
-    model = create_model(opt)
+    model = build_model(opt)
     centers = None
-    if opt.instance_feat or opt.label_feat:
+    if opt.use_features:
         centers = load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
     return EditorApp(opt, model, dataset, centers)
 

@@ -11,11 +11,12 @@ class EditorOptions(TestOptions):
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the editor's flags to test.py's."""
         parser = super().initialize(parser)
-        parser.add_argument('--host', type=str, default='127.0.0.1',
+        add = self.group(parser, 'editor').add_argument
+        add('--host', type=str, default='127.0.0.1',
                             help='address to listen on; the default serves this machine only (0.0.0.0 opens the editor to the network)')
-        parser.add_argument('--port', type=int, default=8765, help='port to listen on (0: any free port)')
-        parser.add_argument('--max_upload_mb', type=float, default=16, help='largest label or instance PNG the page may upload, in MB')
-        parser.add_argument('--measure_latency', type=int, default=0,
+        add('--port', type=int, default=8765, help='port to listen on (0: any free port)')
+        add('--max_upload_mb', type=float, default=16, help='largest label or instance PNG the page may upload, in MB')
+        add('--measure_latency', type=int, default=0,
                             help='make this many edits through the HTTP API, print the edit-to-image times and exit')
         return parser
 

@@ -3,22 +3,17 @@ import argparse
 import io
 import os
 import tempfile
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import DatasetError
+from options.base_options import replace
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 MAX_UPLOAD_PIXELS = 4096 * 4096  # decoding bigger images could exhaust memory (a small PNG can hold a huge blank map)
 INSTANCE_MODES = ('L', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N')
-
-
-def replaced(opt: argparse.Namespace, **changes: Any) -> argparse.Namespace:
-    """A copy of the (read-only) options with some values changed."""
-    return argparse.Namespace(**{**vars(opt), **changes})
 
 
 def display_name(name: str) -> str:
@@ -70,7 +65,7 @@ def load_upload(opt: argparse.Namespace, label_name: str, label_data: bytes, ins
                 with open(path, 'wb') as handle:
                     handle.write(data)
         try:
-            sample = AlignedDataset(replaced(opt, dataroot=root, no_instance=inst_data is None, load_features=False))[0]
+            sample = AlignedDataset(replace(opt, dataroot=root, no_instance=inst_data is None, load_features=False))[0]
         except (DatasetError, ValueError) as error:  # ValueError: a label map with several channels
             # The dataset names its (temporary) files: name the user's instead.
             message = str(error)

@@ -42,9 +42,11 @@ def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch
     )
     if sampler.batches_per_epoch() == 0:
         processes = f' x {opt.world_size} processes' if opt.world_size > 1 else ''
-        raise OptionsError(f"--batchSize {opt.batchSize}{processes} is larger than the dataset: {sampler.n_samples} samples in "
-                           f"{opt.dataroot} (phase {opt.phase}, --max_dataset_size {opt.max_dataset_size:g}) make no whole batch; "
-                           f"use --batchSize {max(1, sampler.n_samples // opt.world_size)} or less")
+        raise OptionsError(
+            f"--batchSize {opt.batchSize}{processes} is larger than the dataset: {sampler.n_samples} samples in "
+            f"{opt.dataroot} (phase {opt.phase}, --max_dataset_size {opt.max_dataset_size:g}) make no whole batch; "
+            f"use --batchSize {max(1, sampler.n_samples // opt.world_size)} or less"
+        )
     workers = int(opt.nThreads)
     return torch.utils.data.DataLoader(
         dataset,

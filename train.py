@@ -1,4 +1,5 @@
 """Train pix2pixHD: build, loop over epochs, log, save (one process, or one per GPU under torchrun)."""
+
 import random
 
 import numpy as np
@@ -42,8 +43,9 @@ def main() -> None:
     trainer = build_trainer(opt)
     start = (1, 0)
     if opt.continue_train:
-        *start, note = resume_position(*read_iter_file(experiment_dir(opt)), dataset_size, opt.batchSize)
-        print(note or f'Resuming from epoch {start[0]} at iteration {start[1]}')
+        epoch, epoch_iter, note = resume_position(*read_iter_file(experiment_dir(opt)), dataset_size, opt.batchSize)
+        start = (epoch, epoch_iter)
+        print(note or f'Resuming from epoch {epoch} at iteration {epoch_iter}')
 
     if is_main:  # training really starts: from here on the experiment folder is written
         check_writable(experiment_dir(opt), '--checkpoints_dir')
@@ -55,8 +57,14 @@ def main() -> None:
 
     for epoch in counter.training_epochs():
         data_loader.sampler.set_epoch(epoch, skip_batches=counter.record_epoch_start(epoch))
-        progress = tqdm(data_loader, total=len(data_loader), desc=f'epoch {epoch}/{counter.n_epochs}', dynamic_ncols=True,
-                        leave=False, disable=None if is_main else True)
+        progress = tqdm(
+            data_loader,
+            total=len(data_loader),
+            desc=f'epoch {epoch}/{counter.n_epochs}',
+            dynamic_ncols=True,
+            leave=False,
+            disable=None if is_main else True,
+        )
         for data in progress:
             counter.record_one_iteration()
             # The run's last iteration (or one a signal stops) always logs and displays, so that the loss
@@ -67,7 +75,7 @@ def main() -> None:
             printed = counter.needs_printing() or final
             if printed:
                 log_losses(trainer, visualizer, counter, losses, progress)
-            if display:
+            if display and visualizer is not None:
                 visuals = make_visuals(data['label'][0], opt.label_nc, {'synthesized_image': generated[0]}, data['image'][0])
                 visualizer.display_current_results(visuals, epoch, counter.total_steps)
             if counter.needs_saving():
@@ -78,21 +86,24 @@ def main() -> None:
                     log_losses(trainer, visualizer, counter, losses, progress)
                 progress.close()
                 save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
-                print(f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {epoch}, iteration {counter.epoch_iter}; '
-                      f'latest checkpoint and training state saved in {experiment_dir(opt)}. Resume with the same command plus --continue_train')
+                print(
+                    f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {epoch}, iteration {counter.epoch_iter}; '
+                    f'latest checkpoint and training state saved in {experiment_dir(opt)}. '
+                    'Resume with the same command plus --continue_train'
+                )
                 return finish()
             if counter.epoch_done():
                 break
         progress.close()
         print(f'End of epoch {epoch} / {counter.n_epochs} \t Time Taken: {counter.epoch_seconds():.0f} sec')
         end_of_epoch(opt, trainer, counter, is_main)
-    if is_main:
+    if visualizer is not None:
         visualizer.close()
         print(f'Training finished; checkpoints and web/index.html are in {experiment_dir(opt)}')
     finish()
 
 
-def log_losses(trainer, visualizer: Visualizer, counter: IterationCounter, losses: dict, progress: tqdm) -> None:
+def log_losses(trainer, visualizer: Visualizer | None, counter: IterationCounter, losses: dict, progress: tqdm) -> None:
     """Read the losses back (the step's only host sync), average them over processes, print and log them."""
     trainer.check_finite()
     values = average_values(torch.stack([value.float() for value in losses.values()])).tolist()

@@ -1,6 +1,8 @@
 """Preprocessing (README, "Training on your own data"): the five --resize_or_crop modes, flip, and tensor conversion."""
+
 import argparse
 import random
+import types
 
 import numpy as np
 import torch
@@ -9,7 +11,7 @@ from PIL import Image
 from util.errors import DatasetError
 
 
-def get_params(opt: argparse.Namespace, size: tuple, rng: random.Random = random) -> dict:
+def get_params(opt: argparse.Namespace, size: tuple, rng: random.Random | types.ModuleType = random) -> dict:
     """Draw the crop position and flip shared by label, instance, image and feature map."""
     width, height = size
     new_w, new_h = width, height
@@ -67,7 +69,7 @@ def transform(img: Image.Image, opt: argparse.Namespace, params: dict, method: i
     if mode == 'none':
         img = _make_power_2(img, opt.size_base, method)
     if opt.isTrain and not opt.no_flip and params['flip']:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return img
 
 

@@ -1,5 +1,6 @@
 """A sampler that makes every epoch reproducible and resumable, and shards it across processes."""
-from typing import Iterator, Optional
+
+from collections.abc import Iterator
 
 import torch
 
@@ -15,8 +16,16 @@ class ResumableSampler(torch.utils.data.Sampler):
     all `n_files` (as the reference's --max_dataset_size).
     """
 
-    def __init__(self, n_samples: int, batch_size: int, shuffle: bool, seed: Optional[int] = None, rank: int = 0,
-                 world_size: int = 1, n_files: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        n_samples: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        n_files: int | None = None,
+    ) -> None:
         self.n_samples = n_samples
         self.n_files = n_samples if n_files is None else n_files
         self.batch_size = batch_size
@@ -49,5 +58,5 @@ class ResumableSampler(torch.utils.data.Sampler):
         else:
             order = torch.arange(self.n_samples)
         used = self.batches_per_epoch() * self.batch_size * self.world_size
-        mine = order[:used][self.rank::self.world_size][self.skip_batches * self.batch_size:]
+        mine = order[:used][self.rank :: self.world_size][self.skip_batches * self.batch_size :]
         return iter([(self.epoch, int(index)) for index in mine])

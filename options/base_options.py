@@ -5,12 +5,14 @@ time), derives every value computed from flags (device, feature use, size base, 
 --debug and test-time overrides, ...), validates, and returns a read-only namespace. No module writes
 to the options afterwards; `replace()` makes a changed copy where one is needed.
 """
+
 import argparse
 import importlib.util
 import json
 import os
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -18,20 +20,43 @@ from util.checkpoint import ARCHITECTURE_FLAGS, experiment_dir, format_options, 
 from util.distributed import launched_by_torchrun
 from util.errors import OptionsError
 
-__all__ = ['ARCHITECTURE_FLAGS', 'BaseOptions', 'FrozenOptions', 'OptionsError', 'check_writable', 'experiment_dir',
-           'inherit_architecture', 'is_plain_name', 'load_saved_options', 'replace', 'resolve_gpu_ids', 'save_options']
+__all__ = [
+    'ARCHITECTURE_FLAGS',
+    'BaseOptions',
+    'FrozenOptions',
+    'OptionsError',
+    'check_writable',
+    'experiment_dir',
+    'inherit_architecture',
+    'is_plain_name',
+    'load_saved_options',
+    'replace',
+    'resolve_gpu_ids',
+    'save_options',
+]
 
 # Help sections, in the order `--help` shows them.
-GROUPS = ('experiment', 'data', 'generator', 'discriminator and losses', 'instance features', 'training schedule',
-          'logging and saving', 'device and speed', 'test time')
+GROUPS = (
+    'experiment',
+    'data',
+    'generator',
+    'discriminator and losses',
+    'instance features',
+    'training schedule',
+    'logging and saving',
+    'device and speed',
+    'test time',
+)
 
 
 class FrozenOptions(argparse.Namespace):
     """Options after parse(): reading works as on any namespace, assigning raises."""
 
     def __setattr__(self, key: str, value: Any) -> None:
-        raise AttributeError(f"options are read-only after parsing: cannot set opt.{key} (derive it in options/ at parse time, "
-                             f"or make a changed copy with options.base_options.replace)")
+        raise AttributeError(
+            f"options are read-only after parsing: cannot set opt.{key} (derive it in options/ at parse time, "
+            f"or make a changed copy with options.base_options.replace)"
+        )
 
     def __delattr__(self, key: str) -> None:
         raise AttributeError(f"options are read-only after parsing: cannot delete opt.{key}")
@@ -73,7 +98,9 @@ def check_writable(folder: str, flag: str) -> None:
             handle.write('ok')
         os.remove(probe)
     except OSError as error:
-        raise OptionsError(f"cannot write to {folder} ({error.strerror or error}); fix its permissions or free space, or choose another {flag}") from None
+        raise OptionsError(
+            f"cannot write to {folder} ({error.strerror or error}); fix its permissions or free space, or choose another {flag}"
+        ) from None
 
 
 class BaseOptions:
@@ -93,21 +120,50 @@ class BaseOptions:
         for title in GROUPS:  # fixed order of the help sections, whichever flags come first
             self.group(parser, title)
         add = self.group(parser, 'experiment').add_argument
-        add('--name', type=_check_name, default='label2city', help='name of the experiment: checkpoints go to <checkpoints_dir>/<name>, results to <results_dir>/<name>')
-        add('--checkpoints_dir', type=str, default='./checkpoints', help='folder of the experiments (weights, options, logs, training page)')
-        add('--model', type=str, default='pix2pixHD', choices=['pix2pixHD'], help='kept for script compatibility: pix2pixHD is the only model')
+        add(
+            '--name',
+            type=_check_name,
+            default='label2city',
+            help='name of the experiment: checkpoints go to <checkpoints_dir>/<name>, results to <results_dir>/<name>',
+        )
+        add(
+            '--checkpoints_dir', type=str, default='./checkpoints', help='folder of the experiments (weights, options, logs, training page)'
+        )
+        add(
+            '--model',
+            type=str,
+            default='pix2pixHD',
+            choices=['pix2pixHD'],
+            help='kept for script compatibility: pix2pixHD is the only model',
+        )
         add('--seed', type=int, default=None, help='seed python, numpy and torch RNGs for a reproducible run')
         add('--verbose', action='store_true', default=False, help='print the networks and their parameter counts')
 
         add = self.group(parser, 'data').add_argument
-        add('--dataroot', type=str, default='./datasets/cityscapes/', help='dataset folder with <phase>_label/, <phase>_inst/, <phase>_img/ (or <phase>_A/, <phase>_B/ with --label_nc 0)')
-        add('--label_nc', type=int, default=35, help='number of label classes (pixel values 0..label_nc-1); 0 means the input is an RGB image (folders <phase>_A / <phase>_B)')
+        add(
+            '--dataroot',
+            type=str,
+            default='./datasets/cityscapes/',
+            help='dataset folder with <phase>_label/, <phase>_inst/, <phase>_img/ (or <phase>_A/, <phase>_B/ with --label_nc 0)',
+        )
+        add(
+            '--label_nc',
+            type=int,
+            default=35,
+            help='number of label classes (pixel values 0..label_nc-1); 0 means the input is an RGB image (folders <phase>_A / <phase>_B)',
+        )
         add('--input_nc', type=int, default=3, help='number of input image channels (used with --label_nc 0)')
         add('--output_nc', type=int, default=3, help='number of output image channels')
         add('--batchSize', type=int, default=1, help='input batch size (per process under torchrun)')
         add('--loadSize', type=int, default=1024, help='scale images to this size (the width under scale_width)')
         add('--fineSize', type=int, default=512, help='then crop to this size (modes with "crop")')
-        add('--resize_or_crop', type=str, default='scale_width', choices=['resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none'], help='scaling and cropping of images at load time')
+        add(
+            '--resize_or_crop',
+            type=str,
+            default='scale_width',
+            choices=['resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none'],
+            help='scaling and cropping of images at load time',
+        )
         add('--serial_batches', action='store_true', help='take images in sorted order instead of shuffling')
         add('--no_flip', action='store_true', help='do not flip images horizontally for data augmentation')
         add('--nThreads', default=2, type=int, help='number of data-loading worker processes')
@@ -115,16 +171,29 @@ class BaseOptions:
         add('--no_instance', action='store_true', help='do not add the instance map (its edge map) as input')
 
         add = self.group(parser, 'generator').add_argument
-        add('--netG', type=str, default='global', choices=['global', 'local'], help='global: the global generator G1; local: G1 inside local enhancers (G2)')
+        add(
+            '--netG',
+            type=str,
+            default='global',
+            choices=['global', 'local'],
+            help='global: the global generator G1; local: G1 inside local enhancers (G2)',
+        )
         add('--ngf', type=int, default=64, help='number of generator filters in the first conv layer')
         add('--n_downsample_global', type=int, default=4, help='number of downsampling layers in the global generator')
         add('--n_blocks_global', type=int, default=9, help='number of residual blocks in the global generator')
         add('--n_blocks_local', type=int, default=3, help='number of residual blocks in each local enhancer')
         add('--n_local_enhancers', type=int, default=1, help='number of local enhancers (with --netG local)')
-        add('--norm', type=str, default='instance', choices=['instance', 'batch'], help='normalisation layers: instance or batch normalisation')
+        add(
+            '--norm',
+            type=str,
+            default='instance',
+            choices=['instance', 'batch'],
+            help='normalisation layers: instance or batch normalisation',
+        )
         add('--use_dropout', action='store_true', help='use dropout in the generator\'s residual blocks')
         self.group(parser, 'training schedule').add_argument(
-            '--niter_fix_global', type=int, default=0, help='number of epochs that only the outermost local enhancer trains (--netG local)')
+            '--niter_fix_global', type=int, default=0, help='number of epochs that only the outermost local enhancer trains (--netG local)'
+        )
 
         add = self.group(parser, 'instance features').add_argument
         add('--instance_feat', action='store_true', help='add encoded instance features as input (trains the encoder E)')
@@ -141,11 +210,32 @@ class BaseOptions:
 
         add = self.group(parser, 'device and speed').add_argument
         add('--gpu_ids', type=str, default='0', help='GPU ids, e.g. 0 (several GPUs: one process each through torchrun); -1 for the CPU')
-        add('--data_type', default=32, type=int, choices=[8, 16, 32], help='16: half-precision autocast at test time (CUDA); 32: float32; 8 was TensorRT-only in the reference')
+        add(
+            '--data_type',
+            default=32,
+            type=int,
+            choices=[8, 16, 32],
+            help='16: half-precision autocast at test time (CUDA); 32: float32; 8 was TensorRT-only in the reference',
+        )
         add('--fp16', action='store_true', default=False, help='train with automatic mixed precision in float16 (same as --amp fp16)')
-        add('--amp', type=str, default='off', choices=['off', 'bf16', 'fp16'], help='automatic mixed precision: off (float32, faithful), bf16 or fp16')
-        add('--local_rank', type=int, default=0, help='kept for script compatibility (torch.distributed.launch passes it); the device comes from torchrun\'s LOCAL_RANK')
-        add('--channels_last', action='store_true', help='channels-last memory format (faster convolutions on recent GPUs; ignored on the CPU)')
+        add(
+            '--amp',
+            type=str,
+            default='off',
+            choices=['off', 'bf16', 'fp16'],
+            help='automatic mixed precision: off (float32, faithful), bf16 or fp16',
+        )
+        add(
+            '--local_rank',
+            type=int,
+            default=0,
+            help='kept for script compatibility (torch.distributed.launch passes it); the device comes from torchrun\'s LOCAL_RANK',
+        )
+        add(
+            '--channels_last',
+            action='store_true',
+            help='channels-last memory format (faster convolutions on recent GPUs; ignored on the CPU)',
+        )
         add('--compile', action='store_true', help='compile the networks with torch.compile (slow first iterations, faster after)')
         return parser
 
@@ -154,14 +244,14 @@ class BaseOptions:
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         return self.initialize(parser)
 
-    def explicit_flags(self, args: Optional[Sequence[str]]) -> set:
+    def explicit_flags(self, args: Sequence[str] | None) -> set:
         """Names of the options the user set on the command line (as opposed to defaults)."""
         parser = self.make_parser()
         unset = object()  # not a string, so argparse does not type-convert it like a default
         parser.set_defaults(**{action.dest: unset for action in parser._actions})
         return {key for key, value in vars(parser.parse_args(args)).items() if value is not unset}
 
-    def parse(self, args: Optional[Sequence[str]] = None, save: bool = True) -> FrozenOptions:
+    def parse(self, args: Sequence[str] | None = None, save: bool = True) -> FrozenOptions:
         """Parse `args` (sys.argv when None), settle and validate every option; print and save them when `save`."""
         opt = self.make_parser().parse_args(args)
         opt.isTrain = self.isTrain
@@ -179,7 +269,7 @@ class BaseOptions:
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """Hook for test-time option inheritance; training keeps the command line as given."""
 
-    def read_saved_options(self, expr_dir: str, keys: Sequence[str]) -> Optional[dict]:
+    def read_saved_options(self, expr_dir: str, keys: Sequence[str]) -> dict | None:
         """The experiment's opt.json (None when absent), its values of `keys` checked by the command line's types and choices."""
         saved = load_saved_options(expr_dir)
         if saved is None:
@@ -189,8 +279,10 @@ class BaseOptions:
             if key in saved and key in actions:
                 problem = saved_value_problem(actions[key], saved[key])
                 if problem:
-                    raise OptionsError(f'{os.path.join(expr_dir, "opt.json")}: "{key}": {json.dumps(saved[key])} is not a valid value: '
-                                       f'--{key} {problem}; fix the value, or delete the file and give the flags on the command line')
+                    raise OptionsError(
+                        f'{os.path.join(expr_dir, "opt.json")}: "{key}": {json.dumps(saved[key])} is not a valid value: '
+                        f'--{key} {problem}; fix the value, or delete the file and give the flags on the command line'
+                    )
         return saved
 
     def derive(self, opt: argparse.Namespace) -> None:
@@ -204,8 +296,10 @@ class BaseOptions:
         opt.rank = int(os.environ.get('RANK', '0'))
         opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
         if len(opt.gpu_ids) > 1 and not launched_by_torchrun():
-            raise OptionsError(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: train on several GPUs with one process per GPU through torchrun, "
-                               f"e.g. torchrun --nproc_per_node {len(opt.gpu_ids)} {os.path.basename(sys.argv[0])} ... (--batchSize is per process)")
+            raise OptionsError(
+                f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: train on several GPUs with one process per GPU through torchrun, "
+                f"e.g. torchrun --nproc_per_node {len(opt.gpu_ids)} {os.path.basename(sys.argv[0])} ... (--batchSize is per process)"
+            )
         if opt.world_size > 1 and opt.gpu_ids:
             opt.gpu_ids = [int(os.environ.get('LOCAL_RANK', '0'))]
         opt.device = f'cuda:{opt.gpu_ids[0]}' if opt.gpu_ids else 'cpu'
@@ -240,17 +334,21 @@ class BaseOptions:
         print(format_options(opt))
 
 
-def saved_value_problem(action: argparse.Action, value: Any) -> Optional[str]:
+def saved_value_problem(action: argparse.Action, value: Any) -> str | None:
     """Why a value read from opt.json would not pass the command line's rules for `action`; None when it would."""
     if action.nargs == 0:  # store_true / store_false
         return None if isinstance(value, bool) else 'is a switch: the saved value must be true or false'
-    kinds = {int: ((int,), 'an integer'), float: ((int, float), 'a number')}
-    accepted, kind = kinds.get(action.type, ((str,), 'a string'))
+    accepted: tuple[type, ...] = (str,)
+    kind = 'a string'
+    if action.type is int:
+        accepted, kind = (int,), 'an integer'
+    elif action.type is float:
+        accepted, kind = (int, float), 'a number'
     if isinstance(value, bool) or not isinstance(value, accepted):
         return f'takes {kind}'
-    if action.type not in (None, str, int, float):
+    if callable(action.type) and action.type not in (str, int, float):
         try:
-            action.type(value)  # the flag's own check, e.g. --name's plain-name rule
+            action.type(str(value))  # the flag's own check (a custom type takes a string), e.g. --name's plain-name rule
         except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
             return str(error)
     if action.choices is not None and value not in action.choices:
@@ -260,11 +358,11 @@ def saved_value_problem(action: argparse.Action, value: Any) -> Optional[str]:
 
 def size_base(opt: argparse.Namespace) -> int:
     """The factor every side must be divisible by for the generator (and encoder) to keep its size."""
-    base = 2 ** opt.n_downsample_global
+    base = 2**opt.n_downsample_global
     if opt.netG == 'local':
-        base *= 2 ** opt.n_local_enhancers
+        base *= 2**opt.n_local_enhancers
     if opt.use_features:
-        base = max(base, 2 ** opt.n_downsample_E)
+        base = max(base, 2**opt.n_downsample_E)
     return base
 
 

@@ -1,4 +1,5 @@
 """Test flags, with the reference's names and defaults, and option inheritance from training."""
+
 import argparse
 
 from .base_options import ARCHITECTURE_FLAGS, BaseOptions, OptionsError, experiment_dir, inherit_architecture
@@ -19,13 +20,43 @@ class TestOptions(BaseOptions):
         add('--phase', type=str, default='test', help='dataset split to read: <dataroot>/<phase>_label etc.')
         add('--which_epoch', type=str, default='latest', help='checkpoint to load: latest or an epoch number')
         add('--how_many', type=int, default=50, help='how many test images to run')
-        add('--cluster_path', type=str, default='features_clustered_010.npy', help='cluster file of the encoded features (a path, or a name in <checkpoints_dir>/<name>/; read as the .npz encode_features.py writes)')
-        add('--use_encoded_image', action='store_true', help='encode the real test photo for the feature map instead of drawing cluster centres')
+        add(
+            '--cluster_path',
+            type=str,
+            default='features_clustered_010.npy',
+            help='cluster file of the encoded features (a path, or a name in <checkpoints_dir>/<name>/; '
+            'read as the .npz encode_features.py writes)',
+        )
+        add(
+            '--use_encoded_image',
+            action='store_true',
+            help='encode the real test photo for the feature map instead of drawing cluster centres',
+        )
         add('--export_onnx', type=str, help='export the generator to this ONNX file, verify it against PyTorch and exit')
-        add('--allow_pickle', action='store_true', help="allow a pickled cluster file (the reference's .npy); unpickling can run code, so only for files you trust")
-        add('--n_styles', type=int, default=1, help='synthesize this many style variants per input (new cluster draws each), shown side by side')
-        add('--feat_choice', type=str, default='', help='cluster index per class or instance id, e.g. 26:3,24001:0 (class 26 -> cluster 3; instance 24001 -> cluster 0), or a JSON file {"26": 3}')
-        add('--relabel', type=str, default='', help='change classes before synthesis, e.g. 21:11 turns vegetation into building (instances keep their index)')
+        add(
+            '--allow_pickle',
+            action='store_true',
+            help="allow a pickled cluster file (the reference's .npy); unpickling can run code, so only for files you trust",
+        )
+        add(
+            '--n_styles',
+            type=int,
+            default=1,
+            help='synthesize this many style variants per input (new cluster draws each), shown side by side',
+        )
+        add(
+            '--feat_choice',
+            type=str,
+            default='',
+            help='cluster index per class or instance id, e.g. 26:3,24001:0 (class 26 -> cluster 3; '
+            'instance 24001 -> cluster 0), or a JSON file {"26": 3}',
+        )
+        add(
+            '--relabel',
+            type=str,
+            default='',
+            help='change classes before synthesis, e.g. 21:11 turns vegetation into building (instances keep their index)',
+        )
         return parser
 
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:

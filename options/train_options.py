@@ -1,4 +1,5 @@
 """Training flags, with the reference's names and defaults."""
+
 import argparse
 import math
 
@@ -19,16 +20,30 @@ class TrainOptions(BaseOptions):
         parser = super().initialize(parser)
         add = self.group(parser, 'logging and saving').add_argument
         add('--display_freq', type=int, default=100, help='show training results on the training page every this many images')
-        add('--print_freq', type=int, default=100, help='print and log the losses every this many images (rounded up to a multiple of --batchSize)')
+        add(
+            '--print_freq',
+            type=int,
+            default=100,
+            help='print and log the losses every this many images (rounded up to a multiple of --batchSize)',
+        )
         add('--save_latest_freq', type=int, default=1000, help='save the latest checkpoint every this many images')
         add('--save_epoch_freq', type=int, default=10, help='save a checkpoint at the end of every this many epochs')
         add('--no_html', action='store_true', help='do not save intermediate training results to <checkpoints_dir>/<name>/web/')
         add('--debug', action='store_true', help='one epoch on 10 images, printing and displaying every iteration')
 
         add = self.group(parser, 'training schedule').add_argument
-        add('--continue_train', action='store_true', help='resume from the checkpoint --which_epoch (iter.txt, weights, optimisers, lr, RNGs)')
+        add(
+            '--continue_train',
+            action='store_true',
+            help='resume from the checkpoint --which_epoch (iter.txt, weights, optimisers, lr, RNGs)',
+        )
         add('--load_pretrain', type=str, default='', help='folder of a pretrained experiment: copy every tensor whose key and shape match')
-        add('--which_epoch', type=str, default='latest', help='checkpoint to load with --continue_train or --load_pretrain: latest or an epoch number')
+        add(
+            '--which_epoch',
+            type=str,
+            default='latest',
+            help='checkpoint to load with --continue_train or --load_pretrain: latest or an epoch number',
+        )
         add('--phase', type=str, default='train', help='dataset split to read: <dataroot>/<phase>_label etc.')
         add('--niter', type=int, default=100, help='number of epochs at the starting learning rate')
         add('--niter_decay', type=int, default=100, help='number of epochs to linearly decay the learning rate to zero')
@@ -42,7 +57,12 @@ class TrainOptions(BaseOptions):
         add('--lambda_feat', type=float, default=10.0, help='weight of the feature matching and VGG losses')
         add('--no_ganFeat_loss', action='store_true', help='do not use the discriminator feature matching loss')
         add('--no_vgg_loss', action='store_true', help='do not use the VGG perceptual loss')
-        add('--vgg_weights', type=str, default='', help='torchvision VGG19 state_dict file for the VGG loss; empty: torchvision\'s ImageNet download')
+        add(
+            '--vgg_weights',
+            type=str,
+            default='',
+            help='torchvision VGG19 state_dict file for the VGG loss; empty: torchvision\'s ImageNet download',
+        )
         add('--no_lsgan', action='store_true', help='vanilla GAN loss (BCE) instead of least squares')
         add('--pool_size', type=int, default=0, help='size of the buffer of previously generated images shown to D (0: none)')
         return parser
@@ -64,5 +84,7 @@ class TrainOptions(BaseOptions):
             saved = self.read_saved_options(experiment_dir(opt), RESUME_FLAGS) or {}
             differing = differing_flags(saved, opt, RESUME_FLAGS)
             if differing:
-                raise OptionsError(f"--continue_train: {experiment_dir(opt)}/opt.json was saved with other flags: {'; '.join(differing)}; "
-                                   f"pass the saved values, or train from scratch under another --name")
+                raise OptionsError(
+                    f"--continue_train: {experiment_dir(opt)}/opt.json was saved with other flags: {'; '.join(differing)}; "
+                    f"pass the saved values, or train from scratch under another --name"
+                )

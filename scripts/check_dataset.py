@@ -9,6 +9,7 @@ are collected over the whole dataset and reported once, with the --label_nc that
 Photos are required for --phase train; for other phases they are optional, as for test.py.
 Exit status 0 when the dataset is usable, 1 with a one-line error otherwise.
 """
+
 import collections
 import os
 import sys
@@ -49,9 +50,11 @@ def summarise(dataset: AlignedDataset) -> dict:
     if too_large:
         first_path, first_value = next(iter(too_large.items()))
         largest = max(too_large.values())
-        raise DatasetError(f"{first_path}: label value {first_value} >= --label_nc {dataset.opt.label_nc}; {len(too_large)} of "
-                           f"{len(dataset.A_paths)} label maps hold values >= {dataset.opt.label_nc}, the largest {largest}: "
-                           f"pass --label_nc {largest + 1} to cover the whole dataset, or fix those label maps")
+        raise DatasetError(
+            f"{first_path}: label value {first_value} >= --label_nc {dataset.opt.label_nc}; {len(too_large)} of "
+            f"{len(dataset.A_paths)} label maps hold values >= {dataset.opt.label_nc}, the largest {largest}: "
+            f"pass --label_nc {largest + 1} to cover the whole dataset, or fix those label maps"
+        )
     return {'sizes': sizes, 'pixels': pixels, 'instances': instances}
 
 
@@ -61,10 +64,17 @@ def main() -> None:
     if opt.phase != 'train':
         opt = replace(opt, isTrain=False)  # checked as test.py reads it: the photos are optional
     dataset = build_dataset(opt)
-    folders = {'label maps' if opt.label_nc else 'inputs (A)': dataset.A_paths, 'photos': dataset.B_paths,
-               'instance maps': dataset.inst_paths, 'feature maps': dataset.feat_paths}
+    folders = {
+        'label maps' if opt.label_nc else 'inputs (A)': dataset.A_paths,
+        'photos': dataset.B_paths,
+        'instance maps': dataset.inst_paths,
+        'feature maps': dataset.feat_paths,
+    }
     summary = summarise(dataset)
-    print(f'Dataset {opt.dataroot} (phase {opt.phase}, checked for {"train.py" if opt.isTrain else "test.py"}): files pair by name, sizes agree')
+    print(
+        f'Dataset {opt.dataroot} (phase {opt.phase}, checked for {"train.py" if opt.isTrain else "test.py"}): '
+        'files pair by name, sizes agree'
+    )
     if dataset.B_paths is None:
         print('  no photos: test.py runs without them (no real image beside the results)')
     for what, paths in folders.items():
@@ -79,8 +89,10 @@ def main() -> None:
         print(f'\n{"class":>6} {"name" if names else "":<{width}} {"pixels %":>9} {"instances":>10}')
         for class_id in sorted(summary['pixels']):
             name = names[class_id] if class_id < len(names) else ''
-            print(f'{class_id:>6} {name:<{width}} {100 * summary["pixels"][class_id] / total:>9.2f} '
-                  f'{summary["instances"].get(class_id, 0):>10}')
+            print(
+                f'{class_id:>6} {name:<{width}} {100 * summary["pixels"][class_id] / total:>9.2f} '
+                f'{summary["instances"].get(class_id, 0):>10}'
+            )
         print(f'{len(summary["pixels"])} classes seen, all below --label_nc {opt.label_nc}')
 
 

@@ -6,6 +6,7 @@ Takes the architecture flags from checkpoints/<name>/opt.json like test.py (and 
 shows the label maps of --dataroot/<phase>_label as a gallery, serves the page on --host:--port
 (127.0.0.1:8765) and prints its URL. --measure_latency N measures edit-to-image times and exits.
 """
+
 import os
 import sys
 import threading

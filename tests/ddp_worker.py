@@ -1,5 +1,6 @@
 """Run N training steps with Pix2PixHDTrainer in this process (one rank under torchrun) and save each
 rank's weights to OUT/rank<r>.pt; used by tests/test_scaling.py."""
+
 import os
 import sys
 

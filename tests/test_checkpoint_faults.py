@@ -1,5 +1,6 @@
 """Issue #10: a checkpoint is all or nothing, a refused start changes nothing on disk, a changed dataset
 resumes, degenerate sizes and odd user files end in one line, and the small promises hold."""
+
 import errno
 import json
 import os
@@ -18,14 +19,13 @@ from PIL import Image
 
 import util.checkpoint as checkpoint
 from builders import build_dataset, build_trainer
+from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_script
 from models.manipulation import load_clusters, save_class_arrays
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
 from util.errors import DatasetError, ModelError, OptionsError, TrainingError
 from util.iter_counter import resume_position
-
-from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_script
 
 
 def tree_bytes(folder) -> dict:
@@ -91,8 +91,10 @@ def loaded_save(save_dir: str) -> int:
 
 def top_level_save(save_dir: str) -> int:
     """Which save the reference-named files at the top level hold (a reader that ignores the manifest)."""
-    marks = {'iter.txt': int(np.loadtxt(os.path.join(save_dir, 'iter.txt'), delimiter=',', dtype=int)[1]),
-             'train_state': torch.load(os.path.join(save_dir, 'latest_train_state.pth'), weights_only=True)['epoch_iter']}
+    marks = {
+        'iter.txt': int(np.loadtxt(os.path.join(save_dir, 'iter.txt'), delimiter=',', dtype=int)[1]),
+        'train_state': torch.load(os.path.join(save_dir, 'latest_train_state.pth'), weights_only=True)['epoch_iter'],
+    }
     for name in ('G', 'D'):
         weights = torch.load(os.path.join(save_dir, f'latest_net_{name}.pth'), weights_only=True)
         marks[name] = int(float(next(iter(weights.values())).flatten()[0]))
@@ -103,7 +105,9 @@ def top_level_save(save_dir: str) -> int:
 @pytest.fixture
 def saved_once(tmp_path, dataroot):
     """A trainer whose `latest` set holds save 1 (every weight 1.0, iter.txt at image 1), as train.py writes it."""
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--name', 'exp'], save=True)
+    opt = TrainOptions().parse(
+        TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--name', 'exp'], save=True
+    )
     trainer = Pix2PixHDTrainer(opt)
     nets = trainer.model.networks_by_name()
     set_values(nets, 1.0)
@@ -124,8 +128,17 @@ class FileSystemSteps:
     `fail_at`: that step raises as a full or read-only disk would (a writer leaves some bytes behind first);
     `before_each`: called before every step, e.g. to copy the folder as a SIGKILL at that moment would leave it.
     """
-    PATCHED = ((torch, 'save'), (np, 'savetxt'), (os, 'fsync'), (os, 'makedirs'), (os, 'rename'), (os, 'replace'),
-               (os, 'remove'), (os, 'rmdir'))
+
+    PATCHED = (
+        (torch, 'save'),
+        (np, 'savetxt'),
+        (os, 'fsync'),
+        (os, 'makedirs'),
+        (os, 'rename'),
+        (os, 'replace'),
+        (os, 'remove'),
+        (os, 'rmdir'),
+    )
 
     def __init__(self, patcher: pytest.MonkeyPatch, fail_at: int = 0, before_each=None) -> None:
         self.count, self.fail_at, self.before_each, self.names, self.failed = 0, fail_at, before_each, [], None
@@ -157,6 +170,7 @@ class FileSystemSteps:
                     handle.write('1')
                 raise OSError(errno.ENOSPC, 'No space left on device')
             raise PermissionError(errno.EACCES, 'Permission denied')
+
         return step
 
 
@@ -260,7 +274,7 @@ def test_a_full_disk_at_every_file_of_a_save_keeps_the_previous_set(small_disk, 
         original_write(path, write)
         written.append(os.path.basename(path))
 
-    for room in range(0, 2 ** 20, 4096):  # tmpfs hands out whole pages
+    for room in range(0, 2**20, 4096):  # tmpfs hands out whole pages
         with open(filler, 'wb') as handle:
             handle.write(b'\0' * max(0, shutil.disk_usage(small_disk).free - room))
         written.clear()
@@ -304,8 +318,9 @@ def test_sigkill_at_a_random_moment_of_a_save_leaves_every_file_loadable(tmp_pat
     rng = random.Random()
     mark = 1
     for _ in range(2):
-        process = subprocess.Popen([sys.executable, '-c', KILLED_SAVER, REPO_ROOT, save_dir, str(mark)], env=SUBPROCESS_ENV,
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, '-c', KILLED_SAVER, REPO_ROOT, save_dir, str(mark)], env=SUBPROCESS_ENV, stdout=subprocess.PIPE, text=True
+        )
         assert process.stdout.readline().strip() == str(mark)  # one save done: from now on it is always saving
         time.sleep(rng.uniform(0, 0.4))
         process.send_signal(signal.SIGKILL)
@@ -336,7 +351,20 @@ def test_a_full_disk_outside_a_checkpoint_save_is_one_line(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- end to end: one trained experiment
 def train_args(checkpoints, dataroot, *extra) -> list:
-    return ['--name', 'exp', '--checkpoints_dir', str(checkpoints), '--dataroot', dataroot, *TINY, '--niter', '1', '--niter_decay', '0', *extra]
+    return [
+        '--name',
+        'exp',
+        '--checkpoints_dir',
+        str(checkpoints),
+        '--dataroot',
+        dataroot,
+        *TINY,
+        '--niter',
+        '1',
+        '--niter_decay',
+        '0',
+        *extra,
+    ]
 
 
 @pytest.fixture(scope='module')
@@ -380,9 +408,14 @@ def test_refused_resume_on_checkpoint_shapes_changes_nothing(experiment, dataroo
     assert tree_bytes(folder) == before and not os.path.exists(os.path.join(folder, 'opt.json'))
 
 
-@pytest.mark.parametrize('key,value,fragment', [('ngf', '4', '--ngf takes an integer'),
-                                                ('no_instance', 'false', '--no_instance is a switch'),
-                                                ('netG', 'unet', '--netG takes one of global, local')])
+@pytest.mark.parametrize(
+    'key,value,fragment',
+    [
+        ('ngf', '4', '--ngf takes an integer'),
+        ('no_instance', 'false', '--no_instance is a switch'),
+        ('netG', 'unet', '--netG takes one of global, local'),
+    ],
+)
 def test_wrongly_typed_saved_options_are_one_line_for_test_and_resume(experiment, key, value, fragment):
     checkpoints, folder = experiment
     path = os.path.join(folder, 'opt.json')
@@ -404,8 +437,22 @@ def test_wrongly_typed_saved_option_through_test_py_changes_nothing(experiment, 
     with open(path, 'w') as handle:
         json.dump(saved, handle)
     before = tree_bytes(folder)
-    result = run_in_process(capsys, 'test.py', '--name', 'exp', '--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1',
-                        '--loadSize', '64', '--results_dir', tmp_path / 'results')
+    result = run_in_process(
+        capsys,
+        'test.py',
+        '--name',
+        'exp',
+        '--checkpoints_dir',
+        checkpoints,
+        '--dataroot',
+        dataroot,
+        '--gpu_ids',
+        '-1',
+        '--loadSize',
+        '64',
+        '--results_dir',
+        tmp_path / 'results',
+    )
     assert_one_line_error(result, 'opt.json: "ngf": "8"', '--ngf takes an integer')
     assert tree_bytes(folder) == before
 
@@ -421,15 +468,20 @@ def test_resume_after_the_dataset_shrank_finishes_the_epoch(experiment, dataroot
     resave_latest_mid_epoch(checkpoints, dataroot, 3)
     result = run_script('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--niter', '2'))
     assert_ok(result)
-    assert ('iter.txt says epoch 1, image 3, but an epoch now has 2 images (the dataset, --max_dataset_size or --batchSize changed): '
-            'epoch 1 counts as complete, training goes on with epoch 2') in result.stdout
+    assert (
+        'iter.txt says epoch 1, image 3, but an epoch now has 2 images (the dataset, --max_dataset_size or --batchSize changed): '
+        'epoch 1 counts as complete, training goes on with epoch 2'
+    ) in result.stdout
     assert 'End of epoch 2 / 2' in result.stdout
     assert open(os.path.join(folder, 'iter.txt')).read() == '3\n0\n'
 
 
 def test_resume_with_a_larger_batch_starts_at_the_last_whole_batch():
-    assert resume_position(1, 3, 4, 2) == (1, 2, 'iter.txt says epoch 1, image 3, not a whole number of --batchSize 2 batches: '
-                                                 'resuming epoch 1 at image 2')
+    assert resume_position(1, 3, 4, 2) == (
+        1,
+        2,
+        'iter.txt says epoch 1, image 3, not a whole number of --batchSize 2 batches: resuming epoch 1 at image 2',
+    )
     assert resume_position(3, 8, 8, 2) == (3, 8, None)  # saved on the epoch's last batch: its end-of-epoch steps run
     assert resume_position(3, 6, 4, 2)[:2] == (3, 4)  # past the end of a shorter epoch
     assert resume_position(1, 0, 4, 3) == (1, 0, None)
@@ -445,7 +497,9 @@ def test_batch_larger_than_the_dataset_is_refused_with_the_numbers_before_anythi
 def test_batch_larger_than_the_dataset_on_resume_changes_nothing(experiment, dataroot, capsys):
     checkpoints, folder = experiment
     before = tree_bytes(folder)
-    result = run_in_process(capsys, 'train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--batchSize', '3'))
+    result = run_in_process(
+        capsys, 'train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--batchSize', '3')
+    )
     assert_one_line_error(result, '--batchSize 3 is larger than the dataset: 2 samples', '--max_dataset_size 2')
     assert tree_bytes(folder) == before
 
@@ -457,7 +511,9 @@ def write_dataset(root, label_arrays: list, inst_mode: str = 'I;16') -> str:
         for folder in ('train_label', 'train_inst', 'train_img'):
             os.makedirs(os.path.join(root, folder), exist_ok=True)
         Image.fromarray(label.astype(np.uint8)).save(os.path.join(root, 'train_label', f'{stem}_gtFine_labelIds.png'))
-        inst = Image.fromarray(label.astype(np.uint16)) if inst_mode == 'I;16' else Image.fromarray(label.astype(np.uint8)).convert(inst_mode)
+        inst = (
+            Image.fromarray(label.astype(np.uint16)) if inst_mode == 'I;16' else Image.fromarray(label.astype(np.uint8)).convert(inst_mode)
+        )
         inst.save(os.path.join(root, 'train_inst', f'{stem}_gtFine_instanceIds.png'))
         Image.fromarray(np.full(label.shape + (3,), 128, np.uint8)).save(os.path.join(root, 'train_img', f'{stem}_leftImg8bit.png'))
     return str(root)
@@ -497,7 +553,7 @@ def test_damaged_cluster_file_is_one_line(tmp_path, damage):
     save_class_arrays(path, {26: np.arange(30, dtype=np.float32).reshape(10, 3)})
     data = bytearray(open(path, 'rb').read())
     if damage == 'truncated':
-        data = data[:len(data) // 2]
+        data = data[: len(data) // 2]
     else:
         data[data.index(b'\x93NUMPY') + 100] ^= 0xFF  # inside the stored array: the zip's CRC no longer matches
     with open(path, 'wb') as handle:
@@ -522,8 +578,12 @@ def test_check_dataset_accepts_a_test_set_without_photos(tmp_path, dataroot, cap
 def test_out_of_range_labels_suggest_the_label_nc_of_the_whole_dataset(tmp_path, capsys):
     root = write_dataset(tmp_path / 'data', [np.full((32, 64), 5), np.full((32, 64), 9), np.full((32, 64), 7)])
     result = run_in_process(capsys, 'scripts/check_dataset.py', '--dataroot', root, '--label_nc', '4', '--no_instance')
-    assert_one_line_error(result, 'tiny_000000_000019_gtFine_labelIds.png: label value 5 >= --label_nc 4',
-                          '3 of 3 label maps', 'pass --label_nc 10 to cover the whole dataset')
+    assert_one_line_error(
+        result,
+        'tiny_000000_000019_gtFine_labelIds.png: label value 5 >= --label_nc 4',
+        '3 of 3 label maps',
+        'pass --label_nc 10 to cover the whole dataset',
+    )
     opt = TrainOptions().parse(['--dataroot', root, *TINY, '--label_nc', '4', '--no_instance'], save=False)
     with pytest.raises(DatasetError) as refused:
         build_dataset(opt)[0]

@@ -1,4 +1,5 @@
 """util/cityscapes.py holds the official Cityscapes label table, and every Cityscapes lookup of the project comes from it."""
+
 import cityscapesscripts.helpers.labels as official  # the `dev` install group
 
 from data import synthetic

@@ -1,6 +1,7 @@
 """The editor's edit operations (util/editing.py) as pure functions on small arrays: brush and fill,
 new instance ids, erase, relabelling an object and a class, styles -> the generator's feature map,
 undo/redo; and the model thread that lets the newest edit win (web_editor/render.py)."""
+
 import json
 import threading
 import time
@@ -42,7 +43,7 @@ def test_brush_mask_is_a_disc_along_the_stroke():
     assert editing.brush_mask((5, 5), [(2, 2)], 2).sum() == 5  # size 2: the pixel and its 4 neighbours
     disc = editing.brush_mask((9, 9), [(4, 4)], 5)
     ys, xs = np.nonzero(disc)
-    assert np.all((ys - 4) ** 2 + (xs - 4) ** 2 <= 2.5 ** 2) and disc.sum() == 21
+    assert np.all((ys - 4) ** 2 + (xs - 4) ** 2 <= 2.5**2) and disc.sum() == 21
     line = editing.brush_mask((5, 20), [(2, 2), (17, 2)], 1)
     assert np.array_equal(np.nonzero(line[2])[0], np.arange(2, 18)) and line.sum() == 16  # no gaps between points
     assert editing.brush_mask((5, 5), [(40, 40)], 3).sum() == 0  # outside the map: clipped, no error
@@ -145,8 +146,9 @@ def test_relabel_class_matches_test_py_relabel_and_keeps_objects_apart():
     # trees -> buildings, the paper's edit; cars -> trucks keep their index as test.py --relabel does
     for source, target in ((VEGETATION, BUILDING), (CAR, TRUCK)):
         new_label, new_inst = editing.relabel_class(label, inst, source, target)
-        expected_label, expected_inst = relabel_maps(torch.from_numpy(label.astype(np.int32)), torch.from_numpy(inst.astype(np.int32)),
-                                                     {source: target})
+        expected_label, expected_inst = relabel_maps(
+            torch.from_numpy(label.astype(np.int32)), torch.from_numpy(inst.astype(np.int32)), {source: target}
+        )
         assert np.array_equal(new_label, expected_label.numpy()) and np.array_equal(new_inst, expected_inst.numpy())
         assert new_label.dtype == label.dtype and new_inst.dtype == inst.dtype
     # a target class that already has those ids: the moved objects get free ones instead of merging

@@ -7,6 +7,7 @@ EDITOR_TEST_MODEL=CHECKPOINTS_DIR/NAME EDITOR_TEST_DATAROOT=DIR run these tests 
 (128 pixels wide) instead of training the tiny one; EDITOR_SCREENSHOT=PATH keeps the browser's
 screenshot there (docs/editor.png is the quickstart model's).
 """
+
 import base64
 import http.client
 import io
@@ -26,8 +27,16 @@ from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error,
 
 CHROMIUM = '/usr/bin/chromium'
 # Debian's Chromium, headless, with nothing that reaches the network on its own.
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync']
+CHROMIUM_ARGS = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+]
 LOAD_SIZE = 128
 CAR, BUILDING, SKY = 26, 11, 23
 # A tiny global G with 2 downsamplings: its receptive field is smaller than the 128x64 image, so even a
@@ -57,8 +66,11 @@ def experiment(tmp_path_factory):
     dataroot, checkpoints = base / 'data', base / 'checkpoints'
     make_synthetic_dataset(str(dataroot), n_train=8, n_test=3, width=128, height=64, seed=0)
     common = ['--dataroot', dataroot, '--checkpoints_dir', checkpoints, '--gpu_ids', '-1', '--loadSize', LOAD_SIZE]
-    assert_ok(run_script('train.py', '--name', 'tiny', '--instance_feat', *ARCH, '--niter', 5, '--niter_decay', 0, '--nThreads', 0,
-                         '--seed', 0, *common))
+    assert_ok(
+        run_script(
+            'train.py', '--name', 'tiny', '--instance_feat', *ARCH, '--niter', 5, '--niter_decay', 0, '--nThreads', 0, '--seed', 0, *common
+        )
+    )
     assert_ok(run_script('encode_features.py', '--name', 'tiny', *common))
     return {'checkpoints': str(checkpoints), 'name': 'tiny', 'dataroot': str(dataroot)}
 
@@ -66,10 +78,24 @@ def experiment(tmp_path_factory):
 def start_editor(experiment: dict, log_path, *extra) -> tuple:
     """Start scripts/editor.py on a free port; (process, base URL) once it prints its URL."""
     log = open(log_path, 'w')
-    command = [sys.executable, 'scripts/editor.py', '--name', experiment['name'], '--checkpoints_dir', experiment['checkpoints'],
-               '--dataroot', experiment['dataroot'], '--loadSize', str(LOAD_SIZE), '--gpu_ids', '-1', '--port', '0', *extra]
-    process = subprocess.Popen(command,
-                               cwd=REPO_ROOT, env=SUBPROCESS_ENV, stdout=log, stderr=subprocess.STDOUT)
+    command = [
+        sys.executable,
+        'scripts/editor.py',
+        '--name',
+        experiment['name'],
+        '--checkpoints_dir',
+        experiment['checkpoints'],
+        '--dataroot',
+        experiment['dataroot'],
+        '--loadSize',
+        str(LOAD_SIZE),
+        '--gpu_ids',
+        '-1',
+        '--port',
+        '0',
+        *extra,
+    ]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=SUBPROCESS_ENV, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
         match = re.search(r'Editor running at (http://\S+)', open(log_path).read())
@@ -136,7 +162,7 @@ def test_path_tricks_and_bad_requests_get_messages(server):
     assert 'not accepted' in error_of(call(server, 'POST', '/api/open', {'index': 0}, headers={'Origin': 'http://evil.example'}), 403)
     assert 'JSON bodies only' in error_of(call(server, 'POST', '/api/open', raw=b'index=0', headers={'Content-Type': 'text/plain'}), 415)
     assert 'not valid JSON' in error_of(call(server, 'POST', '/api/edit', raw=b'{"op": '), 400)
-    assert 'above the limit' in error_of(call(server, 'POST', '/api/edit', raw=b'{}', headers={'Content-Length': str(2 ** 30)}), 413)
+    assert 'above the limit' in error_of(call(server, 'POST', '/api/edit', raw=b'{}', headers={'Content-Length': str(2**30)}), 413)
     # edits are checked too; the first map is open (the page opened none yet: open one here)
     assert call(server, 'POST', '/api/open', {'index': 0})[0] == 200
     assert 'class 99 is outside 0..34' in error_of(call(server, 'POST', '/api/edit', {'op': 'fill', 'x': 1, 'y': 1, 'class': 99}), 400)
@@ -149,8 +175,10 @@ def test_path_tricks_and_bad_requests_get_messages(server):
 
 
 def upload(server: dict, label: bytes, inst: bytes = None, label_name='my_label.png', inst_name='my_inst.png') -> tuple:
-    body = {'label': {'name': label_name, 'data': base64.b64encode(label).decode()},
-            'inst': None if inst is None else {'name': inst_name, 'data': base64.b64encode(inst).decode()}}
+    body = {
+        'label': {'name': label_name, 'data': base64.b64encode(label).decode()},
+        'inst': None if inst is None else {'name': inst_name, 'data': base64.b64encode(inst).decode()},
+    }
     return call(server, 'POST', '/api/upload', body)
 
 
@@ -175,7 +203,7 @@ def test_bad_uploads_get_a_message_and_good_ones_open(server):
     assert 'not a positive multiple of' in error_of(upload(server, png(label[:, :100])), 400)  # 100x64 -> 128x81 at --loadSize 128
     noise = np.random.default_rng(0).integers(0, 256, (1100, 1100), dtype=np.uint8)
     assert 'above the 1 MB upload limit' in error_of(upload(server, png(noise)), 400)
-    assert 'above the limit' in error_of(call(server, 'POST', '/api/upload', raw=b'{}', headers={'Content-Length': str(10 ** 8)}), 413)
+    assert 'above the limit' in error_of(call(server, 'POST', '/api/upload', raw=b'{}', headers={'Content-Length': str(10**8)}), 413)
     assert 'not valid base64' in error_of(call(server, 'POST', '/api/upload', {'label': {'name': 'x.png', 'data': '%%%'}}), 400)
     assert_serving(server)
 
@@ -210,9 +238,23 @@ def test_downloads_go_through_test_py_to_the_same_image(server, tmp_path):
         (dataroot / folder).mkdir(parents=True)
         (dataroot / folder / downloads[what][0]).write_bytes(downloads[what][1])
     (tmp_path / 'styles.json').write_bytes(downloads['styles'][1])
-    result = run_script('test.py', '--name', server['name'], '--checkpoints_dir', server['checkpoints'], '--dataroot', dataroot,
-                        '--loadSize', LOAD_SIZE, '--gpu_ids', '-1', '--results_dir', tmp_path / 'results',
-                        '--feat_choice', tmp_path / 'styles.json')
+    result = run_script(
+        'test.py',
+        '--name',
+        server['name'],
+        '--checkpoints_dir',
+        server['checkpoints'],
+        '--dataroot',
+        dataroot,
+        '--loadSize',
+        LOAD_SIZE,
+        '--gpu_ids',
+        '-1',
+        '--results_dir',
+        tmp_path / 'results',
+        '--feat_choice',
+        tmp_path / 'styles.json',
+    )
     assert_ok(result)
     stem = os.path.splitext(downloads['label'][0])[0]
     made = np.asarray(Image.open(tmp_path / 'results' / server['name'] / 'test_latest' / 'images' / f'{stem}_synthesized_image.png'))
@@ -220,14 +262,41 @@ def test_downloads_go_through_test_py_to_the_same_image(server, tmp_path):
 
 
 def test_measure_latency_and_a_wrong_dataroot(server, tmp_path):
-    result = run_script('scripts/editor.py', '--name', server['name'], '--checkpoints_dir', server['checkpoints'],
-                        '--dataroot', server['dataroot'],
-                        '--loadSize', LOAD_SIZE, '--gpu_ids', '-1', '--port', '0', '--measure_latency', '3')
+    result = run_script(
+        'scripts/editor.py',
+        '--name',
+        server['name'],
+        '--checkpoints_dir',
+        server['checkpoints'],
+        '--dataroot',
+        server['dataroot'],
+        '--loadSize',
+        LOAD_SIZE,
+        '--gpu_ids',
+        '-1',
+        '--port',
+        '0',
+        '--measure_latency',
+        '3',
+    )
     assert_ok(result)
     assert re.search(r'3 edits at 128x64 on cpu:\nedit -> new image \(HTTP round trips\): median \d+ ms', result.stdout), result.stdout
     missing = tmp_path / 'nowhere'
-    assert_one_line_error(run_script('scripts/editor.py', '--name', server['name'], '--checkpoints_dir', server['checkpoints'],
-                                     '--dataroot', missing, '--gpu_ids', '-1'), str(missing / 'test_label'), '--dataroot')
+    assert_one_line_error(
+        run_script(
+            'scripts/editor.py',
+            '--name',
+            server['name'],
+            '--checkpoints_dir',
+            server['checkpoints'],
+            '--dataroot',
+            missing,
+            '--gpu_ids',
+            '-1',
+        ),
+        str(missing / 'test_label'),
+        '--dataroot',
+    )
 
 
 @pytest.mark.parametrize('flags', [['--no_instance'], ['--label_feat']], ids=['no_instance', 'label_feat'])
@@ -314,8 +383,14 @@ def test_browser_paint_select_restyle(server, tmp_path):
         problems = []
         page.on('pageerror', lambda error: problems.append(str(error)))
         # Refused requests (the bad upload below) are logged by Chromium as failed loads; anything else is a problem.
-        page.on('console', lambda message: problems.append(message.text)
-                if message.type == 'error' and not message.text.startswith('Failed to load resource') else None)
+        page.on(
+            'console',
+            lambda message: (
+                problems.append(message.text)
+                if message.type == 'error' and not message.text.startswith('Failed to load resource')
+                else None
+            ),
+        )
         page.goto(server['url'])
         page.wait_for_selector('body[data-synced="true"]', state='attached', timeout=60000)
         settled(page, lambda: page.click(f'.thumb[data-index="{index}"]'))
@@ -334,6 +409,7 @@ def test_browser_paint_select_restyle(server, tmp_path):
             page.mouse.down()
             page.mouse.move(*page_point(page, 100, 3, width, height), steps=12)
             page.mouse.up()
+
         settled(page, paint)
 
         # Select the car: its outline, class and styles appear.

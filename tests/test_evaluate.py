@@ -1,4 +1,5 @@
 """scripts/evaluate.py and util/metrics.py: trainId mapping, accuracy / IoU, FID / KID with local weights, end to end."""
+
 import argparse
 import importlib.util
 import json
@@ -32,8 +33,27 @@ pytestmark = pytest.mark.filterwarnings('ignore::FutureWarning')
 def test_train_id_mapping_is_the_official_table():
     label_ids = torch.arange(-1, 40)
     train_ids = metrics.label_to_train_id(label_ids)
-    expected = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-                26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+    expected = {
+        7: 0,
+        8: 1,
+        11: 2,
+        12: 3,
+        13: 4,
+        17: 5,
+        19: 6,
+        20: 7,
+        21: 8,
+        22: 9,
+        23: 10,
+        24: 11,
+        25: 12,
+        26: 13,
+        27: 14,
+        28: 15,
+        31: 16,
+        32: 17,
+        33: 18,
+    }
     for label_id, train_id in zip(label_ids.tolist(), train_ids.tolist(), strict=True):
         assert train_id == expected.get(label_id, 255), label_id
     assert metrics.label_to_train_id(torch.tensor([7, 26, 33])).tolist() == [0, 13, 18]
@@ -59,10 +79,8 @@ def test_unmapped_ids_are_ignored_by_the_confusion_matrix():
 
 
 def test_accuracy_and_iou_match_a_hand_computation():
-    target = torch.tensor([[0, 0, 1, 1],
-                           [2, 2, 255, 1]])
-    prediction = torch.tensor([[0, 1, 1, 1],
-                               [2, 0, 2, 1]])
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 1]])
+    prediction = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 1]])
     confusion = metrics.ConfusionMatrix(num_classes=4)
     confusion.update(prediction, target)
     # 7 counted pixels (one ignored); correct: (0,0) (0,2) (0,3) (1,0) (1,3) -> 5 / 7.
@@ -146,7 +164,8 @@ def test_fid_and_kid_are_zero_for_a_set_with_itself_and_grow_with_noise(inceptio
     kid_self, _ = metrics.kernel_inception_distance(clean, clean, subset_size=8)
     assert abs(kid_self) < 0.1 * kid[0.1][0]
     assert metrics.kernel_inception_distance(clean, noisy[0.3], subset_size=4) == metrics.kernel_inception_distance(
-        clean, noisy[0.3], subset_size=4)  # seeded subsets: the same number every run
+        clean, noisy[0.3], subset_size=4
+    )  # seeded subsets: the same number every run
     with pytest.raises(ValueError, match='KID subset size 9'):
         metrics.kernel_inception_distance(clean, clean, subset_size=9)
 
@@ -168,17 +187,28 @@ def test_scores_equal_torch_fidelity_own_pipeline(inception_weights):
     """Streaming our batches through load_inception gives torch-fidelity's calculate_metrics numbers exactly."""
     fake, real = _smooth_images(5, seed=3), _smooth_images(6, seed=4)
     expected = torch_fidelity.calculate_metrics(
-        input1=ImageSet(fake), input2=ImageSet(real), fid=True, kid=True, kid_subset_size=4, feature_layer_fid='192',
-        feature_layer_kid='192', feature_extractor_weights_path=inception_weights, cuda=False, batch_size=4,
-        save_cpu_ram=True, cache=False, verbose=False)  # save_cpu_ram: no DataLoader worker processes
+        input1=ImageSet(fake),
+        input2=ImageSet(real),
+        fid=True,
+        kid=True,
+        kid_subset_size=4,
+        feature_layer_fid='192',
+        feature_layer_kid='192',
+        feature_extractor_weights_path=inception_weights,
+        cuda=False,
+        batch_size=4,
+        save_cpu_ram=True,
+        cache=False,
+        verbose=False,
+    )  # save_cpu_ram: no DataLoader worker processes
     model = metrics.load_inception(inception_weights, dims=192)
     fake_features = metrics.inception_features(model, fake.split(2))
     real_features = metrics.inception_features(model, real.split(4))
-    assert metrics.frechet_distance(fake_features, real_features) == pytest.approx(
-        expected['frechet_inception_distance'], rel=1e-6)
+    assert metrics.frechet_distance(fake_features, real_features) == pytest.approx(expected['frechet_inception_distance'], rel=1e-6)
     kid, kid_std = metrics.kernel_inception_distance(fake_features, real_features, subset_size=4)
     assert (kid, kid_std) == pytest.approx(
-        (expected['kernel_inception_distance_mean'], expected['kernel_inception_distance_std']), rel=1e-6)
+        (expected['kernel_inception_distance_mean'], expected['kernel_inception_distance_std']), rel=1e-6
+    )
 
 
 def test_inception_weight_errors_name_the_option(tmp_path, monkeypatch):
@@ -282,9 +312,29 @@ def evaluation_setup(tmp_path_factory):
 def test_end_to_end_accuracy_iou_fid_and_json(evaluation_setup, inception_weights):
     setup = evaluation_setup
     out = setup['root'] / 'scores.json'
-    result = run_script(EVALUATE, '--results_dir', setup['results'], '--dataroot', setup['dataroot'], '--seg_model', setup['seg'],
-                        '--real', '--fid', '--inception_weights', inception_weights, '--fid_dims', '192', '--json', out,
-                        '--gpu_ids', '-1', '--batch_size', '2', '--nThreads', '0')
+    result = run_script(
+        EVALUATE,
+        '--results_dir',
+        setup['results'],
+        '--dataroot',
+        setup['dataroot'],
+        '--seg_model',
+        setup['seg'],
+        '--real',
+        '--fid',
+        '--inception_weights',
+        inception_weights,
+        '--fid_dims',
+        '192',
+        '--json',
+        out,
+        '--gpu_ids',
+        '-1',
+        '--batch_size',
+        '2',
+        '--nThreads',
+        '0',
+    )
     assert_ok(result)
     scores = json.loads(out.read_text())
     # Labels resized (nearest) to 64x32: left 32x32 road minus 4 ignored rows = 896 px, right 16x32 car = 512, sky = 512.
@@ -322,8 +372,18 @@ def test_end_to_end_accuracy_iou_fid_and_json(evaluation_setup, inception_weight
 
 def test_styles_are_all_counted_or_selected(evaluation_setup):
     setup = evaluation_setup
-    common = ('--results_dir', setup['styles'], '--dataroot', setup['dataroot'], '--seg_model', setup['seg'],
-              '--gpu_ids', '-1', '--nThreads', '0')
+    common = (
+        '--results_dir',
+        setup['styles'],
+        '--dataroot',
+        setup['dataroot'],
+        '--seg_model',
+        setup['seg'],
+        '--gpu_ids',
+        '-1',
+        '--nThreads',
+        '0',
+    )
     evaluate = _load_evaluate()
     out = setup['root'] / 'style1.json'
     evaluate.main([*common, '--style', '1', '--json', str(out)])
@@ -356,8 +416,20 @@ def test_bad_segmentation_output_is_a_model_error(evaluation_setup, tmp_path):
     bad = str(tmp_path / 'bad.pt')
     torch.jit.script(TwoClasses()).save(bad)
     with pytest.raises(ModelError, match=r'returned \(3, 2, 32, 64\).*Bx19xHxW'):
-        _load_evaluate().main(['--results_dir', evaluation_setup['results'], '--dataroot', evaluation_setup['dataroot'],
-                               '--seg_model', bad, '--gpu_ids', '-1', '--nThreads', '0'])
+        _load_evaluate().main(
+            [
+                '--results_dir',
+                evaluation_setup['results'],
+                '--dataroot',
+                evaluation_setup['dataroot'],
+                '--seg_model',
+                bad,
+                '--gpu_ids',
+                '-1',
+                '--nThreads',
+                '0',
+            ]
+        )
 
 
 def test_user_errors_are_one_line(evaluation_setup, tmp_path):
@@ -375,7 +447,6 @@ def test_user_errors_are_one_line(evaluation_setup, tmp_path):
     missing = tmp_path / 'missing_inception.pth'
     result = run_script(EVALUATE, '--results_dir', setup['results'], *base, '--fid', '--inception_weights', missing)
     assert_one_line_error(result, f'--inception_weights {missing}', 'file not found', metrics.INCEPTION_WEIGHTS_FILE)
-
 
 
 def test_missing_photos_and_option_errors(evaluation_setup, tmp_path):
@@ -404,8 +475,7 @@ def test_fid_without_torch_fidelity_says_which_group_to_install(evaluation_setup
     for name in [name for name in sys.modules if name.split('.')[0] == 'torch_fidelity'] + ['torch_fidelity']:
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: find_spec gives None, importing fails
     evaluate = _load_evaluate()
-    base = ['--results_dir', evaluation_setup['results'], '--dataroot', evaluation_setup['dataroot'], '--gpu_ids', '-1',
-            '--nThreads', '0']
+    base = ['--results_dir', evaluation_setup['results'], '--dataroot', evaluation_setup['dataroot'], '--gpu_ids', '-1', '--nThreads', '0']
     with pytest.raises(OptionsError, match=r"--fid needs torch-fidelity, which is not installed: pip install '\.\[eval\]'"):
         evaluate.main([*base, '--fid'])
     out = evaluation_setup['root'] / 'seg_only.json'
@@ -419,6 +489,20 @@ def test_torch_export_program_is_accepted(evaluation_setup, tmp_path):
     path = str(tmp_path / 'colour_seg.pt2')
     torch.export.save(program, path)
     out = tmp_path / 'scores.json'
-    _load_evaluate().main(['--results_dir', evaluation_setup['results'], '--dataroot', evaluation_setup['dataroot'],
-                           '--seg_model', path, '--gpu_ids', '-1', '--nThreads', '0', '--json', str(out)])
+    _load_evaluate().main(
+        [
+            '--results_dir',
+            evaluation_setup['results'],
+            '--dataroot',
+            evaluation_setup['dataroot'],
+            '--seg_model',
+            path,
+            '--gpu_ids',
+            '-1',
+            '--nThreads',
+            '0',
+            '--json',
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text())['synthesized']['pixel_accuracy'] == pytest.approx(11 / 15)

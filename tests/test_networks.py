@@ -1,4 +1,5 @@
 """Tests for models/networks (architecture, keys, shapes, pooling) and the checkpoint helpers of the model."""
+
 import gc
 import os
 import pickle
@@ -8,12 +9,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from models.networks import (ModelError, count_parameters, define_D, define_E, define_G, instance_average_pool)
 from builders import build_model
+from models.networks import ModelError, count_parameters, define_D, define_E, define_G, instance_average_pool
 from models.pix2pixHD_model import Pix2PixHDModel
-from util.checkpoint import experiment_dir, load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
 from options.base_options import save_options
 from options.train_options import TrainOptions
+from util.checkpoint import experiment_dir, load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
 
 
 def train_opt(tmp_path, *flags):
@@ -26,13 +27,18 @@ def snapshot(net):
 
 # ---------------------------------------------------------------- parameter counts (reference values)
 
-@pytest.mark.parametrize('build, expected', [
-    (lambda: define_G(36, 3, 64, 'global', 4, 9), 182_546_755),
-    (lambda: define_G(36, 3, 32, 'local', 4, 9, 1, 3), 182_857_059),
-    (lambda: define_D(39, 64, 3, 'instance', 2, True), 5_603_202),
-    (lambda: define_D(39, 64, 3, 'instance', 3, True), 8_404_803),
-    (lambda: define_E(3, 3, 16, 4), 788_803),
-], ids=['G_global_default', 'G_local_ngf32', 'D_numD2', 'D_numD3', 'E_default'])
+
+@pytest.mark.parametrize(
+    'build, expected',
+    [
+        (lambda: define_G(36, 3, 64, 'global', 4, 9), 182_546_755),
+        (lambda: define_G(36, 3, 32, 'local', 4, 9, 1, 3), 182_857_059),
+        (lambda: define_D(39, 64, 3, 'instance', 2, True), 5_603_202),
+        (lambda: define_D(39, 64, 3, 'instance', 3, True), 8_404_803),
+        (lambda: define_E(3, 3, 16, 4), 788_803),
+    ],
+    ids=['G_global_default', 'G_local_ngf32', 'D_numD2', 'D_numD3', 'E_default'],
+)
 def test_parameter_counts_match_reference(build, expected):
     net = build()
     try:
@@ -42,11 +48,14 @@ def test_parameter_counts_match_reference(build, expected):
         gc.collect()
 
 
-@pytest.mark.parametrize('label, build', [
-    ('G', lambda: define_G(39, 3, 8, 'global', 4, 9)),
-    ('D', lambda: define_D(39, 8, 3, 'instance', 2, True)),
-    ('E', lambda: define_E(3, 3, 4, 4)),
-])
+@pytest.mark.parametrize(
+    'label, build',
+    [
+        ('G', lambda: define_G(39, 3, 8, 'global', 4, 9)),
+        ('D', lambda: define_D(39, 8, 3, 'instance', 2, True)),
+        ('E', lambda: define_E(3, 3, 4, 4)),
+    ],
+)
 def test_count_parameters_matches_the_reference_fixture_even_when_frozen(reference_fixture, label, build):
     # The fixture's networks (flags in its meta.json: ngf/ndf 8, nef 4, num_D 2, instance features, so G and
     # D see 35 + 1 + 3 channels), written by the reference; instance norm keeps no buffers, so the sizes of
@@ -62,10 +71,19 @@ def test_count_parameters_matches_the_reference_fixture_even_when_frozen(referen
 
 # ---------------------------------------------------------------- state_dict keys
 
+
 def test_global_generator_keys():
     keys = set(define_G(36, 3, 4, 'global', 4, 9).state_dict())
-    for key in ('model.1.weight', 'model.16.conv_block.1.weight', 'model.16.conv_block.5.weight', 'model.24.conv_block.5.weight',
-                'model.25.weight', 'model.34.weight', 'model.38.weight', 'model.38.bias'):
+    for key in (
+        'model.1.weight',
+        'model.16.conv_block.1.weight',
+        'model.16.conv_block.5.weight',
+        'model.24.conv_block.5.weight',
+        'model.25.weight',
+        'model.34.weight',
+        'model.38.weight',
+        'model.38.bias',
+    ):
         assert key in keys, key
     assert 'model.39.weight' not in keys and 'model.25.conv_block.1.weight' not in keys
     # instance norm (affine=False, no running stats) adds no tensors
@@ -79,8 +97,9 @@ def test_dropout_keeps_the_reference_keys_and_is_active_in_training_only(referen
     torch.manual_seed(0)
     net = define_G(39, 3, 8, 'global', 4, 9, use_dropout=True)
     net.load_state_dict(state_dict, strict=True)
-    assert set(define_G(36, 3, 4, 'local', 4, 1, 1, 1, use_dropout=True).state_dict()) == \
-        set(define_G(36, 3, 4, 'local', 4, 1, 1, 1).state_dict())
+    assert set(define_G(36, 3, 4, 'local', 4, 1, 1, 1, use_dropout=True).state_dict()) == set(
+        define_G(36, 3, 4, 'local', 4, 1, 1, 1).state_dict()
+    )
     assert sum(isinstance(module, nn.Dropout) for module in net.modules()) == 9  # one per residual block
     plain = define_G(39, 3, 8, 'global', 4, 9)
     plain.load_state_dict(state_dict, strict=True)
@@ -104,8 +123,16 @@ def test_batch_norm_adds_affine_and_running_stats():
 
 def test_local_enhancer_keys():
     keys = set(define_G(36, 3, 4, 'local', 4, 9, 1, 3).state_dict())
-    for key in ('model1_1.1.weight', 'model1_1.4.weight', 'model1_2.0.conv_block.1.weight', 'model1_2.2.conv_block.5.weight',
-                'model1_2.3.weight', 'model1_2.7.weight', 'model.1.weight', 'model.34.weight'):
+    for key in (
+        'model1_1.1.weight',
+        'model1_1.4.weight',
+        'model1_2.0.conv_block.1.weight',
+        'model1_2.2.conv_block.5.weight',
+        'model1_2.3.weight',
+        'model1_2.7.weight',
+        'model.1.weight',
+        'model.34.weight',
+    ):
         assert key in keys, key
     assert not any(key.startswith('model.38.') or key.startswith('model.37.') for key in keys)
     assert not any(key.startswith('model2_') for key in keys)
@@ -176,6 +203,7 @@ def test_conv_weights_initialised_normal_002():
 
 # ---------------------------------------------------------------- output shapes
 
+
 def test_global_generator_output_shape_and_range():
     torch.manual_seed(0)
     net = define_G(36, 3, 4, 'global', 4, 2)
@@ -207,7 +235,7 @@ def test_local_enhancer_pools_its_input_without_counting_padding():
     expected = torch.zeros(1, 5, 4, 6)
     for row in range(4):
         for col in range(6):
-            window = image[:, :, max(2 * row - 1, 0):2 * row + 2, max(2 * col - 1, 0):2 * col + 2]
+            window = image[:, :, max(2 * row - 1, 0) : 2 * row + 2, max(2 * col - 1, 0) : 2 * col + 2]
             expected[:, :, row, col] = window.mean(dim=(2, 3))
     torch.testing.assert_close(pooled, expected, rtol=1e-6, atol=1e-6)
 
@@ -232,8 +260,8 @@ def test_multiscale_discriminator_outputs_with_feature_matching(num_D):
     assert isinstance(outputs, list) and len(outputs) == num_D
     for level, scale_outputs in enumerate(outputs):
         assert len(scale_outputs) == n_layers + 2
-        heights = expected_d_sizes(64 // 2 ** level, n_layers)
-        widths = expected_d_sizes(96 // 2 ** level, n_layers)
+        heights = expected_d_sizes(64 // 2**level, n_layers)
+        widths = expected_d_sizes(96 // 2**level, n_layers)
         channels = [ndf, ndf * 2, ndf * 4, ndf * 8, 1]
         for j, out in enumerate(scale_outputs):
             assert out.shape == (1, channels[j], heights[j], widths[j]), (level, j)
@@ -278,6 +306,7 @@ def test_encoder_output_shape_and_pooled():
 
 
 # ---------------------------------------------------------------- coarse-to-fine transfer
+
 
 def test_load_pretrain_global_into_local_enhancer(tmp_path, capsys):
     torch.manual_seed(0)
@@ -330,8 +359,24 @@ def test_model_load_pretrain_option(tmp_path):
     d2 = define_D(39, 4, 3, 'instance', 2, True)
     save_network(global_g, str(pre_dir / 'latest_net_G.pth'))
     save_network(d2, str(pre_dir / 'latest_net_D.pth'))
-    opt = train_opt(tmp_path, '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1', '--n_blocks_local', '1', '--ndf', '4',
-                    '--num_D', '3', '--no_vgg_loss', '--load_pretrain', str(pre_dir))
+    opt = train_opt(
+        tmp_path,
+        '--netG',
+        'local',
+        '--ngf',
+        '4',
+        '--n_blocks_global',
+        '1',
+        '--n_blocks_local',
+        '1',
+        '--ndf',
+        '4',
+        '--num_D',
+        '3',
+        '--no_vgg_loss',
+        '--load_pretrain',
+        str(pre_dir),
+    )
     model = build_model(opt)
     g_state = model.netG.state_dict()
     last_conv = 'model.30.'  # 1 block: 4 + 12 + 1 + 12 + pad modules before the final conv
@@ -347,6 +392,7 @@ def test_model_load_pretrain_option(tmp_path):
 
 
 # ---------------------------------------------------------------- strict loading and checkpoint files
+
 
 def test_load_network_strict_roundtrip(tmp_path):
     torch.manual_seed(0)
@@ -455,8 +501,9 @@ def test_save_network_plain_cpu_state_dict(tmp_path):
 
 
 def test_model_save_writes_reference_layout(tmp_path):
-    opt = train_opt(tmp_path, '--name', 'exp', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--no_vgg_loss',
-                    '--instance_feat', '--nef', '4')
+    opt = train_opt(
+        tmp_path, '--name', 'exp', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--no_vgg_loss', '--instance_feat', '--nef', '4'
+    )
     model = Pix2PixHDModel(opt)
     save_dir = experiment_dir(opt)
     os.makedirs(save_dir, exist_ok=True)
@@ -486,6 +533,7 @@ def test_save_network_failure_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- instance-wise average pooling
+
 
 def slow_instance_pool(features, inst):
     out = torch.empty_like(features)

@@ -1,4 +1,5 @@
 """Reproduce the 2018 reference's numbers on one Cityscapes sample."""
+
 import json
 import os
 import re
@@ -10,10 +11,9 @@ import torch
 from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
+from helpers import assert_ok, run_script
 from models.pix2pixHD_model import Pix2PixHDModel
 from options.train_options import TrainOptions
-
-from helpers import assert_ok, run_script
 
 ATOL = 1e-4
 
@@ -189,8 +189,23 @@ def reference_run(reference_fixture, sample, tmp_path_factory):
     for label in ('G', 'E'):
         shutil.copy(os.path.join(reference_fixture, f'net_{label}.pth'), experiment / f'latest_net_{label}.pth')
     # The fixture's architecture and preprocessing (meta.json); the photo is 256 wide, so scale_width keeps it.
-    flags = ['--name', 'reference', '--checkpoints_dir', base / 'checkpoints', '--dataroot', base / 'data', '--gpu_ids', '-1',
-             '--loadSize', 256, '--ngf', 8, '--nef', 4, '--instance_feat']
+    flags = [
+        '--name',
+        'reference',
+        '--checkpoints_dir',
+        base / 'checkpoints',
+        '--dataroot',
+        base / 'data',
+        '--gpu_ids',
+        '-1',
+        '--loadSize',
+        256,
+        '--ngf',
+        8,
+        '--nef',
+        4,
+        '--instance_feat',
+    ]
     return base, flags
 
 

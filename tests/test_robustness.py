@@ -1,4 +1,5 @@
 """Bad input, faults and untrusted files: one-line errors, clean stops, nothing saved is lost."""
+
 import collections
 import glob
 import os
@@ -23,8 +24,9 @@ def snapshot(folder) -> dict:
     return {path: open(path, 'rb').read() for path in sorted(glob.glob(os.path.join(folder, '*'))) if os.path.isfile(path)}
 
 
-@pytest.mark.parametrize('flag,value', [('--name', '../escape'), ('--name', '/abs/path'), ('--which_epoch', '../../x'),
-                                        ('--phase', '../train')])
+@pytest.mark.parametrize(
+    'flag,value', [('--name', '../escape'), ('--name', '/abs/path'), ('--which_epoch', '../../x'), ('--phase', '../train')]
+)
 def test_path_building_flags_cannot_escape(tmp_path, dataroot, flag, value):
     result = run_script(*['train.py', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)] + TINY + [flag, value])
     assert result.returncode != 0
@@ -86,8 +88,28 @@ def test_nan_loss_stops_with_its_name_and_iteration_without_saving(tmp_path, dat
 
 
 def test_nan_from_a_diverging_run_stops_train_py_cleanly(tmp_path, dataroot):
-    result = run_script(*['train.py', '--name', 'diverge', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--lr', '1e30',
-                  '--niter', '3', '--niter_decay', '0', '--print_freq', '1', '--save_epoch_freq', '1'] + TINY)
+    result = run_script(
+        *[
+            'train.py',
+            '--name',
+            'diverge',
+            '--dataroot',
+            dataroot,
+            '--checkpoints_dir',
+            str(tmp_path),
+            '--lr',
+            '1e30',
+            '--niter',
+            '3',
+            '--niter_decay',
+            '0',
+            '--print_freq',
+            '1',
+            '--save_epoch_freq',
+            '1',
+        ]
+        + TINY
+    )
     assert_one_line_error(result, 'became NaN or Inf at iteration', 'last good one')
     for path in glob.glob(str(tmp_path / 'diverge' / '*_net_G.pth')):
         state = torch.load(path, weights_only=True)
@@ -96,9 +118,32 @@ def test_nan_from_a_diverging_run_stops_train_py_cleanly(tmp_path, dataroot):
 
 def test_second_signal_exits_at_once_without_corrupting_files(tmp_path, dataroot):
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    process = subprocess.Popen([sys.executable, 'train.py', '--name', 'sig', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path),
-                                '--niter', '50', '--niter_decay', '0', '--save_latest_freq', '1', '--print_freq', '1'] + TINY,
-                               cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            'train.py',
+            '--name',
+            'sig',
+            '--dataroot',
+            dataroot,
+            '--checkpoints_dir',
+            str(tmp_path),
+            '--niter',
+            '50',
+            '--niter_decay',
+            '0',
+            '--save_latest_freq',
+            '1',
+            '--print_freq',
+            '1',
+        ]
+        + TINY,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / 'sig' / 'latest_net_G.pth').exists():
         time.sleep(0.05)
@@ -121,8 +166,11 @@ def test_check_dataset_summarises_cityscapes(cityscapes_root):
         ids = np.unique(np.asarray(Image.open(path)))
         expected.update(collections.Counter((ids[ids >= 1000] // 1000).tolist()))
     # Rows: class id, official class name (--label_nc 35 is the Cityscapes setting), pixels %, instances.
-    rows = {int(line.split()[0]): (' '.join(line.split()[1:-2]), int(line.split()[-1])) for line in result.stdout.splitlines()
-            if len(line.split()) >= 4 and line.split()[0].isdigit()}
+    rows = {
+        int(line.split()[0]): (' '.join(line.split()[1:-2]), int(line.split()[-1]))
+        for line in result.stdout.splitlines()
+        if len(line.split()) >= 4 and line.split()[0].isdigit()
+    }
     assert expected[26] > 0 and rows[26] == ('car', expected[26])
     assert rows[19][0] == 'traffic light' and rows[7][0] == 'road'
     assert all(rows[class_id][1] == count for class_id, count in expected.items())

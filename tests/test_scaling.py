@@ -1,5 +1,6 @@
 """Scaling and robustness of training: torchrun data parallel and its gradient averaging, exact resume,
 interrupted saves, AMP, the compiled fp32 path against the plain one, --channels_last on the CPU."""
+
 import collections
 import os
 import signal
@@ -12,11 +13,10 @@ import pytest
 import torch
 
 from builders import build_data
-from util.checkpoint import save_network
+from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, run_script
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
-
-from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, run_script
+from util.checkpoint import save_network
 
 
 def load_all(path: str) -> dict:
@@ -25,7 +25,9 @@ def load_all(path: str) -> dict:
 
 def test_torchrun_two_ranks_match_each_other_and_the_doubled_batch(tmp_path, dataroot):
     flags = TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--seed', '0', '--checkpoints_dir', str(tmp_path)]
-    ddp = run_script(*['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tests/ddp_worker.py', str(tmp_path), '2'] + flags + ['--batchSize', '1'])
+    ddp = run_script(
+        *['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tests/ddp_worker.py', str(tmp_path), '2'] + flags + ['--batchSize', '1']
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     rank0, rank1 = load_all(tmp_path / 'rank0.pt'), load_all(tmp_path / 'rank1.pt')
     assert rank0.keys() == rank1.keys()
@@ -62,8 +64,17 @@ dist.destroy_process_group()
 
 def test_average_gradients_divides_the_sum_by_the_world_size(tmp_path):
     store = str(tmp_path / 'store')
-    ranks = [subprocess.Popen([sys.executable, '-c', AVERAGE_RANK, str(rank), store, str(tmp_path / f'rank{rank}.pt')], cwd=REPO_ROOT,
-                              env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for rank in range(2)]
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, '-c', AVERAGE_RANK, str(rank), store, str(tmp_path / f'rank{rank}.pt')],
+            cwd=REPO_ROOT,
+            env=SUBPROCESS_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
     for process in ranks:
         output, _ = process.communicate(timeout=240)
         assert process.returncode == 0, output[-3000:]
@@ -78,8 +89,9 @@ def test_average_gradients_divides_the_sum_by_the_world_size(tmp_path):
 def test_batch_gradient_is_the_mean_of_per_sample_gradients(tmp_path, dataroot):
     # Why averaging across processes (above) trains like one process with the whole batch: nothing in
     # the model couples the samples of a batch, so its gradient is the mean of the per-sample ones.
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--batchSize', '2',
-                                       '--checkpoints_dir', str(tmp_path)], save=False)
+    opt = TrainOptions().parse(
+        TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--batchSize', '2', '--checkpoints_dir', str(tmp_path)], save=False
+    )
     torch.manual_seed(0)
     trainer = Pix2PixHDTrainer(opt)
     model = trainer.model
@@ -97,9 +109,30 @@ def test_batch_gradient_is_the_mean_of_per_sample_gradients(tmp_path, dataroot):
 
 
 def test_train_py_under_torchrun_writes_one_copy(tmp_path, dataroot):
-    result = run_script(*['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'train.py', '--name', 'ddp', '--dataroot', dataroot,
-                  '--checkpoints_dir', str(tmp_path), '--niter', '1', '--niter_decay', '0', '--print_freq', '1', '--display_freq', '1']
-                 + TINY)
+    result = run_script(
+        *[
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            '2',
+            'train.py',
+            '--name',
+            'ddp',
+            '--dataroot',
+            dataroot,
+            '--checkpoints_dir',
+            str(tmp_path),
+            '--niter',
+            '1',
+            '--niter_decay',
+            '0',
+            '--print_freq',
+            '1',
+            '--display_freq',
+            '1',
+        ]
+        + TINY
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / 'ddp' / 'loss_log.txt') as handle:
         lines = handle.read().splitlines()
@@ -114,20 +147,41 @@ def test_train_py_under_torchrun_writes_one_copy(tmp_path, dataroot):
 
 def test_several_gpu_ids_without_torchrun_point_at_torchrun(tmp_path, dataroot, monkeypatch):
     import options.base_options as base_options
+
     monkeypatch.setattr(base_options, 'resolve_gpu_ids', lambda ids: [0, 1])
     with pytest.raises(base_options.OptionsError, match='torchrun --nproc_per_node 2'):
         TrainOptions().parse(TINY[2:] + ['--dataroot', dataroot, '--gpu_ids', '0,1'], save=False)
 
 
 def test_sigterm_then_continue_equals_straight_training(tmp_path, dataroot):
-    flags = TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--seed', '3', '--niter', '10', '--niter_decay', '10',
-                    '--print_freq', '1', '--save_epoch_freq', '100']
+    flags = TINY + [
+        '--dataroot',
+        dataroot,
+        '--checkpoints_dir',
+        str(tmp_path),
+        '--seed',
+        '3',
+        '--niter',
+        '10',
+        '--niter_decay',
+        '10',
+        '--print_freq',
+        '1',
+        '--save_epoch_freq',
+        '100',
+    ]
     straight = run_script(*['train.py', '--name', 'straight'] + flags)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    process = subprocess.Popen([sys.executable, 'train.py', '--name', 'resumed'] + flags, cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, 'train.py', '--name', 'resumed'] + flags,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     log_path = tmp_path / 'resumed' / 'loss_log.txt'
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -200,8 +254,9 @@ def test_fp16_flag_is_amp_fp16_with_a_scaler_per_optimiser(tmp_path, dataroot):
 
 def test_compiled_fp32_path_equals_the_plain_path(tmp_path, dataroot):
     def one_step(extra: list) -> tuple:
-        opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(tmp_path)] + extra,
-                                   save=False)
+        opt = TrainOptions().parse(
+            TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(tmp_path)] + extra, save=False
+        )
         torch.manual_seed(0)
         trainer = Pix2PixHDTrainer(opt)
         losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
@@ -219,8 +274,23 @@ def test_compiled_fp32_path_equals_the_plain_path(tmp_path, dataroot):
 def test_channels_last_is_ignored_on_the_cpu_with_a_message(tmp_path, dataroot):
     # PyTorch's CPU InstanceNorm backward is wrong in channels-last, so on the CPU the flag must change
     # nothing: the networks train (and are saved) in the plain NCHW layout, and the user is told.
-    result = run_script('train.py', '--name', 'cl', '--dataroot', dataroot, '--checkpoints_dir', tmp_path, *TINY, '--channels_last',
-                        '--max_dataset_size', 1, '--niter', 1, '--niter_decay', 0)
+    result = run_script(
+        'train.py',
+        '--name',
+        'cl',
+        '--dataroot',
+        dataroot,
+        '--checkpoints_dir',
+        tmp_path,
+        *TINY,
+        '--channels_last',
+        '--max_dataset_size',
+        1,
+        '--niter',
+        1,
+        '--niter_decay',
+        0,
+    )
     assert_ok(result)
     assert '--channels_last is ignored on the CPU' in result.stdout
     for label in ('G', 'D'):
@@ -239,5 +309,7 @@ def test_generator_step_gives_the_discriminator_no_gradients(tmp_path, dataroot)
         for name, parameter in net.named_parameters():
             parameter.register_post_accumulate_grad_hook(lambda _, key=f'{label}.{name}': accumulated.update([key]))
     trainer.train_step(next(iter(build_data(opt)[1])))
-    assert set(accumulated) == {f'{label}.{name}' for label, net in (('G', model.netG), ('D', model.netD)) for name, _ in net.named_parameters()}
+    assert set(accumulated) == {
+        f'{label}.{name}' for label, net in (('G', model.netG), ('D', model.netD)) for name, _ in net.named_parameters()
+    }
     assert all(count == 1 for count in accumulated.values()), {key: count for key, count in accumulated.items() if count != 1}

@@ -1,4 +1,5 @@
 """The layering rules of docs/overview.md: util/ at the bottom, no import cycles, options read-only after parse."""
+
 import ast
 import os
 
@@ -39,8 +40,9 @@ def project_imports(path: str) -> set:
 
 def package_files(package: str) -> list:
     """Every .py file of a package."""
-    return [os.path.join(folder, name) for folder, _, names in os.walk(os.path.join(ROOT, package))
-            for name in names if name.endswith('.py')]
+    return [
+        os.path.join(folder, name) for folder, _, names in os.walk(os.path.join(ROOT, package)) for name in names if name.endswith('.py')
+    ]
 
 
 @pytest.mark.parametrize('package', PACKAGES)
@@ -51,8 +53,9 @@ def test_packages_import_only_their_own_layer_and_below(package):
 
 def test_util_imports_nothing_above_it():
     """The rule the overview states first: util/ imports nothing from models/, options/, data/."""
-    offenders = [os.path.relpath(path, ROOT) for path in package_files('util')
-                 if project_imports(path) & {'models', 'options', 'data', 'builders'}]
+    offenders = [
+        os.path.relpath(path, ROOT) for path in package_files('util') if project_imports(path) & {'models', 'options', 'data', 'builders'}
+    ]
     assert offenders == []
 
 
@@ -73,7 +76,7 @@ def test_options_are_read_only_after_parse(parser, tmp_path):
     with pytest.raises(AttributeError, match='read-only after parsing: cannot set opt.batchSize'):
         opt.batchSize = 4
     with pytest.raises(AttributeError, match='read-only'):
-        setattr(opt, 'new_value', 1)
+        opt.new_value = 1
     with pytest.raises(AttributeError, match='read-only'):
         del opt.name
     changed = replace(opt, batchSize=4)
@@ -83,8 +86,24 @@ def test_options_are_read_only_after_parse(parser, tmp_path):
 
 
 def test_derived_options_are_settled_at_parse_time(tmp_path):
-    opt = TrainOptions().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--label_feat', '--batchSize', '3',
-                                '--print_freq', '10', '--netG', 'local', '--fp16', '--channels_last'], save=False)
+    opt = TrainOptions().parse(
+        [
+            '--gpu_ids',
+            '-1',
+            '--checkpoints_dir',
+            str(tmp_path),
+            '--label_feat',
+            '--batchSize',
+            '3',
+            '--print_freq',
+            '10',
+            '--netG',
+            'local',
+            '--fp16',
+            '--channels_last',
+        ],
+        save=False,
+    )
     assert opt.use_features and opt.device == 'cpu' and opt.amp == 'fp16'
     assert opt.size_base == 2 ** (4 + 1) and opt.print_freq == 30
     assert opt.channels_last is False  # ignored on the CPU, decided once here

@@ -96,9 +96,7 @@ def test_label_colormap_voc_bit_interleaving() -> None:
 def test_tensor2label_voc_and_out_of_range() -> None:
     label = torch.tensor([[1, 2, 3, 4, 250, -1]], dtype=torch.int64)
     colour = util.tensor2label(label, 4)
-    assert [tuple(c) for c in colour[0]] == [
-        (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)
-    ]
+    assert [tuple(c) for c in colour[0]] == [(128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)]
 
 
 def test_tensor2label_one_hot_and_rgb_passthrough() -> None:
@@ -181,8 +179,12 @@ def test_html_add_markup_is_verbatim(tmp_path) -> None:
 
 def _opt(tmp_path, **overrides) -> argparse.Namespace:
     opt = argparse.Namespace(
-        tf_log=True, no_html=False, isTrain=True, display_winsize=128,
-        checkpoints_dir=str(tmp_path), name="exp",
+        tf_log=True,
+        no_html=False,
+        isTrain=True,
+        display_winsize=128,
+        checkpoints_dir=str(tmp_path),
+        name="exp",
     )
     for key, value in overrides.items():
         setattr(opt, key, value)

@@ -6,6 +6,7 @@ A checkpoint is saved as one transaction (save_checkpoint): the whole set or not
 written to a temporary name and renamed (util.util.atomic_write). Everything is read without unpickling
 (`torch.load(weights_only=True)`), so no code in a checkpoint is ever executed.
 """
+
 import argparse
 import contextlib
 import glob
@@ -15,7 +16,8 @@ import random
 import re
 import shutil
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -28,9 +30,23 @@ from util.util import atomic_write, mkdirs
 # feature scripts) they are taken from the experiment's saved opt.json unless given explicitly,
 # because a train/test mismatch (e.g. `--netG local --ngf 32`) otherwise loads garbage or crashes.
 ARCHITECTURE_FLAGS = (
-    'label_nc', 'input_nc', 'output_nc', 'netG', 'ngf', 'n_downsample_global', 'n_blocks_global',
-    'n_blocks_local', 'n_local_enhancers', 'norm', 'use_dropout', 'no_instance', 'instance_feat',
-    'label_feat', 'feat_num', 'n_downsample_E', 'nef',
+    'label_nc',
+    'input_nc',
+    'output_nc',
+    'netG',
+    'ngf',
+    'n_downsample_global',
+    'n_blocks_global',
+    'n_blocks_local',
+    'n_local_enhancers',
+    'norm',
+    'use_dropout',
+    'no_instance',
+    'instance_feat',
+    'label_feat',
+    'feat_num',
+    'n_downsample_E',
+    'nef',
 )
 # Flags a resumed run must share with the run that saved the checkpoint: the architecture and D's shape.
 RESUME_FLAGS = ARCHITECTURE_FLAGS + ('num_D', 'n_layers_D', 'ndf')
@@ -64,13 +80,15 @@ def save_options(opt: argparse.Namespace) -> None:
 
 def write_text(path: str, text: str) -> None:
     """Write a text file atomically."""
+
     def write(tmp_path: str) -> None:
         with open(tmp_path, 'w') as handle:
             handle.write(text)
+
     atomic_write(path, write)
 
 
-def load_saved_options(expr_dir: str) -> Optional[dict]:
+def load_saved_options(expr_dir: str) -> dict | None:
     """The options an experiment was trained with (opt.json), or None when there is none."""
     json_path = os.path.join(expr_dir, 'opt.json')
     if not os.path.isfile(json_path):
@@ -81,18 +99,23 @@ def load_saved_options(expr_dir: str) -> Optional[dict]:
     except (OSError, ValueError) as error:
         raise OptionsError(f"{json_path}: cannot read the saved options ({describe(error)}); delete or fix the file") from None
     if not isinstance(saved, dict):
-        raise OptionsError(f"{json_path}: the saved options are a JSON {type(saved).__name__}, not an object of flag: value; delete or fix the file")
+        raise OptionsError(
+            f"{json_path}: the saved options are a JSON {type(saved).__name__}, not an object of flag: value; delete or fix the file"
+        )
     return saved
 
 
 def differing_flags(saved: dict, opt: argparse.Namespace, keys: Sequence[str] = ARCHITECTURE_FLAGS) -> list:
     """`--flag saved (saved) vs now (now)` for each of `keys` whose saved value differs from the current options."""
-    return [f'--{key} {saved[key]} (saved) vs {getattr(opt, key)} (now)' for key in keys
-            if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key)]
+    return [
+        f'--{key} {saved[key]} (saved) vs {getattr(opt, key)} (now)'
+        for key in keys
+        if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key)
+    ]
 
 
 # ---------------------------------------------------------------- iter.txt and RNG states
-def read_iter_file(save_dir: str) -> tuple:
+def read_iter_file(save_dir: str) -> tuple[int, int]:
     """(start_epoch, epoch_iter) from save_dir's iter.txt ("epoch,epoch_iter"), or (1, 0) when absent/unreadable."""
     path = checkpoint_file(save_dir, 'iter.txt')
     if path is None:
@@ -106,7 +129,7 @@ def read_iter_file(save_dir: str) -> tuple:
 
 def rng_state() -> dict:
     """Python, numpy and torch RNG states in a form torch.load(weights_only=True) accepts."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple, np.random.get_state(legacy=True))
     state = {
         'python': random.getstate(),
         'numpy': (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])),
@@ -152,12 +175,12 @@ def save_networks(networks: dict, save_dir: str, which_epoch: str) -> None:
 def available_epochs(save_dir: str, name: str) -> list:
     """The `which_epoch` values that have a saved network `name` in save_dir (saves being moved into place included)."""
     suffix = f'_net_{name}.pth'
-    candidates = {os.path.basename(path)[:-len(suffix)] for path in glob.glob(os.path.join(save_dir, '*' + suffix))}
+    candidates = {os.path.basename(path)[: -len(suffix)] for path in glob.glob(os.path.join(save_dir, '*' + suffix))}
     candidates.update(which_epoch for _, which_epoch, _, _ in set_folders(save_dir))
     return sorted(epoch for epoch in candidates if is_file(checkpoint_file(save_dir, f'{epoch}{suffix}')))
 
 
-def is_file(path: Optional[str]) -> bool:
+def is_file(path: str | None) -> bool:
     """os.path.isfile that accepts None (a file the newest checkpoint set does not have)."""
     return path is not None and os.path.isfile(path)
 
@@ -168,15 +191,21 @@ def read_state_dict(path: str, name: str, which_epoch: str, save_dir: str) -> di
     `path` is the file's reference name; a save still being moved into place is read from its folder.
     """
     source = checkpoint_file(os.path.dirname(path), os.path.basename(path))
-    if not is_file(source):
+    if source is None or not os.path.isfile(source):
         epochs = available_epochs(save_dir, name)
-        hint = f"available: --which_epoch {', '.join(epochs)}" if epochs else f"no *_net_{name}.pth in {save_dir}; train first or check --name/--checkpoints_dir"
+        hint = (
+            f"available: --which_epoch {', '.join(epochs)}"
+            if epochs
+            else f"no *_net_{name}.pth in {save_dir}; train first or check --name/--checkpoints_dir"
+        )
         raise ModelError(f"{path} not found (--which_epoch {which_epoch}); {hint}")
     path = source
     try:
         state_dict = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # pickled code, truncation and format errors all mean the same to the user
-        raise ModelError(f"{path}: not a loadable weights file ({str(error).splitlines()[0]}); it may be truncated or contain pickled code") from None
+        raise ModelError(
+            f"{path}: not a loadable weights file ({str(error).splitlines()[0]}); it may be truncated or contain pickled code"
+        ) from None
     if not isinstance(state_dict, dict):
         raise ModelError(f"{path}: expected a state_dict, found {type(state_dict).__name__}")
     return state_dict
@@ -187,8 +216,11 @@ def state_dict_mismatch(net: nn.Module, state_dict: dict) -> list:
     own = net.state_dict()
     missing = [key for key in own if key not in state_dict]
     unexpected = [key for key in state_dict if key not in own]
-    shapes = [f'{key} {tuple(state_dict[key].shape)} in file vs {tuple(own[key].shape)} in model'
-              for key in own if key in state_dict and tuple(own[key].shape) != tuple(state_dict[key].shape)]
+    shapes = [
+        f'{key} {tuple(state_dict[key].shape)} in file vs {tuple(own[key].shape)} in model'
+        for key in own
+        if key in state_dict and tuple(own[key].shape) != tuple(state_dict[key].shape)
+    ]
     problems = []
     for title, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)):
         if items:
@@ -203,7 +235,12 @@ def load_network_strict(net: nn.Module, save_dir: str, name: str, which_epoch: s
     problems = state_dict_mismatch(net, state_dict)
     if problems:
         flags = differing_flags(load_saved_options(save_dir) or {}, opt)
-        hint = f"flags that differ from training: {'; '.join(flags)}" if flags else "check --netG, --ngf, --n_downsample_global, --n_blocks_*, --label_nc, --no_instance, --instance_feat, --feat_num, --num_D, --ndf, --norm"
+        hint = (
+            f"flags that differ from training: {'; '.join(flags)}"
+            if flags
+            else "check --netG, --ngf, --n_downsample_global, --n_blocks_*, --label_nc, --no_instance, "
+            "--instance_feat, --feat_num, --num_D, --ndf, --norm"
+        )
         raise ModelError(f"{path} does not fit the options: {'; '.join(problems)}; {hint}")
     net.load_state_dict(state_dict, strict=True)
 
@@ -224,8 +261,10 @@ def load_network_partial(net: nn.Module, save_dir: str, name: str, which_epoch: 
     left = [key for key in own if key not in matched]
     if left:
         modules = sorted({key.split('.')[0] for key in left})
-        print(f"--load_pretrain: network {name} copied {len(matched)} tensors from {path}; "
-              f"{len(left)} left initialised, in: {', '.join(modules)}")
+        print(
+            f"--load_pretrain: network {name} copied {len(matched)} tensors from {path}; "
+            f"{len(left)} left initialised, in: {', '.join(modules)}"
+        )
     else:
         print(f"--load_pretrain: network {name} loaded every tensor from {path}")
     return left
@@ -295,7 +334,7 @@ def set_folders(save_dir: str) -> list:
     return sorted(found)
 
 
-def read_manifest(folder: str) -> Optional[dict]:
+def read_manifest(folder: str) -> dict | None:
     """The manifest of a committed folder; None once its files have all moved (only the empty folder is left)."""
     path = os.path.join(folder, MANIFEST)
     try:
@@ -307,11 +346,13 @@ def read_manifest(folder: str) -> Optional[dict]:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, AttributeError) as error:
-        raise ModelError(f"{path}: unreadable checkpoint manifest ({describe(error)}); delete the folder {folder} to use the "
-                         f"files at the top level of {os.path.dirname(folder)}") from None
+        raise ModelError(
+            f"{path}: unreadable checkpoint manifest ({describe(error)}); delete the folder {folder} to use the "
+            f"files at the top level of {os.path.dirname(folder)}"
+        ) from None
 
 
-def checkpoint_file(save_dir: str, name: str) -> Optional[str]:
+def checkpoint_file(save_dir: str, name: str) -> str | None:
     """Where to read the checkpoint file `name` of save_dir: from a committed save not yet moved into
     place when it holds (or removes) that file, else the top level. None: the newest set has no such file."""
     for _, _, folder, state in reversed(set_folders(save_dir)):
@@ -385,8 +426,9 @@ def finish_interrupted_saves(save_dir: str) -> None:
     try:
         recover_checkpoints(save_dir)
     except OSError as error:
-        raise TrainingError(f"cannot finish an interrupted checkpoint save in {save_dir} ({describe(error)}); "
-                            f"fix the folder's permissions or free space") from None
+        raise TrainingError(
+            f"cannot finish an interrupted checkpoint save in {save_dir} ({describe(error)}); fix the folder's permissions or free space"
+        ) from None
 
 
 def recover_checkpoints(save_dir: str) -> None:
@@ -398,8 +440,7 @@ def recover_checkpoints(save_dir: str) -> None:
             roll_forward(save_dir, folder)
 
 
-def save_checkpoint(save_dir: str, which_epoch: str, networks: dict, training_state: dict,
-                    position: Optional[Sequence[int]] = None) -> None:
+def save_checkpoint(save_dir: str, which_epoch: str, networks: dict, training_state: dict, position: Sequence[int] | None = None) -> None:
     """Save the set `which_epoch` (weights, `{which_epoch}_train_state.pth`, with (epoch, epoch_iter) iter.txt) as one transaction.
 
     Afterwards the set on disk is the whole new one; or, when this raises TrainingError saying so, the previous
@@ -415,14 +456,17 @@ def save_checkpoint(save_dir: str, which_epoch: str, networks: dict, training_st
         recover_checkpoints(save_dir)
         committed = commit_set(save_dir, which_epoch, writers, removed)
     except Exception as error:  # any writer's failure: nothing at the top level was touched
-        raise TrainingError(f"saving {what} failed ({describe(error)}; {space_note(save_dir, which_epoch)}); "
-                            f"the previous checkpoint files are intact") from None
+        raise TrainingError(
+            f"saving {what} failed ({describe(error)}; {space_note(save_dir, which_epoch)}); the previous checkpoint files are intact"
+        ) from None
     try:
         roll_forward(save_dir, committed)
     except Exception as error:
-        raise TrainingError(f"{what} was saved completely in {committed}, but moving its files to their names failed "
-                            f"({describe(error)}); --continue_train and test.py read it from there, and the next train.py "
-                            f"start finishes the move") from None
+        raise TrainingError(
+            f"{what} was saved completely in {committed}, but moving its files to their names failed "
+            f"({describe(error)}); --continue_train and test.py read it from there, and the next train.py "
+            f"start finishes the move"
+        ) from None
     except BaseException:
         # A second Ctrl-C/SIGTERM: the set is committed, finishing the renames takes microseconds.
         with contextlib.suppress(Exception):
@@ -436,9 +480,10 @@ def space_note(save_dir: str, which_epoch: str) -> str:
         free = shutil.disk_usage(save_dir).free
     except OSError:
         return 'free space unknown'
-    previous = sum(os.path.getsize(path) for path in (os.path.join(save_dir, name) for name in set_members(which_epoch, True))
-                   if os.path.isfile(path))
-    return f"{free / 2 ** 20:.1f} MiB free there" + (f", the previous set takes {previous / 2 ** 20:.1f} MiB" if previous else '')
+    previous = sum(
+        os.path.getsize(path) for path in (os.path.join(save_dir, name) for name in set_members(which_epoch, True)) if os.path.isfile(path)
+    )
+    return f"{free / 2**20:.1f} MiB free there" + (f", the previous set takes {previous / 2**20:.1f} MiB" if previous else '')
 
 
 def state_dict_writer(net: nn.Module) -> Callable[[str], None]:
@@ -447,7 +492,7 @@ def state_dict_writer(net: nn.Module) -> Callable[[str], None]:
     return lambda path: torch.save(state_dict, path)
 
 
-def load_training_state(save_dir: str, which_epoch: str) -> Optional[dict]:
+def load_training_state(save_dir: str, which_epoch: str) -> dict | None:
     """The training state saved with the weights, or None when there is no state file."""
     path = checkpoint_file(save_dir, os.path.basename(training_state_path(save_dir, which_epoch)))
     if path is None or not os.path.isfile(path):
@@ -455,4 +500,6 @@ def load_training_state(save_dir: str, which_epoch: str) -> Optional[dict]:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # truncated or pickle-bearing files alike
-        raise ModelError(f"{path}: cannot read the training state ({str(error).splitlines()[0]}); delete it to resume from the weights only") from None
+        raise ModelError(
+            f"{path}: cannot read the training state ({str(error).splitlines()[0]}); delete it to resume from the weights only"
+        ) from None

@@ -31,7 +31,9 @@ def run_main(main: Callable[[], None]) -> None:
     except OSError as error:
         if error.errno not in DISK_ERRORS:
             raise
-        print(f'error: {error.filename or "writing a file"}: {error.strerror}; free space or fix the permissions, then run '
-              f'again (a checkpoint is only ever replaced as a whole, so --continue_train resumes from the last complete one)',
-              file=sys.stderr)
+        print(
+            f'error: {error.filename or "writing a file"}: {error.strerror}; free space or fix the permissions, then run '
+            f'again (a checkpoint is only ever replaced as a whole, so --continue_train resumes from the last complete one)',
+            file=sys.stderr,
+        )
         sys.exit(1)

@@ -6,6 +6,7 @@ c * 1000 + k. Every operation returns new arrays and leaves its inputs untouched
 is a list of states. Styles are `{segment id: cluster index}`, the dict `test.py --feat_choice` reads:
 a segment is an instance id (--instance_feat) or a class id (--label_feat, or a stuff segment).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,41 @@ MAX_INSTANCE_ID = 65535  # instance maps are 16-bit PNGs
 
 # Names of the Cityscapes labelIds 0..33 and the license plate (34), the 35 classes of pix2pixHD's label maps.
 CITYSCAPES_CLASS_NAMES = (
-    'unlabeled', 'ego vehicle', 'rectification border', 'out of roi', 'static', 'dynamic', 'ground', 'road',
-    'sidewalk', 'parking', 'rail track', 'building', 'wall', 'fence', 'guard rail', 'bridge', 'tunnel', 'pole',
-    'polegroup', 'traffic light', 'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck',
-    'bus', 'caravan', 'trailer', 'train', 'motorcycle', 'bicycle', 'license plate',
+    'unlabeled',
+    'ego vehicle',
+    'rectification border',
+    'out of roi',
+    'static',
+    'dynamic',
+    'ground',
+    'road',
+    'sidewalk',
+    'parking',
+    'rail track',
+    'building',
+    'wall',
+    'fence',
+    'guard rail',
+    'bridge',
+    'tunnel',
+    'pole',
+    'polegroup',
+    'traffic light',
+    'traffic sign',
+    'vegetation',
+    'terrain',
+    'sky',
+    'person',
+    'rider',
+    'car',
+    'truck',
+    'bus',
+    'caravan',
+    'trailer',
+    'train',
+    'motorcycle',
+    'bicycle',
+    'license plate',
 )
 # Cityscapes classes whose objects are separate instances (labels.py hasInstances): person .. bicycle.
 CITYSCAPES_OBJECT_CLASSES = frozenset(range(24, 34))
@@ -86,8 +118,10 @@ def new_object_id(inst: np.ndarray, class_id: int) -> int:
     in_class = inst[(inst >= first) & (inst < first + INSTANCE_BASE)]
     object_id = int(in_class.max()) + 1 if in_class.size else first
     if object_id >= first + INSTANCE_BASE or object_id > MAX_INSTANCE_ID:
-        raise EditError(f"no free instance id for another object of class {class_id}: ids {first}..{first + INSTANCE_BASE - 1} "
-                        f"are in use or above the 16-bit limit {MAX_INSTANCE_ID}")
+        raise EditError(
+            f"no free instance id for another object of class {class_id}: ids {first}..{first + INSTANCE_BASE - 1} "
+            f"are in use or above the 16-bit limit {MAX_INSTANCE_ID}"
+        )
     return object_id
 
 
@@ -122,17 +156,17 @@ def brush_mask(shape: tuple, points: Sequence, size: float) -> np.ndarray:
         return mask
     # One vectorised distance computation per segment of the stroke (a few dozen), over its bounding box.
     ends = vertices[1:] if len(vertices) > 1 else vertices  # a single point is a segment of length 0
-    for (x0, y0), (x1, y1) in zip(vertices[:len(ends)], ends, strict=True):
+    for (x0, y0), (x1, y1) in zip(vertices[: len(ends)], ends, strict=True):
         left, right = max(int(np.floor(min(x0, x1) - radius)), 0), min(int(np.ceil(max(x0, x1) + radius)), width - 1)
         top, bottom = max(int(np.floor(min(y0, y1) - radius)), 0), min(int(np.ceil(max(y0, y1) + radius)), height - 1)
         if left > right or top > bottom:
             continue
-        ys, xs = np.mgrid[top:bottom + 1, left:right + 1]
+        ys, xs = np.mgrid[top : bottom + 1, left : right + 1]
         dx, dy = x1 - x0, y1 - y0
         length2 = dx * dx + dy * dy
         t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / length2, 0, 1) if length2 else 0.0
         distance2 = (xs - (x0 + t * dx)) ** 2 + (ys - (y0 + t * dy)) ** 2
-        mask[top:bottom + 1, left:right + 1] |= distance2 <= radius * radius
+        mask[top : bottom + 1, left : right + 1] |= distance2 <= radius * radius
     return mask
 
 
@@ -231,8 +265,13 @@ def style_segments(label: np.ndarray, inst: np.ndarray, by_label: bool) -> np.nd
     return present_ids(label if by_label else inst)
 
 
-def reconcile_styles(styles: Mapping[int, int], segments: np.ndarray, cluster_counts: Mapping[int, int],
-                     rng: np.random.Generator, preset: Mapping[int, int] | None = None) -> dict:
+def reconcile_styles(
+    styles: Mapping[int, int],
+    segments: np.ndarray,
+    cluster_counts: Mapping[int, int],
+    rng: np.random.Generator,
+    preset: Mapping[int, int] | None = None,
+) -> dict:
     """Styles after an edit: segments still present keep theirs, gone ones are dropped, and every new
     segment of a clustered class gets a preset choice (instance id, else class id, as --feat_choice) or a random cluster."""
     preset = preset or {}
@@ -312,8 +351,8 @@ class History:
 
     def push(self, state: EditState) -> EditState:
         """Make `state` current; it drops the undone states and, beyond `limit` steps, the oldest."""
-        self._states = self._states[:self._index + 1] + [state]
-        self._states = self._states[-(self.limit + 1):]
+        self._states = self._states[: self._index + 1] + [state]
+        self._states = self._states[-(self.limit + 1) :]
         self._index = len(self._states) - 1
         return state
 

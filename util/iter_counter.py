@@ -3,10 +3,9 @@ display and save."""
 
 import argparse
 import time
-from typing import Optional
 
 
-def resume_position(epoch: int, epoch_iter: int, dataset_size: int, batch_size: int) -> tuple[int, int, Optional[str]]:
+def resume_position(epoch: int, epoch_iter: int, dataset_size: int, batch_size: int) -> tuple[int, int, str | None]:
     """(epoch, epoch_iter, note) to resume from iter.txt's position when an epoch now has `dataset_size` images.
 
     When the dataset shrank, or --max_dataset_size / --batchSize changed since the save, iter.txt's image
@@ -16,8 +15,14 @@ def resume_position(epoch: int, epoch_iter: int, dataset_size: int, batch_size: 
     """
     where = f'iter.txt says epoch {epoch}, image {epoch_iter}'
     if epoch_iter > dataset_size:
-        return epoch, dataset_size, (f'{where}, but an epoch now has {dataset_size} images (the dataset, --max_dataset_size or '
-                                     f'--batchSize changed): epoch {epoch} counts as complete, training goes on with epoch {epoch + 1}')
+        return (
+            epoch,
+            dataset_size,
+            (
+                f'{where}, but an epoch now has {dataset_size} images (the dataset, --max_dataset_size or '
+                f'--batchSize changed): epoch {epoch} counts as complete, training goes on with epoch {epoch + 1}'
+            ),
+        )
     if epoch_iter % batch_size:
         whole = epoch_iter - epoch_iter % batch_size
         return epoch, whole, f'{where}, not a whole number of --batchSize {batch_size} batches: resuming epoch {epoch} at image {whole}'

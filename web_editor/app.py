@@ -1,4 +1,5 @@
 """The editor behind the HTTP API: the model, the gallery, one document with its undo history, and the actions."""
+
 import argparse
 import base64
 import io
@@ -74,7 +75,7 @@ class EditorApp:
         self.styles_by_label = bool(opt.label_feat)
         self.preset = parse_int_pairs(opt.feat_choice, '--feat_choice')
         self.relabel = check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)
-        self.max_upload_bytes = int(opt.max_upload_mb * 2 ** 20)
+        self.max_upload_bytes = int(opt.max_upload_mb * 2**20)
         self.rng = np.random.default_rng(opt.seed)
         self.palette = label_colormap(opt.label_nc)
         self.names = editing.class_names(opt.label_nc)
@@ -120,6 +121,7 @@ class EditorApp:
             crop = Image.fromarray(image[top:bottom, left:right])
             crop.thumbnail((SWATCH_SIZE, SWATCH_SIZE), Image.Resampling.BILINEAR)
             return png_bytes(np.asarray(crop))
+
         return self.renderer.run_job(render, RENDER_TIMEOUT_S)
 
     def synthesized(self, after: int, timeout: float = RENDER_TIMEOUT_S) -> tuple:
@@ -134,12 +136,19 @@ class EditorApp:
         """What the page needs to build itself: classes, styles, gallery, limits."""
         names = [] if self.dataset is None else [os.path.splitext(os.path.basename(path))[0] for path in self.dataset.A_paths]
         return {
-            'name': self.opt.name, 'device': str(self.model.device), 'label_nc': self.opt.label_nc,
-            'classes': [{'id': class_id, 'name': self.names[class_id], 'color': [int(c) for c in self.palette[class_id]]}
-                        for class_id in range(self.opt.label_nc)],
+            'name': self.opt.name,
+            'device': str(self.model.device),
+            'label_nc': self.opt.label_nc,
+            'classes': [
+                {'id': class_id, 'name': self.names[class_id], 'color': [int(c) for c in self.palette[class_id]]}
+                for class_id in range(self.opt.label_nc)
+            ],
             'clusters': {str(class_id): count for class_id, count in sorted(self.cluster_counts.items())},
-            'styles': self.centers is not None, 'styles_by_label': self.styles_by_label,
-            'gallery': names, 'phase': self.opt.phase, 'max_upload_bytes': self.max_upload_bytes,
+            'styles': self.centers is not None,
+            'styles_by_label': self.styles_by_label,
+            'gallery': names,
+            'phase': self.opt.phase,
+            'max_upload_bytes': self.max_upload_bytes,
         }
 
     def thumbnail(self, index: int) -> bytes:
@@ -179,8 +188,9 @@ class EditorApp:
         # Label ids < label_nc and 16-bit instance ids fit uint16, which halves the history's memory.
         label, inst = label.astype(np.uint16), inst.astype(np.uint16)
         with self.lock:
-            styles = editing.reconcile_styles({}, editing.style_segments(label, inst, self.styles_by_label),
-                                              self.cluster_counts, self.rng, self.preset)
+            styles = editing.reconcile_styles(
+                {}, editing.style_segments(label, inst, self.styles_by_label), self.cluster_counts, self.rng, self.preset
+            )
             self._history = History(EditState(label, inst, styles))
             self.source = source
             self.objects = editing.object_classes(self.opt.label_nc, inst)
@@ -205,10 +215,16 @@ class EditorApp:
     def _document(self) -> dict:
         state = self.history.current
         return {
-            'version': self.version, 'source': os.path.basename(self.source), 'width': int(state.label.shape[1]),
-            'height': int(state.label.shape[0]), 'label_ids': ids_data_url(state.label), 'inst_ids': ids_data_url(state.inst),
-            'styles': {str(segment): index for segment, index in state.styles.items()}, 'objects': sorted(self.objects),
-            'can_undo': self.history.can_undo, 'can_redo': self.history.can_redo,
+            'version': self.version,
+            'source': os.path.basename(self.source),
+            'width': int(state.label.shape[1]),
+            'height': int(state.label.shape[0]),
+            'label_ids': ids_data_url(state.label),
+            'inst_ids': ids_data_url(state.inst),
+            'styles': {str(segment): index for segment, index in state.styles.items()},
+            'objects': sorted(self.objects),
+            'can_undo': self.history.can_undo,
+            'can_redo': self.history.can_redo,
         }
 
     # ---------------------------------------------------------------- edits
@@ -226,8 +242,9 @@ class EditorApp:
             label, inst, styles = self._apply(op, payload, state)
             if label is not state.label:
                 self.objects = self.objects | editing.object_classes(self.opt.label_nc, inst)
-                styles = editing.reconcile_styles(styles, editing.style_segments(label, inst, self.styles_by_label),
-                                                  self.cluster_counts, self.rng, self.preset)
+                styles = editing.reconcile_styles(
+                    styles, editing.style_segments(label, inst, self.styles_by_label), self.cluster_counts, self.rng, self.preset
+                )
             self.history.push(EditState(label, inst, styles))
             return self._changed()
 
@@ -264,8 +281,10 @@ class EditorApp:
         elif op == 'shuffle':
             styles = editing.shuffle_styles(styles, self.cluster_counts, self.rng)
         else:
-            raise EditError(f"unknown edit {op!r}: expected stroke, fill, erase, relabel_object, relabel_class, style, "
-                            f"class_style, shuffle, undo or redo")
+            raise EditError(
+                f"unknown edit {op!r}: expected stroke, fill, erase, relabel_object, relabel_class, style, "
+                f"class_style, shuffle, undo or redo"
+            )
         return label, inst, styles
 
     def pick(self, x: int, y: int) -> dict:
@@ -275,10 +294,16 @@ class EditorApp:
             class_id, instance_id = editing.pick(state.label, state.inst, x, y)
             segment = class_id if self.styles_by_label else instance_id
             return {
-                'x': x, 'y': y, 'class': class_id, 'name': self.names[class_id], 'instance': instance_id,
-                'is_object': instance_id >= editing.INSTANCE_BASE, 'segment': segment,
+                'x': x,
+                'y': y,
+                'class': class_id,
+                'name': self.names[class_id],
+                'instance': instance_id,
+                'is_object': instance_id >= editing.INSTANCE_BASE,
+                'segment': segment,
                 'clusters': self.cluster_counts.get(editing.class_of(segment), 0),
-                'style': state.styles.get(segment), 'area': int((state.inst == instance_id).sum()),
+                'style': state.styles.get(segment),
+                'area': int((state.inst == instance_id).sum()),
             }
 
     # ---------------------------------------------------------------- downloads
@@ -320,4 +345,3 @@ def build_app(opt: argparse.Namespace) -> EditorApp:
     if opt.use_features:
         centers = load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
     return EditorApp(opt, model, dataset, centers)
-

@@ -1,4 +1,5 @@
 """Edit-to-image latency through the editor's HTTP API, as the page sees it (scripts/editor.py --measure_latency N)."""
+
 import json
 import statistics
 import time
@@ -31,8 +32,12 @@ def measure_latency(base_url: str, edits: int) -> dict:
     for step in range(edits):
         # Horizontal strokes of changing classes across the middle third of the map.
         y = height // 3 + (step * 7) % max(height // 3, 1)
-        stroke = {'op': 'stroke', 'class': classes[(7 + step) % len(classes)], 'size': max(width // 32, 1),
-                  'points': [[width // 4, y], [width // 2, y], [3 * width // 4, y]]}
+        stroke = {
+            'op': 'stroke',
+            'class': classes[(7 + step) % len(classes)],
+            'size': max(width // 32, 1),
+            'points': [[width // 4, y], [width // 2, y], [3 * width // 4, y]],
+        }
         started = time.perf_counter()
         document = json.loads(_request(base_url + 'api/edit', stroke)[0])
         _, headers = _request(base_url + f'api/synth?after={document["version"]}')
@@ -41,8 +46,13 @@ def measure_latency(base_url: str, edits: int) -> dict:
 
     def summary(values: list) -> dict:
         ordered = sorted(values)
-        return {'median_ms': 1000 * statistics.median(ordered), 'p90_ms': 1000 * ordered[int(0.9 * (len(ordered) - 1))],
-                'min_ms': 1000 * ordered[0], 'max_ms': 1000 * ordered[-1]}
+        return {
+            'median_ms': 1000 * statistics.median(ordered),
+            'p90_ms': 1000 * ordered[int(0.9 * (len(ordered) - 1))],
+            'min_ms': 1000 * ordered[0],
+            'max_ms': 1000 * ordered[-1],
+        }
+
     return {'edits': edits, 'width': width, 'height': height, 'edit_to_image': summary(totals), 'render': summary(renders)}
 
 
@@ -51,6 +61,8 @@ def format_latency(result: dict, device: str) -> str:
     lines = []
     for key, title in (('edit_to_image', 'edit -> new image (HTTP round trips)'), ('render', 'generator + PNG (server side)')):
         figures = result[key]
-        lines.append(f"{title}: median {figures['median_ms']:.0f} ms, p90 {figures['p90_ms']:.0f} ms, "
-                     f"min {figures['min_ms']:.0f} ms, max {figures['max_ms']:.0f} ms")
+        lines.append(
+            f"{title}: median {figures['median_ms']:.0f} ms, p90 {figures['p90_ms']:.0f} ms, "
+            f"min {figures['min_ms']:.0f} ms, max {figures['max_ms']:.0f} ms"
+        )
     return f"{result['edits']} edits at {result['width']}x{result['height']} on {device}:\n" + '\n'.join(lines)

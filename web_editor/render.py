@@ -1,4 +1,5 @@
 """The editor's model thread: renders the newest document version (older pending ones are skipped), then side jobs."""
+
 import collections
 import concurrent.futures
 import threading

@@ -5,6 +5,7 @@ rebinding), takes JSON POSTs only from its own page (a cross-site form cannot po
 preflight, which it never grants), names images by gallery index only (never a path from the browser),
 and limits the size of every request body.
 """
+
 import base64
 import binascii
 import json
@@ -29,7 +30,7 @@ STATIC_FILES = {
     '/static/editor.js': ('editor.js', 'text/javascript; charset=utf-8'),
     '/static/editor.css': ('editor.css', 'text/css; charset=utf-8'),
 }
-MAX_JSON_BYTES = 2 ** 20  # strokes and clicks; uploads have their own limit
+MAX_JSON_BYTES = 2**20  # strokes and clicks; uploads have their own limit
 USER_ERRORS = (EditError, *SCRIPT_ERRORS)  # the user's mistakes: a message on the page
 
 
@@ -136,9 +137,11 @@ class EditorRequestHandler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
         length = int(length_text)
         if length > max_bytes:
-            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                               f"the request is {length / 2 ** 20:.1f} MB, above the limit of {max_bytes / 2 ** 20:.1f} MB"
-                               f" (uploads: --max_upload_mb per file)")
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"the request is {length / 2**20:.1f} MB, above the limit of {max_bytes / 2**20:.1f} MB"
+                f" (uploads: --max_upload_mb per file)",
+            )
         body = self.rfile.read(length)
         self._body_read = True
         try:
@@ -150,8 +153,9 @@ class EditorRequestHandler(BaseHTTPRequestHandler):
         return payload
 
     # ---------------------------------------------------------------- responses
-    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK, headers: dict | None = None,
-              cache: bool = False) -> None:
+    def _send(
+        self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK, headers: dict | None = None, cache: bool = False
+    ) -> None:
         if not self._body_read:
             self.close_connection = True  # an unread request body must not be taken for the next request
         self.send_response(status)
@@ -183,7 +187,7 @@ def query_ints(query: dict, *keys: str) -> dict:
 
 def upload_body_limit(max_upload_bytes: int) -> int:
     """Two base64-encoded files (4/3 of their size) and the JSON around them."""
-    return 2 * (max_upload_bytes * 4 // 3 + 4) + 2 ** 16
+    return 2 * (max_upload_bytes * 4 // 3 + 4) + 2**16
 
 
 def upload_file(payload: dict, key: str) -> tuple:
@@ -203,14 +207,16 @@ def make_server(app: EditorApp, host: str, port: int) -> ThreadingHTTPServer:
     try:
         server = ThreadingHTTPServer((host, port), EditorRequestHandler)
     except OSError as error:
-        raise OptionsError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
-                           f"pass another --port (0: any free port) or --host") from None
+        raise OptionsError(
+            f"cannot listen on {host}:{port} ({error.strerror or error}); pass another --port (0: any free port) or --host"
+        ) from None
     server.daemon_threads = True
     bound_port = server.server_address[1]
     wildcard = host in ('0.0.0.0', '::', '')
     names = {host.lower(), '127.0.0.1', 'localhost', '[::1]'}
-    allowed = None if wildcard else frozenset(f'{name}:{bound_port}' for name in names) | frozenset(
-        name for name in names if bound_port == 80)
+    allowed = (
+        None if wildcard else frozenset(f'{name}:{bound_port}' for name in names) | frozenset(name for name in names if bound_port == 80)
+    )
     server.RequestHandlerClass = type('BoundEditorRequestHandler', (EditorRequestHandler,), {'app': app, 'allowed_hosts': allowed})
     return server
 

@@ -1,4 +1,5 @@
 """Uploaded label and instance PNGs, checked by the dataset's own rules before they reach the editor."""
+
 import argparse
 import io
 import os
@@ -25,11 +26,14 @@ def display_name(name: str) -> str:
 def _check_png(data: bytes, name: str, what: str, max_bytes: int) -> Image.Image:
     """The header of an uploaded PNG: the file must be a PNG within the size limits."""
     if len(data) > max_bytes:
-        raise DatasetError(f"{name}: the {what} is {len(data) / 2 ** 20:.1f} MB, above the {max_bytes / 2 ** 20:g} MB upload limit "
-                           f"(--max_upload_mb)")
+        raise DatasetError(
+            f"{name}: the {what} is {len(data) / 2**20:.1f} MB, above the {max_bytes / 2**20:g} MB upload limit (--max_upload_mb)"
+        )
     if not data.startswith(PNG_SIGNATURE):
-        raise DatasetError(f"{name}: the {what} is not a PNG; label and instance maps must be lossless PNGs of ids "
-                           f"(e.g. Cityscapes *_gtFine_labelIds.png and *_gtFine_instanceIds.png)")
+        raise DatasetError(
+            f"{name}: the {what} is not a PNG; label and instance maps must be lossless PNGs of ids "
+            f"(e.g. Cityscapes *_gtFine_labelIds.png and *_gtFine_instanceIds.png)"
+        )
     try:
         header = Image.open(io.BytesIO(data))
     except (OSError, SyntaxError, ValueError) as error:
@@ -40,8 +44,9 @@ def _check_png(data: bytes, name: str, what: str, max_bytes: int) -> Image.Image
     return header
 
 
-def load_upload(opt: argparse.Namespace, label_name: str, label_data: bytes, inst_name: str | None, inst_data: bytes | None,
-                max_bytes: int) -> tuple:
+def load_upload(
+    opt: argparse.Namespace, label_name: str, label_data: bytes, inst_name: str | None, inst_data: bytes | None, max_bytes: int
+) -> tuple:
     """(label, inst or None) as HxW arrays after the dataset's preprocessing, or DatasetError with a message naming the file.
 
     The files go through AlignedDataset itself, from a temporary dataroot, so an upload passes exactly
@@ -54,11 +59,15 @@ def load_upload(opt: argparse.Namespace, label_name: str, label_data: bytes, ins
         inst_name = display_name(inst_name or 'instances.png')
         inst_header = _check_png(inst_data, inst_name, 'instance map', max_bytes)
         if inst_header.mode not in INSTANCE_MODES:
-            raise DatasetError(f"{inst_name}: the instance map has mode {inst_header.mode}; it must be a single-channel PNG of "
-                               f"instance ids, 16-bit for object ids >= 1000 (Cityscapes *_gtFine_instanceIds.png)")
+            raise DatasetError(
+                f"{inst_name}: the instance map has mode {inst_header.mode}; it must be a single-channel PNG of "
+                f"instance ids, 16-bit for object ids >= 1000 (Cityscapes *_gtFine_instanceIds.png)"
+            )
     with tempfile.TemporaryDirectory(prefix='pix2pixhd-upload-') as root:
-        files = {os.path.join(root, f'{opt.phase}_label', 'upload.png'): (label_data, f'{label_name} (label map)'),
-                 os.path.join(root, f'{opt.phase}_inst', 'upload.png'): (inst_data, f'{inst_name} (instance map)')}
+        files = {
+            os.path.join(root, f'{opt.phase}_label', 'upload.png'): (label_data, f'{label_name} (label map)'),
+            os.path.join(root, f'{opt.phase}_inst', 'upload.png'): (inst_data, f'{inst_name} (instance map)'),
+        }
         for path, (data, _) in files.items():
             if data is not None:
                 os.makedirs(os.path.dirname(path))

@@ -1,4 +1,5 @@
-"""Encode every training image with E, collect per-instance features per class, K-means them (README, "Instance features, styles and semantic manipulation").
+"""Encode every training image with E, collect per-instance features per class, K-means them
+(README, "Instance features, styles and semantic manipulation").
 
 Writes checkpoints/<name>/features.npz (per class: rows of feat_num features + area) and
 checkpoints/<name>/features_clustered_<n_clusters>.npz (per class: the cluster centres), no pickle.

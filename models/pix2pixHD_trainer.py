@@ -55,7 +55,8 @@ class Pix2PixHDTrainer:
         # checking costs no host sync per step; check_finite() reads it at print and save time.
         self.first_nonfinite_step = torch.full((len(self.model.loss_names),), -1, dtype=torch.long, device=self.device)
         self.optimizer_G = self._make_optimizer_G(fix_global=opt.niter_fix_global > 0)
-        self.optimizer_D = torch.optim.Adam(self.model.netD.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+        self.params_D = list(self.model.netD.parameters())
+        self.optimizer_D = torch.optim.Adam(self.params_D, lr=opt.lr, betas=(opt.beta1, 0.999))
 
     def _make_optimizer_G(self, fix_global: bool) -> torch.optim.Optimizer:
         """Adam over G (+E); with --niter_fix_global only over the outermost local enhancer (+E)."""
@@ -91,16 +92,19 @@ class Pix2PixHDTrainer:
         loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
         loss_G = losses['G_GAN'] + losses.get('G_GAN_Feat', 0) + losses.get('G_VGG', 0)
 
+        # Both backward passes run before either step changes weights in place. Each reaches only its own
+        # network's parameters: G's backward gives D no gradients (the reference computes and discards
+        # them), and D's stops at D even where D_fake shares G_GAN's pass of D (see shares_fake_pass),
+        # whose graph must then survive D's backward for G's.
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.scaler_D.scale(loss_D).backward(inputs=self.params_D, retain_graph=self.model.shares_fake_pass)
         self.optimizer_G.zero_grad(set_to_none=True)
-        # Only G's (+E's) parameters get gradients here: D's would be discarded before its own step.
         self.scaler_G.scale(loss_G).backward(inputs=self.params_G)
+
         average_gradients(self.params_G)
         self.scaler_G.step(self.optimizer_G)
         self.scaler_G.update()
-
-        self.optimizer_D.zero_grad(set_to_none=True)
-        self.scaler_D.scale(loss_D).backward()
-        average_gradients(self.model.netD.parameters())
+        average_gradients(self.params_D)
         self.scaler_D.step(self.optimizer_D)
         self.scaler_D.update()
         return {name: value.detach() for name, value in losses.items()}, generated

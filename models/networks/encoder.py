@@ -4,6 +4,10 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+# Activations after a norm layer are not in place: InstanceNorm2d returns a view, and an in-place op on
+# a view makes autograd copy and zero-fill the whole tensor in its backward (CopySlices, AsStrided).
+# The values are the same, and activations have no parameters: state_dict keys are unchanged.
+
 
 def instance_class(instance_ids: torch.Tensor) -> torch.Tensor:
     """Class of each instance id: the id itself below 1000, else id // 1000 (Cityscapes encoding)."""
@@ -62,14 +66,14 @@ class Encoder(nn.Module):
                  norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
         super().__init__()
         self.output_nc = output_nc
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0), norm_layer(ngf), nn.ReLU(True)]
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0), norm_layer(ngf), nn.ReLU()]
         for i in range(n_downsampling):
             mult = 2 ** i
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1), norm_layer(ngf * mult * 2), nn.ReLU(True)]
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1), norm_layer(ngf * mult * 2), nn.ReLU()]
         for i in range(n_downsampling):
             mult = 2 ** (n_downsampling - i)
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1),
-                       norm_layer(ngf * mult // 2), nn.ReLU(True)]
+                       norm_layer(ngf * mult // 2), nn.ReLU()]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 

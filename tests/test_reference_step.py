@@ -59,18 +59,29 @@ def reference_vgg19_state_dict() -> dict:
 
 
 @pytest.fixture(scope='module')
-def trainer(step_fixture, tmp_path_factory):
-    """The trainer for meta.json's flags, holding the reference's initial weights."""
+def vgg_weights(tmp_path_factory) -> str:
+    """The recipe's VGG19 weights in a file for --vgg_weights."""
+    path = str(tmp_path_factory.mktemp('vgg') / 'vgg19.pth')
+    torch.save(reference_vgg19_state_dict(), path)
+    return path
+
+
+def build_trainer(step_fixture: tuple, vgg_weights: str, checkpoints_dir: str, *extra_flags: str) -> Pix2PixHDTrainer:
+    """The trainer for meta.json's flags (plus extra_flags), holding the reference's initial weights."""
     folder, meta = step_fixture
     flags = meta['flags'].split('(')[0].split()  # "--a b ... (all else default: ...)"
-    tmp = tmp_path_factory.mktemp('reference_step')
-    vgg_path = str(tmp / 'vgg19.pth')
-    torch.save(reference_vgg19_state_dict(), vgg_path)
-    opt = TrainOptions().parse([*flags, '--gpu_ids', '-1', '--checkpoints_dir', str(tmp), '--vgg_weights', vgg_path], save=False)
+    opt = TrainOptions().parse([*flags, '--gpu_ids', '-1', '--checkpoints_dir', checkpoints_dir, '--vgg_weights', vgg_weights, *extra_flags],
+                               save=False)
     trainer = Pix2PixHDTrainer(opt)
     for label, net in trainer.model.networks_by_label().items():
         net.load_state_dict(torch.load(os.path.join(folder, f'init_net_{label}.pth'), map_location='cpu', weights_only=True), strict=True)
     return trainer
+
+
+@pytest.fixture(scope='module')
+def trainer(step_fixture, vgg_weights, tmp_path_factory):
+    """The trainer for meta.json's flags, holding the reference's initial weights."""
+    return build_trainer(step_fixture, vgg_weights, str(tmp_path_factory.mktemp('checkpoints')))
 
 
 @pytest.fixture(scope='module')
@@ -114,7 +125,8 @@ def test_options_are_the_fixture_configuration(trainer):
     assert isinstance(trainer.model.netG, LocalEnhancer)
     assert (opt.num_D, opt.n_layers_D, opt.ngf, opt.ndf, opt.nef, opt.loadSize) == (3, 2, 4, 4, 4, 256)
     assert opt.instance_feat and trainer.model.netE is not None
-    assert trainer.model.criterionVGG is not None and not opt.no_ganFeat_loss and opt.pool_size == 0
+    assert trainer.model.criterionVGG is not None and not opt.no_ganFeat_loss
+    assert opt.pool_size == 0 and trainer.model.shares_fake_pass
     assert opt.amp == 'off'
 
 
@@ -153,3 +165,19 @@ def test_weights_after_two_iterations_match_reference(iterations, step_fixture, 
     after_one = load_reference(step_fixture[0], 'after1', label)
     assert share_within(expected, after_one, WEIGHT_ATOL_AFTER_TWO) < 0.5
     assert share_within(iterations['weights'][1][label], expected, WEIGHT_ATOL_AFTER_TWO) >= SHARE_AFTER_TWO
+
+
+def test_separate_pass_of_d_over_the_fakes_gives_the_same_iteration(step_fixture, vgg_weights, tmp_path, batch, iterations):
+    """With the pool off, D_fake and G_GAN share one pass of D; with --pool_size 1 D_fake gets its own pass
+    over the pool's output, which in the first iteration (pool not yet full) is the current fakes:
+    the reference's separate passes. Both must give the same iteration."""
+    separate = build_trainer(step_fixture, vgg_weights, str(tmp_path), '--pool_size', '1')
+    assert not separate.model.shares_fake_pass
+    losses, _ = separate.train_step(batch)
+    for name, value in iterations['losses'][0].items():
+        assert losses[name].item() == pytest.approx(value, rel=1e-6), name
+    for label, net in separate.model.networks_by_label().items():
+        shared = iterations['gradients'][label]
+        difference = torch.cat([(parameter.grad - shared[key]).flatten() for key, parameter in net.named_parameters()]).norm()
+        assert (difference / torch.cat([grad.flatten() for grad in shared.values()]).norm()).item() <= 1e-6, label
+        assert share_within(net.state_dict(), iterations['weights'][0][label], WEIGHT_ATOL_AFTER_ONE) >= 0.999, label

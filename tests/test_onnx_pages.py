@@ -15,13 +15,12 @@ import torch
 from PIL import Image
 
 from data.aligned_dataset import AlignedDataset, pair_key
-from data.base_dataset import size_base
 from data.synthetic import make_synthetic_dataset
-from models import create_model
+from builders import build_model
 from models.networks import ModelError, define_G
-from models.pix2pixHD_model import save_network
+from util.checkpoint import save_network
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
-from util import onnx_export
+from models import onnx_export
 from util.visualizer import Visualizer, loss_curve_svg, read_loss_log
 
 from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_script
@@ -73,10 +72,10 @@ def test_onnx_matches_pytorch_on_two_sizes(setup, name, tmp_path, capsys):
     import onnxruntime
 
     opt = make_opt(setup, name)
-    model = create_model(opt)
+    model = build_model(opt)
     data = first_batch(opt)
     path = str(tmp_path / 'sub' / f'{name}.onnx')
-    results = onnx_export.export_generator(model, data, path, size_base(opt))
+    results = onnx_export.export_generator(model, data, path, opt.size_base)
     out = capsys.readouterr().out
     assert f'to {path}' in out and 'max abs difference' in out
 
@@ -111,7 +110,7 @@ def test_onnx_matches_pytorch_on_two_sizes(setup, name, tmp_path, capsys):
 @needs_onnx
 def test_onnx_mismatch_is_a_clear_error_and_leaves_no_file(setup, tmp_path, monkeypatch):
     opt = make_opt(setup, 'global')
-    model = create_model(opt)
+    model = build_model(opt)
     real_export = onnx_export.export_to_onnx
 
     def wrong_export(net, example, path):
@@ -124,7 +123,7 @@ def test_onnx_mismatch_is_a_clear_error_and_leaves_no_file(setup, tmp_path, monk
     monkeypatch.setattr(onnx_export, 'export_to_onnx', wrong_export)
     path = tmp_path / 'g.onnx'
     with pytest.raises(ModelError, match=r"--export_onnx .*g\.onnx: onnxruntime's output differs from PyTorch's by .* tolerance 0\.0001"):
-        onnx_export.export_generator(model, first_batch(opt), str(path), size_base(opt))
+        onnx_export.export_generator(model, first_batch(opt), str(path), opt.size_base)
     assert os.listdir(tmp_path) == []
 
 

@@ -10,9 +10,10 @@ import re
 import time
 
 import numpy as np
+import torch
 
 from util.html import HTML
-from util.util import mkdirs, save_image
+from util.util import mkdirs, save_image, tensor2im, tensor2label
 
 # Names written by display_current_results; parsed back on resume.
 _WEB_IMAGE_RE = re.compile(r"^epoch(\d+)_iter(\d+)_(.+)\.png$")
@@ -143,6 +144,16 @@ def loss_curve_svg(points: list[LossPoint], width: int = 720, height: int = 260,
         parts.append(f'<text class="legend" x="{legend_x + 24}" y="{legend_y}">{escaped}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def make_visuals(label: torch.Tensor, label_nc: int, synthesized: dict[str, torch.Tensor],
+                 real: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """One sample's page row as uint8 arrays: the colourised label map (or RGB input), the synthesized images, the real photo."""
+    visuals = {"input_label": tensor2label(label, label_nc)}
+    visuals.update({name: tensor2im(image) for name, image in synthesized.items()})
+    if real is not None and real.numel():
+        visuals["real_image"] = tensor2im(real)
+    return visuals
 
 
 class Visualizer:

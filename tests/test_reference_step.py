@@ -73,7 +73,7 @@ def build_trainer(step_fixture: tuple, vgg_weights: str, checkpoints_dir: str, *
     opt = TrainOptions().parse([*flags, '--gpu_ids', '-1', '--checkpoints_dir', checkpoints_dir, '--vgg_weights', vgg_weights, *extra_flags],
                                save=False)
     trainer = Pix2PixHDTrainer(opt)
-    for label, net in trainer.model.networks_by_label().items():
+    for label, net in trainer.model.networks_by_name().items():
         net.load_state_dict(torch.load(os.path.join(folder, f'init_net_{label}.pth'), map_location='cpu', weights_only=True), strict=True)
     return trainer
 
@@ -95,7 +95,7 @@ def batch(step_fixture):
 @pytest.fixture(scope='module')
 def iterations(trainer, batch):
     """Per iteration: losses, and the weights after it; plus the first iteration's gradients."""
-    nets = trainer.model.networks_by_label()
+    nets = trainer.model.networks_by_name()
     record = {'losses': [], 'weights': [], 'gradients': None}
     for iteration in range(2):
         losses, _ = trainer.train_step(batch)
@@ -176,7 +176,7 @@ def test_separate_pass_of_d_over_the_fakes_gives_the_same_iteration(step_fixture
     losses, _ = separate.train_step(batch)
     for name, value in iterations['losses'][0].items():
         assert losses[name].item() == pytest.approx(value, rel=1e-6), name
-    for label, net in separate.model.networks_by_label().items():
+    for label, net in separate.model.networks_by_name().items():
         shared = iterations['gradients'][label]
         difference = torch.cat([(parameter.grad - shared[key]).flatten() for key, parameter in net.named_parameters()]).norm()
         assert (difference / torch.cat([grad.flatten() for grad in shared.values()]).norm()).item() <= 1e-6, label

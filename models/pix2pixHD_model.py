@@ -83,6 +83,9 @@ class Pix2PixHDModel(nn.Module):
 
         if self.isTrain:
             self.fake_pool = ImagePool(opt.pool_size)
+            # Without the pool, D_fake and G_GAN score the same fakes: one pass of D serves both. Not with
+            # --norm batch, where each pass of D in training mode also updates its running statistics.
+            self.shares_fake_pass = opt.pool_size == 0 and opt.norm != 'batch'
             self.criterionGAN = networks.GANLoss(use_lsgan=not opt.no_lsgan)
             self.criterionVGG = None if opt.no_vgg_loss else networks.VGGLoss(opt.vgg_weights or None)
 
@@ -136,12 +139,13 @@ class Pix2PixHDModel(nn.Module):
             input_concat = input_label
         fake_image = self.netG(input_concat)
 
-        pred_fake_pool = self.discriminate(input_label, fake_image, use_pool=True)
+        pred_fake = self.netD(torch.cat((input_label, fake_image), dim=1))
+        loss_G_GAN = self.criterionGAN(pred_fake, True)
+        # A shared pass lets D_fake's graph reach G: the trainer's D backward stops at D's parameters.
+        pred_fake_pool = pred_fake if self.shares_fake_pass else self.discriminate(input_label, fake_image, use_pool=True)
         loss_D_fake = self.criterionGAN(pred_fake_pool, False)
         pred_real = self.discriminate(input_label, real_image)
         loss_D_real = self.criterionGAN(pred_real, True)
-        pred_fake = self.netD(torch.cat((input_label, fake_image), dim=1))
-        loss_G_GAN = self.criterionGAN(pred_fake, True)
 
         losses = {'G_GAN': loss_G_GAN, 'D_real': loss_D_real, 'D_fake': loss_D_fake}
         if not self.opt.no_ganFeat_loss:

@@ -14,6 +14,13 @@ from .pix2pixHD_model import Pix2PixHDModel
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
+def make_adam(params: list, opt: argparse.Namespace) -> torch.optim.Optimizer:
+    """The reference's Adam (lr, betas (beta1, 0.999)), fused: one pass over the weights per step instead of ~7."""
+    # The same update as the reference's for-loop kernel up to float rounding: after one step about 1.5%
+    # of the weights differ from it by 1 ulp (measured); the reference-step fixture agrees as before.
+    return torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, 0.999), fused=True)
+
+
 class Pix2PixHDTrainer:
     """Runs the reference's iteration: G step on G_GAN + G_GAN_Feat + G_VGG, then D step on (D_fake + D_real) / 2."""
 
@@ -45,7 +52,8 @@ class Pix2PixHDTrainer:
         # checking costs no host sync per step; check_finite() reads it at print and save time.
         self.first_nonfinite_step = torch.full((len(self.model.loss_names),), -1, dtype=torch.long, device=self.device)
         self.optimizer_G = self._make_optimizer_G(fix_global=opt.niter_fix_global > 0)
-        self.optimizer_D = torch.optim.Adam(self.model.netD.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+        self.params_D = list(self.model.netD.parameters())
+        self.optimizer_D = make_adam(self.params_D, opt)
 
     def _make_optimizer_G(self, fix_global: bool) -> torch.optim.Optimizer:
         """Adam over G (+E); with --niter_fix_global only over the outermost local enhancer (+E)."""
@@ -60,7 +68,7 @@ class Pix2PixHDTrainer:
             params += list(model.netE.parameters())
         self.params_G = params
         self.fix_global = fix_global
-        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999))
+        return make_adam(params, self.opt)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """torch.autocast in the --amp dtype, or nothing for float32."""
@@ -81,16 +89,19 @@ class Pix2PixHDTrainer:
         loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
         loss_G = losses['G_GAN'] + losses.get('G_GAN_Feat', 0) + losses.get('G_VGG', 0)
 
+        # Both backward passes run before either step changes weights in place. Each reaches only its own
+        # network's parameters: G's backward gives D no gradients (the reference computes and discards
+        # them), and D's stops at D even where D_fake shares G_GAN's pass of D (see shares_fake_pass),
+        # whose graph must then survive D's backward for G's.
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.scaler_D.scale(loss_D).backward(inputs=self.params_D, retain_graph=self.model.shares_fake_pass)
         self.optimizer_G.zero_grad(set_to_none=True)
-        # Only G's (+E's) parameters get gradients here: D's would be discarded before its own step.
         self.scaler_G.scale(loss_G).backward(inputs=self.params_G)
+
         average_gradients(self.params_G)
         self.scaler_G.step(self.optimizer_G)
         self.scaler_G.update()
-
-        self.optimizer_D.zero_grad(set_to_none=True)
-        self.scaler_D.scale(loss_D).backward()
-        average_gradients(self.model.netD.parameters())
+        average_gradients(self.params_D)
         self.scaler_D.step(self.optimizer_D)
         self.scaler_D.update()
         return {name: value.detach() for name, value in losses.items()}, generated

@@ -42,6 +42,12 @@ def reference_fixture() -> str:
     return _required_folder(os.path.join(SHARED, 'fixtures', 'reference_tiny'), 'reference fixture')
 
 
+@pytest.fixture(scope='session')
+def reference_step_fixture() -> str:
+    """../shared/fixtures/reference_step (two training iterations of the 2018 reference)."""
+    return _required_folder(os.path.join(SHARED, 'fixtures', 'reference_step'), 'reference step fixture')
+
+
 @pytest.fixture(scope='module')
 def dataroot(tmp_path_factory) -> str:
     """A small synthetic Cityscapes-layout dataset: 4 training triples and 1 test pair of 128x64."""

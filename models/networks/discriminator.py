@@ -6,6 +6,10 @@ import torch.nn as nn
 
 from .generator import downsample_pyramid_pool
 
+# Activations after a norm layer are not in place: InstanceNorm2d returns a view, and an in-place op on
+# a view makes autograd copy and zero-fill the whole tensor in its backward (CopySlices, AsStrided).
+# The values are the same, and activations have no parameters: state_dict keys are unchanged.
+
 
 def nlayer_brackets(input_nc: int, ndf: int, n_layers: int, norm_layer: Callable[[int], nn.Module]) -> list:
     """The reference's brackets of layers; each is one feature-matching output."""
@@ -14,9 +18,9 @@ def nlayer_brackets(input_nc: int, ndf: int, n_layers: int, norm_layer: Callable
     nf = ndf
     for _ in range(1, n_layers):
         nf_prev, nf = nf, min(nf * 2, 512)
-        brackets.append([nn.Conv2d(nf_prev, nf, kernel_size=kernel, stride=2, padding=padding), norm_layer(nf), nn.LeakyReLU(0.2, True)])
+        brackets.append([nn.Conv2d(nf_prev, nf, kernel_size=kernel, stride=2, padding=padding), norm_layer(nf), nn.LeakyReLU(0.2)])
     nf_prev, nf = nf, min(nf * 2, 512)
-    brackets.append([nn.Conv2d(nf_prev, nf, kernel_size=kernel, stride=1, padding=padding), norm_layer(nf), nn.LeakyReLU(0.2, True)])
+    brackets.append([nn.Conv2d(nf_prev, nf, kernel_size=kernel, stride=1, padding=padding), norm_layer(nf), nn.LeakyReLU(0.2)])
     brackets.append([nn.Conv2d(nf, 1, kernel_size=kernel, stride=1, padding=padding)])
     return brackets
 

@@ -4,6 +4,10 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+# Activations after a norm layer are not in place: InstanceNorm2d returns a view, and an in-place op on
+# a view makes autograd copy and zero-fill the whole tensor in its backward (CopySlices, AsStrided).
+# The values are the same, and activations have no parameters: state_dict keys are unchanged.
+
 
 def downsample_pyramid_pool() -> nn.AvgPool2d:
     """The 2x average pool the reference uses for input pyramids (generator and discriminator)."""
@@ -15,7 +19,7 @@ class ResnetBlock(nn.Module):
 
     def __init__(self, dim: int, norm_layer: Callable[[int], nn.Module], use_dropout: bool = False) -> None:
         super().__init__()
-        activation = nn.ReLU(True)
+        activation = nn.ReLU()
         if use_dropout:
             # In the ReLU's slot, not a slot of its own: the second conv stays `conv_block.5`, so the keys are
             # the reference's (which parsed --use_dropout but never applied it) and its checkpoints load strictly.
@@ -32,16 +36,16 @@ class ResnetBlock(nn.Module):
 def global_generator_layers(input_nc: int, output_nc: int, ngf: int, n_downsampling: int, n_blocks: int,
                             norm_layer: Callable[[int], nn.Module], use_dropout: bool) -> list:
     """The GlobalGenerator's module list, in the reference order (so `model.K` keys match)."""
-    layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0), norm_layer(ngf), nn.ReLU(True)]
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0), norm_layer(ngf), nn.ReLU()]
     for i in range(n_downsampling):
         mult = 2 ** i
-        layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1), norm_layer(ngf * mult * 2), nn.ReLU(True)]
+        layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1), norm_layer(ngf * mult * 2), nn.ReLU()]
     mult = 2 ** n_downsampling
     layers += [ResnetBlock(ngf * mult, norm_layer, use_dropout) for _ in range(n_blocks)]
     for i in range(n_downsampling):
         mult = 2 ** (n_downsampling - i)
         layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1),
-                   norm_layer(ngf * mult // 2), nn.ReLU(True)]
+                   norm_layer(ngf * mult // 2), nn.ReLU()]
     layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
     return layers
 
@@ -73,10 +77,10 @@ class LocalEnhancer(nn.Module):
                                                             n_blocks_global, norm_layer, use_dropout)[:-3])
         for n in range(1, n_local_enhancers + 1):
             width = ngf * (2 ** (n_local_enhancers - n))
-            front = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, width, kernel_size=7, padding=0), norm_layer(width), nn.ReLU(True),
-                     nn.Conv2d(width, width * 2, kernel_size=3, stride=2, padding=1), norm_layer(width * 2), nn.ReLU(True)]
+            front = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, width, kernel_size=7, padding=0), norm_layer(width), nn.ReLU(),
+                     nn.Conv2d(width, width * 2, kernel_size=3, stride=2, padding=1), norm_layer(width * 2), nn.ReLU()]
             back = [ResnetBlock(width * 2, norm_layer, use_dropout) for _ in range(n_blocks_local)]
-            back += [nn.ConvTranspose2d(width * 2, width, kernel_size=3, stride=2, padding=1, output_padding=1), norm_layer(width), nn.ReLU(True)]
+            back += [nn.ConvTranspose2d(width * 2, width, kernel_size=3, stride=2, padding=1, output_padding=1), norm_layer(width), nn.ReLU()]
             if n == n_local_enhancers:
                 back += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
             setattr(self, f'model{n}_1', nn.Sequential(*front))

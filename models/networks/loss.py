@@ -102,11 +102,13 @@ class VGGLoss(nn.Module):
         self.vgg = Vgg19(weights_path)
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """Weighted L1 between the VGG features of fake and real (one VGG pass over both)."""
-        features = self.vgg(torch.cat([fake, real], dim=0))
-        batch = fake.shape[0]
+        """Weighted L1 between the VGG features of fake and real; only the fake's pass keeps a graph."""
+        # The real photo's features are constants of the loss: a pass without autograd saves no
+        # activations, and the backward then runs through the fake's pass alone.
+        with torch.no_grad():
+            real_features = self.vgg(real)
         total = None
-        for weight, feature in zip(VGG_WEIGHTS, features):
-            loss = weight * F.l1_loss(feature[:batch].float(), feature[batch:].detach().float())
+        for weight, fake_feature, real_feature in zip(VGG_WEIGHTS, self.vgg(fake), real_features):
+            loss = weight * F.l1_loss(fake_feature.float(), real_feature.float())
             total = loss if total is None else total + loss
         return total

@@ -1,16 +1,17 @@
-"""Encode every training image with E, collect per-instance features per class, K-means them (SPEC section 6).
+"""Encode every training image with E, collect per-instance features per class, K-means them
+(README, "Instance features, styles and semantic manipulation").
 
 Writes checkpoints/<name>/features.npz (per class: rows of feat_num features + area) and
 checkpoints/<name>/features_clustered_<n_clusters>.npz (per class: the cluster centres), no pickle.
 """
+
 import os
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.data_loader import create_data_loader
-from models import create_model
+from builders import build_data, build_model
 from models.manipulation import cluster_features, save_class_arrays
 from options.base_options import check_writable, experiment_dir
 from options.test_options import FeatureOptions
@@ -33,8 +34,8 @@ def main() -> None:
     """Encode, save the raw features, cluster and save the centres; print a per-class summary."""
     opt = FeatureOptions().parse()
     check_writable(experiment_dir(opt), '--checkpoints_dir')
-    data_loader = create_data_loader(opt)
-    model = create_model(opt)
+    _, data_loader = build_data(opt)
+    model = build_model(opt)
     features = collect_features(model, data_loader)
     save_dir = experiment_dir(opt)
     save_class_arrays(os.path.join(save_dir, 'features.npz'), features)

@@ -1,12 +1,12 @@
-"""Precompute E's feature maps for --load_features (SPEC section 6): upsampled x2 (nearest) and saved
+"""Precompute E's feature maps for --load_features (README, "Instance features"): upsampled x2 (nearest) and saved
 as 3-channel 8-bit PNGs in <dataroot>/<phase>_feat, named as the label maps."""
+
 import os
 
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data.data_loader import create_data_loader
-from models import create_model
+from builders import build_data, build_model
 from options.base_options import OptionsError, check_writable
 from options.test_options import FeatureOptions
 from util.cli import run_main
@@ -18,8 +18,8 @@ def main() -> None:
     opt = FeatureOptions().parse()
     if opt.feat_num != 3:
         raise OptionsError(f"feature maps are saved as RGB PNGs, which needs --feat_num 3 (the experiment has {opt.feat_num})")
-    data_loader = create_data_loader(opt)
-    model = create_model(opt)
+    _, data_loader = build_data(opt)
+    model = build_model(opt)
     out_dir = os.path.join(opt.dataroot, f'{opt.phase}_feat')
     check_writable(out_dir, '--dataroot')
     for data in tqdm(data_loader, desc='precomputing feature maps', dynamic_ncols=True):

@@ -1,48 +1,34 @@
 """Synthesize images from label maps with a trained pix2pixHD and write results/<name>/<phase>_<epoch>/index.html."""
-import contextlib
+
 import os
 
-import torch
-
-from data.base_dataset import size_base
-from data.data_loader import create_data_loader, create_dataset
-from models import create_model
+from builders import build_data, build_model
 from models.manipulation import check_relabel, parse_int_pairs, relabel_maps
+from models.pix2pixHD_model import inference_precision
 from options.base_options import check_writable
 from options.test_options import TestOptions
 from util.cli import run_main
 from util.html import HTML
-from util.util import tensor2im, tensor2label
-from util.visualizer import Visualizer
-
-
-def inference_precision(opt, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for --data_type 16 (float16 on CUDA) or --amp; float32 otherwise."""
-    if opt.amp != 'off':
-        return torch.autocast(device.type, dtype=torch.bfloat16 if opt.amp == 'bf16' else torch.float16)
-    if opt.data_type == 16:
-        if device.type == 'cuda':
-            return torch.autocast('cuda', dtype=torch.float16)
-        print('--data_type 16 is float16 on CUDA only: running float32 on the CPU')
-    return contextlib.nullcontext()
+from util.visualizer import Visualizer, make_visuals
 
 
 def main() -> None:
     """Run the generator over the test set and write the results page (or export it with --export_onnx)."""
     opt = TestOptions().parse()
     if opt.export_onnx:
-        from util.onnx_export import check_onnx_available
+        from models.onnx_export import check_onnx_available
+
         check_onnx_available(opt.export_onnx)
         check_writable(os.path.dirname(os.path.abspath(opt.export_onnx)), '--export_onnx')
     relabel = check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)
-    dataset = create_dataset(opt)
+    dataset, data_loader = build_data(opt)
     if dataset.B_paths is not None and not opt.export_onnx:
         print(f'Showing the real photos of {os.path.dirname(dataset.B_paths[0])} beside the results')
-    data_loader = create_data_loader(opt, dataset)
-    model = create_model(opt)
+    model = build_model(opt)
     if opt.export_onnx:
-        from util.onnx_export import export_generator
-        export_generator(model, next(iter(data_loader)), opt.export_onnx, size_base(opt))
+        from models.onnx_export import export_generator
+
+        export_generator(model, next(iter(data_loader)), opt.export_onnx, opt.size_base)
         return
     visualizer = Visualizer(opt)
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.which_epoch}')
@@ -55,15 +41,10 @@ def main() -> None:
                 break
             image = data['image'] if opt.use_encoded_image else None
             label, inst = relabel_maps(data['label'], data['inst'], relabel)
-            visuals = {'input_label': tensor2label(label[0], opt.label_nc)}
-            for style in range(opt.n_styles):
-                generated = model.inference(label, inst, image)
-                name = 'synthesized_image' if opt.n_styles == 1 else f'synthesized_image_style{style}'
-                visuals[name] = tensor2im(generated[0].float().cpu())
-            if data['image'].numel():
-                visuals['real_image'] = tensor2im(data['image'][0])
+            names = ['synthesized_image'] if opt.n_styles == 1 else [f'synthesized_image_style{style}' for style in range(opt.n_styles)]
+            synthesized = {name: model.inference(label, inst, image)[0] for name in names}
             print(f'process image... {data["path"][0]}')
-            visualizer.save_images(webpage, visuals, data['path'][0])
+            visualizer.save_images(webpage, make_visuals(label[0], opt.label_nc, synthesized, data['image'][0]), data['path'][0])
     webpage.save()
     print(f'Results page: {os.path.join(web_dir, "index.html")}')
 

@@ -1,21 +1,20 @@
-"""Train pix2pixHD: load data, build the trainer, loop over epochs, log, save (SPEC sections 4-5)."""
-import math
+"""Train pix2pixHD: build, loop over epochs, log, save (one process, or one per GPU under torchrun)."""
+
 import random
-import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.data_loader import create_data_loader, create_dataset
-from models.pix2pixHD_trainer import Pix2PixHDTrainer, read_iter_file
-from options.base_options import check_writable, experiment_dir, save_options
+from builders import build_data, build_trainer
+from options.base_options import check_writable
 from options.train_options import TrainOptions
+from util.checkpoint import experiment_dir, finish_interrupted_saves, read_iter_file, save_options
 from util.cli import run_main
 from util.distributed import any_rank, average_values, finish, init_distributed
+from util.iter_counter import IterationCounter, resume_position
 from util.preemption import StopRequest
-from util.util import tensor2im, tensor2label
-from util.visualizer import Visualizer
+from util.visualizer import Visualizer, make_visuals
 
 
 def seed_everything(seed: int) -> None:
@@ -26,125 +25,121 @@ def seed_everything(seed: int) -> None:
 
 
 def main() -> None:
-    """The reference's training loop (one process, or one per GPU under torchrun)."""
+    """The reference's training loop: G step then D step per batch; lr decay after --niter epochs.
+
+    Everything that can refuse the start (options against the saved ones, data, checkpoint shapes) runs
+    before anything is written, so a refused start leaves the experiment folder as it was.
+    """
     opt = TrainOptions().parse(save=False)
-    rank, world, local_rank = init_distributed(use_cuda=bool(opt.gpu_ids))
-    is_main = rank == 0
-    if world > 1 and opt.gpu_ids:
-        opt.gpu_ids = [local_rank]
+    init_distributed(opt)
+    is_main = opt.rank == 0
     if is_main:
         TrainOptions.print_options(opt)
-        check_writable(experiment_dir(opt), '--checkpoints_dir')
-        save_options(opt)
     if opt.seed is not None:
         seed_everything(opt.seed)
-    start_epoch, epoch_iter = read_iter_file(experiment_dir(opt)) if opt.continue_train else (1, 0)
+    dataset, data_loader = build_data(opt)
+    dataset_size = data_loader.sampler.batches_per_epoch() * opt.batchSize
+    print(f'#training images = {dataset_size}' + (f' per process, {opt.world_size} processes' if opt.world_size > 1 else ''))
+    trainer = build_trainer(opt)
+    start = (1, 0)
     if opt.continue_train:
-        print(f'Resuming from epoch {start_epoch} at iteration {epoch_iter}')
+        epoch, epoch_iter, note = resume_position(*read_iter_file(experiment_dir(opt)), dataset_size, opt.batchSize)
+        start = (epoch, epoch_iter)
+        print(note or f'Resuming from epoch {epoch} at iteration {epoch_iter}')
 
-    opt.print_freq = math.lcm(opt.print_freq, opt.batchSize)
-    if opt.debug:
-        opt.display_freq = opt.print_freq = 1
-        opt.niter, opt.niter_decay = 1, 0
-        opt.max_dataset_size = 10
-
-    dataset = create_dataset(opt)
-    data_loader = create_data_loader(opt, dataset, rank, world)
-    sampler = data_loader.sampler
-    dataset_size = sampler.batches_per_epoch() * opt.batchSize
-    print(f'#training images = {dataset_size}' + (f' per process, {world} processes' if world > 1 else ''))
-
-    trainer = Pix2PixHDTrainer(opt)
-    if opt.continue_train and trainer.load_training_state(opt.which_epoch):
-        print(f'Restored optimisers, lr {trainer.old_lr:g} and RNG states from {opt.which_epoch}_train_state.pth')
+    if is_main:  # training really starts: from here on the experiment folder is written
+        check_writable(experiment_dir(opt), '--checkpoints_dir')
+        finish_interrupted_saves(experiment_dir(opt))
+        save_options(opt)
     visualizer = Visualizer(opt) if is_main else None
+    counter = IterationCounter(opt, dataset_size, *start)
     stop = StopRequest()
 
-    def save_latest(epoch: int, epoch_iter: int) -> None:
-        if is_main:
-            trainer.save('latest', epoch, epoch_iter)
-
-    total_steps = (start_epoch - 1) * dataset_size + epoch_iter
-    display_delta = total_steps % opt.display_freq
-    print_delta = total_steps % opt.print_freq
-    save_delta = total_steps % opt.save_latest_freq
-    n_epochs = opt.niter + opt.niter_decay
-
-    for epoch in range(start_epoch, n_epochs + 1):
-        epoch_start_time = time.time()
-        if epoch != start_epoch:
-            epoch_iter = epoch_iter % dataset_size
-        # A resumed epoch skips the batches it already trained on (the reference re-read them).
-        sampler.set_epoch(epoch, skip_batches=epoch_iter // opt.batchSize)
-        iter_start_time = time.time()
-        progress = tqdm(data_loader, total=len(data_loader), desc=f'epoch {epoch}/{n_epochs}', dynamic_ncols=True, leave=False,
-                        disable=None if is_main else True)
+    for epoch in counter.training_epochs():
+        data_loader.sampler.set_epoch(epoch, skip_batches=counter.record_epoch_start(epoch))
+        progress = tqdm(
+            data_loader,
+            total=len(data_loader),
+            desc=f'epoch {epoch}/{counter.n_epochs}',
+            dynamic_ncols=True,
+            leave=False,
+            disable=None if is_main else True,
+        )
         for data in progress:
-            if total_steps % opt.print_freq == print_delta:
-                iter_start_time = time.time()
-            total_steps += opt.batchSize
-            epoch_iter += opt.batchSize
-            save_fake = is_main and total_steps % opt.display_freq == display_delta
-
-            losses, generated = trainer.train_step(data, infer=save_fake, step=total_steps)
-
-            if total_steps % opt.print_freq == print_delta:
-                trainer.check_finite()
-                # Reading losses back is the step's only host sync, so it happens at print time only.
-                values = average_values(torch.stack([value.float() for value in losses.values()])).tolist()
-                errors = dict(zip(losses.keys(), values))
-                if is_main:
-                    per_iter = (time.time() - iter_start_time) / opt.print_freq
-                    message = visualizer.print_current_errors(epoch, epoch_iter, errors, per_iter)
-                    visualizer.plot_current_errors(errors, total_steps)
-                    progress.set_postfix({name: f'{value:.3f}' for name, value in errors.items()})
-                    if progress.disable:
-                        print(message)
-
-            if save_fake:
-                visuals = {'input_label': tensor2label(data['label'][0], opt.label_nc),
-                           'synthesized_image': tensor2im(generated.detach()[0].float().cpu()),
-                           'real_image': tensor2im(data['image'][0])}
-                visualizer.display_current_results(visuals, epoch, total_steps)
-
-            if total_steps % opt.save_latest_freq == save_delta:
-                tqdm.write(f'saving the latest model (epoch {epoch}, total_steps {total_steps})')
-                save_latest(epoch, epoch_iter)
-
+            counter.record_one_iteration()
+            # The run's last iteration (or one a signal stops) always logs and displays, so that the loss
+            # log and the training page exist after a run shorter than --print_freq / --display_freq.
+            final = counter.is_last_epoch() and counter.epoch_done()
+            display = is_main and (counter.needs_displaying() or final or stop.requested)
+            losses, generated = trainer.train_step(data, infer=display, step=counter.total_steps)
+            printed = counter.needs_printing() or final
+            if printed:
+                log_losses(trainer, visualizer, counter, losses, progress)
+            if display and visualizer is not None:
+                visuals = make_visuals(data['label'][0], opt.label_nc, {'synthesized_image': generated[0]}, data['image'][0])
+                visualizer.display_current_results(visuals, epoch, counter.total_steps)
+            if counter.needs_saving():
+                tqdm.write(f'saving the latest model (epoch {epoch}, total_steps {counter.total_steps})')
+                save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
             if any_rank(stop.requested, trainer.device):
+                if not printed:
+                    log_losses(trainer, visualizer, counter, losses, progress)
                 progress.close()
-                save_latest(epoch, epoch_iter)
-                print(f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {epoch}, iteration {epoch_iter}; '
-                      f'latest checkpoint and training state saved in {experiment_dir(opt)}. '
-                      f'Resume with the same command plus --continue_train')
-                finish()
-                return
-
-            if epoch_iter >= dataset_size:
+                save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
+                print(
+                    f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {epoch}, iteration {counter.epoch_iter}; '
+                    f'latest checkpoint and training state saved in {experiment_dir(opt)}. '
+                    'Resume with the same command plus --continue_train'
+                )
+                return finish()
+            if counter.epoch_done():
                 break
         progress.close()
-        print(f'End of epoch {epoch} / {n_epochs} \t Time Taken: {time.time() - epoch_start_time:.0f} sec')
-
-        # The schedule moves before the end-of-epoch save (the reference saves first) so that the saved
-        # training state holds the optimiser and lr the next epoch starts with; the weights are the same.
-        if opt.niter_fix_global != 0 and epoch == opt.niter_fix_global:
-            trainer.update_fixed_params()
-        if epoch > opt.niter:
-            trainer.update_learning_rate()
-
-        if epoch % opt.save_epoch_freq == 0:
-            print(f'saving the model at the end of epoch {epoch}, iters {total_steps}')
-            save_latest(epoch + 1, 0)
-            if is_main:
-                trainer.save(str(epoch), epoch + 1, 0)
-        elif epoch == n_epochs:
-            # The reference loses the final weights when the last epoch is not a multiple of save_epoch_freq.
-            print(f'saving the final model (epoch {epoch}, total_steps {total_steps})')
-            save_latest(epoch + 1, 0)
-    if is_main:
+        print(f'End of epoch {epoch} / {counter.n_epochs} \t Time Taken: {counter.epoch_seconds():.0f} sec')
+        end_of_epoch(opt, trainer, counter, is_main)
+    if visualizer is not None:
         visualizer.close()
         print(f'Training finished; checkpoints and web/index.html are in {experiment_dir(opt)}')
     finish()
+
+
+def log_losses(trainer, visualizer: Visualizer | None, counter: IterationCounter, losses: dict, progress: tqdm) -> None:
+    """Read the losses back (the step's only host sync), average them over processes, print and log them."""
+    trainer.check_finite()
+    values = average_values(torch.stack([value.float() for value in losses.values()])).tolist()
+    errors = dict(zip(losses.keys(), values))
+    if visualizer is None:
+        return
+    message = visualizer.print_current_errors(counter.epoch, counter.epoch_iter, errors, counter.time_per_iteration())
+    visualizer.plot_current_errors(errors, counter.total_steps)
+    progress.set_postfix({name: f'{value:.3f}' for name, value in errors.items()})
+    if progress.disable:
+        print(message)
+
+
+def end_of_epoch(opt, trainer, counter: IterationCounter, is_main: bool) -> None:
+    """Unfix the global generator, decay the lr, then save `<epoch>` + `latest` every --save_epoch_freq epochs."""
+    epoch = counter.epoch
+    # The schedule moves before the end-of-epoch save (the reference saves first) so that the saved
+    # training state holds the optimiser and lr the next epoch starts with; the weights are the same.
+    if opt.niter_fix_global != 0 and epoch == opt.niter_fix_global:
+        trainer.update_fixed_params()
+    if epoch > opt.niter:
+        trainer.update_learning_rate()
+    if counter.needs_epoch_checkpoint():
+        print(f'saving the model at the end of epoch {epoch}, iters {counter.total_steps}')
+        save(trainer, is_main, 'latest', epoch + 1, 0)
+        save(trainer, is_main, str(epoch), epoch + 1, 0)
+    elif counter.is_last_epoch():
+        # The reference loses the final weights when the last epoch is not a multiple of save_epoch_freq.
+        print(f'saving the final model (epoch {epoch}, total_steps {counter.total_steps})')
+        save(trainer, is_main, 'latest', epoch + 1, 0)
+
+
+def save(trainer, is_main: bool, which_epoch: str, epoch: int, epoch_iter: int) -> None:
+    """Write a checkpoint from the main process only (every process holds the same weights)."""
+    if is_main:
+        trainer.save(which_epoch, epoch, epoch_iter)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""The aligned dataset of SPEC section 1: label (or RGB A), instance map, photo and feature map."""
+"""The aligned dataset (README, "Training on your own data"): label (or RGB A), instance map, photo and feature map."""
 import argparse
 import os
 import random
@@ -7,7 +7,7 @@ import re
 import torch
 from PIL import Image
 
-from .base_dataset import DatasetError, get_params, image_to_tensor, map_to_tensor, open_map, size_base, transform
+from .base_dataset import DatasetError, get_params, image_to_tensor, map_to_tensor, open_map, transform
 from .image_folder import make_dataset
 
 
@@ -19,7 +19,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         self.root = opt.dataroot
         rgb_input = opt.label_nc == 0
         self.A_paths = self._folder(opt.phase + ('_A' if rgb_input else '_label'), 'input label maps' if not rgb_input else 'input images (--label_nc 0)')
-        self.label_sizes = self._check_labels()
+        self.label_sizes = self._check_maps(self.A_paths, 'label map') if not rgb_input else [image_header(path)[0] for path in self.A_paths]
         self.label_keys = [pair_key(path) for path in self.A_paths]
         photo_folder = opt.phase + ('_B' if rgb_input else '_img')
         photos_required = opt.isTrain or getattr(opt, 'use_encoded_image', False)
@@ -27,6 +27,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         self.inst_paths = None
         if not opt.no_instance:
             self.inst_paths = self._paired_folder(opt.phase + '_inst', 'instance maps (or pass --no_instance)', 'instance map')
+            self._check_maps(self.inst_paths, 'instance map')
         self.feat_paths = None
         if getattr(opt, 'load_features', False):
             self.feat_paths = self._paired_folder(opt.phase + '_feat', 'precomputed feature maps (run precompute_feature_maps.py first)')
@@ -51,14 +52,18 @@ class AlignedDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{directory}: no images found ({what})")
         return paths
 
-    def _check_labels(self) -> list:
-        """Label maps must hold ids, not colours; returns their sizes (headers only)."""
+    def _check_maps(self, paths: list, what: str) -> list:
+        """Label and instance maps must hold one channel of ids, not colours or alpha; returns their sizes (headers only)."""
         sizes = []
-        for label_path in self.A_paths:
-            size, mode = image_header(label_path)
-            if self.opt.label_nc != 0 and mode in ('RGB', 'RGBA'):
-                raise DatasetError(f"{label_path}: label map has colour channels (mode {mode}); use the labelIds PNGs "
+        for path in paths:
+            size, mode = image_header(path)
+            if what == 'label map' and mode in ('RGB', 'RGBA'):
+                raise DatasetError(f"{path}: label map has colour channels (mode {mode}); use the labelIds PNGs "
                                    f"(not gtFine_color) or pass --label_nc 0 for RGB inputs")
+            if Image.getmodebands(mode) != 1:
+                raise DatasetError(f"{path}: {what} has {Image.getmodebands(mode)} channels (mode {mode}); expected one channel of ids "
+                                   f"(mode L, P or 16-bit I;16, like Cityscapes' labelIds/instanceIds PNGs): re-save it as a "
+                                   f"single-channel PNG without colour or alpha")
             sizes.append(size)
         return sizes
 
@@ -89,11 +94,13 @@ class AlignedDataset(torch.utils.data.Dataset):
         label = map_to_tensor(img)
         max_label = int(label.max())
         if max_label >= self.opt.label_nc:
-            raise DatasetError(f"{path}: label value {max_label} >= --label_nc {self.opt.label_nc}; pass --label_nc {max_label + 1} or fix the label map")
+            raise DatasetError(f"{path}: label value {max_label} >= --label_nc {self.opt.label_nc}; this file needs --label_nc {max_label + 1} "
+                               f"or more, other label maps may need more: python scripts/check_dataset.py --dataroot {self.root} "
+                               f"--phase {self.opt.phase} --label_nc {self.opt.label_nc} names the --label_nc that covers the whole dataset")
         return label
 
     def _check_size(self, tensor: torch.Tensor, path: str) -> None:
-        base = size_base(self.opt)
+        base = self.opt.size_base
         height, width = tensor.shape[-2:]
         if height % base or width % base or height == 0 or width == 0:
             raise DatasetError(
@@ -113,10 +120,15 @@ class AlignedDataset(torch.utils.data.Dataset):
         A_path = self.A_paths[index]
         A = self._open(A_path, as_map=opt.label_nc != 0)
         params = get_params(opt, A.size, rng)
-        if opt.label_nc == 0:
-            A_tensor = image_to_tensor(transform(A.convert('RGB'), opt, params, Image.BICUBIC))
-        else:
-            A_tensor = self._label_tensor(transform(A, opt, params, Image.NEAREST), A_path)
+        rgb_input = opt.label_nc == 0
+        try:
+            A = transform(A.convert('RGB') if rgb_input else A, opt, params, Image.BICUBIC if rgb_input else Image.NEAREST)
+        except DatasetError as error:
+            # The other maps have the label map's size, so the label map is the one that shrinks to nothing first.
+            raise DatasetError(f"{A_path}: {error} under --resize_or_crop {opt.resize_or_crop} --loadSize {opt.loadSize} "
+                               f"(sides rounded to multiples of {opt.size_base} with 'none'); use larger images, a larger "
+                               f"--loadSize or another --resize_or_crop") from None
+        A_tensor = image_to_tensor(A) if rgb_input else self._label_tensor(A, A_path)
         self._check_size(A_tensor, A_path)
 
         B_tensor = inst_tensor = feat_tensor = torch.zeros(0)

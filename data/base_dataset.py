@@ -1,27 +1,17 @@
-"""Preprocessing of SPEC section 2: the five --resize_or_crop modes, flip, and tensor conversion."""
+"""Preprocessing (README, "Training on your own data"): the five --resize_or_crop modes, flip, and tensor conversion."""
+
 import argparse
 import random
+import types
 
 import numpy as np
 import torch
 from PIL import Image
 
-
-class DatasetError(ValueError):
-    """A problem with the user's data: the message names the file, the value and the fix."""
+from util.errors import DatasetError
 
 
-def size_base(opt: argparse.Namespace) -> int:
-    """The factor every side must be divisible by for the generator (and encoder) to keep its size."""
-    base = 2 ** opt.n_downsample_global
-    if opt.netG == 'local':
-        base *= 2 ** opt.n_local_enhancers
-    if getattr(opt, 'instance_feat', False) or getattr(opt, 'label_feat', False):
-        base = max(base, 2 ** opt.n_downsample_E)
-    return base
-
-
-def get_params(opt: argparse.Namespace, size: tuple, rng: random.Random = random) -> dict:
+def get_params(opt: argparse.Namespace, size: tuple, rng: random.Random | types.ModuleType = random) -> dict:
     """Draw the crop position and flip shared by label, instance, image and feature map."""
     width, height = size
     new_w, new_h = width, height
@@ -36,11 +26,18 @@ def get_params(opt: argparse.Namespace, size: tuple, rng: random.Random = random
     return {'crop_pos': (x, y), 'flip': flip}
 
 
+def _resize(img: Image.Image, size: tuple, method: int) -> Image.Image:
+    """img.resize, refusing a size with an empty side (which PIL would report as a bare ValueError)."""
+    if size[0] < 1 or size[1] < 1:
+        raise DatasetError(f"a {img.size[0]}x{img.size[1]} image would shrink to {size[0]}x{size[1]} pixels")
+    return img.resize(size, method)
+
+
 def _scale_width(img: Image.Image, target_width: int, method: int) -> Image.Image:
     width, height = img.size
     if width == target_width:
         return img
-    return img.resize((target_width, int(target_width * height / width)), method)
+    return _resize(img, (target_width, int(target_width * height / width)), method)
 
 
 def _crop(img: Image.Image, pos: tuple, size: int) -> Image.Image:
@@ -57,22 +54,22 @@ def _make_power_2(img: Image.Image, base: int, method: int) -> Image.Image:
     new_w = int(round(width / base) * base)
     if new_h == height and new_w == width:
         return img
-    return img.resize((new_w, new_h), method)
+    return _resize(img, (new_w, new_h), method)
 
 
 def transform(img: Image.Image, opt: argparse.Namespace, params: dict, method: int) -> Image.Image:
     """Resize / crop / round / flip one PIL image as --resize_or_crop says (same params for all maps)."""
     mode = opt.resize_or_crop
     if 'resize' in mode:
-        img = img.resize((opt.loadSize, opt.loadSize), method)
+        img = _resize(img, (opt.loadSize, opt.loadSize), method)
     elif 'scale_width' in mode:
         img = _scale_width(img, opt.loadSize, method)
     if 'crop' in mode:
         img = _crop(img, params['crop_pos'], opt.fineSize)
     if mode == 'none':
-        img = _make_power_2(img, size_base(opt), method)
+        img = _make_power_2(img, opt.size_base, method)
     if opt.isTrain and not opt.no_flip and params['flip']:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return img
 
 

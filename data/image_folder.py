@@ -1,4 +1,5 @@
 """Listing image files in a folder."""
+
 import os
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
@@ -11,7 +12,7 @@ def is_image_file(filename: str) -> bool:
 
 def make_dataset(directory: str) -> list:
     """Sorted paths of every image under `directory` (recursively)."""
-    images = []
+    images: list[str] = []
     for root, _, fnames in sorted(os.walk(directory)):
         images.extend(os.path.join(root, fname) for fname in fnames if is_image_file(fname))
     return sorted(images)

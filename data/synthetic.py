@@ -27,8 +27,11 @@ from __future__ import annotations
 import json
 import os
 import re
+
 import numpy as np
 from PIL import Image
+
+from util.cityscapes import LABEL_IDS as CITYSCAPES_LABEL_IDS
 
 __all__ = [
     "LABEL_IDS",
@@ -40,16 +43,9 @@ __all__ = [
     "styles_for",
 ]
 
-# Cityscapes labelIds used by the generator.
+# Cityscapes labelIds of the classes the generator paints.
 LABEL_IDS: dict[str, int] = {
-    "road": 7,
-    "sidewalk": 8,
-    "building": 11,
-    "pole": 17,
-    "vegetation": 21,
-    "sky": 23,
-    "person": 24,
-    "car": 26,
+    name: CITYSCAPES_LABEL_IDS[name] for name in ("road", "sidewalk", "building", "pole", "vegetation", "sky", "person", "car")
 }
 ALLOWED_LABEL_IDS: frozenset[int] = frozenset(LABEL_IDS.values())
 
@@ -261,8 +257,8 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
     n_cars = int(rng.integers(1, 5))
     y_lo = road_top + 0.25 * (H - road_top)
     bottoms = np.sort(u(y_lo, H, n_cars))
-    placed = []  # (x0, y0, x1, y1) boxes of earlier cars
-    cars_drawn = []
+    placed: list[tuple[float, float, float, float]] = []  # (x0, y0, x1, y1) boxes of earlier cars
+    cars_drawn: list[dict] = []
     for yb in bottoms:
         depth = yb - horizon
         ch = max(5.0, depth * u(0.50, 0.68))
@@ -303,7 +299,7 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         cars_drawn.append({"instance_id": iid, "style": style})
 
     # drop fully hidden cars and renumber the remaining ones consecutively
-    cars = []
+    cars: list[dict] = []
     remap = {}
     for c in cars_drawn:
         n = int((cv.inst == c["instance_id"]).sum())
@@ -356,7 +352,7 @@ def make_synthetic_dataset(
 
     counts: dict[str, int] = {}
     styles: dict[str, list[dict]] = {}
-    for split_idx, ((split, city), n) in enumerate(zip(_SPLITS, (n_train, n_test))):
+    for split_idx, ((split, city), n) in enumerate(zip(_SPLITS, (n_train, n_test), strict=True)):
         dirs = {kind: os.path.join(root, f"{split}_{kind}") for kind in ("label", "inst", "img")}
         for kind, d in dirs.items():
             os.makedirs(d, exist_ok=True)

@@ -1,13 +1,13 @@
-"""Instance-feature clusters (SPEC section 6) and semantic manipulation: style choice per class or
+"""Instance-feature clusters (README, "Instance features") and semantic manipulation: style choice per class or
 instance, several styles per input, relabelling classes before synthesis."""
+
 import json
 import os
-from typing import Optional
 
 import numpy as np
 import torch
 
-from options.base_options import OptionsError
+from util.errors import OptionsError, describe
 from util.util import atomic_write
 
 from .networks import ModelError, instance_class, instance_segments
@@ -20,9 +20,12 @@ AREA_THRESHOLD = 0.5
 # ---------------------------------------------------------------- cluster files
 def save_class_arrays(path: str, arrays: dict) -> None:
     """{class id: 2-D array} to an .npz with one array per class (no pickle), atomically."""
+
     def write(tmp_path: str) -> None:
         with open(tmp_path, 'wb') as handle:
-            np.savez(handle, **{str(class_id): np.asarray(rows, dtype=np.float32) for class_id, rows in arrays.items()})
+            payload = {str(class_id): np.asarray(rows, dtype=np.float32) for class_id, rows in arrays.items()}
+            np.savez(handle, **payload)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
+
     atomic_write(path, write)
 
 
@@ -32,24 +35,31 @@ def load_clusters(path: str, feat_num: int, allow_pickle: bool = False) -> dict:
         raise ModelError(f"cluster file {path} not found; run encode_features.py --name <experiment> first, or pass --cluster_path")
     if path.endswith('.npy'):
         if not allow_pickle:
-            raise ModelError(f"{path} is a pickled dict from the reference code, and unpickling a file can run code in it; "
-                             f"pass --allow_pickle if you trust it, or re-run encode_features.py to write a .npz")
+            raise ModelError(
+                f"{path} is a pickled dict from the reference code, and unpickling a file can run code in it; "
+                f"pass --allow_pickle if you trust it, or re-run encode_features.py to write a .npz"
+            )
         try:
             centers = np.load(path, allow_pickle=True, encoding='latin1').item()
             centers = {int(class_id): np.asarray(rows, dtype=np.float32) for class_id, rows in centers.items()}
         except Exception as error:  # any content other than the reference's {class: centres} dict
-            raise ModelError(f"{path}: not a cluster file of the reference ({str(error).splitlines()[0]}); "
-                             f"re-run encode_features.py to write a .npz") from None
+            raise ModelError(
+                f"{path}: not a cluster file of the reference ({str(error).splitlines()[0]}); re-run encode_features.py to write a .npz"
+            ) from None
     else:
         try:
             with np.load(path, allow_pickle=False) as archive:
                 centers = {int(key): archive[key] for key in archive.files}
-        except (OSError, ValueError) as error:
-            raise ModelError(f"{path}: not a cluster file ({str(error).splitlines()[0]}); re-run encode_features.py") from None
+        except Exception as error:  # truncated or damaged archives: BadZipFile, bad CRC, zlib and EOF errors, ...
+            raise ModelError(
+                f"{path}: not a readable cluster file ({describe(error)}); it may be truncated or damaged: re-run encode_features.py"
+            ) from None
     for class_id, rows in centers.items():
         if rows.ndim != 2 or rows.shape[1] != feat_num:
-            raise ModelError(f"{path}: class {class_id} has centres of shape {rows.shape}, but --feat_num is {feat_num}; "
-                             f"re-run encode_features.py for this experiment")
+            raise ModelError(
+                f"{path}: class {class_id} has centres of shape {rows.shape}, but --feat_num is {feat_num}; "
+                f"re-run encode_features.py for this experiment"
+            )
     return {int(class_id): np.asarray(rows, dtype=np.float32) for class_id, rows in centers.items() if len(rows)}
 
 
@@ -105,7 +115,7 @@ class FeatureSampler:
     Classes without clusters get zeros (the reference left those pixels uninitialised).
     """
 
-    def __init__(self, centers: dict, feat_num: int, choices: Optional[dict] = None, seed: Optional[int] = None) -> None:
+    def __init__(self, centers: dict, feat_num: int, choices: dict | None = None, seed: int | None = None) -> None:
         self.feat_num = feat_num
         self.counts = {class_id: rows.shape[0] for class_id, rows in centers.items()}
         max_class = max(centers, default=0)
@@ -113,11 +123,11 @@ class FeatureSampler:
         self.table = torch.zeros(max_class + 2, max_k, feat_num)  # last row: classes without clusters
         self.count_table = torch.zeros(max_class + 2, dtype=torch.long)
         for class_id, rows in centers.items():
-            self.table[class_id, :rows.shape[0]] = torch.from_numpy(rows)
+            self.table[class_id, : rows.shape[0]] = torch.from_numpy(rows)
             self.count_table[class_id] = rows.shape[0]
         self.choices = self._validated(choices or {})
         self.generator = torch.Generator()
-        self.generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2 ** 31 - 1, ()).item()))
+        self.generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
 
     def available(self) -> str:
         """'class: number of clusters' for every clustered class, for messages."""
@@ -128,9 +138,13 @@ class FeatureSampler:
             class_id = key if key < 1000 else key // 1000
             what = f'class {key}' if key < 1000 else f'instance {key} (class {class_id})'
             if class_id not in self.counts:
-                raise OptionsError(f"--feat_choice {key}:{index}: {what} has no clusters; classes with clusters (count): {self.available()}")
+                raise OptionsError(
+                    f"--feat_choice {key}:{index}: {what} has no clusters; classes with clusters (count): {self.available()}"
+                )
             if not 0 <= index < self.counts[class_id]:
-                raise OptionsError(f"--feat_choice {key}:{index}: cluster index out of range; {what} has clusters 0..{self.counts[class_id] - 1}")
+                raise OptionsError(
+                    f"--feat_choice {key}:{index}: cluster index out of range; {what} has clusters 0..{self.counts[class_id] - 1}"
+                )
         return choices
 
     def sample(self, instance_map: torch.Tensor) -> torch.Tensor:

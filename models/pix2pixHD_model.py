@@ -1,15 +1,12 @@
-"""The pix2pixHD model: input encoding, the five losses of SPEC section 4, inference and checkpoints."""
+"""The pix2pixHD model: input encoding, the five losses, inference and instance-feature encoding."""
 import argparse
-import glob
-import os
+import contextlib
 from typing import Optional
 
 import torch
 import torch.nn as nn
 
-from options.base_options import ARCHITECTURE_FLAGS, experiment_dir, load_saved_options
 from util.image_pool import ImagePool
-from util.util import atomic_write
 
 from . import networks
 from .manipulation import AREA_BLOCKS, FeatureSampler, load_clusters, parse_int_pairs, resolve_cluster_path
@@ -35,20 +32,25 @@ def one_hot_label(label_map: torch.Tensor, label_nc: int) -> torch.Tensor:
     return one_hot.scatter_(1, label_map.long(), 1.0)
 
 
-def device_of(opt: argparse.Namespace) -> torch.device:
-    """The device --gpu_ids asks for (first id), or the CPU for an empty list."""
-    return torch.device(f'cuda:{opt.gpu_ids[0]}') if opt.gpu_ids else torch.device('cpu')
+def inference_precision(opt, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast for --data_type 16 (float16 on CUDA) or --amp; float32 otherwise."""
+    if opt.amp != 'off':
+        return torch.autocast(device.type, dtype=torch.bfloat16 if opt.amp == 'bf16' else torch.float16)
+    if opt.data_type == 16:
+        if device.type == 'cuda':
+            return torch.autocast('cuda', dtype=torch.float16)
+        print('--data_type 16 is float16 on CUDA only: running float32 on the CPU')
+    return contextlib.nullcontext()
 
 
 class Pix2PixHDModel(nn.Module):
-    """Owns netG, netD, netE and the criteria; computes losses and images, saves and loads networks."""
+    """Owns netG, netD, netE and the criteria; computes losses and images (util/checkpoint.py saves and loads them)."""
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__()
         self.opt = opt
         self.isTrain = opt.isTrain
-        self.save_dir = experiment_dir(opt)
-        self.use_features = opt.instance_feat or opt.label_feat
+        self.use_features = opt.use_features
         self.gen_features = self.use_features and not opt.load_features
         # Disabled losses are left out of the logs, as in the reference's loss_filter.
         self.loss_names = tuple(name for name in ('G_GAN', 'G_GAN_Feat', 'G_VGG', 'D_real', 'D_fake')
@@ -83,7 +85,6 @@ class Pix2PixHDModel(nn.Module):
             self.fake_pool = ImagePool(opt.pool_size)
             self.criterionGAN = networks.GANLoss(use_lsgan=not opt.no_lsgan)
             self.criterionVGG = None if opt.no_vgg_loss else networks.VGGLoss(opt.vgg_weights or None)
-        self.load_networks()
 
     @property
     def device(self) -> torch.device:
@@ -186,111 +187,8 @@ class Pix2PixHDModel(nn.Module):
         _, inst_map, real_image, _ = self.encode_input(label, inst, image)
         return self.netE(real_image, inst_map)
 
-    # ---------------------------------------------------------------- checkpoints
-    def networks_by_label(self) -> dict:
-        """{'G': netG, 'D': netD, 'E': netE} for the networks this model has."""
+    # ---------------------------------------------------------------- networks
+    def networks_by_name(self) -> dict:
+        """{'G': netG, 'D': netD, 'E': netE} for the networks this model has (the names in checkpoint files)."""
         nets = {'G': self.netG, 'D': self.netD, 'E': self.netE}
-        return {label: net for label, net in nets.items() if net is not None}
-
-    def save(self, which_epoch: str) -> None:
-        """Write `{which_epoch}_net_{G,D,E}.pth`: plain CPU state_dicts of the bare networks, atomically."""
-        for label, net in self.networks_by_label().items():
-            save_network(net, os.path.join(self.save_dir, f'{which_epoch}_net_{label}.pth'))
-
-    def load_networks(self) -> None:
-        """Load weights for testing (--which_epoch), resuming (--continue_train) or --load_pretrain."""
-        opt = self.opt
-        if not self.isTrain or opt.continue_train:
-            for label, net in self.networks_by_label().items():
-                load_network_strict(net, self.save_dir, label, opt.which_epoch, opt)
-        elif opt.load_pretrain:
-            for label, net in self.networks_by_label().items():
-                load_network_partial(net, opt.load_pretrain, label, opt.which_epoch)
-
-
-def save_network(net: nn.Module, path: str) -> None:
-    """Save a network's state_dict on the CPU to `path` through a temporary file."""
-    state_dict = {key: value.detach().cpu() for key, value in net.state_dict().items()}
-    atomic_write(path, lambda tmp: torch.save(state_dict, tmp))
-
-
-def checkpoint_path(save_dir: str, label: str, which_epoch: str) -> str:
-    """`save_dir/{which_epoch}_net_{label}.pth`."""
-    return os.path.join(save_dir, f'{which_epoch}_net_{label}.pth')
-
-
-def available_epochs(save_dir: str, label: str) -> list:
-    """The `which_epoch` values that have a saved network `label` in save_dir."""
-    suffix = f'_net_{label}.pth'
-    return sorted(os.path.basename(path)[:-len(suffix)] for path in glob.glob(os.path.join(save_dir, '*' + suffix)))
-
-
-def read_state_dict(path: str, label: str, which_epoch: str, save_dir: str) -> dict:
-    """torch.load with weights_only=True (never runs code from the file); clear errors for missing files."""
-    if not os.path.isfile(path):
-        epochs = available_epochs(save_dir, label)
-        hint = f"available: --which_epoch {', '.join(epochs)}" if epochs else f"no *_net_{label}.pth in {save_dir}; train first or check --name/--checkpoints_dir"
-        raise ModelError(f"{path} not found (--which_epoch {which_epoch}); {hint}")
-    try:
-        state_dict = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # pickled code, truncation and format errors all mean the same to the user
-        raise ModelError(f"{path}: not a loadable weights file ({str(error).splitlines()[0]}); it may be truncated or contain pickled code") from None
-    if not isinstance(state_dict, dict):
-        raise ModelError(f"{path}: expected a state_dict, found {type(state_dict).__name__}")
-    return state_dict
-
-
-def state_dict_mismatch(net: nn.Module, state_dict: dict) -> list:
-    """Human-readable differences between a network's keys/shapes and a checkpoint's."""
-    own = net.state_dict()
-    missing = [key for key in own if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in own]
-    shapes = [f'{key} {tuple(state_dict[key].shape)} in file vs {tuple(own[key].shape)} in model'
-              for key in own if key in state_dict and tuple(own[key].shape) != tuple(state_dict[key].shape)]
-    problems = []
-    for title, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)):
-        if items:
-            problems.append(f"{len(items)} {title} (e.g. {items[0]})")
-    return problems
-
-
-def differing_flags(save_dir: str, opt: argparse.Namespace) -> list:
-    """Architecture flags whose value in save_dir/opt.json differs from the current options."""
-    saved = load_saved_options(save_dir) or {}
-    return [f'--{key} {saved[key]} (saved) vs {getattr(opt, key)} (now)' for key in ARCHITECTURE_FLAGS
-            if key in saved and saved[key] != getattr(opt, key)]
-
-
-def load_network_strict(net: nn.Module, save_dir: str, label: str, which_epoch: str, opt: argparse.Namespace) -> None:
-    """Load a checkpoint that must fit exactly (strict=True); name the flags that differ when it does not."""
-    path = checkpoint_path(save_dir, label, which_epoch)
-    state_dict = read_state_dict(path, label, which_epoch, save_dir)
-    problems = state_dict_mismatch(net, state_dict)
-    if problems:
-        flags = differing_flags(save_dir, opt)
-        hint = f"flags that differ from training: {'; '.join(flags)}" if flags else "check --netG, --ngf, --n_downsample_global, --n_blocks_*, --label_nc, --no_instance, --instance_feat, --feat_num, --num_D, --ndf, --norm"
-        raise ModelError(f"{path} does not fit the options: {'; '.join(problems)}; {hint}")
-    net.load_state_dict(state_dict, strict=True)
-
-
-def load_network_partial(net: nn.Module, save_dir: str, label: str, which_epoch: str) -> list:
-    """Copy every tensor whose key and shape match (--load_pretrain); report and return what stayed initialised."""
-    path = checkpoint_path(save_dir, label, which_epoch)
-    if not os.path.isfile(path):
-        if label == 'G':
-            read_state_dict(path, label, which_epoch, save_dir)  # raises the not-found message
-        print(f"--load_pretrain: {path} not found; network {label} keeps its initialisation")
-        return list(net.state_dict().keys())
-    state_dict = read_state_dict(path, label, which_epoch, save_dir)
-    own = net.state_dict()
-    matched = {key: value for key, value in state_dict.items() if key in own and tuple(own[key].shape) == tuple(value.shape)}
-    own.update(matched)
-    net.load_state_dict(own)
-    left = [key for key in own if key not in matched]
-    if left:
-        modules = sorted({key.split('.')[0] for key in left})
-        print(f"--load_pretrain: network {label} copied {len(matched)} tensors from {path}; "
-              f"{len(left)} left initialised, in: {', '.join(modules)}")
-    else:
-        print(f"--load_pretrain: network {label} loaded every tensor from {path}")
-    return left
+        return {name: net for name, net in nets.items() if net is not None}

@@ -1,45 +1,35 @@
 """One object that owns the optimisers, the lr schedule, mixed precision and the training state."""
 import argparse
 import contextlib
-import os
-import random
+from typing import Optional
 
-import numpy as np
 import torch
 
+from util.checkpoint import experiment_dir, rng_state, save_checkpoint, set_rng_state
 from util.distributed import average_gradients, broadcast_state, world_size
-from util.util import atomic_write
+from util.errors import TrainingError
 
-from .pix2pixHD_model import Pix2PixHDModel, device_of
-from .networks import ModelError
+from .pix2pixHD_model import Pix2PixHDModel
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, a failed save); the message says what is intact."""
 
 
 class Pix2PixHDTrainer:
     """Runs the reference's iteration: G step on G_GAN + G_GAN_Feat + G_VGG, then D step on (D_fake + D_real) / 2."""
 
-    def __init__(self, opt: argparse.Namespace) -> None:
+    def __init__(self, opt: argparse.Namespace, model: Optional[Pix2PixHDModel] = None) -> None:
+        """Wrap `model` (a fresh Pix2PixHDModel when None) for training: devices, processes, optimisers, AMP."""
         self.opt = opt
-        self.device = device_of(opt)
-        self.model = Pix2PixHDModel(opt).to(self.device)
+        self.device = torch.device(opt.device)
+        self.model = (model if model is not None else Pix2PixHDModel(opt)).to(self.device)
         if world_size() > 1:
             if opt.norm == 'batch' and self.device.type == 'cuda':
-                for label, net in self.model.networks_by_label().items():
-                    setattr(self.model, f'net{label}', torch.nn.SyncBatchNorm.convert_sync_batchnorm(net))
+                for name, net in self.model.networks_by_name().items():
+                    setattr(self.model, f'net{name}', torch.nn.SyncBatchNorm.convert_sync_batchnorm(net))
             elif opt.norm == 'batch':
                 print('--norm batch on CPU processes: batch statistics are per process (SyncBatchNorm needs CUDA)')
-        nets = list(self.model.networks_by_label().values())
+        nets = list(self.model.networks_by_name().values())
         broadcast_state(nets)
-        if opt.channels_last and self.device.type == 'cpu':
-            # Measured on torch 2.14 CPU: InstanceNorm2d's backward in channels-last gives wrong gradients
-            # (relative error ~1e-2 to ~1 in the generator's first conv), so the CPU keeps NCHW.
-            print('--channels_last is ignored on the CPU: PyTorch\'s CPU InstanceNorm backward is wrong in channels-last')
-            opt.channels_last = False
         if opt.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if opt.compile:
@@ -50,7 +40,7 @@ class Pix2PixHDTrainer:
         use_scaler = opt.amp == 'fp16'
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.old_lr = opt.lr
+        self.current_lr = opt.lr
         # Per loss, the first step at which it was NaN/Inf (-1: never), kept on the device so that
         # checking costs no host sync per step; check_finite() reads it at print and save time.
         self.first_nonfinite_step = torch.full((len(self.model.loss_names),), -1, dtype=torch.long, device=self.device)
@@ -121,96 +111,40 @@ class Pix2PixHDTrainer:
 
     def update_learning_rate(self) -> None:
         """Linear decay: lr drops by lr / niter_decay after each epoch past niter."""
-        lrd = self.opt.lr / self.opt.niter_decay
-        lr = self.old_lr - lrd
+        lr = self.current_lr - self.opt.lr / self.opt.niter_decay
+        print(f'update learning rate: {self.current_lr:f} -> {lr:f}')
+        self._set_lr(lr)
+
+    def _set_lr(self, lr: float) -> None:
+        self.current_lr = lr
         for optimizer in (self.optimizer_D, self.optimizer_G):
             for param_group in optimizer.param_groups:
                 param_group['lr'] = lr
-        print(f'update learning rate: {self.old_lr:f} -> {lr:f}')
-        self.old_lr = lr
 
-    # ---------------------------------------------------------------- saving
-    def save(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
-        """Reference-format weights plus `{which_epoch}_train_state.pth` (optimisers, scalers, lr, RNG).
-
-        Never saves weights that went through a non-finite loss; a failed write leaves the previous files intact.
-        """
-        self.check_finite()
-        try:
-            self._write(which_epoch, epoch, epoch_iter)
-        except OSError as error:
-            raise TrainingError(f"saving the '{which_epoch}' checkpoint in {self.model.save_dir} failed ({error.strerror or error}); "
-                                f"the previous checkpoint files are intact") from None
-
-    def _write(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
-        self.model.save(which_epoch)
-        if which_epoch == 'latest':
-            write_iter_file(self.model.save_dir, epoch, epoch_iter)
-        state = {
-            'epoch': epoch, 'epoch_iter': epoch_iter, 'lr': self.old_lr,
+    # ---------------------------------------------------------------- checkpoints
+    def training_state(self, epoch: int, epoch_iter: int) -> dict:
+        """Optimisers, scalers, the current lr and RNG states: what --continue_train needs besides the weights."""
+        return {
+            'epoch': epoch, 'epoch_iter': epoch_iter, 'lr': self.current_lr,
             'fix_global': self.fix_global,
             'optimizer_G': self.optimizer_G.state_dict(), 'optimizer_D': self.optimizer_D.state_dict(),
             'scaler_G': self.scaler_G.state_dict(), 'scaler_D': self.scaler_D.state_dict(),
             'rng': rng_state(),
         }
-        path = os.path.join(self.model.save_dir, f'{which_epoch}_train_state.pth')
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
 
-    def load_training_state(self, which_epoch: str) -> bool:
-        """Restore optimisers, scalers, lr and RNGs saved with the weights; False when there is no state file."""
-        path = os.path.join(self.model.save_dir, f'{which_epoch}_train_state.pth')
-        if not os.path.isfile(path):
-            return False
-        try:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as error:  # truncated or pickle-bearing files alike
-            raise ModelError(f"{path}: cannot read the training state ({str(error).splitlines()[0]}); delete it to resume from the weights only") from None
+    def restore_training_state(self, state: dict) -> None:
+        """Inverse of training_state(): optimisers (rebuilt if the global generator was still fixed), lr, scalers, RNGs."""
         if state['fix_global'] != self.fix_global:
             self.optimizer_G = self._make_optimizer_G(fix_global=state['fix_global'])
         self.optimizer_G.load_state_dict(state['optimizer_G'])
         self.optimizer_D.load_state_dict(state['optimizer_D'])
         self.scaler_G.load_state_dict(state['scaler_G'])
         self.scaler_D.load_state_dict(state['scaler_D'])
-        self.old_lr = state['lr']
-        for optimizer in (self.optimizer_D, self.optimizer_G):
-            for param_group in optimizer.param_groups:
-                param_group['lr'] = self.old_lr
+        self._set_lr(state['lr'])
         set_rng_state(state['rng'])
-        return True
 
-
-def read_iter_file(save_dir: str) -> tuple:
-    """(start_epoch, epoch_iter) from save_dir/iter.txt ("epoch,epoch_iter"), or (1, 0) when absent/unreadable."""
-    try:
-        start_epoch, epoch_iter = np.loadtxt(os.path.join(save_dir, 'iter.txt'), delimiter=',', dtype=int)
-        return int(start_epoch), int(epoch_iter)
-    except (OSError, ValueError):
-        return 1, 0
-
-
-def write_iter_file(save_dir: str, epoch: int, epoch_iter: int) -> None:
-    """iter.txt in the reference's format, written atomically."""
-    atomic_write(os.path.join(save_dir, 'iter.txt'), lambda tmp: np.savetxt(tmp, (epoch, epoch_iter), delimiter=',', fmt='%d'))
-
-
-def rng_state() -> dict:
-    """Python, numpy and torch RNG states in a form torch.load(weights_only=True) accepts."""
-    np_state = np.random.get_state()
-    state = {
-        'python': random.getstate(),
-        'numpy': (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])),
-        'torch': torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Inverse of rng_state()."""
-    random.setstate(state['python'])
-    name, keys, pos, has_gauss, cached = state['numpy']
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state['torch'])
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+    def save(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
+        """Write the checkpoint `which_epoch` (iter.txt too for 'latest'); never weights that went through a NaN/Inf loss."""
+        self.check_finite()
+        save_checkpoint(experiment_dir(self.opt), which_epoch, self.model.networks_by_name(), self.training_state(epoch, epoch_iter),
+                        (epoch, epoch_iter) if which_epoch == 'latest' else None)

@@ -1,26 +1,80 @@
-"""Command-line options shared by training and testing, with the reference's names and defaults."""
+"""Command-line options shared by training and testing, with the reference's names and defaults.
+
+`parse()` is the one place where options are settled: it parses, takes saved architecture flags (test
+time), derives every value computed from flags (device, feature use, size base, torchrun's device,
+--debug and test-time overrides, ...), validates, and returns a read-only namespace. No module writes
+to the options afterwards; `replace()` makes a changed copy where one is needed.
+"""
+
 import argparse
+import importlib.util
 import json
 import os
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
+from util.checkpoint import ARCHITECTURE_FLAGS, experiment_dir, format_options, load_saved_options, save_options
 from util.distributed import launched_by_torchrun
+from util.errors import OptionsError
 
-# Flags that fix the shape of the networks or of their input encoding. At test time (and in the
-# feature scripts) they are taken from the experiment's saved opt.json unless given explicitly,
-# because a train/test mismatch (e.g. `--netG local --ngf 32`) otherwise loads garbage or crashes.
-ARCHITECTURE_FLAGS = (
-    'label_nc', 'input_nc', 'output_nc', 'netG', 'ngf', 'n_downsample_global', 'n_blocks_global',
-    'n_blocks_local', 'n_local_enhancers', 'norm', 'use_dropout', 'no_instance', 'instance_feat',
-    'label_feat', 'feat_num', 'n_downsample_E', 'nef',
+__all__ = [
+    'ARCHITECTURE_FLAGS',
+    'BaseOptions',
+    'FrozenOptions',
+    'OptionsError',
+    'check_writable',
+    'experiment_dir',
+    'inherit_architecture',
+    'is_plain_name',
+    'load_saved_options',
+    'replace',
+    'resolve_gpu_ids',
+    'save_options',
+]
+
+# Help sections, in the order `--help` shows them.
+GROUPS = (
+    'experiment',
+    'data',
+    'generator',
+    'discriminator and losses',
+    'instance features',
+    'training schedule',
+    'logging and saving',
+    'device and speed',
+    'test time',
 )
 
 
-class OptionsError(ValueError):
-    """A user-facing problem with the command-line options."""
+class FrozenOptions(argparse.Namespace):
+    """Options after parse(): reading works as on any namespace, assigning raises."""
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(
+            f"options are read-only after parsing: cannot set opt.{key} (derive it in options/ at parse time, "
+            f"or make a changed copy with options.base_options.replace)"
+        )
+
+    def __delattr__(self, key: str) -> None:
+        raise AttributeError(f"options are read-only after parsing: cannot delete opt.{key}")
+
+
+def freeze(opt: argparse.Namespace) -> FrozenOptions:
+    """A read-only copy of `opt`."""
+    frozen = FrozenOptions()
+    frozen.__dict__.update(vars(opt))
+    return frozen
+
+
+def replace(opt: argparse.Namespace, **changes: Any) -> FrozenOptions:
+    """A read-only copy of `opt` with some values changed (for tools and tests that vary one setting)."""
+    thawed = argparse.Namespace(**vars(opt))
+    for key, value in changes.items():
+        setattr(thawed, key, value)
+    return freeze(thawed)
 
 
 def is_plain_name(value: str) -> bool:
@@ -44,71 +98,145 @@ def check_writable(folder: str, flag: str) -> None:
             handle.write('ok')
         os.remove(probe)
     except OSError as error:
-        raise OptionsError(f"cannot write to {folder} ({error.strerror or error}); fix its permissions or free space, or choose another {flag}") from None
+        raise OptionsError(
+            f"cannot write to {folder} ({error.strerror or error}); fix its permissions or free space, or choose another {flag}"
+        ) from None
 
 
 class BaseOptions:
-    """Builds the parser, parses, resolves the device and writes opt.txt / opt.json."""
+    """Builds the parser, parses, settles every derived value, validates and writes opt.txt / opt.json."""
 
     def __init__(self) -> None:
         self.isTrain = False
 
+    @staticmethod
+    def group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+        """The parser's help section `title` (one of GROUPS), created on first use."""
+        groups = {group.title: group for group in parser._action_groups}
+        return groups.get(title) or parser.add_argument_group(title)
+
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the flags common to train.py and test.py."""
-        # experiment
-        parser.add_argument('--name', type=_check_name, default='label2city', help='name of the experiment; it decides where to store samples and models')
-        parser.add_argument('--gpu_ids', type=str, default='0', help="gpu ids: e.g. 0  0,1,2  0,2; use -1 for CPU")
-        parser.add_argument('--checkpoints_dir', type=str, default='./checkpoints', help='models are saved here')
-        parser.add_argument('--model', type=str, default='pix2pixHD', choices=['pix2pixHD'], help='which model to use')
-        parser.add_argument('--norm', type=str, default='instance', choices=['instance', 'batch'], help='instance normalization or batch normalization')
-        parser.add_argument('--use_dropout', action='store_true', help='use dropout in the generator')
-        parser.add_argument('--data_type', default=32, type=int, choices=[8, 16, 32], help='supported data type: 16 = half-precision autocast, 32 = float32 (8 was TensorRT-only in the reference)')
-        parser.add_argument('--verbose', action='store_true', default=False, help='print the networks')
-        parser.add_argument('--fp16', action='store_true', default=False, help='train with automatic mixed precision in float16 (same as --amp fp16)')
-        parser.add_argument('--amp', type=str, default='off', choices=['off', 'bf16', 'fp16'], help='automatic mixed precision: off (float32, faithful), bf16 or fp16')
-        parser.add_argument('--local_rank', type=int, default=0, help='local rank for distributed training (set by the launcher)')
-        parser.add_argument('--seed', type=int, default=None, help='seed python, numpy and torch RNGs for a reproducible run')
-        parser.add_argument('--channels_last', action='store_true', help='run the networks in channels-last memory format (faster convolutions on recent GPUs and oneDNN CPUs)')
-        parser.add_argument('--compile', action='store_true', help='compile the networks with torch.compile (slow first iterations, faster after)')
+        for title in GROUPS:  # fixed order of the help sections, whichever flags come first
+            self.group(parser, title)
+        add = self.group(parser, 'experiment').add_argument
+        add(
+            '--name',
+            type=_check_name,
+            default='label2city',
+            help='name of the experiment: checkpoints go to <checkpoints_dir>/<name>, results to <results_dir>/<name>',
+        )
+        add(
+            '--checkpoints_dir', type=str, default='./checkpoints', help='folder of the experiments (weights, options, logs, training page)'
+        )
+        add(
+            '--model',
+            type=str,
+            default='pix2pixHD',
+            choices=['pix2pixHD'],
+            help='kept for script compatibility: pix2pixHD is the only model',
+        )
+        add('--seed', type=int, default=None, help='seed python, numpy and torch RNGs for a reproducible run')
+        add('--verbose', action='store_true', default=False, help='print the networks and their parameter counts')
 
-        # input/output sizes
-        parser.add_argument('--batchSize', type=int, default=1, help='input batch size')
-        parser.add_argument('--loadSize', type=int, default=1024, help='scale images to this size')
-        parser.add_argument('--fineSize', type=int, default=512, help='then crop to this size')
-        parser.add_argument('--label_nc', type=int, default=35, help='# of input label channels; 0 means the input is an RGB image (folders *_A / *_B)')
-        parser.add_argument('--input_nc', type=int, default=3, help='# of input image channels (used with --label_nc 0)')
-        parser.add_argument('--output_nc', type=int, default=3, help='# of output image channels')
+        add = self.group(parser, 'data').add_argument
+        add(
+            '--dataroot',
+            type=str,
+            default='./datasets/cityscapes/',
+            help='dataset folder with <phase>_label/, <phase>_inst/, <phase>_img/ (or <phase>_A/, <phase>_B/ with --label_nc 0)',
+        )
+        add(
+            '--label_nc',
+            type=int,
+            default=35,
+            help='number of label classes (pixel values 0..label_nc-1); 0 means the input is an RGB image (folders <phase>_A / <phase>_B)',
+        )
+        add('--input_nc', type=int, default=3, help='number of input image channels (used with --label_nc 0)')
+        add('--output_nc', type=int, default=3, help='number of output image channels')
+        add('--batchSize', type=int, default=1, help='input batch size (per process under torchrun)')
+        add('--loadSize', type=int, default=1024, help='scale images to this size (the width under scale_width)')
+        add('--fineSize', type=int, default=512, help='then crop to this size (modes with "crop")')
+        add(
+            '--resize_or_crop',
+            type=str,
+            default='scale_width',
+            choices=['resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none'],
+            help='scaling and cropping of images at load time',
+        )
+        add('--serial_batches', action='store_true', help='take images in sorted order instead of shuffling')
+        add('--no_flip', action='store_true', help='do not flip images horizontally for data augmentation')
+        add('--nThreads', default=2, type=int, help='number of data-loading worker processes')
+        add('--max_dataset_size', type=float, default=float("inf"), help='use at most this many samples (the first in sorted order)')
+        add('--no_instance', action='store_true', help='do not add the instance map (its edge map) as input')
 
-        # loading input
-        parser.add_argument('--dataroot', type=str, default='./datasets/cityscapes/')
-        parser.add_argument('--resize_or_crop', type=str, default='scale_width', choices=['resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none'], help='scaling and cropping of images at load time')
-        parser.add_argument('--serial_batches', action='store_true', help='if true, takes images in order to make batches, otherwise takes them randomly')
-        parser.add_argument('--no_flip', action='store_true', help='if specified, do not flip the images for data augmentation')
-        parser.add_argument('--nThreads', default=2, type=int, help='# threads for loading data')
-        parser.add_argument('--max_dataset_size', type=float, default=float("inf"), help='maximum number of samples allowed per dataset')
+        add = self.group(parser, 'generator').add_argument
+        add(
+            '--netG',
+            type=str,
+            default='global',
+            choices=['global', 'local'],
+            help='global: the global generator G1; local: G1 inside local enhancers (G2)',
+        )
+        add('--ngf', type=int, default=64, help='number of generator filters in the first conv layer')
+        add('--n_downsample_global', type=int, default=4, help='number of downsampling layers in the global generator')
+        add('--n_blocks_global', type=int, default=9, help='number of residual blocks in the global generator')
+        add('--n_blocks_local', type=int, default=3, help='number of residual blocks in each local enhancer')
+        add('--n_local_enhancers', type=int, default=1, help='number of local enhancers (with --netG local)')
+        add(
+            '--norm',
+            type=str,
+            default='instance',
+            choices=['instance', 'batch'],
+            help='normalisation layers: instance or batch normalisation',
+        )
+        add('--use_dropout', action='store_true', help='use dropout in the generator\'s residual blocks')
+        self.group(parser, 'training schedule').add_argument(
+            '--niter_fix_global', type=int, default=0, help='number of epochs that only the outermost local enhancer trains (--netG local)'
+        )
 
-        # display
-        parser.add_argument('--display_winsize', type=int, default=512, help='display window size')
-        parser.add_argument('--tf_log', action='store_true', help='log scalars and images to TensorBoard under checkpoints/<name>/logs')
+        add = self.group(parser, 'instance features').add_argument
+        add('--instance_feat', action='store_true', help='add encoded instance features as input (trains the encoder E)')
+        add('--label_feat', action='store_true', help='add encoded label features as input (the label map plays the instance map\'s role)')
+        add('--feat_num', type=int, default=3, help='length of the encoded feature vector')
+        add('--load_features', action='store_true', help='read precomputed feature maps from <dataroot>/<phase>_feat instead of training E')
+        add('--n_downsample_E', type=int, default=4, help='number of downsampling layers in the encoder')
+        add('--nef', type=int, default=16, help='number of encoder filters in the first conv layer')
+        add('--n_clusters', type=int, default=10, help='number of K-means clusters per class (encode_features.py)')
 
-        # generator
-        parser.add_argument('--netG', type=str, default='global', choices=['global', 'local'], help='selects model to use for netG')
-        parser.add_argument('--ngf', type=int, default=64, help='# of gen filters in first conv layer')
-        parser.add_argument('--n_downsample_global', type=int, default=4, help='number of downsampling layers in netG')
-        parser.add_argument('--n_blocks_global', type=int, default=9, help='number of residual blocks in the global generator network')
-        parser.add_argument('--n_blocks_local', type=int, default=3, help='number of residual blocks in the local enhancer network')
-        parser.add_argument('--n_local_enhancers', type=int, default=1, help='number of local enhancers to use')
-        parser.add_argument('--niter_fix_global', type=int, default=0, help='number of epochs that we only train the outmost local enhancer')
+        add = self.group(parser, 'logging and saving').add_argument
+        add('--display_winsize', type=int, default=512, help='kept for script compatibility: images are shown at their real size')
+        add('--tf_log', action='store_true', help='log scalars and images to TensorBoard under <checkpoints_dir>/<name>/logs')
 
-        # instance-wise features
-        parser.add_argument('--no_instance', action='store_true', help='if specified, do *not* add instance map as input')
-        parser.add_argument('--instance_feat', action='store_true', help='if specified, add encoded instance features as input')
-        parser.add_argument('--label_feat', action='store_true', help='if specified, add encoded label features as input')
-        parser.add_argument('--feat_num', type=int, default=3, help='vector length for encoded features')
-        parser.add_argument('--load_features', action='store_true', help='if specified, load precomputed feature maps')
-        parser.add_argument('--n_downsample_E', type=int, default=4, help='# of downsampling layers in encoder')
-        parser.add_argument('--nef', type=int, default=16, help='# of encoder filters in the first conv layer')
-        parser.add_argument('--n_clusters', type=int, default=10, help='number of clusters for features')
+        add = self.group(parser, 'device and speed').add_argument
+        add('--gpu_ids', type=str, default='0', help='GPU ids, e.g. 0 (several GPUs: one process each through torchrun); -1 for the CPU')
+        add(
+            '--data_type',
+            default=32,
+            type=int,
+            choices=[8, 16, 32],
+            help='16: half-precision autocast at test time (CUDA); 32: float32; 8 was TensorRT-only in the reference',
+        )
+        add('--fp16', action='store_true', default=False, help='train with automatic mixed precision in float16 (same as --amp fp16)')
+        add(
+            '--amp',
+            type=str,
+            default='off',
+            choices=['off', 'bf16', 'fp16'],
+            help='automatic mixed precision: off (float32, faithful), bf16 or fp16',
+        )
+        add(
+            '--local_rank',
+            type=int,
+            default=0,
+            help='kept for script compatibility (torch.distributed.launch passes it); the device comes from torchrun\'s LOCAL_RANK',
+        )
+        add(
+            '--channels_last',
+            action='store_true',
+            help='channels-last memory format (faster convolutions on recent GPUs; ignored on the CPU)',
+        )
+        add('--compile', action='store_true', help='compile the networks with torch.compile (slow first iterations, faster after)')
         return parser
 
     def make_parser(self) -> argparse.ArgumentParser:
@@ -116,27 +244,22 @@ class BaseOptions:
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         return self.initialize(parser)
 
-    def explicit_flags(self, args: Optional[Sequence[str]]) -> set:
+    def explicit_flags(self, args: Sequence[str] | None) -> set:
         """Names of the options the user set on the command line (as opposed to defaults)."""
         parser = self.make_parser()
         unset = object()  # not a string, so argparse does not type-convert it like a default
         parser.set_defaults(**{action.dest: unset for action in parser._actions})
         return {key for key, value in vars(parser.parse_args(args)).items() if value is not unset}
 
-    def parse(self, args: Optional[Sequence[str]] = None, save: bool = True) -> argparse.Namespace:
-        """Parse `args` (sys.argv when None), validate, resolve the device and save the options."""
+    def parse(self, args: Sequence[str] | None = None, save: bool = True) -> FrozenOptions:
+        """Parse `args` (sys.argv when None), settle and validate every option; print and save them when `save`."""
         opt = self.make_parser().parse_args(args)
         opt.isTrain = self.isTrain
         opt.explicit = sorted(self.explicit_flags(args))
-        if opt.fp16:
-            opt.amp = 'fp16'
         self.inherit_saved_options(opt)
-        opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
-        if len(opt.gpu_ids) > 1:
-            if not launched_by_torchrun():
-                raise OptionsError(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: train on several GPUs with one process per GPU through torchrun, "
-                                   f"e.g. torchrun --nproc_per_node {len(opt.gpu_ids)} {os.path.basename(sys.argv[0])} ... (--batchSize is per process)")
+        self.derive(opt)
         self.validate(opt)
+        opt = freeze(opt)
         if save:
             self.print_options(opt)
             if opt.isTrain:
@@ -145,6 +268,46 @@ class BaseOptions:
 
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """Hook for test-time option inheritance; training keeps the command line as given."""
+
+    def read_saved_options(self, expr_dir: str, keys: Sequence[str]) -> dict | None:
+        """The experiment's opt.json (None when absent), its values of `keys` checked by the command line's types and choices."""
+        saved = load_saved_options(expr_dir)
+        if saved is None:
+            return None
+        actions = {action.dest: action for action in self.make_parser()._actions}
+        for key in keys:
+            if key in saved and key in actions:
+                problem = saved_value_problem(actions[key], saved[key])
+                if problem:
+                    raise OptionsError(
+                        f'{os.path.join(expr_dir, "opt.json")}: "{key}": {json.dumps(saved[key])} is not a valid value: '
+                        f'--{key} {problem}; fix the value, or delete the file and give the flags on the command line'
+                    )
+        return saved
+
+    def derive(self, opt: argparse.Namespace) -> None:
+        """Settle every value computed from the flags, once, before the options are frozen."""
+        if opt.fp16:
+            opt.amp = 'fp16'
+        opt.use_features = opt.instance_feat or opt.label_feat
+        opt.size_base = size_base(opt)
+        # torchrun describes the process group in the environment; one process per GPU, at LOCAL_RANK.
+        opt.world_size = int(os.environ.get('WORLD_SIZE', '1'))
+        opt.rank = int(os.environ.get('RANK', '0'))
+        opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
+        if len(opt.gpu_ids) > 1 and not launched_by_torchrun():
+            raise OptionsError(
+                f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: train on several GPUs with one process per GPU through torchrun, "
+                f"e.g. torchrun --nproc_per_node {len(opt.gpu_ids)} {os.path.basename(sys.argv[0])} ... (--batchSize is per process)"
+            )
+        if opt.world_size > 1 and opt.gpu_ids:
+            opt.gpu_ids = [int(os.environ.get('LOCAL_RANK', '0'))]
+        opt.device = f'cuda:{opt.gpu_ids[0]}' if opt.gpu_ids else 'cpu'
+        if opt.channels_last and not opt.gpu_ids:
+            # Measured on torch 2.14 CPU: InstanceNorm2d's backward in channels-last gives wrong gradients
+            # (relative error ~1e-2 to ~1 in the generator's first conv), so the CPU keeps NCHW.
+            print('--channels_last is ignored on the CPU: PyTorch\'s CPU InstanceNorm backward is wrong in channels-last')
+            opt.channels_last = False
 
     def validate(self, opt: argparse.Namespace) -> None:
         """Reject combinations of flags that cannot work, with a message naming the fix."""
@@ -162,11 +325,45 @@ class BaseOptions:
             # Both become parts of file names (checkpoints, dataset folders): keep them inside their folder.
             if not is_plain_name(str(getattr(opt, flag, 'x'))):
                 raise OptionsError(f"--{flag} {getattr(opt, flag)!r} must be a plain name (no '/', '..' or absolute path)")
+        if opt.tf_log and importlib.util.find_spec('tensorboard') is None:  # an optional install group
+            raise OptionsError("--tf_log needs tensorboard, which is not installed: pip install '.[tensorboard]' (or tensorboard)")
 
     @staticmethod
     def print_options(opt: argparse.Namespace) -> None:
-        """Print every option, marking the ones that differ from the default."""
+        """Print every option, derived ones included."""
         print(format_options(opt))
+
+
+def saved_value_problem(action: argparse.Action, value: Any) -> str | None:
+    """Why a value read from opt.json would not pass the command line's rules for `action`; None when it would."""
+    if action.nargs == 0:  # store_true / store_false
+        return None if isinstance(value, bool) else 'is a switch: the saved value must be true or false'
+    accepted: tuple[type, ...] = (str,)
+    kind = 'a string'
+    if action.type is int:
+        accepted, kind = (int,), 'an integer'
+    elif action.type is float:
+        accepted, kind = (int, float), 'a number'
+    if isinstance(value, bool) or not isinstance(value, accepted):
+        return f'takes {kind}'
+    if callable(action.type) and action.type not in (str, int, float):
+        try:
+            action.type(str(value))  # the flag's own check (a custom type takes a string), e.g. --name's plain-name rule
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+            return str(error)
+    if action.choices is not None and value not in action.choices:
+        return f"takes one of {', '.join(map(str, action.choices))}"
+    return None
+
+
+def size_base(opt: argparse.Namespace) -> int:
+    """The factor every side must be divisible by for the generator (and encoder) to keep its size."""
+    base = 2**opt.n_downsample_global
+    if opt.netG == 'local':
+        base *= 2**opt.n_local_enhancers
+    if opt.use_features:
+        base = max(base, 2**opt.n_downsample_E)
+    return base
 
 
 def resolve_gpu_ids(gpu_ids: Any) -> list:
@@ -185,51 +382,6 @@ def resolve_gpu_ids(gpu_ids: Any) -> list:
     if ids and max(ids) >= torch.cuda.device_count():
         raise OptionsError(f"--gpu_ids {ids}: only {torch.cuda.device_count()} CUDA device(s) visible")
     return ids
-
-
-def format_options(opt: argparse.Namespace) -> str:
-    """Human-readable dump of the options, in the reference's opt.txt layout."""
-    lines = ['------------ Options -------------']
-    for key, value in sorted(vars(opt).items()):
-        if key == 'explicit':
-            continue
-        lines.append(f'{key}: {value}')
-    lines.append('-------------- End ----------------')
-    return '\n'.join(lines)
-
-
-def experiment_dir(opt: argparse.Namespace) -> str:
-    """checkpoints_dir/name, the folder of one experiment."""
-    return os.path.join(opt.checkpoints_dir, opt.name)
-
-
-def save_options(opt: argparse.Namespace) -> None:
-    """Write opt.txt (for people) and opt.json (for test.py and the feature scripts)."""
-    from util.util import atomic_write, mkdirs  # util imports torch-free helpers only
-
-    expr_dir = experiment_dir(opt)
-    mkdirs(expr_dir)
-    text = format_options(opt) + '\n'
-    atomic_write(os.path.join(expr_dir, 'opt.txt'), lambda tmp: _write_text(tmp, text))
-    payload = {key: value for key, value in vars(opt).items() if key != 'explicit'}
-    atomic_write(os.path.join(expr_dir, 'opt.json'), lambda tmp: _write_text(tmp, json.dumps(payload, indent=1, sort_keys=True)))
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, 'w') as handle:
-        handle.write(text)
-
-
-def load_saved_options(expr_dir: str) -> Optional[dict]:
-    """The options an experiment was trained with (opt.json), or None when there is none."""
-    json_path = os.path.join(expr_dir, 'opt.json')
-    if not os.path.isfile(json_path):
-        return None
-    try:
-        with open(json_path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
-        raise OptionsError(f"{json_path}: cannot read the saved options ({error}); delete or fix the file") from None
 
 
 def inherit_architecture(opt: argparse.Namespace, saved: dict, source: str) -> list:

@@ -1,52 +1,88 @@
 """Test flags, with the reference's names and defaults, and option inheritance from training."""
+
 import argparse
 
-from .base_options import BaseOptions, OptionsError, experiment_dir, inherit_architecture, load_saved_options
+from .base_options import ARCHITECTURE_FLAGS, BaseOptions, OptionsError, experiment_dir, inherit_architecture
 
 
 class TestOptions(BaseOptions):
-    """Options of test.py (and of the feature scripts, which also run a trained model)."""
+    """Options of test.py (and of the feature scripts and the editor, which also run a trained model)."""
 
     __test__ = False  # tells pytest this is not a test class despite its name
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the test flags to the common ones."""
         parser = super().initialize(parser)
-        parser.add_argument('--ntest', type=float, default=float("inf"), help='# of test examples.')
-        parser.add_argument('--results_dir', type=str, default='./results/', help='saves results here.')
-        parser.add_argument('--aspect_ratio', type=float, default=1.0, help='aspect ratio of result images')
-        parser.add_argument('--phase', type=str, default='test', help='train, val, test, etc')
-        parser.add_argument('--which_epoch', type=str, default='latest', help='which epoch to load? set to latest to use latest cached model')
-        parser.add_argument('--how_many', type=int, default=50, help='how many test images to run')
-        parser.add_argument('--cluster_path', type=str, default='features_clustered_010.npy', help='the path for clustered results of encoded features')
-        parser.add_argument('--use_encoded_image', action='store_true', help='if specified, encode the real image to get the feature map')
-        parser.add_argument('--export_onnx', type=str, help='export the generator to this ONNX file and exit')
-        parser.add_argument('--allow_pickle', action='store_true', help="allow a pickled cluster file (the reference's .npy); unpickling can run code, so only for files you trust")
-        parser.add_argument('--n_styles', type=int, default=1, help='synthesize this many style variants per input (new cluster draws each), shown side by side')
-        parser.add_argument('--feat_choice', type=str, default='', help='cluster index per class or instance id, e.g. 26:3,24001:0 (class 26 -> cluster 3; instance 24001 -> cluster 0), or a JSON file {"26": 3}')
-        parser.add_argument('--relabel', type=str, default='', help='change classes before synthesis, e.g. 21:11 turns vegetation into building (instances keep their index)')
+        add = self.group(parser, 'test time').add_argument
+        add('--ntest', type=float, default=float("inf"), help='maximum number of test examples (also see --how_many)')
+        add('--results_dir', type=str, default='./results/', help='results pages go to <results_dir>/<name>/<phase>_<which_epoch>/')
+        add('--aspect_ratio', type=float, default=1.0, help='kept for script compatibility: results keep their real aspect ratio')
+        add('--phase', type=str, default='test', help='dataset split to read: <dataroot>/<phase>_label etc.')
+        add('--which_epoch', type=str, default='latest', help='checkpoint to load: latest or an epoch number')
+        add('--how_many', type=int, default=50, help='how many test images to run')
+        add(
+            '--cluster_path',
+            type=str,
+            default='features_clustered_010.npy',
+            help='cluster file of the encoded features (a path, or a name in <checkpoints_dir>/<name>/; '
+            'read as the .npz encode_features.py writes)',
+        )
+        add(
+            '--use_encoded_image',
+            action='store_true',
+            help='encode the real test photo for the feature map instead of drawing cluster centres',
+        )
+        add('--export_onnx', type=str, help='export the generator to this ONNX file, verify it against PyTorch and exit')
+        add(
+            '--allow_pickle',
+            action='store_true',
+            help="allow a pickled cluster file (the reference's .npy); unpickling can run code, so only for files you trust",
+        )
+        add(
+            '--n_styles',
+            type=int,
+            default=1,
+            help='synthesize this many style variants per input (new cluster draws each), shown side by side',
+        )
+        add(
+            '--feat_choice',
+            type=str,
+            default='',
+            help='cluster index per class or instance id, e.g. 26:3,24001:0 (class 26 -> cluster 3; '
+            'instance 24001 -> cluster 0), or a JSON file {"26": 3}',
+        )
+        add(
+            '--relabel',
+            type=str,
+            default='',
+            help='change classes before synthesis, e.g. 21:11 turns vegetation into building (instances keep their index)',
+        )
         return parser
 
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """Take the architecture flags from the experiment's opt.json unless set on the command line."""
         expr_dir = experiment_dir(opt)
-        saved = load_saved_options(expr_dir)
+        saved = self.read_saved_options(expr_dir, ARCHITECTURE_FLAGS)
         if saved is None:
             print(f"No saved options in {expr_dir}/opt.json: using the command-line architecture flags as given")
             return
         inherit_architecture(opt, saved, f"{expr_dir}/opt.json")
 
-    def validate(self, opt: argparse.Namespace) -> None:
-        """Test-time runs one image at a time, in order, without augmentation (as the reference)."""
-        super().validate(opt)
-        if opt.n_styles < 1:
-            raise OptionsError(f"--n_styles {opt.n_styles} must be >= 1")
-        if (opt.n_styles > 1 or opt.feat_choice) and not (opt.instance_feat or opt.label_feat):
-            raise OptionsError("--n_styles/--feat_choice pick encoded-feature styles: the model needs --instance_feat or --label_feat")
+    def derive(self, opt: argparse.Namespace) -> None:
+        """Test time runs one image at a time, in order, without augmentation (as the reference)."""
+        super().derive(opt)
         opt.nThreads = 1
         opt.batchSize = 1
         opt.serial_batches = True
         opt.no_flip = True
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """Styles need a model with instance features."""
+        super().validate(opt)
+        if opt.n_styles < 1:
+            raise OptionsError(f"--n_styles {opt.n_styles} must be >= 1")
+        if (opt.n_styles > 1 or opt.feat_choice) and not opt.use_features:
+            raise OptionsError("--n_styles/--feat_choice pick encoded-feature styles: the model needs --instance_feat or --label_feat")
 
 
 class FeatureOptions(TestOptions):
@@ -58,9 +94,13 @@ class FeatureOptions(TestOptions):
         parser.set_defaults(phase='train')
         return parser
 
-    def validate(self, opt: argparse.Namespace) -> None:
-        """The experiment must have an encoder; photos are read to be encoded."""
-        super().validate(opt)
-        if not (opt.instance_feat or opt.label_feat):
-            raise OptionsError(f"experiment {opt.name} has no feature encoder: it was not trained with --instance_feat or --label_feat")
+    def derive(self, opt: argparse.Namespace) -> None:
+        """Photos are read to be encoded."""
+        super().derive(opt)
         opt.use_encoded_image = True
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """The experiment must have an encoder."""
+        super().validate(opt)
+        if not opt.use_features:
+            raise OptionsError(f"experiment {opt.name} has no feature encoder: it was not trained with --instance_feat or --label_feat")

@@ -1,7 +1,11 @@
 """Training flags, with the reference's names and defaults."""
-import argparse
 
-from .base_options import BaseOptions
+import argparse
+import math
+
+from util.checkpoint import RESUME_FLAGS, differing_flags
+
+from .base_options import BaseOptions, OptionsError, experiment_dir
 
 
 class TrainOptions(BaseOptions):
@@ -14,32 +18,73 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the training flags to the common ones."""
         parser = super().initialize(parser)
-        # display and saving
-        parser.add_argument('--display_freq', type=int, default=100, help='frequency of showing training results on screen')
-        parser.add_argument('--print_freq', type=int, default=100, help='frequency of showing training results on console')
-        parser.add_argument('--save_latest_freq', type=int, default=1000, help='frequency of saving the latest results')
-        parser.add_argument('--save_epoch_freq', type=int, default=10, help='frequency of saving checkpoints at the end of epochs')
-        parser.add_argument('--no_html', action='store_true', help='do not save intermediate training results to [opt.checkpoints_dir]/[opt.name]/web/')
-        parser.add_argument('--debug', action='store_true', help='only do one epoch and displays at each iteration')
+        add = self.group(parser, 'logging and saving').add_argument
+        add('--display_freq', type=int, default=100, help='show training results on the training page every this many images')
+        add(
+            '--print_freq',
+            type=int,
+            default=100,
+            help='print and log the losses every this many images (rounded up to a multiple of --batchSize)',
+        )
+        add('--save_latest_freq', type=int, default=1000, help='save the latest checkpoint every this many images')
+        add('--save_epoch_freq', type=int, default=10, help='save a checkpoint at the end of every this many epochs')
+        add('--no_html', action='store_true', help='do not save intermediate training results to <checkpoints_dir>/<name>/web/')
+        add('--debug', action='store_true', help='one epoch on 10 images, printing and displaying every iteration')
 
-        # for training
-        parser.add_argument('--continue_train', action='store_true', help='continue training: load the latest model')
-        parser.add_argument('--load_pretrain', type=str, default='', help='load the pretrained model from the specified location')
-        parser.add_argument('--which_epoch', type=str, default='latest', help='which epoch to load? set to latest to use latest cached model')
-        parser.add_argument('--phase', type=str, default='train', help='train, val, test, etc')
-        parser.add_argument('--niter', type=int, default=100, help='# of iter at starting learning rate')
-        parser.add_argument('--niter_decay', type=int, default=100, help='# of iter to linearly decay learning rate to zero')
-        parser.add_argument('--beta1', type=float, default=0.5, help='momentum term of adam')
-        parser.add_argument('--lr', type=float, default=0.0002, help='initial learning rate for adam')
-        parser.add_argument('--vgg_weights', type=str, default='', help='torchvision VGG19 state_dict file for the VGG loss (default: torchvision\'s ImageNet download)')
+        add = self.group(parser, 'training schedule').add_argument
+        add(
+            '--continue_train',
+            action='store_true',
+            help='resume from the checkpoint --which_epoch (iter.txt, weights, optimisers, lr, RNGs)',
+        )
+        add('--load_pretrain', type=str, default='', help='folder of a pretrained experiment: copy every tensor whose key and shape match')
+        add(
+            '--which_epoch',
+            type=str,
+            default='latest',
+            help='checkpoint to load with --continue_train or --load_pretrain: latest or an epoch number',
+        )
+        add('--phase', type=str, default='train', help='dataset split to read: <dataroot>/<phase>_label etc.')
+        add('--niter', type=int, default=100, help='number of epochs at the starting learning rate')
+        add('--niter_decay', type=int, default=100, help='number of epochs to linearly decay the learning rate to zero')
+        add('--beta1', type=float, default=0.5, help='momentum term of Adam')
+        add('--lr', type=float, default=0.0002, help='initial learning rate for Adam')
 
-        # for discriminators
-        parser.add_argument('--num_D', type=int, default=2, help='number of discriminators to use')
-        parser.add_argument('--n_layers_D', type=int, default=3, help='only used if which_model_netD==n_layers')
-        parser.add_argument('--ndf', type=int, default=64, help='# of discrim filters in first conv layer')
-        parser.add_argument('--lambda_feat', type=float, default=10.0, help='weight for feature matching loss')
-        parser.add_argument('--no_ganFeat_loss', action='store_true', help='if specified, do *not* use discriminator feature matching loss')
-        parser.add_argument('--no_vgg_loss', action='store_true', help='if specified, do *not* use VGG feature matching loss')
-        parser.add_argument('--no_lsgan', action='store_true', help='do *not* use least square GAN, if false, use vanilla GAN')
-        parser.add_argument('--pool_size', type=int, default=0, help='the size of image buffer that stores previously generated images')
+        add = self.group(parser, 'discriminator and losses').add_argument
+        add('--num_D', type=int, default=2, help='number of discriminators (image scales)')
+        add('--n_layers_D', type=int, default=3, help='number of stride-2 conv layers in each discriminator')
+        add('--ndf', type=int, default=64, help='number of discriminator filters in the first conv layer')
+        add('--lambda_feat', type=float, default=10.0, help='weight of the feature matching and VGG losses')
+        add('--no_ganFeat_loss', action='store_true', help='do not use the discriminator feature matching loss')
+        add('--no_vgg_loss', action='store_true', help='do not use the VGG perceptual loss')
+        add(
+            '--vgg_weights',
+            type=str,
+            default='',
+            help='torchvision VGG19 state_dict file for the VGG loss; empty: torchvision\'s ImageNet download',
+        )
+        add('--no_lsgan', action='store_true', help='vanilla GAN loss (BCE) instead of least squares')
+        add('--pool_size', type=int, default=0, help='size of the buffer of previously generated images shown to D (0: none)')
         return parser
+
+    def derive(self, opt: argparse.Namespace) -> None:
+        """Training's derived values: --print_freq in whole batches, and the --debug overrides."""
+        super().derive(opt)
+        # Steps count images, so printing must fall on a multiple of the batch size to ever happen.
+        opt.print_freq = math.lcm(opt.print_freq, opt.batchSize)
+        if opt.debug:
+            opt.display_freq = opt.print_freq = 1
+            opt.niter, opt.niter_decay = 1, 0
+            opt.max_dataset_size = 10
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """A resumed run must have the architecture of the run it resumes (all differing flags named at once)."""
+        super().validate(opt)
+        if opt.continue_train:
+            saved = self.read_saved_options(experiment_dir(opt), RESUME_FLAGS) or {}
+            differing = differing_flags(saved, opt, RESUME_FLAGS)
+            if differing:
+                raise OptionsError(
+                    f"--continue_train: {experiment_dir(opt)}/opt.json was saved with other flags: {'; '.join(differing)}; "
+                    f"pass the saved values, or train from scratch under another --name"
+                )

@@ -21,7 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from models.pix2pixHD_trainer import Pix2PixHDTrainer  # noqa: E402
+from builders import build_trainer  # noqa: E402
+from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 
 # Dense peak TFLOP/s by (device name fragment, precision): datasheet figures without sparsity.
@@ -58,7 +59,7 @@ def peak_memory_mib(device: torch.device) -> float:
 def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
     """Time training steps and inference for one set of options."""
     torch.manual_seed(0)
-    trainer = Pix2PixHDTrainer(opt)
+    trainer = build_trainer(opt)
     device = trainer.device
     data = synthetic_batch(opt, args.width, args.height)
     if device.type == 'cuda':
@@ -118,9 +119,7 @@ def main() -> None:
 
     rows = {}
     if args.compare:
-        plain = argparse.Namespace(**vars(opt))
-        plain.amp, plain.channels_last, plain.compile = 'off', False, False
-        rows['plain fp32'] = measure(plain, args)
+        rows['plain fp32'] = measure(replace(opt, amp='off', channels_last=False, compile=False), args)
     rows['as flagged'] = measure(opt, args)
 
     print(f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '

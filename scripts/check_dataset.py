@@ -1,12 +1,15 @@
-"""Validate a dataset the way train.py does before training, then summarise it.
+"""Validate a dataset the way train.py (or, for another --phase, test.py) does before running, then summarise it.
 
     python scripts/check_dataset.py --dataroot DIR [--phase train] [--label_nc 35] [--no_instance] [...train.py flags]
 
 Checks that the label / instance / photo (/ feature) folders pair by file name, that sizes agree and
-that label maps are ids rather than colours (headers only, as train.py does), then reads every label
-and instance map to report the classes seen, instances per class and any label value >= --label_nc.
+that label and instance maps hold one channel of ids (headers only, as train.py does), then reads every
+label and instance map to report the classes seen and instances per class. Label values >= --label_nc
+are collected over the whole dataset and reported once, with the --label_nc that covers every file.
+Photos are required for --phase train; for other phases they are optional, as for test.py.
 Exit status 0 when the dataset is usable, 1 with a one-line error otherwise.
 """
+
 import collections
 import os
 import sys
@@ -15,17 +18,21 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from builders import build_dataset  # noqa: E402
 from data.aligned_dataset import AlignedDataset  # noqa: E402
 from data.base_dataset import DatasetError, open_map  # noqa: E402
+from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
+from util import cityscapes  # noqa: E402
 from util.cli import run_main  # noqa: E402
 
 
 def summarise(dataset: AlignedDataset) -> dict:
     """Counts, sizes, pixels and instances per class over every label (and instance) map."""
-    sizes = collections.Counter()
-    pixels = collections.Counter()
-    instances = collections.Counter()
+    sizes: collections.Counter[tuple[int, int]] = collections.Counter()
+    pixels: collections.Counter[int] = collections.Counter()
+    instances: collections.Counter[int] = collections.Counter()
+    too_large: dict[str, int] = {}  # label map -> its largest value, for those with values >= --label_nc
     for index, label_path in enumerate(dataset.A_paths):
         label_image = open_map(label_path)
         sizes[label_image.size] += 1
@@ -34,33 +41,58 @@ def summarise(dataset: AlignedDataset) -> dict:
         label = np.asarray(label_image)
         values, counts = np.unique(label, return_counts=True)
         if values.max() >= dataset.opt.label_nc:
-            raise DatasetError(f"{label_path}: label value {values.max()} >= --label_nc {dataset.opt.label_nc}; "
-                               f"pass --label_nc {values.max() + 1} or fix the label map")
-        pixels.update(dict(zip(values.tolist(), counts.tolist())))
+            too_large[label_path] = int(values.max())
+        pixels.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         if dataset.inst_paths:
             ids = np.unique(np.asarray(open_map(dataset.inst_paths[index])))
             objects = ids[ids >= 1000]
             instances.update(collections.Counter((objects // 1000).tolist()))
+    if too_large:
+        first_path, first_value = next(iter(too_large.items()))
+        largest = max(too_large.values())
+        raise DatasetError(
+            f"{first_path}: label value {first_value} >= --label_nc {dataset.opt.label_nc}; {len(too_large)} of "
+            f"{len(dataset.A_paths)} label maps hold values >= {dataset.opt.label_nc}, the largest {largest}: "
+            f"pass --label_nc {largest + 1} to cover the whole dataset, or fix those label maps"
+        )
     return {'sizes': sizes, 'pixels': pixels, 'instances': instances}
 
 
 def main() -> None:
     """Validate, summarise, print the table."""
     opt = TrainOptions().parse(sys.argv[1:] + ['--gpu_ids', '-1'], save=False)
-    dataset = AlignedDataset(opt)
-    folders = {'label maps' if opt.label_nc else 'inputs (A)': dataset.A_paths, 'photos': dataset.B_paths,
-               'instance maps': dataset.inst_paths, 'feature maps': dataset.feat_paths}
+    if opt.phase != 'train':
+        opt = replace(opt, isTrain=False)  # checked as test.py reads it: the photos are optional
+    dataset = build_dataset(opt)
+    folders = {
+        'label maps' if opt.label_nc else 'inputs (A)': dataset.A_paths,
+        'photos': dataset.B_paths,
+        'instance maps': dataset.inst_paths,
+        'feature maps': dataset.feat_paths,
+    }
     summary = summarise(dataset)
-    print(f'Dataset {opt.dataroot} (phase {opt.phase}): files pair by name, sizes agree')
+    print(
+        f'Dataset {opt.dataroot} (phase {opt.phase}, checked for {"train.py" if opt.isTrain else "test.py"}): '
+        'files pair by name, sizes agree'
+    )
+    if dataset.B_paths is None:
+        print('  no photos: test.py runs without them (no real image beside the results)')
     for what, paths in folders.items():
         if paths:
             print(f'  {what:<14} {len(paths):>6}  in {os.path.dirname(paths[0])}')
     print('  sizes: ' + ', '.join(f'{w}x{h} ({n})' for (w, h), n in summary['sizes'].most_common()))
     if opt.label_nc:
         total = sum(summary['pixels'].values())
-        print(f'\n{"class":>6} {"pixels %":>9} {"instances":>10}')
+        # --label_nc 35 is the Cityscapes setting (labelIds): name the classes as the official table does.
+        names = cityscapes.NAMES if opt.label_nc == cityscapes.NUM_LABELS else ()
+        width = max(map(len, names), default=0)
+        print(f'\n{"class":>6} {"name" if names else "":<{width}} {"pixels %":>9} {"instances":>10}')
         for class_id in sorted(summary['pixels']):
-            print(f'{class_id:>6} {100 * summary["pixels"][class_id] / total:>9.2f} {summary["instances"].get(class_id, 0):>10}')
+            name = names[class_id] if class_id < len(names) else ''
+            print(
+                f'{class_id:>6} {name:<{width}} {100 * summary["pixels"][class_id] / total:>9.2f} '
+                f'{summary["instances"].get(class_id, 0):>10}'
+            )
         print(f'{len(summary["pixels"])} classes seen, all below --label_nc {opt.label_nc}')
 
 

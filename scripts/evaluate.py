@@ -1,14 +1,16 @@
-"""Score test.py's synthesized images as the pix2pixHD paper does: segmentation accuracy / mean IoU, and FID.
+"""Score test.py's synthesized images as the pix2pixHD paper does: segmentation accuracy / mean IoU, and FID / KID.
 
     python scripts/evaluate.py --results_dir results/label2city_1024p/test_latest --dataroot datasets/cityscapes \\
-        --seg_model seg.pt --real --fid [--inception_weights pt_inception-2015-12-05-6726825d.pth] --json scores.json
+        --seg_model seg.pt --real --fid [--inception_weights weights-inception-2015-12-05-6726825d.pth] --json scores.json
 
 Synthesized images (`<basename>_synthesized_image.png`, or `_synthesized_image_style<k>.png` with --n_styles)
 are read from RESULTS_DIR/images (or RESULTS_DIR itself) and paired with the label maps of
 DATAROOT/<phase>_label (and the photos of DATAROOT/<phase>_img) by the Cityscapes city_seq_frame prefix,
 else by equal names. Exit status 0 with a table on stdout (and --json), 1 with a one-line error.
 """
+
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -17,7 +19,6 @@ import sys
 import warnings
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -29,14 +30,9 @@ from data.base_dataset import DatasetError, open_map  # noqa: E402
 from data.image_folder import is_image_file, make_dataset  # noqa: E402
 from models.networks import ModelError  # noqa: E402
 from options.base_options import OptionsError, resolve_gpu_ids  # noqa: E402
+from util import metrics  # noqa: E402
 from util.cli import run_main  # noqa: E402
 from util.util import atomic_write  # noqa: E402
-
-try:
-    from util import metrics  # noqa: E402
-except ImportError as _error:  # pytorch-fid (or scipy) missing
-    metrics = None
-    _METRICS_IMPORT_ERROR = _error
 
 SYNTHESIZED = re.compile(r'^(?P<base>.+)_synthesized_image(?:_style(?P<style>\d+))?\.[A-Za-z]+$')
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,33 +52,64 @@ ignored) and resized (nearest) to the prediction size. Real photos (--real, --fi
 (bicubic) to the synthesized size first. pix2pixHD used PSPNet, SPADE DRN-D-105, both trained on
 Cityscapes.
 
-FID uses pytorch-fid's Inception (pt_inception-2015-12-05-6726825d.pth, downloaded to the torch hub
-cache on first use; offline, pass the file with --inception_weights). Papers report 2048-d features
-over the 500 Cityscapes val images; FIDs are only comparable at equal image counts and sizes."""
+--fid computes FID and KID with torch-fidelity (pip install '.[eval]') and its Inception weights
+(weights-inception-2015-12-05-6726825d.pth, downloaded to the torch hub cache on first use; offline,
+pass the file with --inception_weights). Papers report 2048-d features over the 500 Cityscapes val
+images; FIDs are only comparable at equal image counts and sizes. KID is unbiased, so it is the
+steadier of the two on a few hundred images: the mean (and std) over 100 random subsets."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Evaluate synthesized images: segmentation pixel accuracy / mean IoU (pix2pixHD, Table 1) and FID.',
-        epilog=SEG_CONTRACT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--results_dir', required=True,
-                        help="test.py's output folder, e.g. results/label2city_1024p/test_latest (its images/ subfolder is used)")
+        description='Evaluate synthesized images: segmentation pixel accuracy / mean IoU (pix2pixHD, Table 1), FID and KID.',
+        epilog=SEG_CONTRACT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        '--results_dir',
+        required=True,
+        help="test.py's output folder, e.g. results/label2city_1024p/test_latest (its images/ subfolder is used)",
+    )
     parser.add_argument('--dataroot', required=True, help='dataset root holding <phase>_label (and <phase>_img)')
     parser.add_argument('--phase', default='test', help='dataset phase whose label maps / photos to use (default test)')
     parser.add_argument('--real_dir', default=None, help='folder of real photos (default DATAROOT/<phase>_img)')
-    parser.add_argument('--style', type=int, default=None,
-                        help='with --n_styles results: evaluate only _synthesized_image_style<STYLE> (default: every style)')
-    parser.add_argument('--fid', action='store_true', help='FID between the synthesized and the real photos (pytorch-fid)')
-    parser.add_argument('--inception_weights', default=None,
-                        help='local pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth); default: download them')
-    parser.add_argument('--fid_dims', type=int, default=2048, choices=[64, 192, 768, 2048],
-                        help='Inception feature block for FID (default 2048 = pool3, the value papers report)')
-    parser.add_argument('--seg_model', default=None,
-                        help='Cityscapes segmentation model: TorchScript .pt or torch.export .pt2 (see the contract below)')
-    parser.add_argument('--seg_input_range', default='imagenet', choices=['imagenet', 'minus1_1', 'unit'],
-                        help='input normalisation the segmentation model expects: imagenet mean/std, [-1, 1] or [0, 1]')
-    parser.add_argument('--real', action='store_true',
-                        help='also segment the real photos (resized to the synthesized size): the upper bound row')
+    parser.add_argument(
+        '--style',
+        type=int,
+        default=None,
+        help='with --n_styles results: evaluate only _synthesized_image_style<STYLE> (default: every style)',
+    )
+    parser.add_argument('--fid', action='store_true', help='FID and KID between the synthesized and the real photos (torch-fidelity)')
+    parser.add_argument(
+        '--inception_weights',
+        default=None,
+        help=f'local torch-fidelity Inception weights ({metrics.INCEPTION_WEIGHTS_FILE}); default: download them',
+    )
+    parser.add_argument(
+        '--fid_dims',
+        type=int,
+        default=2048,
+        choices=metrics.INCEPTION_DIMS,
+        help='Inception feature block for FID and KID (default 2048 = pool3, the value papers report)',
+    )
+    parser.add_argument(
+        '--kid_subset_size',
+        type=int,
+        default=metrics.KID_SUBSET_SIZE,
+        help=f'images per KID subset (default {metrics.KID_SUBSET_SIZE}, or all images when there are fewer)',
+    )
+    parser.add_argument(
+        '--seg_model', default=None, help='Cityscapes segmentation model: TorchScript .pt or torch.export .pt2 (see the contract below)'
+    )
+    parser.add_argument(
+        '--seg_input_range',
+        default='imagenet',
+        choices=['imagenet', 'minus1_1', 'unit'],
+        help='input normalisation the segmentation model expects: imagenet mean/std, [-1, 1] or [0, 1]',
+    )
+    parser.add_argument(
+        '--real', action='store_true', help='also segment the real photos (resized to the synthesized size): the upper bound row'
+    )
     parser.add_argument('--json', default=None, help='write every number here (per-class IoU by class name)')
     parser.add_argument('--gpu_ids', default='0', help='GPU id, e.g. 0; -1 for CPU (falls back to CPU without CUDA)')
     parser.add_argument('--batch_size', type=int, default=8, help='images per forward pass')
@@ -98,6 +125,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise OptionsError("--real segments the real photos: it needs --seg_model")
     if opt.inception_weights and not opt.fid:
         raise OptionsError("--inception_weights is only used with --fid")
+    if opt.kid_subset_size < 2:
+        raise OptionsError(f"--kid_subset_size {opt.kid_subset_size} must be at least 2")
+    if opt.fid and importlib.util.find_spec('torch_fidelity') is None:
+        raise OptionsError("--fid needs torch-fidelity, which is not installed: pip install '.[eval]' (or pip install torch-fidelity)")
     return opt
 
 
@@ -111,8 +142,7 @@ def _examples(names: list) -> str:
 def find_synthesized(results_dir: str, style) -> tuple:
     """[(path, basename, style)] of the synthesized images in RESULTS_DIR/images, else RESULTS_DIR."""
     if not os.path.isdir(results_dir):
-        raise DatasetError(f"{results_dir}: results folder not found; pass the folder test.py wrote, "
-                           f"e.g. results/<name>/<phase>_<epoch>")
+        raise DatasetError(f"{results_dir}: results folder not found; pass the folder test.py wrote, e.g. results/<name>/<phase>_<epoch>")
     image_dir = os.path.join(results_dir, 'images')
     if not os.path.isdir(image_dir):
         image_dir = results_dir
@@ -123,14 +153,18 @@ def find_synthesized(results_dir: str, style) -> tuple:
             image_style = int(match.group('style')) if match.group('style') is not None else None
             found.append((os.path.join(image_dir, name), match.group('base'), image_style))
     if not found:
-        raise DatasetError(f"{image_dir}: no *_synthesized_image*.png files; run test.py first "
-                           f"(it writes <results_dir>/images/<name>_synthesized_image.png)")
+        raise DatasetError(
+            f"{image_dir}: no *_synthesized_image*.png files; run test.py first "
+            f"(it writes <results_dir>/images/<name>_synthesized_image.png)"
+        )
     if style is not None:
         styles = sorted({s for _, _, s in found if s is not None})
         found = [item for item in found if item[2] == style]
         if not found:
-            raise OptionsError(f"--style {style}: no _synthesized_image_style{style} files in {image_dir} "
-                               f"(styles found: {', '.join(map(str, styles)) or 'none'})")
+            raise OptionsError(
+                f"--style {style}: no _synthesized_image_style{style} files in {image_dir} "
+                f"(styles found: {', '.join(map(str, styles)) or 'none'})"
+            )
     return image_dir, found
 
 
@@ -141,12 +175,14 @@ def index_folder(directory: str, what: str, hint: str) -> dict:
     paths = make_dataset(directory)
     if not paths:
         raise DatasetError(f"{directory}: no images found ({what})")
-    index = {}
+    index: dict[str, str] = {}
     for path in paths:
         key = pair_key(path)
         if key in index:
-            raise DatasetError(f"{directory}: {os.path.basename(index[key])} and {os.path.basename(path)} pair with "
-                               f"the same key {key}; keep one file per image")
+            raise DatasetError(
+                f"{directory}: {os.path.basename(index[key])} and {os.path.basename(path)} pair with "
+                f"the same key {key}; keep one file per image"
+            )
         index[key] = path
     return index
 
@@ -157,26 +193,38 @@ def pair_files(opt: argparse.Namespace) -> dict:
     label_dir = os.path.join(opt.dataroot, f'{opt.phase}_label')
     labels = index_folder(label_dir, 'label maps (labelIds)', f'check --dataroot {opt.dataroot} and --phase {opt.phase}')
     keys = [pair_key(base + '.png') for _, base, _ in synthesized]
-    unpaired = sorted({os.path.basename(path) for (path, _, _), key in zip(synthesized, keys) if key not in labels})
+    unpaired = sorted({os.path.basename(path) for (path, _, _), key in zip(synthesized, keys, strict=True) if key not in labels})
     if unpaired:
-        raise DatasetError(f"{_examples(unpaired)} synthesized image(s) in {image_dir} have no label map in {label_dir}; "
-                           f"files pair by the Cityscapes city_seq_frame prefix, else by equal names (check --phase)")
+        raise DatasetError(
+            f"{_examples(unpaired)} synthesized image(s) in {image_dir} have no label map in {label_dir}; "
+            f"files pair by the Cityscapes city_seq_frame prefix, else by equal names (check --phase)"
+        )
     photos = None
     if opt.fid or opt.real:
         photo_dir = opt.real_dir or os.path.join(opt.dataroot, f'{opt.phase}_img')
         photos = index_folder(photo_dir, 'real photos', 'pass --real_dir DIR, or drop --fid / --real')
         missing = sorted({os.path.basename(labels[key]) for key in keys if key not in photos})
         if missing:
-            raise DatasetError(f"{_examples(missing)} label map(s) have no real photo in {photo_dir}; files pair by the "
-                               f"Cityscapes city_seq_frame prefix, else by equal names")
+            raise DatasetError(
+                f"{_examples(missing)} label map(s) have no real photo in {photo_dir}; files pair by the "
+                f"Cityscapes city_seq_frame prefix, else by equal names"
+            )
     items = []
-    for (path, _, _), key in zip(synthesized, keys):
+    for (path, _, _), key in zip(synthesized, keys, strict=True):
         size, _ = image_header(path)
         label_size, label_mode = image_header(labels[key])
         if label_mode in ('RGB', 'RGBA'):
             raise DatasetError(f"{labels[key]}: label map is a colour image (mode {label_mode}); use the labelIds PNGs")
-        items.append({'key': key, 'synthesized': path, 'size': size, 'label': labels[key], 'label_size': label_size,
-                      'photo': photos[key] if photos else None})
+        items.append(
+            {
+                'key': key,
+                'synthesized': path,
+                'size': size,
+                'label': labels[key],
+                'label_size': label_size,
+                'photo': photos[key] if photos else None,
+            }
+        )
     sizes = sorted({item['size'] for item in items})
     return {'image_dir': image_dir, 'items': items, 'n_labels': len(labels), 'sizes': sizes}
 
@@ -202,7 +250,7 @@ class EvalImages(torch.utils.data.Dataset):
         except (OSError, SyntaxError, ValueError) as error:
             raise DatasetError(f"{path}: cannot read image ({error}); re-export or remove the file") from None
         if image.size != item['size']:
-            image = image.resize(item['size'], Image.BICUBIC)
+            image = image.resize(item['size'], Image.Resampling.BICUBIC)
         tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
         label = torch.zeros(0, dtype=torch.int64)
         if self.with_labels:
@@ -215,13 +263,13 @@ class EvalImages(torch.utils.data.Dataset):
 
 def batches(items: list, source: str, with_labels: bool, opt: argparse.Namespace):
     """Batches of equal-sized images (and label maps), grouped by size from the file headers."""
-    groups = {}
+    groups: dict[tuple, list[int]] = {}
     for index, item in enumerate(items):
         groups.setdefault((item['size'], item['label_size'] if with_labels else None), []).append(index)
-    batch_sampler = [indices[i:i + opt.batch_size] for indices in groups.values()
-                     for i in range(0, len(indices), opt.batch_size)]
-    return torch.utils.data.DataLoader(EvalImages(items, source, with_labels), batch_sampler=batch_sampler,
-                                       num_workers=opt.nThreads if len(batch_sampler) > 1 else 0)
+    batch_sampler = [indices[i : i + opt.batch_size] for indices in groups.values() for i in range(0, len(indices), opt.batch_size)]
+    return torch.utils.data.DataLoader(
+        EvalImages(items, source, with_labels), batch_sampler=batch_sampler, num_workers=opt.nThreads if len(batch_sampler) > 1 else 0
+    )
 
 
 # ---------------------------------------------------------------------------------------------- segmentation
@@ -265,44 +313,57 @@ def segmentation_scores(model, items: list, source: str, opt: argparse.Namespace
             output = model(normalise(images.to(device), opt.seg_input_range))
         except Exception as error:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-            raise ModelError(f"--seg_model {opt.seg_model}: forward pass failed on a {tuple(images.shape)} batch "
-                             f"({reason}); see the contract in --help") from None
+            raise ModelError(
+                f"--seg_model {opt.seg_model}: forward pass failed on a {tuple(images.shape)} batch ({reason}); see the contract in --help"
+            ) from None
         if isinstance(output, dict):
             output = output.get('out')
         elif isinstance(output, (tuple, list)):
             output = output[0] if output else None
         if not isinstance(output, torch.Tensor) or output.dim() != 4 or output.shape[:2] != (images.shape[0], metrics.NUM_CLASSES):
             shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            raise ModelError(f"--seg_model {opt.seg_model}: returned {shape} for a {tuple(images.shape)} batch; expected "
-                             f"Bx{metrics.NUM_CLASSES}xHxW Cityscapes trainId logits (see --help)")
+            raise ModelError(
+                f"--seg_model {opt.seg_model}: returned {shape} for a {tuple(images.shape)} batch; expected "
+                f"Bx{metrics.NUM_CLASSES}xHxW Cityscapes trainId logits (see --help)"
+            )
         prediction = output.argmax(dim=1)
         target = metrics.label_to_train_id(labels.to(device))
         if target.shape[1:] != prediction.shape[1:]:
             target = F.interpolate(target[:, None].float(), size=prediction.shape[1:], mode='nearest-exact')[:, 0].long()
         confusion.update(prediction, target)
     iou = confusion.iou().tolist()
-    return {'pixel_accuracy': confusion.pixel_accuracy(), 'mean_iou': confusion.mean_iou(),
-            'per_class_iou': dict(zip(metrics.CITYSCAPES_CLASSES, iou)), 'pixels': confusion.total}
+    return {
+        'pixel_accuracy': confusion.pixel_accuracy(),
+        'mean_iou': confusion.mean_iou(),
+        'per_class_iou': dict(zip(metrics.CITYSCAPES_CLASSES, iou, strict=True)),
+        'pixels': confusion.total,
+    }
 
 
-# ---------------------------------------------------------------------------------------------------- FID
+# ---------------------------------------------------------------------------------------------- FID / KID
 
 
-def fid_score(model, items: list, real_items: list, opt: argparse.Namespace) -> float:
-    fake = metrics.inception_activations(model, (images.float() / 255.0 for images, _ in batches(items, 'synthesized', False, opt)))
-    real = metrics.inception_activations(model, (images.float() / 255.0 for images, _ in batches(real_items, 'photo', False, opt)))
+def kid_subset_size(n_fake: int, n_real: int, opt: argparse.Namespace) -> int:
+    """--kid_subset_size, or the smaller set's size when that is smaller."""
+    return min(opt.kid_subset_size, n_fake, n_real)
+
+
+def inception_scores(model, items: list, real_items: list, opt: argparse.Namespace) -> dict:
+    """{'fid', 'kid', 'kid_std'} between the synthesized images and the real photos, from one pass of each set."""
+    fake = metrics.inception_features(model, (images for images, _ in batches(items, 'synthesized', False, opt)))
+    real = metrics.inception_features(model, (images for images, _ in batches(real_items, 'photo', False, opt)))
     if min(len(fake), len(real)) < 2:
-        raise DatasetError(f"FID needs at least 2 images per set, got {len(fake)} synthesized and {len(real)} real")
+        raise DatasetError(f"FID and KID need at least 2 images per set, got {len(fake)} synthesized and {len(real)} real")
     if min(len(fake), len(real)) <= opt.fid_dims:
-        print(f"note: FID from {len(fake)} synthesized / {len(real)} real images with {opt.fid_dims}-d features: "
-              f"the covariances are rank-deficient, so compare FIDs only at equal image counts")
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', category=scipy.linalg.LinAlgWarning)  # "singular": rank-deficient covariances
-        try:
-            return metrics.frechet_distance(fake, real)
-        except ValueError as error:  # pytorch-fid: "Imaginary component ..."
-            raise ModelError(f"FID is numerically undefined for these {len(fake)} images ({error}); "
-                             f"use more images or a smaller --fid_dims") from None
+        print(
+            f"note: FID from {len(fake)} synthesized / {len(real)} real images with {opt.fid_dims}-d features: "
+            f"the covariances are rank-deficient, so compare FIDs only at equal image counts"
+        )
+    subset_size = kid_subset_size(len(fake), len(real), opt)
+    if subset_size < opt.kid_subset_size:
+        print(f"note: KID from subsets of {subset_size} images (fewer than --kid_subset_size {opt.kid_subset_size})")
+    kid, kid_std = metrics.kernel_inception_distance(fake, real, subset_size=subset_size)
+    return {'fid': metrics.frechet_distance(fake, real), 'kid': kid, 'kid_std': kid_std}
 
 
 # ------------------------------------------------------------------------------------------------- output
@@ -324,24 +385,27 @@ def _json_safe(value):
 
 def print_table(rows: dict, header: str) -> None:
     print(header)
-    print(f"{'':<24}{'Pixel acc':>10}{'Mean IoU':>10}{'FID':>10}")
+    print(f"{'':<24}{'Pixel acc':>10}{'Mean IoU':>10}{'FID':>10}{'KID':>10}")
     for name, row in rows.items():
         accuracy = _number(row.get('pixel_accuracy'), '.2%')
-        print(f"{name:<24}{accuracy:>10}"
-              f"{_number(row.get('mean_iou'), '.4f'):>10}{_number(row.get('fid'), '.2f'):>10}")
+        print(
+            f"{name:<24}{accuracy:>10}{_number(row.get('mean_iou'), '.4f'):>10}"
+            f"{_number(row.get('fid'), '.2f'):>10}{_number(row.get('kid'), '.4f'):>10}"
+        )
     if any('per_class_iou' in row for row in rows.values()):
         names = [name for name, row in rows.items() if 'per_class_iou' in row]
         print(f"\n{'IoU per class':<24}" + ''.join(f"{name.split()[0]:>12}" for name in names))
         for cls in metrics.CITYSCAPES_CLASSES:
             print(f"{cls:<24}" + ''.join(f"{_number(rows[name]['per_class_iou'][cls], '.4f'):>12}" for name in names))
-    print("(paper, Cityscapes 2048x1024 with PSPNet: pix2pixHD {:.2f}% / {:.4f}, real photos {:.2f}% / {:.4f})".format(
-        *PAPER['pix2pixHD synthesized'], *PAPER['real photos']))
+    print(
+        "(paper, Cityscapes 2048x1024 with PSPNet: pix2pixHD {:.2f}% / {:.4f}, real photos {:.2f}% / {:.4f})".format(
+            *PAPER['pix2pixHD synthesized'], *PAPER['real photos']
+        )
+    )
 
 
 def main(argv=None) -> None:
     opt = parse_args(argv)
-    if metrics is None:
-        raise ModelError(f"cannot import util.metrics ({_METRICS_IMPORT_ERROR}); pip install pytorch-fid")
     found = pair_files(opt)
     items = found['items']
     real_items = list({item['key']: item for item in items}.values())  # one photo per label map, even with styles
@@ -351,9 +415,9 @@ def main(argv=None) -> None:
         raise OptionsError(f"--json {opt.json}: folder {os.path.dirname(os.path.abspath(opt.json))} does not exist")
     # Both models load before any image is processed, so a bad file fails in seconds.
     seg_model = load_seg_model(opt.seg_model, device) if opt.seg_model else None
-    fid_model = metrics.fid_inception(opt.inception_weights, dims=opt.fid_dims, device=device) if opt.fid else None
+    inception = metrics.load_inception(opt.inception_weights, dims=opt.fid_dims, device=device) if opt.fid else None
 
-    rows = {'pix2pixHD synthesized': {}}
+    rows: dict[str, dict] = {'pix2pixHD synthesized': {}}
     if opt.real:
         rows['real photos'] = {}
     if seg_model is not None:
@@ -361,22 +425,35 @@ def main(argv=None) -> None:
         if opt.real:
             rows['real photos'].update(segmentation_scores(seg_model, real_items, 'photo', opt, device))
     if opt.fid:
-        rows['pix2pixHD synthesized']['fid'] = fid_score(fid_model, items, real_items, opt)
+        rows['pix2pixHD synthesized'].update(inception_scores(inception, items, real_items, opt))
 
     sizes = ', '.join(f'{w}x{h}' for w, h in found['sizes'])
-    header = (f"{len(items)} synthesized image(s) of {sizes} in {found['image_dir']} "
-              f"({len(real_items)} of {found['n_labels']} label maps in {opt.dataroot}/{opt.phase}_label)")
+    header = (
+        f"{len(items)} synthesized image(s) of {sizes} in {found['image_dir']} "
+        f"({len(real_items)} of {found['n_labels']} label maps in {opt.dataroot}/{opt.phase}_label)"
+    )
     print_table(rows, header)
     if opt.json:
         report = {
-            'results_dir': opt.results_dir, 'image_dir': found['image_dir'], 'dataroot': opt.dataroot, 'phase': opt.phase,
-            'n_synthesized': len(items), 'n_label_maps': len(real_items), 'image_sizes': [list(s) for s in found['sizes']],
-            'seg_model': opt.seg_model, 'seg_input_range': opt.seg_input_range if opt.seg_model else None,
+            'results_dir': opt.results_dir,
+            'image_dir': found['image_dir'],
+            'dataroot': opt.dataroot,
+            'phase': opt.phase,
+            'n_synthesized': len(items),
+            'n_label_maps': len(real_items),
+            'image_sizes': [list(s) for s in found['sizes']],
+            'seg_model': opt.seg_model,
+            'seg_input_range': opt.seg_input_range if opt.seg_model else None,
             'fid_dims': opt.fid_dims if opt.fid else None,
+            'kid_subsets': metrics.KID_SUBSETS if opt.fid else None,
+            'kid_subset_size': kid_subset_size(len(items), len(real_items), opt) if opt.fid else None,
             'classes': list(metrics.CITYSCAPES_CLASSES),
-            'synthesized': rows['pix2pixHD synthesized'], 'real': rows.get('real photos'),
-            'paper': {'synthesized': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['pix2pixHD synthesized'])),
-                      'real': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['real photos']))},
+            'synthesized': rows['pix2pixHD synthesized'],
+            'real': rows.get('real photos'),
+            'paper': {
+                'synthesized': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['pix2pixHD synthesized'], strict=True)),
+                'real': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['real photos'], strict=True)),
+            },
         }
 
         def write(tmp_path: str) -> None:

@@ -17,8 +17,10 @@ Every frame must have its photo, labelIds and instanceIds; the whole input is ch
 written. Output folders that already hold other files are left alone unless --overwrite is given; re-running
 with the same inputs is a no-op. Exit status 0 on success, 1 with a one-line error otherwise.
 """
+
 import argparse
 import filecmp
+import functools
 import os
 import shutil
 import sys
@@ -36,9 +38,11 @@ from util.util import atomic_write, mkdirs  # noqa: E402
 # Official split -> the phase prefix of our folders.
 SPLIT_PHASE = {'train': 'train', 'val': 'test'}
 # Output kind -> (official top folder, file-name suffix); the suffix follows the city_seq_frame prefix.
-KINDS = {'label': ('gtFine', '_gtFine_labelIds.png'),
-         'inst': ('gtFine', '_gtFine_instanceIds.png'),
-         'img': ('leftImg8bit', '_leftImg8bit.png')}
+KINDS = {
+    'label': ('gtFine', '_gtFine_labelIds.png'),
+    'inst': ('gtFine', '_gtFine_instanceIds.png'),
+    'img': ('leftImg8bit', '_leftImg8bit.png'),
+}
 ZIPS = {'leftImg8bit': 'leftImg8bit_trainvaltest.zip', 'gtFine': 'gtFine_trainvaltest.zip'}
 DOWNLOADS = 'https://www.cityscapes-dataset.com/downloads/'
 SHOW = 5  # how many offending names an error message lists
@@ -47,6 +51,7 @@ SHOW = 5  # how many offending names an error message lists
 @dataclass
 class Folder:
     """One output folder: where it is and which files (name -> official source path) it must hold."""
+
     split: str
     kind: str
     path: str
@@ -61,14 +66,18 @@ def _listing(names: list[str]) -> str:
 def check_root(root: str) -> None:
     """Raise DatasetError unless root exists and holds the unpacked leftImg8bit/ and gtFine/ folders."""
     if not os.path.isdir(root):
-        raise DatasetError(f"{root}: OFFICIAL_ROOT not found; pass the folder into which {ZIPS['leftImg8bit']} and "
-                           f"{ZIPS['gtFine']} were unpacked (it holds leftImg8bit/ and gtFine/)")
+        raise DatasetError(
+            f"{root}: OFFICIAL_ROOT not found; pass the folder into which {ZIPS['leftImg8bit']} and "
+            f"{ZIPS['gtFine']} were unpacked (it holds leftImg8bit/ and gtFine/)"
+        )
     missing = [top for top in ZIPS if not os.path.isdir(os.path.join(root, top))]
     if not missing:
         return
     if os.path.basename(root) in ZIPS or os.path.basename(root) in SPLIT_PHASE:
-        hint = (f"; OFFICIAL_ROOT is the folder into which {ZIPS['leftImg8bit']} and {ZIPS['gtFine']} were unpacked "
-                f"(it holds leftImg8bit/ and gtFine/), not {os.path.basename(root)}/ itself")
+        hint = (
+            f"; OFFICIAL_ROOT is the folder into which {ZIPS['leftImg8bit']} and {ZIPS['gtFine']} were unpacked "
+            f"(it holds leftImg8bit/ and gtFine/), not {os.path.basename(root)}/ itself"
+        )
     elif len(missing) == 2:
         hint = f"; download {ZIPS['leftImg8bit']} and {ZIPS['gtFine']} from {DOWNLOADS} and unpack both into {root}"
     else:
@@ -85,11 +94,12 @@ def find_files(root: str, top: str, split: str, suffix: str) -> dict[str, str]:
         for name in sorted(names):
             if not name.endswith(suffix) or name == suffix:
                 continue
-            prefix = name[:-len(suffix)]
+            prefix = name[: -len(suffix)]
             path = os.path.join(directory, name)
             if prefix in found:
-                raise DatasetError(f"{path}: frame {prefix} also at {found[prefix]}; each frame must appear once per split "
-                                   f"(was a zip unpacked twice?)")
+                raise DatasetError(
+                    f"{path}: frame {prefix} also at {found[prefix]}; each frame must appear once per split (was a zip unpacked twice?)"
+                )
             found[prefix] = path
     return found
 
@@ -99,8 +109,10 @@ def find_frames(root: str, split: str) -> dict[str, dict[str, str]]:
     by_kind = {kind: find_files(root, top, split, suffix) for kind, (top, suffix) in KINDS.items()}
     for kind, (top, suffix) in KINDS.items():
         if not by_kind[kind]:
-            raise DatasetError(f"{os.path.join(root, top, split)}: no *{suffix} files for split {split}; check that "
-                               f"{ZIPS[top]} was fully unpacked, or leave the split out with --splits")
+            raise DatasetError(
+                f"{os.path.join(root, top, split)}: no *{suffix} files for split {split}; check that "
+                f"{ZIPS[top]} was fully unpacked, or leave the split out with --splits"
+            )
     prefixes = sorted(set().union(*by_kind.values()))
     incomplete = []
     for prefix in prefixes:
@@ -108,8 +120,10 @@ def find_frames(root: str, split: str) -> dict[str, dict[str, str]]:
         if lacking:
             incomplete.append(f"{prefix} (no {'/'.join(lacking)})")
     if incomplete:
-        raise DatasetError(f"{root}: {len(incomplete)} of {len(prefixes)} {split} frames lack files: {_listing(incomplete)}; "
-                           f"every frame needs its leftImg8bit, gtFine_labelIds and gtFine_instanceIds PNG")
+        raise DatasetError(
+            f"{root}: {len(incomplete)} of {len(prefixes)} {split} frames lack files: {_listing(incomplete)}; "
+            f"every frame needs its leftImg8bit, gtFine_labelIds and gtFine_instanceIds PNG"
+        )
     return {prefix: {kind: by_kind[kind][prefix] for kind in KINDS} for prefix in prefixes}
 
 
@@ -147,13 +161,20 @@ def find_conflicts(folders: list[Folder], mode: str) -> tuple[list[str], list[st
         for name in sorted(os.listdir(folder.path)):
             path = os.path.join(folder.path, name)
             if os.path.isdir(path) and not os.path.islink(path):
-                raise DatasetError(f"{path}: unexpected subfolder in an output folder (the datasets read folders recursively); "
-                                   f"move it away or choose another OUT_DIR")
+                raise DatasetError(
+                    f"{path}: unexpected subfolder in an output folder (the datasets read folders recursively); "
+                    f"move it away or choose another OUT_DIR"
+                )
             if name not in folder.files:
                 extra.append(path)
             elif not is_current(path, folder.files[name], mode):
                 differing.append(path)
     return differing, extra
+
+
+def copy_into(source: str, tmp_path: str) -> None:
+    """Copy `source` with its metadata to the temporary path of an atomic write."""
+    shutil.copy2(source, tmp_path)
 
 
 def _link(source: str, dest: str) -> None:
@@ -178,7 +199,7 @@ def write(folders: list[Folder], mode: str) -> int:
             _link(source, dest)
     else:
         for source, dest in tqdm(todo, desc='copying', unit='file', dynamic_ncols=True, disable=not todo):
-            atomic_write(dest, lambda tmp, source=source: shutil.copy2(source, tmp))
+            atomic_write(dest, functools.partial(copy_into, source))
     return len(todo)
 
 
@@ -193,9 +214,11 @@ def count_table(folders: list[Folder]) -> str:
             names = set(os.listdir(folder.path))
             counts[folder.kind] = len(names)
             if names != set(folder.files):
-                raise DatasetError(f"{folder.path}: holds {len(names)} files but the {split} split has {frames} frames "
-                                   f"({len(set(folder.files) - names)} missing, {len(names - set(folder.files))} extra); "
-                                   f"re-run with --overwrite")
+                raise DatasetError(
+                    f"{folder.path}: holds {len(names)} files but the {split} split has {frames} frames "
+                    f"({len(set(folder.files) - names)} missing, {len(names - set(folder.files))} extra); "
+                    f"re-run with --overwrite"
+                )
         lines.append(f"{split:<6} {SPLIT_PHASE[split] + '_*':<8} {frames:>7} " + ' '.join(f'{counts[kind]:>7}' for kind in KINDS))
     return '\n'.join(lines)
 
@@ -205,8 +228,10 @@ def parse_splits(text: str) -> list[str]:
     splits = list(dict.fromkeys(part.strip() for part in text.split(',') if part.strip()))
     unknown = [split for split in splits if split not in SPLIT_PHASE]
     if not splits or unknown:
-        raise OptionsError(f"--splits {text}: choose from {','.join(SPLIT_PHASE)} (train -> train_*, val -> test_*; "
-                           f"the official test split has no public labels)")
+        raise OptionsError(
+            f"--splits {text}: choose from {','.join(SPLIT_PHASE)} (train -> train_*, val -> test_*; "
+            f"the official test split has no public labels)"
+        )
     return splits
 
 
@@ -215,11 +240,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('official_root', metavar='OFFICIAL_ROOT', help='folder holding leftImg8bit/ and gtFine/')
     parser.add_argument('out_dir', metavar='OUT_DIR', help='dataset folder to create (the --dataroot of train.py)')
-    parser.add_argument('--mode', choices=('symlink', 'copy'), default='symlink',
-                        help='symlink: absolute links into OFFICIAL_ROOT (default); copy: independent copies')
+    parser.add_argument(
+        '--mode',
+        choices=('symlink', 'copy'),
+        default='symlink',
+        help='symlink: absolute links into OFFICIAL_ROOT (default); copy: independent copies',
+    )
     parser.add_argument('--splits', default='train,val', help='official splits to convert: train -> train_*, val -> test_*')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace differing files and remove unrelated files in the output folders')
+    parser.add_argument('--overwrite', action='store_true', help='replace differing files and remove unrelated files in the output folders')
     args = parser.parse_args(argv)
     splits = parse_splits(args.splits)
     root = os.path.abspath(args.official_root)
@@ -240,15 +268,19 @@ def main(argv: list[str] | None = None) -> None:
         if extra:
             shown = _listing([os.path.relpath(path, out_dir) for path in extra])
             parts.append(f"{len(extra)} belong to no {'/'.join(splits)} frame ({shown})")
-        raise DatasetError(f"{out_dir}: output folders already hold other files: {'; '.join(parts)}; "
-                           f"pass --overwrite to replace and remove them, or choose another OUT_DIR")
+        raise DatasetError(
+            f"{out_dir}: output folders already hold other files: {'; '.join(parts)}; "
+            f"pass --overwrite to replace and remove them, or choose another OUT_DIR"
+        )
     for path in extra:
         os.remove(path)
     written = write(folders, args.mode)
     table = count_table(folders)
     verb = 'linked' if args.mode == 'symlink' else 'copied'
-    print(f'Cityscapes {root} -> {out_dir} ({verb} {written} files, {sum(map(len, (f.files for f in folders))) - written} '
-          f'already in place{f", removed {len(extra)}" if extra else ""})')
+    print(
+        f'Cityscapes {root} -> {out_dir} ({verb} {written} files, {sum(map(len, (f.files for f in folders))) - written} '
+        f'already in place{f", removed {len(extra)}" if extra else ""})'
+    )
     print(table)
     print(f'check it with: python scripts/check_dataset.py --dataroot {out_dir}')
 

@@ -1,4 +1,5 @@
 """Helpers shared by the end-to-end tests: running the repository's scripts and checking their errors."""
+
 import os
 import subprocess
 import sys
@@ -9,15 +10,40 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (several OpenMP threads per process on a busy machine make a 64x32 convolution ~50x slower).
 SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
-# A tiny global model on 64x32 inputs: CPU steps of a few milliseconds.
-TINY = ['--gpu_ids', '-1', '--loadSize', '64', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--n_downsample_global', '2',
-        '--no_vgg_loss', '--nThreads', '0']
+# The flags of every tiny run in the tests: CPU, seeded, no loader workers, no VGG loss (no download) and
+# a tiny global model on 64x32 inputs (CPU steps of a few milliseconds). A test that needs another size
+# or architecture puts its own flags after these (argparse keeps the last value).
+TINY = [
+    '--gpu_ids',
+    '-1',
+    '--seed',
+    '0',
+    '--nThreads',
+    '0',
+    '--no_vgg_loss',
+    '--loadSize',
+    '64',
+    '--ngf',
+    '4',
+    '--ndf',
+    '4',
+    '--n_blocks_global',
+    '1',
+    '--n_downsample_global',
+    '2',
+]
 
 
 def run_script(script, *args, timeout=300) -> subprocess.CompletedProcess:
     """Run a script of the repository (or `-m module`) as the user would, from the repository root."""
-    return subprocess.run([sys.executable, script, *[str(a) for a in args]], cwd=REPO_ROOT, env=SUBPROCESS_ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, script, *[str(a) for a in args]],
+        cwd=REPO_ROOT,
+        env=SUBPROCESS_ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_ok(result: subprocess.CompletedProcess) -> None:

@@ -1,5 +1,5 @@
 """Tests for the data pipeline: AlignedDataset, the five --resize_or_crop modes, flip, 16-bit ids,
---label_nc 0, the DataLoader options and the DatasetError messages (SPEC sections 1 and 2)."""
+--label_nc 0, the DataLoader options and the DatasetError messages."""
 import os
 import random
 
@@ -10,7 +10,7 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import DatasetError
-from data.data_loader import create_data_loader
+from builders import build_data
 from models.pix2pixHD_model import instance_class
 from options.train_options import TrainOptions
 from helpers import TINY, assert_one_line_error, run_script
@@ -314,7 +314,7 @@ def _loader_paths(loader):
 
 def test_serial_batches_and_max_dataset_size(tmp_path, five_sample_root):
     opt = make_opt(tmp_path, five_sample_root, '--resize_or_crop', 'none', '--serial_batches', '--max_dataset_size', 3)
-    loader = create_data_loader(opt)
+    loader = build_data(opt)[1]
     assert len(loader) == 3
     assert len(loader.sampler) == 3  # --max_dataset_size is applied by the sampler
     assert _loader_paths(loader) == ['a_sample.png', 'b_sample.png', 'c_sample.png']
@@ -323,26 +323,41 @@ def test_serial_batches_and_max_dataset_size(tmp_path, five_sample_root):
 
 def test_serial_batches_without_limit_is_sorted_order(tmp_path, five_sample_root):
     opt = make_opt(tmp_path, five_sample_root, '--resize_or_crop', 'none', '--serial_batches')
-    loader = create_data_loader(opt)
+    loader = build_data(opt)[1]
     assert _loader_paths(loader) == [f'{c}_sample.png' for c in 'abcde']
 
 
-def test_shuffled_batches_permute_the_first_max_dataset_size_files(tmp_path, five_sample_root):
+def test_shuffled_batches_draw_max_dataset_size_files_from_all_files(tmp_path, five_sample_root):
+    # As the reference: a shuffled epoch of --max_dataset_size samples is drawn from every file, afresh each epoch.
     opt = make_opt(tmp_path, five_sample_root, '--resize_or_crop', 'none', '--max_dataset_size', 3)
-    loader = create_data_loader(opt)
+    loader = build_data(opt)[1]
     assert len(loader) == 3
     orders = set()
     for seed in range(8):
         torch.manual_seed(seed)
         paths = _loader_paths(loader)
-        assert sorted(paths) == ['a_sample.png', 'b_sample.png', 'c_sample.png']
+        assert len(paths) == len(set(paths)) == 3
         orders.add(tuple(paths))
     assert len(orders) > 1  # not serial: the order changes
+    assert {path for order in orders for path in order} == {f'{c}_sample.png' for c in 'abcde'}
+
+
+def test_seeded_epochs_draw_their_max_dataset_size_files_reproducibly(tmp_path, five_sample_root):
+    opt = make_opt(tmp_path, five_sample_root, '--resize_or_crop', 'none', '--max_dataset_size', 2, '--seed', 0)
+    loader = build_data(opt)[1]
+    epochs = {}
+    for epoch in range(1, 9):
+        loader.sampler.set_epoch(epoch)
+        epochs[epoch] = _loader_paths(loader)
+        assert len(epochs[epoch]) == len(set(epochs[epoch])) == 2
+    loader.sampler.set_epoch(3)
+    assert _loader_paths(loader) == epochs[3]  # the same epoch draws the same files (exact resume)
+    assert len({path for paths in epochs.values() for path in paths}) > 2
 
 
 def test_batches_drop_the_last_partial_batch(tmp_path, five_sample_root):
     opt = make_opt(tmp_path, five_sample_root, '--resize_or_crop', 'none', '--serial_batches', '--batchSize', 2)
-    loader = create_data_loader(opt)
+    loader = build_data(opt)[1]
     batches = list(loader)
     assert len(loader) == 2 and len(batches) == 2
     assert tuple(batches[0]['label'].shape) == (2, 1, 16, 32)

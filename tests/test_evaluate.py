@@ -1,26 +1,30 @@
-"""scripts/evaluate.py and util/metrics.py: trainId mapping, accuracy / IoU, FID with local weights, end to end."""
+"""scripts/evaluate.py and util/metrics.py: trainId mapping, accuracy / IoU, FID / KID with local weights, end to end."""
+
+import argparse
 import importlib.util
 import json
 import math
 import os
+import sys
 import urllib.error
 
 import numpy as np
 import pytest
 import torch
+import torch_fidelity  # the `eval` install group, part of `dev`
+import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 from PIL import Image
+from torch_fidelity.defaults import DEFAULTS
 
-from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_script
 from data.base_dataset import DatasetError
+from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_script
 from models.networks import ModelError
 from options.base_options import OptionsError
 from util import metrics
 
 EVALUATE = os.path.join('scripts', 'evaluate.py')
 # torch >= 2.10 marks TorchScript deprecated; --seg_model still loads TorchScript archives (and .pt2 programs).
-# FID of 8 images from 192-d features: rank-deficient covariances, so scipy warns that the matrix is singular.
-pytestmark = [pytest.mark.filterwarnings('ignore::FutureWarning'),
-              pytest.mark.filterwarnings('ignore::scipy.linalg.LinAlgWarning')]
+pytestmark = pytest.mark.filterwarnings('ignore::FutureWarning')
 
 
 # -------------------------------------------------------------------------------------------- trainIds
@@ -29,9 +33,28 @@ pytestmark = [pytest.mark.filterwarnings('ignore::FutureWarning'),
 def test_train_id_mapping_is_the_official_table():
     label_ids = torch.arange(-1, 40)
     train_ids = metrics.label_to_train_id(label_ids)
-    expected = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-                26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
-    for label_id, train_id in zip(label_ids.tolist(), train_ids.tolist()):
+    expected = {
+        7: 0,
+        8: 1,
+        11: 2,
+        12: 3,
+        13: 4,
+        17: 5,
+        19: 6,
+        20: 7,
+        21: 8,
+        22: 9,
+        23: 10,
+        24: 11,
+        25: 12,
+        26: 13,
+        27: 14,
+        28: 15,
+        31: 16,
+        32: 17,
+        33: 18,
+    }
+    for label_id, train_id in zip(label_ids.tolist(), train_ids.tolist(), strict=True):
         assert train_id == expected.get(label_id, 255), label_id
     assert metrics.label_to_train_id(torch.tensor([7, 26, 33])).tolist() == [0, 13, 18]
     assert metrics.label_to_train_id(torch.tensor([0, 1, 34, -1, 255, 1000])).tolist() == [255] * 6
@@ -56,10 +79,8 @@ def test_unmapped_ids_are_ignored_by_the_confusion_matrix():
 
 
 def test_accuracy_and_iou_match_a_hand_computation():
-    target = torch.tensor([[0, 0, 1, 1],
-                           [2, 2, 255, 1]])
-    prediction = torch.tensor([[0, 1, 1, 1],
-                               [2, 0, 2, 1]])
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 1]])
+    prediction = torch.tensor([[0, 1, 1, 1], [2, 0, 2, 1]])
     confusion = metrics.ConfusionMatrix(num_classes=4)
     confusion.update(prediction, target)
     # 7 counted pixels (one ignored); correct: (0,0) (0,2) (0,3) (1,0) (1,3) -> 5 / 7.
@@ -92,14 +113,17 @@ def test_accuracy_and_iou_match_a_hand_computation():
         confusion.update(torch.tensor([4]), torch.tensor([0]))
 
 
-# ------------------------------------------------------------------------------------------------ FID
+# ------------------------------------------------------------------------------------------ FID / KID
 
 
 @pytest.fixture(scope='module')
 def inception_weights(tmp_path_factory):
-    """A randomly initialised FID Inception state_dict (He init keeps the activations away from 0 / inf)."""
+    """A randomly initialised state_dict of torch-fidelity's Inception (He init keeps the features away from 0 / inf)."""
+    with pytest.MonkeyPatch.context() as patch:  # build the network without its download
+        patch.setattr(fidelity_inception, 'load_state_dict_from_url', lambda *args, **kwargs: {})
+        patch.setattr(fidelity_inception.FeatureExtractorInceptionV3, 'load_state_dict', lambda self, state: None)
+        inception = fidelity_inception.FeatureExtractorInceptionV3('inception-v3-compat', ['2048'])
     torch.manual_seed(0)
-    inception = metrics.build_fid_inception()
     for module in inception.modules():
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
@@ -109,62 +133,109 @@ def inception_weights(tmp_path_factory):
 
 
 def _smooth_images(n: int, seed: int) -> torch.Tensor:
+    """n uint8 3x32x64 images of smooth random colour fields."""
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand(n, 3, 8, 16, generator=generator)
-    return torch.nn.functional.interpolate(coarse, size=(32, 64), mode='bilinear', align_corners=False)
+    return _to_uint8(torch.nn.functional.interpolate(coarse, size=(32, 64), mode='bilinear', align_corners=False))
 
 
-def test_fid_is_zero_for_a_set_with_itself_and_grows_with_noise(inception_weights):
-    model = metrics.fid_inception(inception_weights, dims=192)
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def test_names_match_the_installed_torch_fidelity():
+    assert metrics.INCEPTION_WEIGHTS_FILE == os.path.basename(fidelity_inception.URL_INCEPTION_V3)
+    assert set(map(str, metrics.INCEPTION_DIMS)) <= set(fidelity_inception.FeatureExtractorInceptionV3.get_provided_features_list())
+    assert (metrics.KID_SUBSETS, metrics.KID_SUBSET_SIZE) == (DEFAULTS['kid_subsets'], DEFAULTS['kid_subset_size'])
+
+
+def test_fid_and_kid_are_zero_for_a_set_with_itself_and_grow_with_noise(inception_weights):
+    model = metrics.load_inception(inception_weights, dims=192)
     images = _smooth_images(8, seed=1)
-    generator = torch.Generator().manual_seed(2)
-    noise = torch.randn(images.shape, generator=generator)
-    clean = metrics.inception_activations(model, images.split(3))  # batches of 3, 3, 2
-    assert clean.shape == (8, 192) and clean.dtype == np.float64 and clean.std() > 1e-3
-    noisy = {sigma: metrics.inception_activations(model, [(images + sigma * noise).clamp(0, 1)]) for sigma in (0.1, 0.3)}
-    fid_self = metrics.frechet_distance(clean, clean)
-    fid_01 = metrics.frechet_distance(clean, noisy[0.1])
-    fid_03 = metrics.frechet_distance(clean, noisy[0.3])
-    assert 0 < fid_01 < fid_03
-    assert abs(fid_self) < 1e-3 * fid_01
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(2))
+    clean = metrics.inception_features(model, images.split(3))  # batches of 3, 3, 2
+    assert clean.shape == (8, 192) and clean.dtype == torch.float32 and clean.std() > 1e-3
+    noisy = {sigma: metrics.inception_features(model, [_to_uint8(images / 255 + sigma * noise)]) for sigma in (0.1, 0.3)}
+    fid = {sigma: metrics.frechet_distance(clean, features) for sigma, features in noisy.items()}
+    assert 0 < fid[0.1] < fid[0.3]
+    assert abs(metrics.frechet_distance(clean, clean)) < 1e-3 * fid[0.1]
+    kid = {sigma: metrics.kernel_inception_distance(clean, features, subset_size=8) for sigma, features in noisy.items()}
+    assert 0 < kid[0.1][0] < kid[0.3][0]
+    kid_self, _ = metrics.kernel_inception_distance(clean, clean, subset_size=8)
+    assert abs(kid_self) < 0.1 * kid[0.1][0]
+    assert metrics.kernel_inception_distance(clean, noisy[0.3], subset_size=4) == metrics.kernel_inception_distance(
+        clean, noisy[0.3], subset_size=4
+    )  # seeded subsets: the same number every run
+    with pytest.raises(ValueError, match='KID subset size 9'):
+        metrics.kernel_inception_distance(clean, clean, subset_size=9)
 
 
-def test_feature_extractor_matches_pytorch_fid(inception_weights, monkeypatch):
-    """Our offline loader gives pytorch-fid's own InceptionV3 features (pool3, 2048-d) for the same weights."""
-    import pytorch_fid.inception
+class ImageSet(torch.utils.data.Dataset):
+    """uint8 3xHxW images, one per item, as torch-fidelity's calculate_metrics takes them."""
 
-    state = torch.load(inception_weights, weights_only=True)
-    monkeypatch.setattr(pytorch_fid.inception, 'load_state_dict_from_url', lambda *args, **kwargs: state)
-    reference = pytorch_fid.inception.InceptionV3([3]).eval()
-    ours = metrics.fid_inception(inception_weights, dims=2048)
-    images = _smooth_images(2, seed=3)
-    with torch.no_grad():
-        expected = reference(images)[0].flatten(1).double().numpy()
-    actual = metrics.inception_activations(ours, [images])
-    assert actual.shape == (2, 2048)
-    assert np.allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+def test_scores_equal_torch_fidelity_own_pipeline(inception_weights):
+    """Streaming our batches through load_inception gives torch-fidelity's calculate_metrics numbers exactly."""
+    fake, real = _smooth_images(5, seed=3), _smooth_images(6, seed=4)
+    expected = torch_fidelity.calculate_metrics(
+        input1=ImageSet(fake),
+        input2=ImageSet(real),
+        fid=True,
+        kid=True,
+        kid_subset_size=4,
+        feature_layer_fid='192',
+        feature_layer_kid='192',
+        feature_extractor_weights_path=inception_weights,
+        cuda=False,
+        batch_size=4,
+        save_cpu_ram=True,
+        cache=False,
+        verbose=False,
+    )  # save_cpu_ram: no DataLoader worker processes
+    model = metrics.load_inception(inception_weights, dims=192)
+    fake_features = metrics.inception_features(model, fake.split(2))
+    real_features = metrics.inception_features(model, real.split(4))
+    assert metrics.frechet_distance(fake_features, real_features) == pytest.approx(expected['frechet_inception_distance'], rel=1e-6)
+    kid, kid_std = metrics.kernel_inception_distance(fake_features, real_features, subset_size=4)
+    assert (kid, kid_std) == pytest.approx(
+        (expected['kernel_inception_distance_mean'], expected['kernel_inception_distance_std']), rel=1e-6
+    )
 
 
 def test_inception_weight_errors_name_the_option(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError('no network')
 
-    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', offline)
+    monkeypatch.setattr(fidelity_inception, 'load_state_dict_from_url', offline)
     with pytest.raises(ModelError, match='--inception_weights PATH') as error:
-        metrics.fid_inception(None)
+        metrics.load_inception(None)
     assert 'cannot download' in str(error.value) and 'no network' in str(error.value)
+    assert fidelity_inception.URL_INCEPTION_V3 in str(error.value)
     with pytest.raises(ModelError, match='--inception_weights .*file not found'):
-        metrics.fid_inception(str(tmp_path / 'missing.pth'))
-    def scipy_1_18(*args, **kwargs):
-        raise TypeError("sqrtm() got an unexpected keyword argument 'disp'")
-
-    monkeypatch.setattr(metrics, 'calculate_frechet_distance', scipy_1_18)
-    with pytest.raises(ModelError, match='scipy>=1.13,<1.18'):
-        metrics.frechet_distance(np.eye(3), np.eye(3))
+        metrics.load_inception(str(tmp_path / 'missing.pth'))
     wrong = tmp_path / 'wrong.pth'
     torch.save({'conv.weight': torch.zeros(1)}, str(wrong))
-    with pytest.raises(ModelError, match='not the FID Inception state_dict'):
-        metrics.fid_inception(str(wrong))
+    with pytest.raises(ModelError, match=f'not the Inception state_dict \\({metrics.INCEPTION_WEIGHTS_FILE}\\)'):
+        metrics.load_inception(str(wrong))
+    tensor = tmp_path / 'tensor.pth'
+    torch.save(torch.zeros(1), str(tensor))
+    with pytest.raises(ModelError, match='holds a Tensor, not the Inception state_dict'):
+        metrics.load_inception(str(tensor))
+    pickled = tmp_path / 'pickled.pth'
+    torch.save({'options': argparse.Namespace(x=1)}, str(pickled))  # arbitrary objects: never unpickled
+    with pytest.raises(ModelError, match='cannot load .*expected weights-inception-2015-12-05-6726825d.pth'):
+        metrics.load_inception(str(pickled))
+    with pytest.raises(ModelError, match='dims 100 not supported'):
+        metrics.load_inception(str(wrong), dims=100)
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -241,9 +312,29 @@ def evaluation_setup(tmp_path_factory):
 def test_end_to_end_accuracy_iou_fid_and_json(evaluation_setup, inception_weights):
     setup = evaluation_setup
     out = setup['root'] / 'scores.json'
-    result = run_script(EVALUATE, '--results_dir', setup['results'], '--dataroot', setup['dataroot'], '--seg_model', setup['seg'],
-                        '--real', '--fid', '--inception_weights', inception_weights, '--fid_dims', '192', '--json', out,
-                        '--gpu_ids', '-1', '--batch_size', '2', '--nThreads', '0')
+    result = run_script(
+        EVALUATE,
+        '--results_dir',
+        setup['results'],
+        '--dataroot',
+        setup['dataroot'],
+        '--seg_model',
+        setup['seg'],
+        '--real',
+        '--fid',
+        '--inception_weights',
+        inception_weights,
+        '--fid_dims',
+        '192',
+        '--json',
+        out,
+        '--gpu_ids',
+        '-1',
+        '--batch_size',
+        '2',
+        '--nThreads',
+        '0',
+    )
     assert_ok(result)
     scores = json.loads(out.read_text())
     # Labels resized (nearest) to 64x32: left 32x32 road minus 4 ignored rows = 896 px, right 16x32 car = 512, sky = 512.
@@ -262,14 +353,18 @@ def test_end_to_end_accuracy_iou_fid_and_json(evaluation_setup, inception_weight
     real = scores['real']
     assert real['pixel_accuracy'] == pytest.approx(1.0) and real['mean_iou'] == pytest.approx(1.0)
     assert (real['per_class_iou']['road'], real['per_class_iou']['car'], real['per_class_iou']['sky']) == (1.0, 1.0, 1.0)
-    assert real.get('fid') is None
+    assert real.get('fid') is None and real.get('kid') is None
     assert synthesized['fid'] > 0 and math.isfinite(synthesized['fid'])
+    # KID over the 3 pairs: subsets of all 3 images (fewer than --kid_subset_size), torch-fidelity's 100 subsets.
+    assert math.isfinite(synthesized['kid']) and synthesized['kid_std'] >= 0
+    assert scores['kid_subset_size'] == 3 and scores['kid_subsets'] == 100 and scores['fid_dims'] == 192
+    assert 'note: KID from subsets of 3 images' in result.stdout
     # The table, in the paper's layout.
     lines = result.stdout.splitlines()
     header = next(line for line in lines if 'Pixel acc' in line)
-    assert 'Mean IoU' in header and 'FID' in header
+    assert header.split() == ['Pixel', 'acc', 'Mean', 'IoU', 'FID', 'KID']
     row = next(line for line in lines if line.startswith('pix2pixHD synthesized'))
-    assert '73.33%' in row and '0.5000' in row and f"{synthesized['fid']:.2f}" in row
+    assert row.split()[2:] == ['73.33%', '0.5000', f"{synthesized['fid']:.2f}", f"{synthesized['kid']:.4f}"]
     row = next(line for line in lines if line.startswith('real photos'))
     assert '100.00%' in row and '1.0000' in row
     assert any(line.startswith('car') and '0.5000' in line for line in lines)
@@ -277,8 +372,18 @@ def test_end_to_end_accuracy_iou_fid_and_json(evaluation_setup, inception_weight
 
 def test_styles_are_all_counted_or_selected(evaluation_setup):
     setup = evaluation_setup
-    common = ('--results_dir', setup['styles'], '--dataroot', setup['dataroot'], '--seg_model', setup['seg'],
-              '--gpu_ids', '-1', '--nThreads', '0')
+    common = (
+        '--results_dir',
+        setup['styles'],
+        '--dataroot',
+        setup['dataroot'],
+        '--seg_model',
+        setup['seg'],
+        '--gpu_ids',
+        '-1',
+        '--nThreads',
+        '0',
+    )
     evaluate = _load_evaluate()
     out = setup['root'] / 'style1.json'
     evaluate.main([*common, '--style', '1', '--json', str(out)])
@@ -311,8 +416,20 @@ def test_bad_segmentation_output_is_a_model_error(evaluation_setup, tmp_path):
     bad = str(tmp_path / 'bad.pt')
     torch.jit.script(TwoClasses()).save(bad)
     with pytest.raises(ModelError, match=r'returned \(3, 2, 32, 64\).*Bx19xHxW'):
-        _load_evaluate().main(['--results_dir', evaluation_setup['results'], '--dataroot', evaluation_setup['dataroot'],
-                               '--seg_model', bad, '--gpu_ids', '-1', '--nThreads', '0'])
+        _load_evaluate().main(
+            [
+                '--results_dir',
+                evaluation_setup['results'],
+                '--dataroot',
+                evaluation_setup['dataroot'],
+                '--seg_model',
+                bad,
+                '--gpu_ids',
+                '-1',
+                '--nThreads',
+                '0',
+            ]
+        )
 
 
 def test_user_errors_are_one_line(evaluation_setup, tmp_path):
@@ -329,8 +446,7 @@ def test_user_errors_are_one_line(evaluation_setup, tmp_path):
 
     missing = tmp_path / 'missing_inception.pth'
     result = run_script(EVALUATE, '--results_dir', setup['results'], *base, '--fid', '--inception_weights', missing)
-    assert_one_line_error(result, f'--inception_weights {missing}', 'file not found')
-
+    assert_one_line_error(result, f'--inception_weights {missing}', 'file not found', metrics.INCEPTION_WEIGHTS_FILE)
 
 
 def test_missing_photos_and_option_errors(evaluation_setup, tmp_path):
@@ -351,6 +467,20 @@ def test_missing_photos_and_option_errors(evaluation_setup, tmp_path):
         evaluate.main([*base, '--seg_model', str(tmp_path / 'missing.pt')])
     with pytest.raises(OptionsError, match='--style 3: no _synthesized_image_style3'):
         evaluate.main([*base, '--seg_model', setup['seg'], '--style', '3'])
+    with pytest.raises(OptionsError, match='--kid_subset_size 1 must be at least 2'):
+        evaluate.main([*base, '--fid', '--kid_subset_size', '1'])
+
+
+def test_fid_without_torch_fidelity_says_which_group_to_install(evaluation_setup, monkeypatch):
+    for name in [name for name in sys.modules if name.split('.')[0] == 'torch_fidelity'] + ['torch_fidelity']:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: find_spec gives None, importing fails
+    evaluate = _load_evaluate()
+    base = ['--results_dir', evaluation_setup['results'], '--dataroot', evaluation_setup['dataroot'], '--gpu_ids', '-1', '--nThreads', '0']
+    with pytest.raises(OptionsError, match=r"--fid needs torch-fidelity, which is not installed: pip install '\.\[eval\]'"):
+        evaluate.main([*base, '--fid'])
+    out = evaluation_setup['root'] / 'seg_only.json'
+    evaluate.main([*base, '--seg_model', evaluation_setup['seg'], '--json', str(out)])  # segmentation needs only the core
+    assert json.loads(out.read_text())['synthesized']['pixel_accuracy'] == pytest.approx(11 / 15)
 
 
 def test_torch_export_program_is_accepted(evaluation_setup, tmp_path):
@@ -359,6 +489,20 @@ def test_torch_export_program_is_accepted(evaluation_setup, tmp_path):
     path = str(tmp_path / 'colour_seg.pt2')
     torch.export.save(program, path)
     out = tmp_path / 'scores.json'
-    _load_evaluate().main(['--results_dir', evaluation_setup['results'], '--dataroot', evaluation_setup['dataroot'],
-                           '--seg_model', path, '--gpu_ids', '-1', '--nThreads', '0', '--json', str(out)])
+    _load_evaluate().main(
+        [
+            '--results_dir',
+            evaluation_setup['results'],
+            '--dataroot',
+            evaluation_setup['dataroot'],
+            '--seg_model',
+            path,
+            '--gpu_ids',
+            '-1',
+            '--nThreads',
+            '0',
+            '--json',
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text())['synthesized']['pixel_accuracy'] == pytest.approx(11 / 15)

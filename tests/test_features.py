@@ -1,7 +1,8 @@
-"""Instance features (SPEC sections 3 and 6): encode_features.py and its cluster files, the seeded
+"""Instance features: encode_features.py and its cluster files, the seeded
 FeatureSampler and --feat_choice, G's response to a chosen cluster, --relabel, test.py with several
 styles, pickled reference cluster files, and the full feature recipe at small size
 (train -> encode_features -> precompute_feature_maps -> local enhancer on precomputed features -> test)."""
+
 import html.parser
 import json
 import os
@@ -13,15 +14,13 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from data.synthetic import make_synthetic_dataset
-from models.manipulation import FeatureSampler, check_relabel, parse_int_pairs, relabel_maps
-from models.manipulation import load_clusters
-from models.networks import ModelError, define_G
+from helpers import TINY, assert_ok, assert_one_line_error, run_script
+from models.manipulation import FeatureSampler, check_relabel, load_clusters, parse_int_pairs, relabel_maps
+from models.networks import ModelError, define_E, define_G
 from models.pix2pixHD_model import Pix2PixHDModel
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
-
-from helpers import assert_ok, assert_one_line_error, run_script
-
+from util.checkpoint import experiment_dir, save_networks
 
 # One thread per process: several OpenMP threads per process on CI's two busy cores make the
 # tiny convolutions here many times slower.
@@ -32,8 +31,6 @@ AREA_UNIT = LOAD_SIZE * (LOAD_SIZE // 2) // 32  # the reference's area unit: h *
 # The stage-1 ("512p") experiment: a tiny global G with ngf 8, so that a stage-2 local enhancer with
 # --ngf 4 has a global part of ngf 8 and loads its model.* tensors.
 STAGE1_ARCH = ['--ngf', '8', '--n_blocks_global', '1', '--nef', '4']
-TINY = ['--ndf', '4', '--no_vgg_loss', '--nThreads', '0', '--gpu_ids', '-1', '--seed', '0']
-
 
 
 class _ImgSources(html.parser.HTMLParser):
@@ -70,10 +67,34 @@ def class_of(ids):
 def tiny_model(tmp_path_factory, cityscapes_root):
     """A randomly initialised training model with --instance_feat, for encode_input (no files written)."""
     checkpoints = tmp_path_factory.mktemp('tiny_model')
-    opt = TrainOptions().parse(['--dataroot', cityscapes_root, '--checkpoints_dir', str(checkpoints), '--name', 'tiny',
-                                '--instance_feat', '--nef', '4', '--ngf', '4', '--n_blocks_global', '1', '--ndf', '4',
-                                '--no_vgg_loss', '--loadSize', str(LOAD_SIZE), '--gpu_ids', '-1', '--no_flip',
-                                '--nThreads', '0'], save=False)
+    opt = TrainOptions().parse(
+        [
+            '--dataroot',
+            cityscapes_root,
+            '--checkpoints_dir',
+            str(checkpoints),
+            '--name',
+            'tiny',
+            '--instance_feat',
+            '--nef',
+            '4',
+            '--ngf',
+            '4',
+            '--n_blocks_global',
+            '1',
+            '--ndf',
+            '4',
+            '--no_vgg_loss',
+            '--loadSize',
+            str(LOAD_SIZE),
+            '--gpu_ids',
+            '-1',
+            '--no_flip',
+            '--nThreads',
+            '0',
+        ],
+        save=False,
+    )
     return Pix2PixHDModel(opt), opt
 
 
@@ -86,8 +107,21 @@ def synthetic(tmp_path_factory):
     make_synthetic_dataset(str(dataroot), n_train=4, n_test=2, width=128, height=64, seed=0)
     checkpoints = base / 'checkpoints'
     common = ['--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1']
-    trained = run_script('train.py', '--name', 'f512', '--instance_feat', '--loadSize', LOAD_SIZE, *STAGE1_ARCH, *TINY,
-                         '--niter', '1', '--niter_decay', '0', *common[:4])
+    trained = run_script(
+        'train.py',
+        '--name',
+        'f512',
+        '--instance_feat',
+        *TINY,
+        '--loadSize',
+        LOAD_SIZE,
+        *STAGE1_ARCH,
+        '--niter',
+        '1',
+        '--niter_decay',
+        '0',
+        *common[:4],
+    )
     assert_ok(trained)
     encoded = run_script('encode_features.py', '--name', 'f512', '--loadSize', LOAD_SIZE, *common)
     assert_ok(encoded)
@@ -97,14 +131,47 @@ def synthetic(tmp_path_factory):
 # ----------------------------------------------------------------------------- 1. encode_features.py
 def test_encode_features_on_cityscapes(tmp_path, cityscapes_root):
     checkpoints = tmp_path / 'checkpoints'
-    opt = TrainOptions().parse(['--instance_feat', '--nef', '4', '--ngf', '4', '--n_blocks_global', '1', '--ndf', '4',
-                                '--no_vgg_loss', '--loadSize', str(LOAD_SIZE), '--gpu_ids', '-1',
-                                '--checkpoints_dir', str(checkpoints), '--name', 'feat'], save=True)
+    opt = TrainOptions().parse(
+        [
+            '--instance_feat',
+            '--nef',
+            '4',
+            '--ngf',
+            '4',
+            '--n_blocks_global',
+            '1',
+            '--ndf',
+            '4',
+            '--no_vgg_loss',
+            '--loadSize',
+            str(LOAD_SIZE),
+            '--gpu_ids',
+            '-1',
+            '--checkpoints_dir',
+            str(checkpoints),
+            '--name',
+            'feat',
+        ],
+        save=True,
+    )
     assert (checkpoints / 'feat' / 'opt.json').is_file()
     torch.manual_seed(0)
-    Pix2PixHDModel(opt).save('latest')
-    result = run_script('encode_features.py', '--name', 'feat', '--checkpoints_dir', checkpoints, '--dataroot', cityscapes_root,
-                        '--loadSize', LOAD_SIZE, '--n_clusters', 3, '--gpu_ids', '-1')
+    save_networks(Pix2PixHDModel(opt).networks_by_name(), experiment_dir(opt), 'latest')
+    result = run_script(
+        'encode_features.py',
+        '--name',
+        'feat',
+        '--checkpoints_dir',
+        checkpoints,
+        '--dataroot',
+        cityscapes_root,
+        '--loadSize',
+        LOAD_SIZE,
+        '--n_clusters',
+        3,
+        '--gpu_ids',
+        '-1',
+    )
     assert_ok(result)
 
     # Expected per class: the areas of its instances, from the instance maps resized as the loader does.
@@ -145,10 +212,85 @@ def test_encode_features_on_cityscapes(tmp_path, cityscapes_root):
             assert np.all(rows >= kept.min(axis=0) - 1e-5) and np.all(rows <= kept.max(axis=0) + 1e-5)
 
 
+def test_encode_features_takes_each_feature_under_its_instance(tmp_path):
+    # Four instances of four classes in vertical stripes of different widths, each its own colour: a feature
+    # taken anywhere but under its instance (a flipped or shifted photo) is another stripe's.
+    ids, widths = (26001, 24001, 7, 11), (8, 12, 20, 24)
+    colours = ((220, 30, 30), (30, 200, 60), (40, 60, 230), (240, 230, 40))
+    inst = np.zeros((32, 64), np.uint16)
+    photo = np.zeros((32, 64, 3), np.uint8)
+    stripes = {}
+    left = 0
+    for instance_id, width, colour in zip(ids, widths, colours):
+        stripes[int(class_of(instance_id))] = slice(left, left + width)
+        inst[:, left : left + width] = instance_id
+        photo[:, left : left + width] = colour
+        left += width
+    dataroot, checkpoints = tmp_path / 'data', tmp_path / 'checkpoints'
+    for kind, array in (('label', class_of(inst).astype(np.uint8)), ('inst', inst), ('img', photo)):
+        os.makedirs(dataroot / f'train_{kind}')
+        Image.fromarray(array).save(dataroot / f'train_{kind}' / 'stripes.png')
+    assert_ok(
+        run_script(
+            'train.py',
+            '--name',
+            'stripes',
+            *TINY,
+            '--instance_feat',
+            '--nef',
+            4,
+            '--niter',
+            1,
+            '--niter_decay',
+            0,
+            '--checkpoints_dir',
+            checkpoints,
+            '--dataroot',
+            dataroot,
+        )
+    )
+    assert_ok(
+        run_script(
+            'encode_features.py',
+            '--name',
+            'stripes',
+            '--loadSize',
+            64,
+            '--n_clusters',
+            1,
+            '--gpu_ids',
+            '-1',
+            '--checkpoints_dir',
+            checkpoints,
+            '--dataroot',
+            dataroot,
+        )
+    )
+    with np.load(checkpoints / 'stripes' / 'features.npz', allow_pickle=False) as archive:
+        features = {int(key): archive[key] for key in archive.files}
+
+    # Expected: the trained E's feature map (before its instance pooling) averaged by hand over each stripe.
+    encoder = define_E(3, 3, 4, 4)
+    encoder.load_state_dict(torch.load(checkpoints / 'stripes' / 'latest_net_E.pth', weights_only=True), strict=True)
+    with torch.no_grad():
+        feature_map = encoder.model(torch.from_numpy(photo.transpose(2, 0, 1) / 255.0 * 2 - 1).float()[None])[0].numpy()
+    expected = {class_id: feature_map[:, :, columns].mean(axis=(1, 2)) for class_id, columns in stripes.items()}
+    values = list(expected.values())
+    assert min(np.abs(a - b).max() for i, a in enumerate(values) for b in values[i + 1 :]) > 1e-3  # the stripes differ
+    assert set(features) == set(expected)
+    for class_id, rows in features.items():
+        assert rows.shape == (1, 4), class_id
+        np.testing.assert_allclose(rows[0, :3], expected[class_id], rtol=0, atol=1e-5, err_msg=str(class_id))
+        columns = stripes[class_id]
+        assert rows[0, 3] == pytest.approx(32 * (columns.stop - columns.start) / (64 * 32 // 32))
+
+
 # ----------------------------------------------------------------------------- 2. FeatureSampler
-CENTERS = {26: np.array([[0.1, 0.2, 0.3], [-0.4, -0.5, -0.6]], np.float32),
-           33: np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.float32),
-           7: np.array([[0.7, 0.7, 0.7]], np.float32)}
+CENTERS = {
+    26: np.array([[0.1, 0.2, 0.3], [-0.4, -0.5, -0.6]], np.float32),
+    33: np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.float32),
+    7: np.array([[0.7, 0.7, 0.7]], np.float32),
+}
 
 
 def crafted_instances():
@@ -156,7 +298,7 @@ def crafted_instances():
     inst = torch.zeros(2, 1, 6, 8, dtype=torch.int32)
     for image, ids in enumerate(((26001, 33001, 7, 11), (26002, 26001, 7, 11))):
         for stripe, instance_id in enumerate(ids):
-            inst[image, 0, :, 2 * stripe:2 * stripe + 2] = instance_id
+            inst[image, 0, :, 2 * stripe : 2 * stripe + 2] = instance_id
     return inst
 
 
@@ -165,7 +307,7 @@ def stripe_values(feature_map):
     values = {}
     for image in range(feature_map.shape[0]):
         for stripe in range(4):
-            block = feature_map[image, :, :, 2 * stripe:2 * stripe + 2].reshape(3, -1)
+            block = feature_map[image, :, :, 2 * stripe : 2 * stripe + 2].reshape(3, -1)
             assert torch.equal(block, block[:, :1].expand_as(block)), (image, stripe)
             values[image, stripe] = block[:, 0].numpy()
     return values
@@ -331,8 +473,11 @@ def test_test_py_several_styles_seeded(synthetic, tmp_path):
 
     bases = sorted(os.path.splitext(n)[0] for n in os.listdir(synthetic['dataroot'] / 'test_label'))
     assert len(bases) == 2
-    expected = {f'{b}_{kind}.png' for b in bases
-                for kind in ('input_label', 'synthesized_image_style0', 'synthesized_image_style1', 'synthesized_image_style2', 'real_image')}
+    expected = {
+        f'{b}_{kind}.png'
+        for b in bases
+        for kind in ('input_label', 'synthesized_image_style0', 'synthesized_image_style1', 'synthesized_image_style2', 'real_image')
+    }
     images = result_images(tmp_path / 'r1')
     assert set(os.listdir(images)) == expected
     sources = html_images(os.path.join(tmp_path / 'r1', 'f512', 'test_latest', 'index.html'))
@@ -347,9 +492,12 @@ def test_test_py_several_styles_seeded(synthetic, tmp_path):
     # another seed, other draws
     other = run_test(synthetic, tmp_path / 'r3', '--n_styles', 3, '--seed', 1)
     assert_ok(other)
-    assert any((tmp_path / 'r1' / 'f512' / 'test_latest' / 'images' / name).read_bytes()
-               != (tmp_path / 'r3' / 'f512' / 'test_latest' / 'images' / name).read_bytes()
-               for name in expected if 'style' in name)
+    assert any(
+        (tmp_path / 'r1' / 'f512' / 'test_latest' / 'images' / name).read_bytes()
+        != (tmp_path / 'r3' / 'f512' / 'test_latest' / 'images' / name).read_bytes()
+        for name in expected
+        if 'style' in name
+    )
 
 
 def test_test_py_feature_choice(synthetic, tmp_path):
@@ -452,10 +600,40 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
         assert len(np.unique(feat.reshape(-1, 3), axis=0)) > 1
 
     # stage 2: local enhancer on 256x128 with precomputed features, global part from stage 1
-    result = run_script('train.py', '--name', 'f1024', '--netG', 'local', '--ngf', '4', '--num_D', '3', '--instance_feat',
-                        '--load_features', '--load_pretrain', stage1, '--niter_fix_global', 1, '--niter', 1, '--niter_decay', 1,
-                        '--loadSize', 256, '--n_blocks_global', 1, '--n_blocks_local', 1, '--save_epoch_freq', 1, *TINY,
-                        '--checkpoints_dir', checkpoints, '--dataroot', dataroot)
+    result = run_script(
+        'train.py',
+        '--name',
+        'f1024',
+        *TINY,
+        '--netG',
+        'local',
+        '--ngf',
+        '4',
+        '--num_D',
+        '3',
+        '--instance_feat',
+        '--load_features',
+        '--load_pretrain',
+        stage1,
+        '--niter_fix_global',
+        1,
+        '--niter',
+        1,
+        '--niter_decay',
+        1,
+        '--loadSize',
+        256,
+        '--n_blocks_global',
+        1,
+        '--n_blocks_local',
+        1,
+        '--save_epoch_freq',
+        1,
+        '--checkpoints_dir',
+        checkpoints,
+        '--dataroot',
+        dataroot,
+    )
     assert_ok(result)
     report = [line for line in result.stdout.splitlines() if line.startswith('--load_pretrain:')]
     g_line = [line for line in report if 'network G' in line]
@@ -485,8 +663,21 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
 
 
 def test_load_features_without_precomputed_maps(tmp_path, cityscapes_root):
-    result = run_script('train.py', '--name', 'nofeat', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', cityscapes_root,
-                        '--instance_feat', '--load_features', '--loadSize', LOAD_SIZE, *STAGE1_ARCH, *TINY)
+    result = run_script(
+        'train.py',
+        '--name',
+        'nofeat',
+        '--checkpoints_dir',
+        tmp_path / 'checkpoints',
+        '--dataroot',
+        cityscapes_root,
+        '--instance_feat',
+        '--load_features',
+        *TINY,
+        '--loadSize',
+        LOAD_SIZE,
+        *STAGE1_ARCH,
+    )
     assert_one_line_error(result, 'train_feat', 'precompute_feature_maps.py')
 
 
@@ -499,7 +690,25 @@ def test_load_features_of_another_size_is_a_user_error(tmp_path):
     os.makedirs(dataroot / 'train_feat')
     name = os.listdir(dataroot / 'train_label')[0]
     Image.fromarray(np.full((64, 128, 3), 128, np.uint8)).save(dataroot / 'train_feat' / name)
-    result = run_script('train.py', '--name', 'badfeat', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', dataroot,
-                        '--instance_feat', '--load_features', '--resize_or_crop', 'none', '--loadSize', 64, '--niter', 1,
-                        '--niter_decay', 0, *STAGE1_ARCH, *TINY)
+    result = run_script(
+        'train.py',
+        '--name',
+        'badfeat',
+        '--checkpoints_dir',
+        tmp_path / 'checkpoints',
+        '--dataroot',
+        dataroot,
+        '--instance_feat',
+        '--load_features',
+        *TINY,
+        '--resize_or_crop',
+        'none',
+        '--loadSize',
+        64,
+        '--niter',
+        1,
+        '--niter_decay',
+        0,
+        *STAGE1_ARCH,
+    )
     assert_one_line_error(result, name)

@@ -1,25 +1,31 @@
 """Tests for the input encoding helpers and the losses (GAN, feature matching, VGG19)."""
+
 import urllib.error
 
 import pytest
 import torch
 
+from builders import build_data
+from helpers import TINY
 from models.networks import GANLoss, ModelError, VGGLoss, feature_matching_loss
-from models.pix2pixHD_model import get_edges, instance_class, one_hot_label
-
+from models.pix2pixHD_model import Pix2PixHDModel, get_edges, instance_class, one_hot_label
+from options.train_options import TrainOptions
 
 # ---------------------------------------------------------------- input encoding
 
+
 def test_get_edges_marks_both_pixels_of_4_neighbour_pairs():
     a, b, c = 33001, 33002, 26000
-    ids = torch.tensor([[a, a, b, b, b],
-                        [a, a, b, b, b],
-                        [c, c, c, b, b],
-                        [c, c, c, c, c]], dtype=torch.int32).reshape(1, 1, 4, 5)
-    expected = torch.tensor([[0, 1, 1, 0, 0],
-                             [1, 1, 1, 0, 0],   # (1,3) differs from (2,2) only diagonally: not an edge
-                             [1, 1, 1, 1, 1],
-                             [0, 0, 0, 1, 1]], dtype=torch.float32).reshape(1, 1, 4, 5)
+    ids = torch.tensor([[a, a, b, b, b], [a, a, b, b, b], [c, c, c, b, b], [c, c, c, c, c]], dtype=torch.int32).reshape(1, 1, 4, 5)
+    expected = torch.tensor(
+        [
+            [0, 1, 1, 0, 0],
+            [1, 1, 1, 0, 0],  # (1,3) differs from (2,2) only diagonally: not an edge
+            [1, 1, 1, 1, 1],
+            [0, 0, 0, 1, 1],
+        ],
+        dtype=torch.float32,
+    ).reshape(1, 1, 4, 5)
     edges = get_edges(ids)
     assert edges.dtype == torch.float32
     assert edges.shape == (1, 1, 4, 5)
@@ -30,14 +36,12 @@ def test_get_edges_diagonal_only_and_batch_independent():
     ids = torch.ones(2, 1, 3, 3, dtype=torch.int64)
     ids[0, 0, 0, 0] = 5
     edges = get_edges(ids)
-    assert torch.equal(edges[0, 0], torch.tensor([[1., 1., 0.], [1., 0., 0.], [0., 0., 0.]]))
+    assert torch.equal(edges[0, 0], torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
     assert torch.equal(edges[1], torch.zeros(1, 3, 3))
 
 
 def test_one_hot_label_one_per_pixel_at_the_right_channel():
-    label = torch.tensor([[0, 1, 2, 4],
-                          [4, 4, 3, 0],
-                          [2, 2, 1, 1]], dtype=torch.uint8).reshape(1, 1, 3, 4)
+    label = torch.tensor([[0, 1, 2, 4], [4, 4, 3, 0], [2, 2, 1, 1]], dtype=torch.uint8).reshape(1, 1, 3, 4)
     one_hot = one_hot_label(label, 5)
     assert one_hot.shape == (1, 5, 3, 4)
     assert one_hot.dtype == torch.float32
@@ -65,6 +69,7 @@ def test_instance_class():
 
 # ---------------------------------------------------------------- GAN loss
 
+
 def crafted_predictions():
     torch.manual_seed(1)
     return [
@@ -87,8 +92,7 @@ def test_lsgan_uses_last_output_of_each_scale(target_is_real):
 
 
 def test_lsgan_crafted_values():
-    preds = [[torch.full((1, 1, 2, 2), 7.0), torch.tensor([[[[0.5, 1.5]]]])],
-             [torch.tensor([[[[2.0, 0.0, 1.0]]]])]]
+    preds = [[torch.full((1, 1, 2, 2), 7.0), torch.tensor([[[[0.5, 1.5]]]])], [torch.tensor([[[[2.0, 0.0, 1.0]]]])]]
     # real: scale0 mean((0.5-1)^2, (1.5-1)^2) = 0.25; scale1 mean(1, 1, 0) = 2/3
     assert GANLoss()(preds, True).item() == pytest.approx(0.25 + 2 / 3, rel=1e-6)
     # fake: scale0 mean(0.25, 2.25) = 1.25; scale1 mean(4, 0, 1) = 5/3
@@ -111,6 +115,7 @@ def test_bce_gan_loss_applies_sigmoid_to_logits(target_is_real):
 def test_bce_gan_loss_crafted_value():
     preds = [[torch.tensor([[[[0.0]]]])], [torch.tensor([[[[2.0]]]])]]
     import math
+
     expected_real = math.log(2) + math.log(1 + math.exp(-2))
     expected_fake = math.log(2) + math.log(1 + math.exp(2))
     assert GANLoss(use_lsgan=False)(preds, True).item() == pytest.approx(expected_real, rel=1e-6)
@@ -118,6 +123,7 @@ def test_bce_gan_loss_crafted_value():
 
 
 # ---------------------------------------------------------------- feature matching
+
 
 @pytest.mark.parametrize('num_D, n_layers_D, lambda_feat', [(2, 3, 10.0), (3, 2, 4.0)])
 def test_feature_matching_loss_value_and_detach(num_D, n_layers_D, lambda_feat):
@@ -155,6 +161,7 @@ def test_feature_matching_loss_crafted_value():
 
 # ---------------------------------------------------------------- VGG loss
 
+
 @pytest.fixture(scope='module')
 def vgg_file(tmp_path_factory):
     """A randomly initialised torchvision VGG19 state_dict on disk, and its `features` loaded from that file."""
@@ -186,13 +193,8 @@ def test_vgg_loss_of_identical_images_is_zero(vgg_loss):
     assert vgg_loss(image, image.clone()).item() == 0.0
 
 
-def test_vgg_loss_matches_hand_computed_slices(vgg_file, vgg_loss):
-    _, features = vgg_file
-    torch.manual_seed(4)
-    fake = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_()
-    real = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_()
-    loss = vgg_loss(fake, real)
-
+def hand_vgg_loss(features, fake, real) -> float:
+    """SPEC's VGG loss by hand: torchvision's `features` layer by layer, L1 at relu1_1..relu5_1 with weights 1/32..1."""
     slices = [(0, 2), (2, 7), (7, 12), (12, 21), (21, 30)]
     weights = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0]
     expected = 0.0
@@ -203,6 +205,16 @@ def test_vgg_loss_matches_hand_computed_slices(vgg_file, vgg_loss):
                 x = features[index](x)
                 y = features[index](y)
             expected += weight * (x - y).abs().mean().item()
+    return expected
+
+
+def test_vgg_loss_matches_hand_computed_slices(vgg_file, vgg_loss):
+    _, features = vgg_file
+    torch.manual_seed(4)
+    fake = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_()
+    real = (torch.rand(2, 3, 32, 48) * 2 - 1).requires_grad_()
+    loss = vgg_loss(fake, real)
+    expected = hand_vgg_loss(features, fake, real)
     assert loss.item() > 0
     assert loss.item() == pytest.approx(expected, rel=1e-4)
 
@@ -251,3 +263,20 @@ def test_vgg_download_failure_names_the_flags(monkeypatch):
     assert calls, 'the download path was not taken'
     assert '--vgg_weights' in message and '--no_vgg_loss' in message
     assert 'no network' in message
+
+
+def test_model_vgg_loss_is_weighted_by_lambda_feat(vgg_file, dataroot, tmp_path):
+    path, features = vgg_file
+    lambda_feat = 3.0  # not the default 10, so neither a missing nor a hard-coded weight passes
+    flags = [flag for flag in TINY if flag != '--no_vgg_loss']  # this test wants the VGG loss
+    opt = TrainOptions().parse(
+        flags + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--vgg_weights', path, '--lambda_feat', str(lambda_feat)],
+        save=False,
+    )
+    torch.manual_seed(0)
+    model = Pix2PixHDModel(opt)
+    data = next(iter(build_data(opt)[1]))
+    losses, fake = model(data['label'], data['inst'], data['image'], data['feat'], infer=True)
+    expected = lambda_feat * hand_vgg_loss(features, fake, data['image'])
+    assert expected > 0
+    assert losses['G_VGG'].item() == pytest.approx(expected, rel=1e-4)

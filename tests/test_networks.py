@@ -1,4 +1,5 @@
 """Tests for models/networks (architecture, keys, shapes, pooling) and the checkpoint helpers of the model."""
+
 import gc
 import os
 import pickle
@@ -8,11 +9,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from models.networks import (ModelError, count_parameters, define_D, define_E, define_G, instance_average_pool)
-from models.pix2pixHD_model import (Pix2PixHDModel, load_network_partial, load_network_strict, read_state_dict,
-                                    save_network)
+from builders import build_model
+from models.networks import ModelError, count_parameters, define_D, define_E, define_G, instance_average_pool
+from models.pix2pixHD_model import Pix2PixHDModel
 from options.base_options import save_options
 from options.train_options import TrainOptions
+from util.checkpoint import experiment_dir, load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
 
 
 def train_opt(tmp_path, *flags):
@@ -25,13 +27,18 @@ def snapshot(net):
 
 # ---------------------------------------------------------------- parameter counts (reference values)
 
-@pytest.mark.parametrize('build, expected', [
-    (lambda: define_G(36, 3, 64, 'global', 4, 9), 182_546_755),
-    (lambda: define_G(36, 3, 32, 'local', 4, 9, 1, 3), 182_857_059),
-    (lambda: define_D(39, 64, 3, 'instance', 2, True), 5_603_202),
-    (lambda: define_D(39, 64, 3, 'instance', 3, True), 8_404_803),
-    (lambda: define_E(3, 3, 16, 4), 788_803),
-], ids=['G_global_default', 'G_local_ngf32', 'D_numD2', 'D_numD3', 'E_default'])
+
+@pytest.mark.parametrize(
+    'build, expected',
+    [
+        (lambda: define_G(36, 3, 64, 'global', 4, 9), 182_546_755),
+        (lambda: define_G(36, 3, 32, 'local', 4, 9, 1, 3), 182_857_059),
+        (lambda: define_D(39, 64, 3, 'instance', 2, True), 5_603_202),
+        (lambda: define_D(39, 64, 3, 'instance', 3, True), 8_404_803),
+        (lambda: define_E(3, 3, 16, 4), 788_803),
+    ],
+    ids=['G_global_default', 'G_local_ngf32', 'D_numD2', 'D_numD3', 'E_default'],
+)
 def test_parameter_counts_match_reference(build, expected):
     net = build()
     try:
@@ -41,31 +48,67 @@ def test_parameter_counts_match_reference(build, expected):
         gc.collect()
 
 
-def test_count_parameters_counts_frozen_parameters_too():
-    net = define_E(3, 3, 4, 1)
-    total = count_parameters(net)
+@pytest.mark.parametrize(
+    'label, build',
+    [
+        ('G', lambda: define_G(39, 3, 8, 'global', 4, 9)),
+        ('D', lambda: define_D(39, 8, 3, 'instance', 2, True)),
+        ('E', lambda: define_E(3, 3, 4, 4)),
+    ],
+)
+def test_count_parameters_matches_the_reference_fixture_even_when_frozen(reference_fixture, label, build):
+    # The fixture's networks (flags in its meta.json: ngf/ndf 8, nef 4, num_D 2, instance features, so G and
+    # D see 35 + 1 + 3 channels), written by the reference; instance norm keeps no buffers, so the sizes of
+    # their state_dict tensors are the reference's parameter counts.
+    state_dict = torch.load(os.path.join(reference_fixture, f'net_{label}.pth'), map_location='cpu', weights_only=True)
+    expected = sum(value.numel() for value in state_dict.values())
+    net = build()
+    assert count_parameters(net) == expected
     for parameter in net.parameters():
         parameter.requires_grad = False
-    assert count_parameters(net) == total == sum(p.numel() for p in net.parameters())
+    assert count_parameters(net) == expected  # frozen parameters count too
 
 
 # ---------------------------------------------------------------- state_dict keys
 
+
 def test_global_generator_keys():
     keys = set(define_G(36, 3, 4, 'global', 4, 9).state_dict())
-    for key in ('model.1.weight', 'model.16.conv_block.1.weight', 'model.16.conv_block.5.weight', 'model.24.conv_block.5.weight',
-                'model.25.weight', 'model.34.weight', 'model.38.weight', 'model.38.bias'):
+    for key in (
+        'model.1.weight',
+        'model.16.conv_block.1.weight',
+        'model.16.conv_block.5.weight',
+        'model.24.conv_block.5.weight',
+        'model.25.weight',
+        'model.34.weight',
+        'model.38.weight',
+        'model.38.bias',
+    ):
         assert key in keys, key
     assert 'model.39.weight' not in keys and 'model.25.conv_block.1.weight' not in keys
     # instance norm (affine=False, no running stats) adds no tensors
     assert not any(key.startswith('model.2.') for key in keys)
 
 
-def test_global_generator_keys_with_dropout():
-    keys = set(define_G(36, 3, 4, 'global', 4, 2, use_dropout=True).state_dict())
-    assert 'model.16.conv_block.1.weight' in keys
-    assert 'model.16.conv_block.6.weight' in keys
-    assert 'model.16.conv_block.5.weight' not in keys
+def test_dropout_keeps_the_reference_keys_and_is_active_in_training_only(reference_fixture):
+    # The reference parses --use_dropout but never applies it, so its checkpoints (trained with the flag or
+    # not) have the plain keys; here dropout shares the ReLU's slot, so they load strictly either way.
+    state_dict = torch.load(os.path.join(reference_fixture, 'net_G.pth'), map_location='cpu', weights_only=True)
+    torch.manual_seed(0)
+    net = define_G(39, 3, 8, 'global', 4, 9, use_dropout=True)
+    net.load_state_dict(state_dict, strict=True)
+    assert set(define_G(36, 3, 4, 'local', 4, 1, 1, 1, use_dropout=True).state_dict()) == set(
+        define_G(36, 3, 4, 'local', 4, 1, 1, 1).state_dict()
+    )
+    assert sum(isinstance(module, nn.Dropout) for module in net.modules()) == 9  # one per residual block
+    plain = define_G(39, 3, 8, 'global', 4, 9)
+    plain.load_state_dict(state_dict, strict=True)
+    image = torch.randn(1, 39, 32, 32)
+    with torch.no_grad():
+        net.eval()
+        assert torch.equal(net(image), plain.eval()(image))  # evaluation: no dropout
+        net.train()
+        assert not torch.allclose(net(image), plain(image))
 
 
 def test_batch_norm_adds_affine_and_running_stats():
@@ -80,8 +123,16 @@ def test_batch_norm_adds_affine_and_running_stats():
 
 def test_local_enhancer_keys():
     keys = set(define_G(36, 3, 4, 'local', 4, 9, 1, 3).state_dict())
-    for key in ('model1_1.1.weight', 'model1_1.4.weight', 'model1_2.0.conv_block.1.weight', 'model1_2.2.conv_block.5.weight',
-                'model1_2.3.weight', 'model1_2.7.weight', 'model.1.weight', 'model.34.weight'):
+    for key in (
+        'model1_1.1.weight',
+        'model1_1.4.weight',
+        'model1_2.0.conv_block.1.weight',
+        'model1_2.2.conv_block.5.weight',
+        'model1_2.3.weight',
+        'model1_2.7.weight',
+        'model.1.weight',
+        'model.34.weight',
+    ):
         assert key in keys, key
     assert not any(key.startswith('model.38.') or key.startswith('model.37.') for key in keys)
     assert not any(key.startswith('model2_') for key in keys)
@@ -131,6 +182,17 @@ def test_encoder_keys():
     assert 'model.30.weight' not in keys
 
 
+def test_batch_norm_weights_initialised_normal_1_002():
+    torch.manual_seed(0)
+    nets = (define_G(36, 3, 16, 'global', 4, 9, norm='batch'), define_D(39, 16, 3, 'batch', 2, True), define_E(3, 3, 16, 4, norm='batch'))
+    norms = [module for net in nets for module in net.modules() if isinstance(module, nn.BatchNorm2d)]
+    weights = torch.cat([module.weight.detach() for module in norms])
+    assert len(norms) > 40 and weights.numel() > 5000
+    assert abs(weights.mean().item() - 1.0) < 0.002
+    assert abs(weights.std().item() - 0.02) < 0.002
+    assert all(torch.count_nonzero(module.bias) == 0 for module in norms)
+
+
 def test_conv_weights_initialised_normal_002():
     torch.manual_seed(0)
     net = define_E(3, 3, 16, 4)
@@ -140,6 +202,7 @@ def test_conv_weights_initialised_normal_002():
 
 
 # ---------------------------------------------------------------- output shapes
+
 
 def test_global_generator_output_shape_and_range():
     torch.manual_seed(0)
@@ -157,6 +220,24 @@ def test_local_enhancer_keeps_input_size(n_local, size):
     out = net(torch.randn(1, 36, *size))
     assert out.shape == (1, 3, *size)
     assert out.min().item() >= -1 and out.max().item() <= 1
+
+
+def test_local_enhancer_pools_its_input_without_counting_padding():
+    torch.manual_seed(0)
+    net = define_G(5, 3, 4, 'local', 1, 1, 1, 1)
+    image = torch.randn(1, 5, 8, 12)
+    seen = []
+    net.model.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].detach()))
+    net(image)
+    (pooled,) = seen  # what the global part got: the input downsampled once
+    # 3x3 windows, stride 2, padding 1: the mean of the window's pixels that lie inside the image
+    # (a corner averages 4 pixels, an edge 6, where counting the padding would divide by 9).
+    expected = torch.zeros(1, 5, 4, 6)
+    for row in range(4):
+        for col in range(6):
+            window = image[:, :, max(2 * row - 1, 0) : 2 * row + 2, max(2 * col - 1, 0) : 2 * col + 2]
+            expected[:, :, row, col] = window.mean(dim=(2, 3))
+    torch.testing.assert_close(pooled, expected, rtol=1e-6, atol=1e-6)
 
 
 def expected_d_sizes(size, n_layers):
@@ -179,8 +260,8 @@ def test_multiscale_discriminator_outputs_with_feature_matching(num_D):
     assert isinstance(outputs, list) and len(outputs) == num_D
     for level, scale_outputs in enumerate(outputs):
         assert len(scale_outputs) == n_layers + 2
-        heights = expected_d_sizes(64 // 2 ** level, n_layers)
-        widths = expected_d_sizes(96 // 2 ** level, n_layers)
+        heights = expected_d_sizes(64 // 2**level, n_layers)
+        widths = expected_d_sizes(96 // 2**level, n_layers)
         channels = [ndf, ndf * 2, ndf * 4, ndf * 8, 1]
         for j, out in enumerate(scale_outputs):
             assert out.shape == (1, channels[j], heights[j], widths[j]), (level, j)
@@ -225,6 +306,7 @@ def test_encoder_output_shape_and_pooled():
 
 
 # ---------------------------------------------------------------- coarse-to-fine transfer
+
 
 def test_load_pretrain_global_into_local_enhancer(tmp_path, capsys):
     torch.manual_seed(0)
@@ -277,9 +359,25 @@ def test_model_load_pretrain_option(tmp_path):
     d2 = define_D(39, 4, 3, 'instance', 2, True)
     save_network(global_g, str(pre_dir / 'latest_net_G.pth'))
     save_network(d2, str(pre_dir / 'latest_net_D.pth'))
-    opt = train_opt(tmp_path, '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1', '--n_blocks_local', '1', '--ndf', '4',
-                    '--num_D', '3', '--no_vgg_loss', '--load_pretrain', str(pre_dir))
-    model = Pix2PixHDModel(opt)
+    opt = train_opt(
+        tmp_path,
+        '--netG',
+        'local',
+        '--ngf',
+        '4',
+        '--n_blocks_global',
+        '1',
+        '--n_blocks_local',
+        '1',
+        '--ndf',
+        '4',
+        '--num_D',
+        '3',
+        '--no_vgg_loss',
+        '--load_pretrain',
+        str(pre_dir),
+    )
+    model = build_model(opt)
     g_state = model.netG.state_dict()
     last_conv = 'model.30.'  # 1 block: 4 + 12 + 1 + 12 + pad modules before the final conv
     assert isinstance(global_g.model[30], nn.Conv2d) and global_g.model[30].out_channels == 3
@@ -294,6 +392,7 @@ def test_model_load_pretrain_option(tmp_path):
 
 
 # ---------------------------------------------------------------- strict loading and checkpoint files
+
 
 def test_load_network_strict_roundtrip(tmp_path):
     torch.manual_seed(0)
@@ -402,14 +501,16 @@ def test_save_network_plain_cpu_state_dict(tmp_path):
 
 
 def test_model_save_writes_reference_layout(tmp_path):
-    opt = train_opt(tmp_path, '--name', 'exp', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--no_vgg_loss',
-                    '--instance_feat', '--nef', '4')
+    opt = train_opt(
+        tmp_path, '--name', 'exp', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--no_vgg_loss', '--instance_feat', '--nef', '4'
+    )
     model = Pix2PixHDModel(opt)
-    os.makedirs(model.save_dir, exist_ok=True)
-    model.save('latest')
-    assert sorted(os.listdir(model.save_dir)) == ['latest_net_D.pth', 'latest_net_E.pth', 'latest_net_G.pth']
+    save_dir = experiment_dir(opt)
+    os.makedirs(save_dir, exist_ok=True)
+    save_networks(model.networks_by_name(), save_dir, 'latest')
+    assert sorted(os.listdir(save_dir)) == ['latest_net_D.pth', 'latest_net_E.pth', 'latest_net_G.pth']
     for label, net in (('G', model.netG), ('D', model.netD), ('E', model.netE)):
-        loaded = torch.load(os.path.join(model.save_dir, f'latest_net_{label}.pth'), weights_only=True)
+        loaded = torch.load(os.path.join(save_dir, f'latest_net_{label}.pth'), weights_only=True)
         assert list(loaded) == list(net.state_dict())
 
 
@@ -432,6 +533,7 @@ def test_save_network_failure_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- instance-wise average pooling
+
 
 def slow_instance_pool(features, inst):
     out = torch.empty_like(features)

@@ -1,5 +1,6 @@
 """test.py --export_onnx (onnxruntime equals PyTorch on two sizes, global and local G), the results page with
 the real photos beside the synthesized images, and the loss curves on the training page."""
+
 import argparse
 import copy
 import html.parser
@@ -14,30 +15,60 @@ import pytest
 import torch
 from PIL import Image
 
+from builders import build_model
 from data.aligned_dataset import AlignedDataset, pair_key
-from data.base_dataset import size_base
 from data.synthetic import make_synthetic_dataset
-from models import create_model
+from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_script
+from models import onnx_export
 from models.networks import ModelError, define_G
-from models.pix2pixHD_model import save_network
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
-from util import onnx_export
+from util.checkpoint import save_network
 from util.html import PAGE_WIDTH, display_width
 from util.visualizer import Visualizer, loss_curve_svg, nice_ticks, read_loss_log
-
-from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_script
 
 HAVE_ONNX = all(importlib.util.find_spec(name) is not None for name in ('onnx', 'onnxruntime'))
 needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason='pip install onnx onnxruntime')
 
 # Tiny generators (random weights saved as a checkpoint; no opt.json, so test.py takes these flags).
-GLOBAL_FLAGS = ['--gpu_ids', '-1', '--nThreads', '0', '--ngf', '4', '--n_blocks_global', '1', '--n_downsample_global', '2',
-                '--loadSize', '64']
+GLOBAL_FLAGS = [
+    '--gpu_ids',
+    '-1',
+    '--nThreads',
+    '0',
+    '--ngf',
+    '4',
+    '--n_blocks_global',
+    '1',
+    '--n_downsample_global',
+    '2',
+    '--loadSize',
+    '64',
+]
 # The local enhancer needs loadSize >= 128 (its global part sees the input at half size).
-LOCAL_FLAGS = ['--gpu_ids', '-1', '--nThreads', '0', '--ngf', '4', '--n_blocks_global', '1', '--n_downsample_global', '2',
-               '--netG', 'local', '--n_local_enhancers', '1', '--n_blocks_local', '1', '--loadSize', '128']
-NETWORKS = {'global': (GLOBAL_FLAGS, lambda: define_G(36, 3, 4, 'global', 2, 1)),
-            'local': (LOCAL_FLAGS, lambda: define_G(36, 3, 4, 'local', 2, 1, 1, 1))}
+LOCAL_FLAGS = [
+    '--gpu_ids',
+    '-1',
+    '--nThreads',
+    '0',
+    '--ngf',
+    '4',
+    '--n_blocks_global',
+    '1',
+    '--n_downsample_global',
+    '2',
+    '--netG',
+    'local',
+    '--n_local_enhancers',
+    '1',
+    '--n_blocks_local',
+    '1',
+    '--loadSize',
+    '128',
+]
+NETWORKS = {
+    'global': (GLOBAL_FLAGS, lambda: define_G(36, 3, 4, 'global', 2, 1)),
+    'local': (LOCAL_FLAGS, lambda: define_G(36, 3, 4, 'local', 2, 1, 1, 1)),
+}
 
 
 @pytest.fixture(scope='module')
@@ -56,9 +87,10 @@ def setup(tmp_path_factory):
 
 def make_opt(setup, name, *extra, dataroot=None):
     flags = NETWORKS[name][0]
-    return _TestOptions().parse(['--name', name, '--checkpoints_dir', str(setup['checkpoints']),
-                                 '--dataroot', str(dataroot or setup['root']), *flags, *extra], save=False)
-
+    return _TestOptions().parse(
+        ['--name', name, '--checkpoints_dir', str(setup['checkpoints']), '--dataroot', str(dataroot or setup['root']), *flags, *extra],
+        save=False,
+    )
 
 
 def first_batch(opt):
@@ -74,10 +106,10 @@ def test_onnx_matches_pytorch_on_two_sizes(setup, name, tmp_path, capsys):
     import onnxruntime
 
     opt = make_opt(setup, name)
-    model = create_model(opt)
+    model = build_model(opt)
     data = first_batch(opt)
     path = str(tmp_path / 'sub' / f'{name}.onnx')
-    results = onnx_export.export_generator(model, data, path, size_base(opt))
+    results = onnx_export.export_generator(model, data, path, opt.size_base)
     out = capsys.readouterr().out
     assert f'to {path}' in out and 'max abs difference' in out
 
@@ -99,8 +131,11 @@ def test_onnx_matches_pytorch_on_two_sizes(setup, name, tmp_path, capsys):
     full = onnx_export.generator_input(model, data)
     expected = model.inference(data['label'], data['inst'])
     assert full.shape == (1, 36, height, 2 * height)
-    for inputs, reference in ((full, expected), (full[:, :, :height // 2, height // 2:], None),
-                              (torch.cat([full, full.flip(2)], 2)[:, :, :, :height], None)):
+    for inputs, reference in (
+        (full, expected),
+        (full[:, :, : height // 2, height // 2 :], None),
+        (torch.cat([full, full.flip(2)], 2)[:, :, :, :height], None),
+    ):
         got = session.run(None, {'input': inputs.numpy()})[0]
         if reference is None:
             with torch.no_grad():
@@ -112,7 +147,7 @@ def test_onnx_matches_pytorch_on_two_sizes(setup, name, tmp_path, capsys):
 @needs_onnx
 def test_onnx_mismatch_is_a_clear_error_and_leaves_no_file(setup, tmp_path, monkeypatch):
     opt = make_opt(setup, 'global')
-    model = create_model(opt)
+    model = build_model(opt)
     real_export = onnx_export.export_to_onnx
 
     def wrong_export(net, example, path):
@@ -125,7 +160,7 @@ def test_onnx_mismatch_is_a_clear_error_and_leaves_no_file(setup, tmp_path, monk
     monkeypatch.setattr(onnx_export, 'export_to_onnx', wrong_export)
     path = tmp_path / 'g.onnx'
     with pytest.raises(ModelError, match=r"--export_onnx .*g\.onnx: onnxruntime's output differs from PyTorch's by .* tolerance 0\.0001"):
-        onnx_export.export_generator(model, first_batch(opt), str(path), size_base(opt))
+        onnx_export.export_generator(model, first_batch(opt), str(path), opt.size_base)
     assert os.listdir(tmp_path) == []
 
 
@@ -151,10 +186,25 @@ def test_missing_onnx_is_one_line_with_the_install_command(setup, tmp_path, monk
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     path = tmp_path / 'g.onnx'
-    monkeypatch.setattr(sys, 'argv', ['test.py', '--name', 'global', '--checkpoints_dir', str(setup['checkpoints']),
-                                      '--dataroot', str(setup['root']), *GLOBAL_FLAGS, '--export_onnx', str(path)])
+    monkeypatch.setattr(
+        sys,
+        'argv',
+        [
+            'test.py',
+            '--name',
+            'global',
+            '--checkpoints_dir',
+            str(setup['checkpoints']),
+            '--dataroot',
+            str(setup['root']),
+            *GLOBAL_FLAGS,
+            '--export_onnx',
+            str(path),
+        ],
+    )
     monkeypatch.setitem(sys.modules, 'onnx', None)  # find_spec answers None for a module blocked this way
     from util.cli import run_main
+
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         run_main(script.main)
@@ -167,8 +217,20 @@ def test_missing_onnx_is_one_line_with_the_install_command(setup, tmp_path, monk
 @needs_onnx
 def test_test_py_export_onnx_command(setup, tmp_path):
     path = tmp_path / 'out' / 'local.onnx'
-    result = run_script('test.py', '--name', 'local', '--checkpoints_dir', setup['checkpoints'], '--dataroot', setup['root'],
-                        *LOCAL_FLAGS, '--results_dir', tmp_path / 'results', '--export_onnx', path)
+    result = run_script(
+        'test.py',
+        '--name',
+        'local',
+        '--checkpoints_dir',
+        setup['checkpoints'],
+        '--dataroot',
+        setup['root'],
+        *LOCAL_FLAGS,
+        '--results_dir',
+        tmp_path / 'results',
+        '--export_onnx',
+        path,
+    )
     assert_ok(result)
     assert path.is_file()
     line = next(line for line in result.stdout.splitlines() if line.startswith('Verified with onnxruntime'))
@@ -182,8 +244,18 @@ def test_test_py_export_onnx_command(setup, tmp_path):
 def test_test_py_export_onnx_unwritable_destination(setup, tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('not a folder')
-    result = run_script('test.py', '--name', 'global', '--checkpoints_dir', setup['checkpoints'], '--dataroot', setup['root'],
-                        *GLOBAL_FLAGS, '--export_onnx', blocker / 'g.onnx')
+    result = run_script(
+        'test.py',
+        '--name',
+        'global',
+        '--checkpoints_dir',
+        setup['checkpoints'],
+        '--dataroot',
+        setup['root'],
+        *GLOBAL_FLAGS,
+        '--export_onnx',
+        blocker / 'g.onnx',
+    )
     if HAVE_ONNX:
         assert_one_line_error(result, '--export_onnx', str(blocker))
     else:
@@ -262,8 +334,18 @@ def assert_fits_window(page, window=PAGE_WIDTH):
 
 
 def run_test_py(setup, dataroot, results):
-    return run_script('test.py', '--name', 'global', '--checkpoints_dir', setup['checkpoints'], '--dataroot', dataroot,
-                      *GLOBAL_FLAGS, '--results_dir', results)
+    return run_script(
+        'test.py',
+        '--name',
+        'global',
+        '--checkpoints_dir',
+        setup['checkpoints'],
+        '--dataroot',
+        dataroot,
+        *GLOBAL_FLAGS,
+        '--results_dir',
+        results,
+    )
 
 
 def test_results_page_shows_label_synthesized_and_real_photo(setup, tmp_path):
@@ -314,8 +396,10 @@ def test_results_page_without_photos(setup, tmp_path):
     page = parse_page(tmp_path / 'results' / 'global' / 'test_latest' / 'index.html')
     assert len(page.rows) == 2
     assert page.columns == ['input', 'synthesized']
-    assert all([src.rsplit('_', 2)[-2] + '_' + src.rsplit('_', 2)[-1] for src in row] == ['input_label.png', 'synthesized_image.png']
-               for row in page.rows)
+    assert all(
+        [src.rsplit('_', 2)[-2] + '_' + src.rsplit('_', 2)[-1] for src in row] == ['input_label.png', 'synthesized_image.png']
+        for row in page.rows
+    )
     assert not [f for f in os.listdir(tmp_path / 'results' / 'global' / 'test_latest' / 'images') if 'real_image' in f]
 
 
@@ -400,13 +484,15 @@ def test_nice_ticks():
 
 def test_loss_log_resume_replaces_steps_trained_again(tmp_path):
     log = tmp_path / 'loss_log.txt'
-    log.write_text('================ Training Loss (Mon) ================\n'
-                   '(epoch: 1, iters: 10, time: 0.100) G_GAN: 1.000 D_real: 0.500 \n'
-                   '(epoch: 1, iters: 20, time: 0.100) G_GAN: 2.000 D_real: 0.600 \n'
-                   '(epoch: 2, iters: 10, time: 0.100) G_GAN: 3.000 D_real: 0.700 \n'
-                   '================ Training Loss (Tue) ================\n'
-                   '(epoch: 1, iters: 20, time: 0.100) G_GAN: 9.000 D_real: nan \n'
-                   'garbage line\n')
+    log.write_text(
+        '================ Training Loss (Mon) ================\n'
+        '(epoch: 1, iters: 10, time: 0.100) G_GAN: 1.000 D_real: 0.500 \n'
+        '(epoch: 1, iters: 20, time: 0.100) G_GAN: 2.000 D_real: 0.600 \n'
+        '(epoch: 2, iters: 10, time: 0.100) G_GAN: 3.000 D_real: 0.700 \n'
+        '================ Training Loss (Tue) ================\n'
+        '(epoch: 1, iters: 20, time: 0.100) G_GAN: 9.000 D_real: nan \n'
+        'garbage line\n'
+    )
     points = read_loss_log(str(log))
     assert [(e, i) for e, i, _ in points] == [(1, 10), (1, 20)]
     assert points[1][2]['G_GAN'] == 9.0 and np.isnan(points[1][2]['D_real'])

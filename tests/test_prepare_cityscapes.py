@@ -1,4 +1,5 @@
 """scripts/prepare_cityscapes.py: the official Cityscapes layout becomes our flat train_*/test_* folders."""
+
 import filecmp
 import os
 
@@ -13,7 +14,7 @@ SUFFIX = {'label': '_gtFine_labelIds.png', 'inst': '_gtFine_instanceIds.png', 'i
 
 
 def _prefixes(folder: str, suffix: str) -> list:
-    return sorted(name[:-len(suffix)] for name in os.listdir(folder) if name.endswith(suffix))
+    return sorted(name[: -len(suffix)] for name in os.listdir(folder) if name.endswith(suffix))
 
 
 def make_official_tree(root, samples: str) -> dict:
@@ -32,14 +33,17 @@ def make_official_tree(root, samples: str) -> dict:
         for prefix in _prefixes(os.path.join(samples, f'{sample_phase}_label'), SUFFIX['label']):
             for kind in ('label', 'inst'):
                 name = prefix + SUFFIX[kind]
-                expected[f'{phase}_{kind}'][name] = put(os.path.join(root, 'gtFine', split, city, name),
-                                                        os.path.join(samples, f'{sample_phase}_{kind}', name))
+                expected[f'{phase}_{kind}'][name] = put(
+                    os.path.join(root, 'gtFine', split, city, name), os.path.join(samples, f'{sample_phase}_{kind}', name)
+                )
             name = prefix + SUFFIX['img']
             photo = os.path.join(samples, 'train_img', name) if split == 'train' else None
             expected[f'{phase}_img'][name] = put(os.path.join(root, 'leftImg8bit', split, city, name), photo)
             # The official gtFine also ships these: they must be ignored.
-            put(os.path.join(root, 'gtFine', split, city, prefix + '_gtFine_color.png'),
-                os.path.join(samples, f'{sample_phase}_label', prefix + SUFFIX['label']))
+            put(
+                os.path.join(root, 'gtFine', split, city, prefix + '_gtFine_color.png'),
+                os.path.join(samples, f'{sample_phase}_label', prefix + SUFFIX['label']),
+            )
             with open(os.path.join(root, 'gtFine', split, city, prefix + '_gtFine_polygons.json'), 'w') as handle:
                 handle.write('{"objects": []}')
     (root / 'README').write_text('Cityscapes\n')
@@ -99,7 +103,9 @@ def test_rerun_with_the_same_inputs_is_a_no_op(official, linked):
     result = run_script(SCRIPT, root, out, '--mode', 'symlink')
     assert_ok(result)
     assert 'linked 0 files, 69 already in place' in result.stdout
-    assert before == {folder: {name: os.readlink(os.path.join(out, folder, name)) for name in names} for folder, names in listing(out).items()}
+    assert before == {
+        folder: {name: os.readlink(os.path.join(out, folder, name)) for name in names} for folder, names in listing(out).items()
+    }
 
 
 def test_copy_mode_copies_bytes_and_refuses_to_replace_them_without_overwrite(official, tmp_path):
@@ -156,8 +162,12 @@ def test_missing_gtfine_names_its_zip(official, tmp_path):
     assert not (tmp_path / 'out').exists()
     # Both missing: both zips are named.
     (tmp_path / 'empty').mkdir()
-    assert_one_line_error(run_script(SCRIPT, tmp_path / 'empty', tmp_path / 'out'), 'leftImg8bit/ and gtFine/ not found',
-                          'leftImg8bit_trainvaltest.zip', 'gtFine_trainvaltest.zip')
+    assert_one_line_error(
+        run_script(SCRIPT, tmp_path / 'empty', tmp_path / 'out'),
+        'leftImg8bit/ and gtFine/ not found',
+        'leftImg8bit_trainvaltest.zip',
+        'gtFine_trainvaltest.zip',
+    )
 
 
 def test_an_empty_split_is_an_error(official, tmp_path):
@@ -200,8 +210,13 @@ def test_many_incomplete_frames_are_counted_and_the_first_few_listed(official, t
         # labelIds of every frame, instanceIds of the first only: 7 frames are incomplete.
         if name.endswith('_gtFine_labelIds.png') or name == 'aachen_000000_000019_gtFine_instanceIds.png':
             os.symlink(os.path.join(root, 'gtFine', 'train', 'aachen', name), city / name)
-    line = assert_one_line_error(run_script(SCRIPT, broken, tmp_path / 'out'), '7 of 8 train frames',
-                                 'aachen_000001_000019 (no gtFine_instanceIds)', 'aachen_000005_000019', '(2 more)')
+    line = assert_one_line_error(
+        run_script(SCRIPT, broken, tmp_path / 'out'),
+        '7 of 8 train frames',
+        'aachen_000001_000019 (no gtFine_instanceIds)',
+        'aachen_000005_000019',
+        '(2 more)',
+    )
     assert 'aachen_000000_000019' not in line and 'aachen_000006_000019' not in line
 
 

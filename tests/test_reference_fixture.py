@@ -1,13 +1,17 @@
-"""Reproduce the 2018 reference's numbers on one Cityscapes sample (SPEC section 10)."""
+"""Reproduce the 2018 reference's numbers on one Cityscapes sample."""
+
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
+from helpers import assert_ok, run_script
 from models.pix2pixHD_model import Pix2PixHDModel
 from options.train_options import TrainOptions
 
@@ -148,3 +152,73 @@ def test_aligned_dataset_reproduces_reference_sample(reference_fixture, cityscap
     assert np.array_equal(item['inst'][0].numpy(), sample['inst'])
     assert item['image'].shape == sample['image'].shape
     assert float(np.abs(item['image'].numpy() - sample['image']).max()) <= 1e-6
+
+
+# ---------------------------------------------------------------- the pixels the scripts write
+# The reference writes ((x + 1) / 2 * 255).astype(uint8): truncation. Its uint8 arrays are exact functions
+# of its float arrays, and those differ by ~1e-5 from one machine to another (ours included), so a
+# written pixel may differ from the expected one only where the float lies within BOUNDARY of a level
+# boundary (an integer after scaling); everywhere else the pixels must be identical.
+BOUNDARY = 1e-4
+
+
+def assert_reference_pixels(png_path, expected_uint8, expected_float):
+    """The PNG decodes to the reference's uint8 pixels, up to levels the float puts at a boundary."""
+    with Image.open(png_path) as image:
+        assert image.mode == 'RGB'
+        written = np.asarray(image)
+    assert written.shape == expected_uint8.shape
+    levels = (expected_float.transpose(1, 2, 0).astype(np.float64) + 1) / 2 * 255
+    at_boundary = np.abs(levels - np.round(levels)) < BOUNDARY * 255 / 2
+    differ = written != expected_uint8
+    assert not np.any(differ & ~at_boundary), f'{int((differ & ~at_boundary).sum())} pixels differ away from a level boundary'
+    assert int(np.abs(written.astype(int) - expected_uint8).max()) <= 1
+
+
+@pytest.fixture(scope='module')
+def reference_run(reference_fixture, sample, tmp_path_factory):
+    """The fixture's sample as a dataroot (train and test folders) and its G/E as a reference-format experiment."""
+    base = tmp_path_factory.mktemp('reference_run')
+    photo = np.round((sample['image'].transpose(1, 2, 0) * 0.5 + 0.5) * 255).astype(np.uint8)  # ToTensor's k/255, undone
+    for phase in ('train', 'test'):
+        for kind, array in (('label', sample['label']), ('inst', sample['inst'].astype(np.uint16)), ('img', photo)):
+            os.makedirs(base / 'data' / f'{phase}_{kind}')
+            Image.fromarray(array).save(base / 'data' / f'{phase}_{kind}' / 'sample.png')
+    experiment = base / 'checkpoints' / 'reference'
+    os.makedirs(experiment)
+    for label in ('G', 'E'):
+        shutil.copy(os.path.join(reference_fixture, f'net_{label}.pth'), experiment / f'latest_net_{label}.pth')
+    # The fixture's architecture and preprocessing (meta.json); the photo is 256 wide, so scale_width keeps it.
+    flags = [
+        '--name',
+        'reference',
+        '--checkpoints_dir',
+        base / 'checkpoints',
+        '--dataroot',
+        base / 'data',
+        '--gpu_ids',
+        '-1',
+        '--loadSize',
+        256,
+        '--ngf',
+        8,
+        '--nef',
+        4,
+        '--instance_feat',
+    ]
+    return base, flags
+
+
+def test_test_py_writes_the_reference_pixels(reference_run, expected):
+    base, flags = reference_run
+    # --use_encoded_image: G sees E's pooled features of the real photo, as in the fixture's forward.
+    assert_ok(run_script('test.py', *flags, '--use_encoded_image', '--results_dir', base / 'results'))
+    png = base / 'results' / 'reference' / 'test_latest' / 'images' / 'sample_synthesized_image.png'
+    assert_reference_pixels(png, expected['fake_image_uint8'], expected['fake_image'])
+
+
+def test_precompute_feature_maps_writes_the_reference_pixels(reference_run, expected):
+    base, flags = reference_run
+    assert_ok(run_script('precompute_feature_maps.py', *flags))
+    upsampled = np.repeat(np.repeat(expected['encoder_pooled'], 2, axis=1), 2, axis=2)  # x2 nearest
+    assert_reference_pixels(base / 'data' / 'train_feat' / 'sample.png', expected['feature_map_uint8'], upsampled)

@@ -1,4 +1,5 @@
 """Bad input, faults and untrusted files: one-line errors, clean stops, nothing saved is lost."""
+
 import collections
 import glob
 import os
@@ -12,25 +13,20 @@ import pytest
 import torch
 from PIL import Image
 
-import models.pix2pixHD_model as model_module
-from data.data_loader import create_data_loader
+from builders import build_data
+from helpers import REPO_ROOT, TINY, assert_one_line_error, run_script
 from models.pix2pixHD_trainer import Pix2PixHDTrainer, TrainingError
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
-
-from helpers import REPO_ROOT, TINY, assert_one_line_error, run_script
-
-
-
-
-
 
 
 def snapshot(folder) -> dict:
     return {path: open(path, 'rb').read() for path in sorted(glob.glob(os.path.join(folder, '*'))) if os.path.isfile(path)}
 
 
-@pytest.mark.parametrize('flag,value', [('--name', '../escape'), ('--name', '/abs/path'), ('--which_epoch', '../../x'), ('--phase', '../train')])
+@pytest.mark.parametrize(
+    'flag,value', [('--name', '../escape'), ('--name', '/abs/path'), ('--which_epoch', '../../x'), ('--phase', '../train')]
+)
 def test_path_building_flags_cannot_escape(tmp_path, dataroot, flag, value):
     result = run_script(*['train.py', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)] + TINY + [flag, value])
     assert result.returncode != 0
@@ -52,15 +48,14 @@ def test_failed_save_keeps_previous_files_and_says_so(tmp_path, dataroot, monkey
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     before = snapshot(tmp_path / 'exp')
-    trainer.train_step(next(iter(create_data_loader(opt))))
+    trainer.train_step(next(iter(build_data(opt)[1])))
 
-    def disk_full(path, write):
-        with open(f'{path}.tmp-x', 'wb') as handle:
+    def disk_full(obj, path, *args, **kwargs):
+        with open(path, 'wb') as handle:
             handle.write(b'partial')
-        os.remove(f'{path}.tmp-x')
         raise OSError(28, 'No space left on device')
 
-    monkeypatch.setattr(model_module, 'atomic_write', disk_full)
+    monkeypatch.setattr(torch, 'save', disk_full)
     with pytest.raises(TrainingError, match='No space left on device.*previous checkpoint files are intact'):
         trainer.save('latest', 1, 1)
     assert snapshot(tmp_path / 'exp') == before
@@ -71,7 +66,7 @@ def test_nan_loss_stops_with_its_name_and_iteration_without_saving(tmp_path, dat
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     before = snapshot(tmp_path / 'exp')
-    batches = iter(create_data_loader(opt))
+    batches = iter(build_data(opt)[1])
     trainer.train_step(next(batches), step=1)
     trainer.check_finite()  # all finite so far
 
@@ -93,8 +88,28 @@ def test_nan_loss_stops_with_its_name_and_iteration_without_saving(tmp_path, dat
 
 
 def test_nan_from_a_diverging_run_stops_train_py_cleanly(tmp_path, dataroot):
-    result = run_script(*['train.py', '--name', 'diverge', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--lr', '1e30',
-                  '--niter', '3', '--niter_decay', '0', '--print_freq', '1', '--save_epoch_freq', '1'] + TINY)
+    result = run_script(
+        *[
+            'train.py',
+            '--name',
+            'diverge',
+            '--dataroot',
+            dataroot,
+            '--checkpoints_dir',
+            str(tmp_path),
+            '--lr',
+            '1e30',
+            '--niter',
+            '3',
+            '--niter_decay',
+            '0',
+            '--print_freq',
+            '1',
+            '--save_epoch_freq',
+            '1',
+        ]
+        + TINY
+    )
     assert_one_line_error(result, 'became NaN or Inf at iteration', 'last good one')
     for path in glob.glob(str(tmp_path / 'diverge' / '*_net_G.pth')):
         state = torch.load(path, weights_only=True)
@@ -103,9 +118,32 @@ def test_nan_from_a_diverging_run_stops_train_py_cleanly(tmp_path, dataroot):
 
 def test_second_signal_exits_at_once_without_corrupting_files(tmp_path, dataroot):
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    process = subprocess.Popen([sys.executable, 'train.py', '--name', 'sig', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path),
-                                '--niter', '50', '--niter_decay', '0', '--save_latest_freq', '1', '--print_freq', '1'] + TINY,
-                               cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            'train.py',
+            '--name',
+            'sig',
+            '--dataroot',
+            dataroot,
+            '--checkpoints_dir',
+            str(tmp_path),
+            '--niter',
+            '50',
+            '--niter_decay',
+            '0',
+            '--save_latest_freq',
+            '1',
+            '--print_freq',
+            '1',
+        ]
+        + TINY,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / 'sig' / 'latest_net_G.pth').exists():
         time.sleep(0.05)
@@ -127,10 +165,15 @@ def test_check_dataset_summarises_cityscapes(cityscapes_root):
     for path in sorted(glob.glob(os.path.join(cityscapes_root, 'train_inst', '*.png'))):
         ids = np.unique(np.asarray(Image.open(path)))
         expected.update(collections.Counter((ids[ids >= 1000] // 1000).tolist()))
-    rows = {int(line.split()[0]): int(line.split()[2]) for line in result.stdout.splitlines()
-            if len(line.split()) == 3 and line.split()[0].isdigit()}
-    assert expected[26] > 0 and rows[26] == expected[26]
-    assert all(rows[class_id] == count for class_id, count in expected.items())
+    # Rows: class id, official class name (--label_nc 35 is the Cityscapes setting), pixels %, instances.
+    rows = {
+        int(line.split()[0]): (' '.join(line.split()[1:-2]), int(line.split()[-1]))
+        for line in result.stdout.splitlines()
+        if len(line.split()) >= 4 and line.split()[0].isdigit()
+    }
+    assert expected[26] > 0 and rows[26] == ('car', expected[26])
+    assert rows[19][0] == 'traffic light' and rows[7][0] == 'road'
+    assert all(rows[class_id][1] == count for class_id, count in expected.items())
 
 
 def test_check_dataset_reports_label_values_above_label_nc(cityscapes_root):
@@ -152,3 +195,10 @@ def test_check_dataset_reports_unpaired_files(tmp_path, cityscapes_root):
 def test_malformed_gpu_ids_is_an_options_error():
     with pytest.raises(OptionsError):
         TrainOptions().parse(['--gpu_ids', 'zero'], save=False)
+
+
+def test_tf_log_without_tensorboard_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'tensorboard', None)  # as if not installed: find_spec gives None
+    with pytest.raises(OptionsError, match=r"--tf_log needs tensorboard, which is not installed: pip install '\.\[tensorboard\]'"):
+        TrainOptions().parse(['--tf_log', '--gpu_ids', '-1'], save=False)
+    TrainOptions().parse(['--gpu_ids', '-1'], save=False)  # without --tf_log, tensorboard is not needed

@@ -1,5 +1,7 @@
-"""Scaling and robustness of training: torchrun data parallel, exact resume, interrupted saves, AMP,
-and the optimised fp32 path against the plain one."""
+"""Scaling and robustness of training: torchrun data parallel and its gradient averaging, exact resume,
+interrupted saves, AMP, the compiled fp32 path against the plain one, --channels_last on the CPU."""
+
+import collections
 import os
 import signal
 import subprocess
@@ -10,16 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from data.data_loader import create_data_loader
-from models.pix2pixHD_model import save_network
+from builders import build_data
+from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, run_script
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
-
-from helpers import REPO_ROOT, TINY, run_script
-
-
-
-
+from util.checkpoint import save_network
 
 
 def load_all(path: str) -> dict:
@@ -28,7 +25,9 @@ def load_all(path: str) -> dict:
 
 def test_torchrun_two_ranks_match_each_other_and_the_doubled_batch(tmp_path, dataroot):
     flags = TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--seed', '0', '--checkpoints_dir', str(tmp_path)]
-    ddp = run_script(*['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tests/ddp_worker.py', str(tmp_path), '2'] + flags + ['--batchSize', '1'])
+    ddp = run_script(
+        *['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tests/ddp_worker.py', str(tmp_path), '2'] + flags + ['--batchSize', '1']
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     rank0, rank1 = load_all(tmp_path / 'rank0.pt'), load_all(tmp_path / 'rank1.pt')
     assert rank0.keys() == rank1.keys()
@@ -47,13 +46,56 @@ def test_torchrun_two_ranks_match_each_other_and_the_doubled_batch(tmp_path, dat
     assert diffs.norm() / norms.norm() < 1e-2
 
 
-def test_averaged_gradients_equal_the_doubled_batch_gradient(tmp_path, dataroot):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--batchSize', '2',
-                                       '--checkpoints_dir', str(tmp_path)], save=False)
+# One rank of a two-process gloo group: its gradients are (rank + 1) times a base, one parameter has
+# none (frozen or unused); the gradients after average_gradients are saved to OUT.
+AVERAGE_RANK = """
+import datetime, sys, torch, torch.distributed as dist
+from util.distributed import average_gradients
+rank, store, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dist.init_process_group('gloo', init_method='file://' + store, rank=rank, world_size=2, timeout=datetime.timedelta(seconds=120))
+weight, unused, bias = torch.nn.Parameter(torch.zeros(2, 3)), torch.nn.Parameter(torch.zeros(5)), torch.nn.Parameter(torch.zeros(4))
+weight.grad = (rank + 1) * torch.arange(1.0, 7.0).reshape(2, 3)
+bias.grad = (rank + 1) * torch.arange(1.0, 5.0)
+average_gradients([weight, unused, bias])
+torch.save({'weight': weight.grad, 'bias': bias.grad, 'unused': unused.grad}, out)
+dist.destroy_process_group()
+"""
+
+
+def test_average_gradients_divides_the_sum_by_the_world_size(tmp_path):
+    store = str(tmp_path / 'store')
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, '-c', AVERAGE_RANK, str(rank), store, str(tmp_path / f'rank{rank}.pt')],
+            cwd=REPO_ROOT,
+            env=SUBPROCESS_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    for process in ranks:
+        output, _ = process.communicate(timeout=240)
+        assert process.returncode == 0, output[-3000:]
+    for rank in range(2):
+        grads = load_all(tmp_path / f'rank{rank}.pt')
+        # gradients 1x and 2x the base on the two ranks: their mean is 1.5x (their sum, 3x, would fail)
+        assert torch.equal(grads['weight'], 1.5 * torch.arange(1.0, 7.0).reshape(2, 3)), rank
+        assert torch.equal(grads['bias'], 1.5 * torch.arange(1.0, 5.0)), rank
+        assert grads['unused'] is None
+
+
+def test_batch_gradient_is_the_mean_of_per_sample_gradients(tmp_path, dataroot):
+    # Why averaging across processes (above) trains like one process with the whole batch: nothing in
+    # the model couples the samples of a batch, so its gradient is the mean of the per-sample ones.
+    opt = TrainOptions().parse(
+        TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--batchSize', '2', '--checkpoints_dir', str(tmp_path)], save=False
+    )
     torch.manual_seed(0)
     trainer = Pix2PixHDTrainer(opt)
     model = trainer.model
-    data = next(iter(create_data_loader(opt)))
+    data = next(iter(build_data(opt)[1]))
 
     def generator_grad(index: slice) -> torch.Tensor:
         model.zero_grad()
@@ -67,9 +109,30 @@ def test_averaged_gradients_equal_the_doubled_batch_gradient(tmp_path, dataroot)
 
 
 def test_train_py_under_torchrun_writes_one_copy(tmp_path, dataroot):
-    result = run_script(*['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'train.py', '--name', 'ddp', '--dataroot', dataroot,
-                  '--checkpoints_dir', str(tmp_path), '--niter', '1', '--niter_decay', '0', '--print_freq', '1', '--display_freq', '1']
-                 + TINY)
+    result = run_script(
+        *[
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            '2',
+            'train.py',
+            '--name',
+            'ddp',
+            '--dataroot',
+            dataroot,
+            '--checkpoints_dir',
+            str(tmp_path),
+            '--niter',
+            '1',
+            '--niter_decay',
+            '0',
+            '--print_freq',
+            '1',
+            '--display_freq',
+            '1',
+        ]
+        + TINY
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / 'ddp' / 'loss_log.txt') as handle:
         lines = handle.read().splitlines()
@@ -84,20 +147,41 @@ def test_train_py_under_torchrun_writes_one_copy(tmp_path, dataroot):
 
 def test_several_gpu_ids_without_torchrun_point_at_torchrun(tmp_path, dataroot, monkeypatch):
     import options.base_options as base_options
+
     monkeypatch.setattr(base_options, 'resolve_gpu_ids', lambda ids: [0, 1])
     with pytest.raises(base_options.OptionsError, match='torchrun --nproc_per_node 2'):
         TrainOptions().parse(TINY[2:] + ['--dataroot', dataroot, '--gpu_ids', '0,1'], save=False)
 
 
 def test_sigterm_then_continue_equals_straight_training(tmp_path, dataroot):
-    flags = TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--seed', '3', '--niter', '10', '--niter_decay', '10',
-                    '--print_freq', '1', '--save_epoch_freq', '100']
+    flags = TINY + [
+        '--dataroot',
+        dataroot,
+        '--checkpoints_dir',
+        str(tmp_path),
+        '--seed',
+        '3',
+        '--niter',
+        '10',
+        '--niter_decay',
+        '10',
+        '--print_freq',
+        '1',
+        '--save_epoch_freq',
+        '100',
+    ]
     straight = run_script(*['train.py', '--name', 'straight'] + flags)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    process = subprocess.Popen([sys.executable, 'train.py', '--name', 'resumed'] + flags, cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, 'train.py', '--name', 'resumed'] + flags,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     log_path = tmp_path / 'resumed' / 'loss_log.txt'
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -135,7 +219,7 @@ def test_checkpoint_write_killed_midway_keeps_previous_latest(tmp_path):
     script = (
         "import os, signal, torch, sys\n"
         f"sys.path.insert(0, {REPO_ROOT!r})\n"
-        "from models.pix2pixHD_model import save_network\n"
+        "from util.checkpoint import save_network\n"
         "def dying_save(obj, target):\n"
         "    open(target, 'wb').write(b'PK partial checkpoint')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -154,7 +238,7 @@ def test_amp_bf16_trains_on_cpu_with_finite_losses(tmp_path, dataroot):
     torch.manual_seed(0)
     trainer = Pix2PixHDTrainer(opt)
     before = {key: value.clone() for key, value in trainer.model.netG.state_dict().items()}
-    for data in create_data_loader(opt):
+    for data in build_data(opt)[1]:
         losses, _ = trainer.train_step(data)
         assert all(value.dtype == torch.float32 and torch.isfinite(value) for value in losses.values())
     assert any(not torch.equal(before[key], value) for key, value in trainer.model.netG.state_dict().items())
@@ -168,33 +252,64 @@ def test_fp16_flag_is_amp_fp16_with_a_scaler_per_optimiser(tmp_path, dataroot):
     assert trainer.scaler_G.is_enabled() and trainer.scaler_D.is_enabled() and trainer.scaler_G is not trainer.scaler_D
 
 
-@pytest.mark.parametrize('optimisation', ['--channels_last', '--compile'])
-def test_optimised_fp32_path_equals_the_plain_path(tmp_path, dataroot, optimisation):
+def test_compiled_fp32_path_equals_the_plain_path(tmp_path, dataroot):
     def one_step(extra: list) -> tuple:
-        opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(tmp_path)] + extra,
-                                   save=False)
+        opt = TrainOptions().parse(
+            TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(tmp_path)] + extra, save=False
+        )
         torch.manual_seed(0)
         trainer = Pix2PixHDTrainer(opt)
-        losses, _ = trainer.train_step(next(iter(create_data_loader(opt))))
+        losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
         grads = torch.cat([parameter.grad.reshape(-1) for parameter in trainer.params_G])
         return {name: float(value) for name, value in losses.items()}, grads
 
-    # On the CPU --channels_last falls back to NCHW (PyTorch's channels-last InstanceNorm backward is
-    # wrong there); the test still guards that the flag never changes the numbers. --compile really
-    # compiles (inductor, ~1 minute on two cores).
+    # --compile really compiles (inductor, ~1 minute on two cores).
     plain_losses, plain_grads = one_step([])
-    fast_losses, fast_grads = one_step([optimisation])
+    fast_losses, fast_grads = one_step(['--compile'])
     for name, value in plain_losses.items():
         assert fast_losses[name] == pytest.approx(value, rel=1e-5)
     assert ((fast_grads - plain_grads).norm() / plain_grads.norm()) < 1e-5
 
 
-def test_generator_backward_leaves_discriminator_gradients_alone(tmp_path, dataroot):
+def test_channels_last_is_ignored_on_the_cpu_with_a_message(tmp_path, dataroot):
+    # PyTorch's CPU InstanceNorm backward is wrong in channels-last, so on the CPU the flag must change
+    # nothing: the networks train (and are saved) in the plain NCHW layout, and the user is told.
+    result = run_script(
+        'train.py',
+        '--name',
+        'cl',
+        '--dataroot',
+        dataroot,
+        '--checkpoints_dir',
+        tmp_path,
+        *TINY,
+        '--channels_last',
+        '--max_dataset_size',
+        1,
+        '--niter',
+        1,
+        '--niter_decay',
+        0,
+    )
+    assert_ok(result)
+    assert '--channels_last is ignored on the CPU' in result.stdout
+    for label in ('G', 'D'):
+        weights = [value for value in load_all(tmp_path / 'cl' / f'latest_net_{label}.pth').values() if value.dim() == 4]
+        assert weights and all(value.is_contiguous() for value in weights), label  # channels-last weights are not
+
+
+def test_generator_step_gives_the_discriminator_no_gradients(tmp_path, dataroot):
     opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)], save=False)
     trainer = Pix2PixHDTrainer(opt)
-    data = next(iter(create_data_loader(opt)))
-    losses, _ = trainer.model(data['label'], data['inst'], data['image'], data['feat'])
-    trainer.model.zero_grad(set_to_none=True)
-    (losses['G_GAN'] + losses['G_GAN_Feat']).backward(inputs=trainer.params_G)
-    assert all(parameter.grad is None for parameter in trainer.model.netD.parameters())
-    assert all(parameter.grad is not None for parameter in trainer.params_G)
+    model = trainer.model
+    # Count, per parameter, the backward passes that accumulate a gradient into it during one training step:
+    # D's parameters must get theirs from D's backward only, G's from G's backward only.
+    accumulated = collections.Counter()
+    for label, net in (('G', model.netG), ('D', model.netD)):
+        for name, parameter in net.named_parameters():
+            parameter.register_post_accumulate_grad_hook(lambda _, key=f'{label}.{name}': accumulated.update([key]))
+    trainer.train_step(next(iter(build_data(opt)[1])))
+    assert set(accumulated) == {
+        f'{label}.{name}' for label, net in (('G', model.netG), ('D', model.netD)) for name, _ in net.named_parameters()
+    }
+    assert all(count == 1 for count in accumulated.values()), {key: count for key, count in accumulated.items() if count != 1}

@@ -55,6 +55,15 @@ def test_1024p_recipe_matches_the_paper_schedule():
     assert opt.load_pretrain.rstrip('/') == 'checkpoints/label2city_512p'
 
 
+@pytest.mark.parametrize('script, name, fine_size', [('train_1024p_12G.sh', 'label2city_1024p', 1024),
+                                                      ('train_1024p_feat_12G.sh', 'label2city_1024p_feat', 896)])
+def test_12G_recipes_are_the_reference_ones(script, name, fine_size):
+    command = python_commands(os.path.join(REPO_ROOT, 'scripts', script))[-1]
+    opt = TrainOptions().parse(command[1:] + ['--gpu_ids', '-1'], save=False)
+    assert (opt.name, opt.netG, opt.ngf, opt.num_D, opt.niter, opt.niter_decay, opt.niter_fix_global, opt.resize_or_crop, opt.fineSize) == \
+        (name, 'local', 32, 3, 100, 100, 20, 'crop', fine_size)
+
+
 def test_quickstart_runs_end_to_end(tmp_path):
     env = dict(os.environ, NITER='1', NITER_DECAY='0', PYTHON=sys.executable, DATAROOT=str(tmp_path / 'data'), CHECKPOINTS_DIR=str(tmp_path / 'ck'), RESULTS_DIR=str(tmp_path / 'res'),
                OMP_NUM_THREADS='1')

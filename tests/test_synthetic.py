@@ -195,9 +195,11 @@ def test_cli(tmp_path):
     root = str(tmp_path / "cli")
     script = os.path.join(REPO_ROOT, "scripts", "make_synthetic_dataset.py")
     res = subprocess.run(
-        [sys.executable, script, "--dataroot", root, "--n_train", "2", "--n_test", "1",
-         "--width", "64", "--height", "32", "--seed", "3"],
-        capture_output=True, text=True, cwd=str(tmp_path), timeout=60,
+        [sys.executable, script, "--dataroot", root, "--n_train", "2", "--n_test", "1", "--width", "64", "--height", "32", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        timeout=60,
     )
     assert res.returncode == 0, res.stderr
     assert os.path.abspath(root) in res.stdout

@@ -1,5 +1,6 @@
 """End-to-end tests: training lowers the reconstruction error, train.py writes the reference's files,
 the lr schedule, --niter_fix_global, --continue_train, --load_pretrain, and test.py with its errors."""
+
 import html.parser
 import importlib.util
 import json
@@ -12,25 +13,20 @@ import pytest
 import torch
 from PIL import Image
 
+from builders import build_model
 from data.aligned_dataset import AlignedDataset
-from models import create_model
-from models.pix2pixHD_model import Pix2PixHDModel
+from helpers import TINY, assert_ok, assert_one_line_error, run_script
+from models.networks import define_G
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
-
-from helpers import assert_ok, assert_one_line_error, run_script
 from util.util import label_colormap, tensor2im
 
 HAVE_TENSORBOARD = importlib.util.find_spec('tensorboard') is not None
 
-# The networks here are tiny: one thread each avoids oversubscribing CI's two cores (several
-# OpenMP threads per process on a busy machine make a 64x32 convolution ~50x slower).
-
-# A tiny global model: 64x32 images, ngf/ndf 8, one residual block, no VGG (no download).
-TINY_ARCH = ['--ngf', '8', '--n_blocks_global', '1']
-TINY = ['--loadSize', '64', '--ndf', '8', '--no_vgg_loss', '--nThreads', '0', '--gpu_ids', '-1', '--seed', '0']
-
+# The trained experiment 'tiny' here: TINY's 64x32 global model with ngf/ndf 8.
+TINY_ARCH = ['--ngf', '8', '--ndf', '8']
 
 
 class _ImgSources(html.parser.HTMLParser):
@@ -89,15 +85,33 @@ def trained(tmp_path_factory, cityscapes_root):
     """train.py on 2 Cityscapes samples for 3 epochs (--niter 1 --niter_decay 2), saving every epoch."""
     base = tmp_path_factory.mktemp('trained')
     checkpoints = base / 'checkpoints'
-    args = ['--name', 'tiny', '--checkpoints_dir', checkpoints, '--dataroot', cityscapes_root, '--max_dataset_size', '2',
-            *TINY, *TINY_ARCH, '--niter', '1', '--niter_decay', '2', '--save_epoch_freq', '1', '--display_freq', '1',
-            '--print_freq', '1']
+    args = [
+        '--name',
+        'tiny',
+        '--checkpoints_dir',
+        checkpoints,
+        '--dataroot',
+        cityscapes_root,
+        '--max_dataset_size',
+        '2',
+        *TINY,
+        *TINY_ARCH,
+        '--niter',
+        '1',
+        '--niter_decay',
+        '2',
+        '--save_epoch_freq',
+        '1',
+        '--display_freq',
+        '1',
+        '--print_freq',
+        '1',
+    ]
     if HAVE_TENSORBOARD:
         args.append('--tf_log')
     result = run_script('train.py', *args)
     assert_ok(result)
-    return {'base': base, 'checkpoints': checkpoints, 'dir': checkpoints / 'tiny', 'result': result,
-            'dataroot': cityscapes_root}
+    return {'base': base, 'checkpoints': checkpoints, 'dir': checkpoints / 'tiny', 'result': result, 'dataroot': cityscapes_root}
 
 
 def test_train_writes_options(trained):
@@ -146,7 +160,10 @@ def test_train_web_page_references_existing_images(trained):
         path = web / source
         assert path.is_file(), source
     assert {s.rsplit('_', 2)[-2] + '_' + s.rsplit('_', 2)[-1] for s in page.sources} == {
-        'input_label.png', 'synthesized_image.png', 'real_image.png'}
+        'input_label.png',
+        'synthesized_image.png',
+        'real_image.png',
+    }
     real = Image.open(web / [s for s in page.sources if s.endswith('real_image.png')][0])
     assert real.size == (64, 32)
 
@@ -173,8 +190,20 @@ def test_train_checkpoints_load_with_weights_only(trained):
 
 def test_train_checkpoints_load_strictly_into_the_model(trained):
     opt = train_opt(trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train')
-    opt.checkpoints_dir = str(trained['checkpoints'])
-    model = Pix2PixHDModel(opt)  # load_network_strict: raises on any key or shape mismatch
+    opt = replace(opt, checkpoints_dir=str(trained['checkpoints']))
+    model = build_model(opt)  # load_network_strict: raises on any key or shape mismatch
+    saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
+    assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
+
+
+def test_continue_train_resumes_its_own_weights_whatever_load_pretrain_says(trained, tmp_path):
+    # A recipe naming --load_pretrain is resumed by appending --continue_train (the reference reloaded the pretrained weights).
+    os.makedirs(tmp_path / 'other')
+    torch.save(define_G(36, 3, 8, 'global', 2, 1).state_dict(), tmp_path / 'other' / 'latest_net_G.pth')
+    opt = train_opt(
+        trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train', '--load_pretrain', tmp_path / 'other'
+    )
+    model = build_model(opt)
     saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
     assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
 
@@ -210,22 +239,35 @@ def test_lr_schedule_in_saved_training_state(trained):
 
 
 def test_update_learning_rate_arithmetic(tmp_path, cityscapes_root):
-    opt = train_opt(tmp_path, cityscapes_root, '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1',
-                    '--lr', '0.001', '--niter_decay', '4')
+    opt = train_opt(tmp_path, cityscapes_root, '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1', '--lr', '0.001', '--niter_decay', '4')
     trainer = Pix2PixHDTrainer(opt)
     optimizers = (trainer.optimizer_G, trainer.optimizer_D)
     assert all(g['lr'] == 0.001 for o in optimizers for g in o.param_groups)
     for step, expected in enumerate([0.00075, 0.0005, 0.00025, 0.0], start=1):
         trainer.update_learning_rate()
-        assert trainer.old_lr == pytest.approx(expected, abs=1e-12), step
+        assert trainer.current_lr == pytest.approx(expected, abs=1e-12), step
         assert all(g['lr'] == pytest.approx(expected, abs=1e-12) for o in optimizers for g in o.param_groups)
     assert all(g['betas'] == (0.5, 0.999) for o in optimizers for g in o.param_groups)
 
 
 # ----------------------------------------------------------------------------- overfitting
 def test_training_lowers_reconstruction_error(tmp_path, cityscapes_root):
-    opt = train_opt(tmp_path, cityscapes_root, '--loadSize', '128', '--ngf', '8', '--ndf', '8', '--n_blocks_global', '1',
-                    '--serial_batches', '--no_flip', '--max_dataset_size', '1')
+    opt = train_opt(
+        tmp_path,
+        cityscapes_root,
+        '--loadSize',
+        '128',
+        '--ngf',
+        '8',
+        '--ndf',
+        '8',
+        '--n_blocks_global',
+        '1',
+        '--serial_batches',
+        '--no_flip',
+        '--max_dataset_size',
+        '1',
+    )
     torch.manual_seed(0)
     batch = first_batch(opt)
     assert tuple(batch['image'].shape) == (1, 3, 64, 128)
@@ -247,9 +289,27 @@ def test_training_lowers_reconstruction_error(tmp_path, cityscapes_root):
 # ----------------------------------------------------------------------------- --niter_fix_global
 def test_niter_fix_global_trains_only_the_local_enhancer(tmp_path, cityscapes_root):
     # 128x64: the global part sees 64x32 and keeps a 4x2 bottleneck after 4 downsamplings.
-    opt = train_opt(tmp_path, cityscapes_root, '--loadSize', '128', '--netG', 'local', '--ngf', '4', '--ndf', '4',
-                    '--n_blocks_global', '1', '--n_blocks_local', '1', '--niter_fix_global', '1', '--no_flip',
-                    '--max_dataset_size', '1')
+    opt = train_opt(
+        tmp_path,
+        cityscapes_root,
+        '--loadSize',
+        '128',
+        '--netG',
+        'local',
+        '--ngf',
+        '4',
+        '--ndf',
+        '4',
+        '--n_blocks_global',
+        '1',
+        '--n_blocks_local',
+        '1',
+        '--niter_fix_global',
+        '1',
+        '--no_flip',
+        '--max_dataset_size',
+        '1',
+    )
     torch.manual_seed(0)
     batch = first_batch(opt)
     trainer = Pix2PixHDTrainer(opt)
@@ -274,13 +334,69 @@ def test_niter_fix_global_trains_only_the_local_enhancer(tmp_path, cityscapes_ro
     assert len(trainer.params_G) == len(names)
 
 
+def test_train_py_fixes_the_global_generator_for_niter_fix_global_epochs(tmp_path, cityscapes_root):
+    # A reference-format global generator (TINY's, ngf 8) as the pretrained one: the local enhancer's
+    # global part (--ngf 4 doubled) starts from it.
+    os.makedirs(tmp_path / 'pretrain')
+    torch.manual_seed(0)
+    pretrained = define_G(36, 3, 8, 'global', 2, 1).state_dict()
+    torch.save(pretrained, tmp_path / 'pretrain' / 'latest_net_G.pth')
+    result = run_script(
+        'train.py',
+        '--name',
+        'fix',
+        '--checkpoints_dir',
+        tmp_path,
+        '--dataroot',
+        cityscapes_root,
+        *TINY,
+        '--netG',
+        'local',
+        '--n_blocks_local',
+        '1',
+        '--load_pretrain',
+        tmp_path / 'pretrain',
+        '--niter_fix_global',
+        '1',
+        '--niter',
+        '2',
+        '--niter_decay',
+        '0',
+        '--save_epoch_freq',
+        '1',
+        '--max_dataset_size',
+        '1',
+    )
+    assert_ok(result)
+    after = {epoch: torch.load(tmp_path / 'fix' / f'{epoch}_net_G.pth', weights_only=True) for epoch in (1, 2)}
+    global_keys = [key for key in after[1] if key.startswith('model.')]
+    assert len(global_keys) >= 10 and set(global_keys) <= set(pretrained)  # all but the global model's last conv
+    # epoch 1: only the enhancer trains, the global part is exactly the pretrained one
+    assert all(torch.equal(after[1][key], pretrained[key]) for key in global_keys)
+    # epoch 2: the whole generator trains
+    assert all(not torch.equal(after[2][key], after[1][key]) for key in global_keys if key.endswith('weight'))
+    assert all(not torch.equal(after[2][key], after[1][key]) for key in after[1] if key.startswith('model1_'))
+
+
 # ----------------------------------------------------------------------------- --load_pretrain
 def test_load_pretrain_copies_the_global_generator_into_a_local_one(tmp_path, trained, capsys):
     pretrain_dir = str(trained['dir'])
-    opt = train_opt(tmp_path, trained['dataroot'], '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1',
-                    '--load_pretrain', pretrain_dir)
+    opt = train_opt(
+        tmp_path,
+        trained['dataroot'],
+        '--netG',
+        'local',
+        '--ngf',
+        '4',
+        '--ndf',
+        '8',
+        '--n_blocks_global',
+        '1',
+        '--load_pretrain',
+        pretrain_dir,
+    )
     capsys.readouterr()
-    model = Pix2PixHDModel(opt)
+    model = build_model(opt)
     out = capsys.readouterr().out
     pretrained = torch.load(os.path.join(pretrain_dir, 'latest_net_G.pth'), weights_only=True)
     own = model.netG.state_dict()
@@ -301,19 +417,65 @@ def test_load_pretrain_copies_the_global_generator_into_a_local_one(tmp_path, tr
 
 
 def test_load_pretrain_through_train_py(tmp_path, trained):
-    result = run_script('train.py', '--name', 'local', '--checkpoints_dir', tmp_path, '--dataroot', trained['dataroot'],
-                        '--max_dataset_size', '1', *TINY, '--loadSize', '128', '--netG', 'local', '--ngf', '4', '--n_blocks_global', '1',
-                        '--load_pretrain', trained['dir'], '--niter', '1', '--niter_decay', '0', '--save_epoch_freq', '1')
+    result = run_script(
+        'train.py',
+        '--name',
+        'local',
+        '--checkpoints_dir',
+        tmp_path,
+        '--dataroot',
+        trained['dataroot'],
+        '--max_dataset_size',
+        '1',
+        *TINY,
+        '--loadSize',
+        '128',
+        '--netG',
+        'local',
+        '--ngf',
+        '4',
+        '--ndf',
+        '8',
+        '--n_blocks_global',
+        '1',
+        '--load_pretrain',
+        trained['dir'],
+        '--niter',
+        '1',
+        '--niter_decay',
+        '0',
+        '--save_epoch_freq',
+        '1',
+    )
     assert_ok(result)
-    assert re.search(r'--load_pretrain: network G copied \d+ tensors from .*latest_net_G\.pth; \d+ left initialised, in: '
-                     r'model1_1, model1_2', result.stdout), result.stdout[-3000:]
+    assert re.search(
+        r'--load_pretrain: network G copied \d+ tensors from .*latest_net_G\.pth; \d+ left initialised, in: '
+        r'model1_1, model1_2',
+        result.stdout,
+    ), result.stdout[-3000:]
     assert (tmp_path / 'local' / '1_net_G.pth').is_file()
 
 
 # ----------------------------------------------------------------------------- --continue_train
 def test_continue_train_resumes_from_iter_file(tmp_path, cityscapes_root):
-    common = ['--name', 'resume', '--checkpoints_dir', tmp_path, '--dataroot', cityscapes_root, '--max_dataset_size', '1',
-              *TINY, *TINY_ARCH, '--save_epoch_freq', '1', '--print_freq', '1', '--niter_decay', '0']
+    common = [
+        '--name',
+        'resume',
+        '--checkpoints_dir',
+        tmp_path,
+        '--dataroot',
+        cityscapes_root,
+        '--max_dataset_size',
+        '1',
+        *TINY,
+        *TINY_ARCH,
+        '--save_epoch_freq',
+        '1',
+        '--print_freq',
+        '1',
+        '--niter_decay',
+        '0',
+    ]
     assert_ok(run_script('train.py', *common, '--niter', '1'))
     directory = tmp_path / 'resume'
     assert (directory / 'iter.txt').read_text() == '2\n0\n'
@@ -345,9 +507,23 @@ def test_continue_train_resumes_from_iter_file(tmp_path, cityscapes_root):
 def tested(trained, tmp_path_factory):
     """test.py on the first 3 Cityscapes test maps, architecture flags taken from opt.json."""
     results = tmp_path_factory.mktemp('results')
-    result = run_script('test.py', '--name', 'tiny', '--checkpoints_dir', trained['checkpoints'],
-                        '--dataroot', trained['dataroot'], '--loadSize', '64', '--gpu_ids', '-1',
-                        '--results_dir', results, '--how_many', '3')
+    result = run_script(
+        'test.py',
+        '--name',
+        'tiny',
+        '--checkpoints_dir',
+        trained['checkpoints'],
+        '--dataroot',
+        trained['dataroot'],
+        '--loadSize',
+        '64',
+        '--gpu_ids',
+        '-1',
+        '--results_dir',
+        results,
+        '--how_many',
+        '3',
+    )
     assert_ok(result)
     return {'results': results, 'result': result, 'web': results / 'tiny' / 'test_latest'}
 
@@ -386,10 +562,23 @@ def test_test_py_writes_images_and_page(tested, cityscapes_root):
 
 def test_test_py_output_matches_the_model(tested, trained, cityscapes_root):
     """The synthesized PNG is the trained generator's output on the preprocessed label map."""
-    opt = _TestOptions().parse(['--name', 'tiny', '--checkpoints_dir', str(trained['checkpoints']),
-                               '--dataroot', str(cityscapes_root), '--loadSize', '64', '--gpu_ids', '-1'], save=False)
+    opt = _TestOptions().parse(
+        [
+            '--name',
+            'tiny',
+            '--checkpoints_dir',
+            str(trained['checkpoints']),
+            '--dataroot',
+            str(cityscapes_root),
+            '--loadSize',
+            '64',
+            '--gpu_ids',
+            '-1',
+        ],
+        save=False,
+    )
     assert opt.ngf == 8 and opt.n_blocks_global == 1
-    model = create_model(opt)
+    model = build_model(opt)
     sample = AlignedDataset(opt)[0]
     generated = model.inference(sample['label'][None], sample['inst'][None])
     expected = tensor2im(generated[0])
@@ -400,54 +589,148 @@ def test_test_py_output_matches_the_model(tested, trained, cityscapes_root):
 
 
 def test_test_py_conflicting_architecture_flag(trained, tmp_path):
-    result = run_script('test.py', '--name', 'tiny', '--checkpoints_dir', trained['checkpoints'],
-                        '--dataroot', trained['dataroot'], '--loadSize', '64', '--gpu_ids', '-1',
-                        '--results_dir', tmp_path, '--how_many', '1', '--ngf', '16')
+    result = run_script(
+        'test.py',
+        '--name',
+        'tiny',
+        '--checkpoints_dir',
+        trained['checkpoints'],
+        '--dataroot',
+        trained['dataroot'],
+        '--loadSize',
+        '64',
+        '--gpu_ids',
+        '-1',
+        '--results_dir',
+        tmp_path,
+        '--how_many',
+        '1',
+        '--ngf',
+        '16',
+    )
     assert_one_line_error(result, '--ngf', 'latest_net_G.pth')
     assert not (tmp_path / 'tiny' / 'test_latest' / 'index.html').exists()
 
 
 def test_test_py_missing_epoch_lists_the_available_ones(trained, tmp_path):
-    result = run_script('test.py', '--name', 'tiny', '--checkpoints_dir', trained['checkpoints'],
-                        '--dataroot', trained['dataroot'], '--loadSize', '64', '--gpu_ids', '-1',
-                        '--results_dir', tmp_path, '--which_epoch', '7')
+    result = run_script(
+        'test.py',
+        '--name',
+        'tiny',
+        '--checkpoints_dir',
+        trained['checkpoints'],
+        '--dataroot',
+        trained['dataroot'],
+        '--loadSize',
+        '64',
+        '--gpu_ids',
+        '-1',
+        '--results_dir',
+        tmp_path,
+        '--which_epoch',
+        '7',
+    )
     line = assert_one_line_error(result, 'available', '7_net_G.pth')
     assert re.search(r'available: --which_epoch 1, 2, 3, latest', line), line
 
 
 def test_test_py_label_value_not_below_label_nc(trained, tmp_path):
     root = bad_label_root(str(tmp_path / 'data'), 'test')
-    result = run_script('test.py', '--name', 'tiny', '--checkpoints_dir', trained['checkpoints'],
-                        '--dataroot', root, '--loadSize', '64', '--gpu_ids', '-1', '--results_dir', tmp_path / 'results')
+    result = run_script(
+        'test.py',
+        '--name',
+        'tiny',
+        '--checkpoints_dir',
+        trained['checkpoints'],
+        '--dataroot',
+        root,
+        '--loadSize',
+        '64',
+        '--gpu_ids',
+        '-1',
+        '--results_dir',
+        tmp_path / 'results',
+    )
     assert_one_line_error(result, 'bad.png', 'label value 40', '--label_nc 41')
 
 
 def test_test_py_missing_dataroot(trained, tmp_path):
     missing = tmp_path / 'nowhere'
-    result = run_script('test.py', '--name', 'tiny', '--checkpoints_dir', trained['checkpoints'],
-                        '--dataroot', missing, '--loadSize', '64', '--gpu_ids', '-1', '--results_dir', tmp_path)
+    result = run_script(
+        'test.py',
+        '--name',
+        'tiny',
+        '--checkpoints_dir',
+        trained['checkpoints'],
+        '--dataroot',
+        missing,
+        '--loadSize',
+        '64',
+        '--gpu_ids',
+        '-1',
+        '--results_dir',
+        tmp_path,
+    )
     assert_one_line_error(result, str(missing / 'test_label'), '--dataroot')
 
 
 def test_train_py_label_value_not_below_label_nc(tmp_path):
     root = bad_label_root(str(tmp_path / 'data'), 'train')
     # --nThreads 1: the error is raised in a DataLoader worker and re-raised in the main process.
-    result = run_script('train.py', '--name', 'bad', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', root,
-                        *TINY, *TINY_ARCH, '--nThreads', '1', '--niter', '1', '--niter_decay', '0')
+    result = run_script(
+        'train.py',
+        '--name',
+        'bad',
+        '--checkpoints_dir',
+        tmp_path / 'checkpoints',
+        '--dataroot',
+        root,
+        *TINY,
+        *TINY_ARCH,
+        '--nThreads',
+        '1',
+        '--niter',
+        '1',
+        '--niter_decay',
+        '0',
+    )
     assert_one_line_error(result, 'bad.png', 'label value 40', '--label_nc 41')
 
 
 def test_train_py_missing_dataroot(tmp_path):
     missing = tmp_path / 'nowhere'
-    result = run_script('train.py', '--name', 'none', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', missing,
-                        *TINY, *TINY_ARCH)
+    result = run_script(
+        'train.py', '--name', 'none', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', missing, *TINY, *TINY_ARCH
+    )
     assert_one_line_error(result, str(missing / 'train_label'), '--dataroot')
 
 
 def test_debug_flag_runs_one_epoch_showing_every_iteration(tmp_path, cityscapes_root):
-    result = run_script('train.py', '--name', 'dbg', '--dataroot', cityscapes_root, '--checkpoints_dir', tmp_path, '--debug',
-                        '--gpu_ids', '-1', '--loadSize', '64', '--ngf', '4', '--ndf', '4', '--n_blocks_global', '1',
-                        '--n_downsample_global', '2', '--no_vgg_loss', '--nThreads', '0')
+    result = run_script(
+        'train.py',
+        '--name',
+        'dbg',
+        '--dataroot',
+        cityscapes_root,
+        '--checkpoints_dir',
+        tmp_path,
+        '--debug',
+        '--gpu_ids',
+        '-1',
+        '--loadSize',
+        '64',
+        '--ngf',
+        '4',
+        '--ndf',
+        '4',
+        '--n_blocks_global',
+        '1',
+        '--n_downsample_global',
+        '2',
+        '--no_vgg_loss',
+        '--nThreads',
+        '0',
+    )
     assert_ok(result)
     with open(tmp_path / 'dbg' / 'loss_log.txt') as handle:
         iterations = [line for line in handle if line.startswith('(epoch')]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 
 import numpy as np
@@ -13,17 +14,19 @@ from PIL import Image
 
 from util import util
 from util.html import HTML
+from util.image_pool import ImagePool
 from util.visualizer import Visualizer
 
 
 def test_tensor2im_value_mapping_and_shape() -> None:
-    tensor = torch.tensor([[[-1.0, 0.0, 1.0, 2.0]], [[1.0, 1.0, 1.0, 1.0]], [[-5.0, 0.0, 0.0, 0.0]]])
+    tensor = torch.tensor([[[-1.0, 0.0, 1.0, 2.0]], [[1.0, 1.0, 1.0, 1.0]], [[-5.0, 0.99, 0.0, 0.0]]])
     image = util.tensor2im(tensor)
     assert image.dtype == np.uint8
     assert image.shape == (1, 4, 3)
-    assert image[0, :, 0].tolist() == [0, 128, 255, 255]  # 2.0 clipped to 255
+    assert image[0, :, 0].tolist() == [0, 127, 255, 255]  # truncated as the reference (127.5 -> 127); 2.0 clipped to 255
     assert image[0, :, 1].tolist() == [255, 255, 255, 255]
     assert image[0, 0, 2] == 0  # -5 clipped to 0
+    assert image[0, 1, 2] == 253  # 253.725 truncated, not rounded to 254
 
 
 def test_tensor2im_single_channel_and_batch() -> None:
@@ -39,6 +42,34 @@ def test_tensor2im_rejects_bad_shapes() -> None:
         util.tensor2im(torch.zeros(2, 3, 4, 4))
     with pytest.raises(ValueError):
         util.tensor2im(torch.zeros(2, 4, 4))
+
+
+def test_image_pool_swaps_about_half_the_fakes_for_earlier_ones_once_full() -> None:
+    random.seed(0)
+    torch.manual_seed(0)
+    pool = ImagePool(4)
+    swapped_out = []
+    for step in range(0, 300, 3):  # batches of 3 images, image k filled with the value k
+        images = torch.arange(step, step + 3, dtype=torch.float32).reshape(3, 1, 1, 1).expand(3, 3, 2, 2)
+        returned = pool.query(images)
+        assert returned.shape == images.shape
+        values = returned[:, 0, 0, 0].tolist()
+        assert all(torch.all(image == value) for image, value in zip(returned, values))
+        for index, value in enumerate(values):
+            if step + index < 4:
+                assert value == step + index  # filling the pool: the fake itself
+            elif value != step + index:
+                assert value < step + index  # an earlier fake, never a later one
+                swapped_out.append(value)
+    # Half of the 296 fakes after the first 4 are swapped for an earlier one, and each stored fake leaves
+    # the pool once (the new fake takes its place).
+    assert 0.35 < len(swapped_out) / 296 < 0.65
+    assert len(set(swapped_out)) == len(swapped_out)
+
+
+def test_image_pool_of_size_0_returns_the_fakes() -> None:
+    images = torch.randn(2, 3, 4, 4)
+    assert torch.equal(ImagePool(0).query(images), images)
 
 
 def test_tensor2label_cityscapes() -> None:
@@ -65,9 +96,7 @@ def test_label_colormap_voc_bit_interleaving() -> None:
 def test_tensor2label_voc_and_out_of_range() -> None:
     label = torch.tensor([[1, 2, 3, 4, 250, -1]], dtype=torch.int64)
     colour = util.tensor2label(label, 4)
-    assert [tuple(c) for c in colour[0]] == [
-        (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)
-    ]
+    assert [tuple(c) for c in colour[0]] == [(128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)]
 
 
 def test_tensor2label_one_hot_and_rgb_passthrough() -> None:
@@ -150,8 +179,12 @@ def test_html_add_markup_is_verbatim(tmp_path) -> None:
 
 def _opt(tmp_path, **overrides) -> argparse.Namespace:
     opt = argparse.Namespace(
-        tf_log=True, no_html=False, isTrain=True, display_winsize=128,
-        checkpoints_dir=str(tmp_path), name="exp",
+        tf_log=True,
+        no_html=False,
+        isTrain=True,
+        display_winsize=128,
+        checkpoints_dir=str(tmp_path),
+        name="exp",
     )
     for key, value in overrides.items():
         setattr(opt, key, value)

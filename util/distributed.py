@@ -1,6 +1,7 @@
 """Data-parallel training over torchrun's processes (one per GPU, gloo on CPU)."""
+
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
@@ -11,15 +12,16 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get('WORLD_SIZE', '1')) > 1
 
 
-def init_distributed(use_cuda: bool) -> tuple:
-    """Join the process group torchrun describes; return (rank, world_size, local_rank)."""
-    if not launched_by_torchrun():
-        return 0, 1, 0
-    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend='nccl' if use_cuda else 'gloo')
-    return dist.get_rank(), dist.get_world_size(), local_rank
+def init_distributed(opt) -> None:
+    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPUs); nothing for one process.
+
+    The options already hold torchrun's rank, world size and this process's GPU (settled at parse time).
+    """
+    if opt.world_size == 1:
+        return
+    if opt.gpu_ids:
+        torch.cuda.set_device(opt.gpu_ids[0])
+    dist.init_process_group(backend='nccl' if opt.gpu_ids else 'gloo')
 
 
 def world_size() -> int:
@@ -53,7 +55,7 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     flat.div_(size)
     offset = 0
     for grad in grads:
-        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
         offset += grad.numel()
 
 

@@ -1,4 +1,5 @@
 """History of generated images shown to D (Shrivastava et al.); --pool_size 0 (default) disables it."""
+
 import random
 
 import torch
@@ -9,7 +10,7 @@ class ImagePool:
 
     def __init__(self, pool_size: int) -> None:
         self.pool_size = pool_size
-        self.images = []
+        self.images: list[torch.Tensor] = []
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """Each image: stored; with probability 0.5 swapped for a stored one once the pool is full."""

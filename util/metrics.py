@@ -1,53 +1,46 @@
-"""Evaluation metrics of the pix2pixHD paper: segmentation accuracy / mean IoU on Cityscapes, and FID.
+"""Evaluation metrics of the pix2pixHD paper: segmentation accuracy / mean IoU on Cityscapes, and FID / KID.
 
 Segmentation score (pix2pixHD, CVPR 2018, section 4.1): an off-the-shelf segmentation network labels the
 synthesized images and its prediction is compared with the input label map over the 19 Cityscapes
 evaluation classes (trainIds); pixels whose labelId has no trainId are ignored (255).
 
-FID uses the maintained `pytorch-fid` package rather than a home-grown Inception: it is the PyTorch port
-of the TensorFlow reference implementation (TTUR, Heusel et al. 2017) with the same Inception weights
-(`pt_inception-2015-12-05`, converted from the TF graph) and the TF-specific layer quirks reproduced, so
-its numbers are the ones the GAN literature (SPADE included) reports; torchvision's ImageNet Inception
-gives different, non-comparable values. Only the weight loading is ours: pytorch-fid always downloads
-its weights, whereas `fid_inception(weights=PATH)` builds the same architecture and loads a local file,
-so evaluation works offline.
+FID and KID come from `torch-fidelity`: its InceptionV3 is the PyTorch port of the TensorFlow 2015-12-05
+graph that the reference FID (TTUR, Heusel et al. 2017) and KID (MMD-GAN, Binkowski et al. 2018) run, with
+TensorFlow's bilinear resize reproduced, and its `fid_statistics_to_metric` / `kid_features_to_metric` do
+the arithmetic; torchvision's ImageNet Inception gives different, non-comparable values. This module only
+loads the weights (a local file when offline), streams batches through the network and calls those
+functions, so the numbers are torch-fidelity's.
 """
+
 from __future__ import annotations
 
 import os
-import warnings
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy
 import torch
-import torch.nn as nn
-import torchvision
-from pytorch_fid.fid_score import calculate_frechet_distance
-from pytorch_fid.inception import (FID_WEIGHTS_URL, FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2,
-                                   InceptionV3)
 
-from models.networks import ModelError
+from util.cityscapes import LABEL_TO_TRAIN_ID, TRAIN_CLASSES
+from util.errors import ModelError
+
+if TYPE_CHECKING:
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 IGNORE_INDEX = 255
 
-# Official cityscapesScripts labels.py: labelId -> trainId of the 19 evaluation classes.
-LABEL_TO_TRAIN_ID: dict[int, int] = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}
-CITYSCAPES_CLASSES: tuple[str, ...] = (
-    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign', 'vegetation',
-    'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle',
-)
+CITYSCAPES_CLASSES = TRAIN_CLASSES  # the 19 evaluation classes in trainId order
 NUM_CLASSES = len(CITYSCAPES_CLASSES)
 
 _TRAIN_ID_LUT = torch.full((256,), IGNORE_INDEX, dtype=torch.int64)
 for _label_id, _train_id in LABEL_TO_TRAIN_ID.items():
     _TRAIN_ID_LUT[_label_id] = _train_id
 
-FID_WEIGHTS_FILE = os.path.basename(FID_WEIGHTS_URL)  # pt_inception-2015-12-05-6726825d.pth
-FID_DIMS = tuple(sorted(InceptionV3.BLOCK_INDEX_BY_DIM))  # 64, 192, 768, 2048 (pool3, the standard)
+# torch-fidelity (the `eval` install group) is imported only by the FID / KID functions, so the segmentation
+# score works with the core install. Its names, which the tests check against the installed package:
+INCEPTION_WEIGHTS_FILE = 'weights-inception-2015-12-05-6726825d.pth'  # basename of its URL_INCEPTION_V3
+INCEPTION_DIMS = (64, 192, 768, 2048)  # its feature blocks; 2048 (pool3) is the one papers report
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # its defaults (those of the MMD-GAN reference)
 
 
 def label_to_train_id(labels) -> torch.Tensor:
@@ -112,123 +105,72 @@ class ConfusionMatrix:
         return float(iou[present].mean()) if present.any() else float('nan')
 
 
-# ----------------------------------------------------------------------------------------------------- FID
+# --------------------------------------------------------------------------------------------- FID / KID
 
 
-def build_fid_inception() -> torchvision.models.Inception3:
-    """pytorch-fid's FID Inception architecture (`pytorch_fid.inception.fid_inception_v3`) without loading weights.
-
-    The modules are pytorch-fid's own (its TF-compatible FIDInception* blocks), assembled exactly as
-    fid_inception_v3 does, so the official state_dict loads into it with strict key matching.
-    """
-    inception = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
-    inception.Mixed_5b = FIDInceptionA(192, pool_features=32)
-    inception.Mixed_5c = FIDInceptionA(256, pool_features=64)
-    inception.Mixed_5d = FIDInceptionA(288, pool_features=64)
-    inception.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
-    inception.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
-    inception.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
-    inception.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
-    inception.Mixed_7b = FIDInceptionE_1(1280)
-    inception.Mixed_7c = FIDInceptionE_2(2048)
-    return inception
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-class FIDFeatureExtractor(InceptionV3):
-    """pytorch-fid's InceptionV3 feature extractor built around an already-loaded FID Inception network.
+def load_inception(weights: str | None = None, dims: int = 2048, device: torch.device | str = 'cpu') -> FeatureExtractorInceptionV3:
+    """torch-fidelity's Inception in eval mode, giving `dims`-d features: weights from a local file, else its download."""
+    if dims not in INCEPTION_DIMS:
+        raise ModelError(f"Inception feature dims {dims} not supported; use one of {', '.join(map(str, INCEPTION_DIMS))}")
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
-    InceptionV3.__init__ downloads its weights unconditionally, so this subclass assembles the same blocks
-    itself (as InceptionV3.__init__ does) and inherits InceptionV3.forward unchanged: inputs are Bx3xHxW
-    in [0, 1], resized bilinearly to 299x299 and scaled to [-1, 1] inside, exactly as pytorch-fid does.
-    """
-
-    def __init__(self, inception: torchvision.models.Inception3, dims: int = 2048) -> None:
-        if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
-            raise ModelError(f"FID feature dims {dims} not supported; use one of {', '.join(map(str, FID_DIMS))}")
-        nn.Module.__init__(self)
-        self.resize_input = True
-        self.normalize_input = True
-        block_index = InceptionV3.BLOCK_INDEX_BY_DIM[dims]
-        self.output_blocks = [block_index]
-        self.last_needed_block = block_index
-        blocks = [
-            [inception.Conv2d_1a_3x3, inception.Conv2d_2a_3x3, inception.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2)],
-            [inception.Conv2d_3b_1x1, inception.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2)],
-            [inception.Mixed_5b, inception.Mixed_5c, inception.Mixed_5d, inception.Mixed_6a, inception.Mixed_6b,
-             inception.Mixed_6c, inception.Mixed_6d, inception.Mixed_6e],
-            [inception.Mixed_7a, inception.Mixed_7b, inception.Mixed_7c, nn.AdaptiveAvgPool2d(output_size=(1, 1))],
-        ]
-        self.blocks = nn.ModuleList(nn.Sequential(*block) for block in blocks[:block_index + 1])
-        for param in self.parameters():
-            param.requires_grad = False
-
-
-def load_fid_inception_state(weights: Optional[str] = None) -> dict:
-    """The FID Inception state_dict: from a local file, else pytorch-fid's download (torch hub cache)."""
-    hint = f"download {FID_WEIGHTS_URL} on a machine with network access and pass --inception_weights PATH"
+    hint = f"download {URL_INCEPTION_V3} on a machine with network access and pass --inception_weights PATH"
     if weights is not None:
         if not os.path.isfile(weights):
             raise ModelError(f"--inception_weights {weights}: file not found; {hint}")
+        # torch-fidelity unpickles the file with weights_only=False: refuse anything but plain tensors before it does.
         try:
-            return torch.load(weights, map_location='cpu', weights_only=True)
+            state = torch.load(weights, map_location='cpu', weights_only=True)
         except Exception as error:  # unpickling / zip errors come in many types
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise ModelError(f"--inception_weights {weights}: cannot load ({reason}); expected {FID_WEIGHTS_FILE}") from None
+            raise ModelError(
+                f"--inception_weights {weights}: cannot load ({_first_line(error)}); expected {INCEPTION_WEIGHTS_FILE}"
+            ) from None
+        if not isinstance(state, dict):
+            raise ModelError(
+                f"--inception_weights {weights}: holds a {type(state).__name__}, not the Inception state_dict ({INCEPTION_WEIGHTS_FILE})"
+            )
     try:
-        return torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, map_location='cpu', progress=False, weights_only=True)
-    except Exception as error:  # URLError, HTTPError, timeouts, a truncated file...
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ModelError(f"cannot download the FID Inception weights ({reason}); {hint}") from None
-
-
-def fid_inception(weights: Optional[str] = None, dims: int = 2048, device='cpu') -> FIDFeatureExtractor:
-    """The FID feature extractor in eval mode with the official weights (a local file, else the download)."""
-    state = load_fid_inception_state(weights)
-    inception = build_fid_inception()
-    source = f"--inception_weights {weights}" if weights else FID_WEIGHTS_FILE
-    if not isinstance(state, dict):
-        raise ModelError(f"{source}: holds a {type(state).__name__}, not the FID Inception state_dict")
-    try:
-        inception.load_state_dict(state)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ModelError(f"{source}: not the FID Inception state_dict ({FID_WEIGHTS_FILE}): {first}") from None
-    return FIDFeatureExtractor(inception, dims).to(device).eval()
+        model = FeatureExtractorInceptionV3('inception-v3-compat', [str(dims)], feature_extractor_weights_path=weights)
+    except Exception as error:  # a key mismatch (RuntimeError); without a file: URLError, HTTPError, timeouts...
+        if weights is not None:
+            raise ModelError(
+                f"--inception_weights {weights}: not the Inception state_dict ({INCEPTION_WEIGHTS_FILE}): {_first_line(error)}"
+            ) from None
+        raise ModelError(f"cannot download the Inception weights ({_first_line(error)}); {hint}") from None
+    return model.to(device).eval()
 
 
 @torch.no_grad()
-def inception_activations(model: FIDFeatureExtractor, batches: Iterable[torch.Tensor]) -> np.ndarray:
-    """Stack the model's features (N x dims, float64) over batches of Bx3xHxW images in [0, 1]."""
+def inception_features(model: FeatureExtractorInceptionV3, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The model's features (N x dims, float32, on the CPU) of batches of uint8 Bx3xHxW RGB images."""
     device = next(model.parameters()).device
-    features = []
-    for batch in batches:
-        output = model(batch.to(device=device, dtype=torch.float32))[0]
-        if output.shape[2:] != (1, 1):  # blocks before pool3 (as pytorch-fid's get_activations does)
-            output = nn.functional.adaptive_avg_pool2d(output, output_size=(1, 1))
-        features.append(output.flatten(1).double().cpu())
+    features = [model(batch.to(device))[0].cpu() for batch in batches]
     if not features:
-        raise ValueError("no images to compute Inception activations of")
-    return torch.cat(features).numpy()
+        raise ValueError("no images to compute Inception features of")
+    return torch.cat(features)
 
 
-def activation_statistics(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance as pytorch-fid's calculate_activation_statistics computes them."""
-    if activations.shape[0] < 2:
-        raise ValueError(f"FID needs at least 2 images per set, got {activations.shape[0]}")
-    return np.mean(activations, axis=0), np.cov(activations, rowvar=False)
+def frechet_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:
+    """FID between two sets of Inception features (torch-fidelity's statistics and distance)."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+
+    if min(len(features1), len(features2)) < 2:
+        raise ValueError(f"FID needs at least 2 images per set, got {len(features1)} and {len(features2)}")
+    statistics = [fid_features_to_statistics(features) for features in (features1, features2)]
+    return float(fid_statistics_to_metric(*statistics, verbose=False)[KEY_METRIC_FID])
 
 
-def frechet_distance(activations1: np.ndarray, activations2: np.ndarray) -> float:
-    """FID between two sets of Inception activations (pytorch_fid.fid_score.calculate_frechet_distance)."""
-    mu1, sigma1 = activation_statistics(activations1)
-    mu2, sigma2 = activation_statistics(activations2)
-    with warnings.catch_warnings():
-        # pytorch-fid 0.3.0 calls scipy.linalg.sqrtm(..., disp=False): deprecated in scipy 1.16, gone in 1.18.
-        warnings.filterwarnings('ignore', message='.*`disp` argument is deprecated', category=DeprecationWarning)
-        try:
-            return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
-        except TypeError as error:
-            if 'disp' not in str(error):
-                raise
-            raise ModelError(f"pytorch-fid cannot run with scipy {scipy.__version__} ({error}); "
-                             f"pip install 'scipy>=1.13,<1.18'") from None
+def kernel_inception_distance(
+    features1: torch.Tensor, features2: torch.Tensor, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE
+) -> tuple[float, float]:
+    """KID (mean, std over `subsets` random subsets of `subset_size` images per set; torch-fidelity, seeded)."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    if not 2 <= subset_size <= min(len(features1), len(features2)):
+        raise ValueError(f"KID subset size {subset_size} must be in [2, {min(len(features1), len(features2))}] (the smaller set's size)")
+    scores = kid_features_to_metric(features1, features2, kid_subsets=subsets, kid_subset_size=subset_size, verbose=False)
+    return float(scores[KEY_METRIC_KID_MEAN]), float(scores[KEY_METRIC_KID_STD])

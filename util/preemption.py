@@ -1,4 +1,5 @@
 """SIGINT/SIGTERM during training: stop cleanly after the current iteration; a second signal exits at once."""
+
 import signal
 import sys
 
@@ -14,8 +15,8 @@ class StopRequest:
 
     def _handle(self, signum: int, frame) -> None:
         if self.requested:
-            # Every file is written to a temporary name and renamed, so exiting now corrupts nothing;
-            # SystemExit lets atomic_write remove its temporary file.
+            # Files are written to a temporary name (a checkpoint to a staging folder) and renamed, so exiting
+            # now corrupts nothing; SystemExit lets a save discard its staging folder or finish its renames.
             sys.exit(128 + signum)
         self.requested = True
         self.signal_name = signal.Signals(signum).name

@@ -4,55 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
-# Official cityscapesScripts labels.py colours, indexed by labelId (0..33) plus
-# the license plate (34); pix2pixHD's Cityscapes label maps use these ids.
-_CITYSCAPES_COLORS: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0),  # 0 unlabeled
-    (0, 0, 0),  # 1 ego vehicle
-    (0, 0, 0),  # 2 rectification border
-    (0, 0, 0),  # 3 out of roi
-    (0, 0, 0),  # 4 static
-    (111, 74, 0),  # 5 dynamic
-    (81, 0, 81),  # 6 ground
-    (128, 64, 128),  # 7 road
-    (244, 35, 232),  # 8 sidewalk
-    (250, 170, 160),  # 9 parking
-    (230, 150, 140),  # 10 rail track
-    (70, 70, 70),  # 11 building
-    (102, 102, 156),  # 12 wall
-    (190, 153, 153),  # 13 fence
-    (180, 165, 180),  # 14 guard rail
-    (150, 100, 100),  # 15 bridge
-    (150, 120, 90),  # 16 tunnel
-    (153, 153, 153),  # 17 pole
-    (153, 153, 153),  # 18 polegroup
-    (250, 170, 30),  # 19 traffic light
-    (220, 220, 0),  # 20 traffic sign
-    (107, 142, 35),  # 21 vegetation
-    (152, 251, 152),  # 22 terrain
-    (70, 130, 180),  # 23 sky
-    (220, 20, 60),  # 24 person
-    (255, 0, 0),  # 25 rider
-    (0, 0, 142),  # 26 car
-    (0, 0, 70),  # 27 truck
-    (0, 60, 100),  # 28 bus
-    (0, 0, 90),  # 29 caravan
-    (0, 0, 110),  # 30 trailer
-    (0, 80, 100),  # 31 train
-    (0, 0, 230),  # 32 motorcycle
-    (119, 11, 32),  # 33 bicycle
-    (0, 0, 142),  # 34 license plate
-)
+from util.cityscapes import COLORS as CITYSCAPES_COLORS
 
 
 def tensor2im(image_tensor: torch.Tensor) -> np.ndarray:
-    """Convert a CHW (or 1xCxHxW) tensor in [-1, 1] with 1 or 3 channels to an HxWx3 uint8 array."""
+    """Convert a CHW (or 1xCxHxW) tensor in [-1, 1] with 1 or 3 channels to an HxWx3 uint8 array (truncating, as the reference)."""
     tensor = image_tensor.detach().cpu().float()
     if tensor.dim() == 4:
         if tensor.size(0) != 1:
@@ -60,8 +22,9 @@ def tensor2im(image_tensor: torch.Tensor) -> np.ndarray:
         tensor = tensor[0]
     if tensor.dim() != 3 or tensor.size(0) not in (1, 3):
         raise ValueError(f"tensor2im expects a 1- or 3-channel CHW tensor, got shape {tuple(image_tensor.shape)}")
-    # np.round rounds half to even, so 0.0 (-> 127.5) always maps to 128.
-    array = np.clip(np.round((tensor.numpy() + 1.0) / 2.0 * 255.0), 0, 255).astype(np.uint8)
+    # The reference's conversion, in float32: scale, clip, then truncate (astype, no rounding), so a
+    # reference checkpoint writes the same pixels as the reference's own test.py (0.0 -> 127.5 -> 127).
+    array = np.clip((tensor.numpy() + 1.0) / 2.0 * 255.0, 0, 255).astype(np.uint8)
     array = array.transpose(1, 2, 0)
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
@@ -72,8 +35,8 @@ def label_colormap(n_label: int) -> np.ndarray:
     """Return the n_label x 3 uint8 palette: Cityscapes colours for 35 labels, else the Pascal VOC palette."""
     if n_label < 0:
         raise ValueError(f"n_label must be non-negative, got {n_label}")
-    if n_label == len(_CITYSCAPES_COLORS):
-        return np.array(_CITYSCAPES_COLORS, dtype=np.uint8)
+    if n_label == len(CITYSCAPES_COLORS):
+        return np.array(CITYSCAPES_COLORS, dtype=np.uint8)
     ids = np.arange(n_label, dtype=np.int64)
     cmap = np.zeros((n_label, 3), dtype=np.int64)
     # VOC devkit bit interleaving: successive bit triplets of the id fill each

@@ -10,10 +10,11 @@ import re
 import time
 
 import numpy as np
+import torch
 from PIL import Image
 
 from util.html import HTML, display_width
-from util.util import mkdirs, save_image
+from util.util import mkdirs, save_image, tensor2im, tensor2label
 
 # Names written by display_current_results; parsed back on resume.
 _WEB_IMAGE_RE = re.compile(r"^epoch(\d+)_iter(\d+)_(.+)\.png$")
@@ -75,8 +76,10 @@ def _downsample(xy: list[tuple[float, float]], max_points: int) -> list[tuple[fl
     if len(xy) <= max_points:
         return xy
     group = math.ceil(len(xy) / max_points)
-    return [(sum(x for x, _ in chunk) / len(chunk), sum(y for _, y in chunk) / len(chunk))
-            for chunk in (xy[i:i + group] for i in range(0, len(xy), group))]
+    return [
+        (sum(x for x, _ in chunk) / len(chunk), sum(y for _, y in chunk) / len(chunk))
+        for chunk in (xy[i : i + group] for i in range(0, len(xy), group))
+    ]
 
 
 def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
@@ -94,8 +97,9 @@ def _tick_label(value: float) -> str:
     return f"{value:g}"
 
 
-def _loss_panel(name: str, xy: list[tuple[float, float]], x_ticks: list[float], color: str,
-                x0: float, y0: float, width: int, height: int) -> list[str]:
+def _loss_panel(
+    name: str, xy: list[tuple[float, float]], x_ticks: list[float], color: str, x0: float, y0: float, width: int, height: int
+) -> list[str]:
     """SVG elements of one loss's panel at (x0, y0): its own y axis with round ticks, the shared epoch ticks."""
     left, right, top, bottom = 46, 12, 20, 30
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -110,29 +114,38 @@ def _loss_panel(name: str, xy: list[tuple[float, float]], x_ticks: list[float], 
         return y0 + top + (y_hi - y) / (y_hi - y_lo) * plot_h
 
     escaped = html.escape(name, quote=True)
-    parts = [f'<g class="panel" data-loss="{escaped}">',
-             f'<text class="panel-title" x="{x0 + left:.1f}" y="{y0 + 13:.1f}" fill="{color}" font-weight="bold">{escaped}</text>',
-             f'<text class="last-value" x="{x0 + width - right:.1f}" y="{y0 + 13:.1f}" text-anchor="end" fill="#555">'
-             f'{"last " + _tick_label(round(xy[-1][1], 4)) if xy else "no finite values"}</text>',
-             f'<rect x="{x0 + left:.1f}" y="{y0 + top:.1f}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>']
+    parts = [
+        f'<g class="panel" data-loss="{escaped}">',
+        f'<text class="panel-title" x="{x0 + left:.1f}" y="{y0 + 13:.1f}" fill="{color}" font-weight="bold">{escaped}</text>',
+        f'<text class="last-value" x="{x0 + width - right:.1f}" y="{y0 + 13:.1f}" text-anchor="end" fill="#555">'
+        f'{"last " + _tick_label(round(xy[-1][1], 4)) if xy else "no finite values"}</text>',
+        f'<rect x="{x0 + left:.1f}" y="{y0 + top:.1f}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>',
+    ]
     for tick in y_ticks:
         parts.append(f'<line x1="{x0 + left:.1f}" y1="{py(tick):.1f}" x2="{x0 + left + plot_w:.1f}" y2="{py(tick):.1f}" stroke="#e4e4e4"/>')
         parts.append(f'<text class="y-tick" x="{x0 + left - 4:.1f}" y="{py(tick) + 4:.1f}" text-anchor="end">{_tick_label(tick)}</text>')
     for tick in x_ticks:
-        parts.append(f'<line x1="{px(tick):.1f}" y1="{y0 + top + plot_h:.1f}" x2="{px(tick):.1f}" y2="{y0 + top + plot_h + 4:.1f}" stroke="#999"/>')
-        parts.append(f'<text class="x-tick" x="{px(tick):.1f}" y="{y0 + top + plot_h + 15:.1f}" text-anchor="middle">{_tick_label(tick)}</text>')
+        parts.append(
+            f'<line x1="{px(tick):.1f}" y1="{y0 + top + plot_h:.1f}" x2="{px(tick):.1f}" y2="{y0 + top + plot_h + 4:.1f}" stroke="#999"/>'
+        )
+        parts.append(
+            f'<text class="x-tick" x="{px(tick):.1f}" y="{y0 + top + plot_h + 15:.1f}" text-anchor="middle">{_tick_label(tick)}</text>'
+        )
     parts.append(f'<text x="{x0 + left + plot_w / 2:.1f}" y="{y0 + height - 3:.1f}" text-anchor="middle" fill="#555">epoch</text>')
     coordinates = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in xy)
-    parts.append(f'<polyline data-loss="{escaped}" points="{coordinates}" fill="none" stroke="{color}" stroke-width="1.5">'
-                 f'<title>{escaped}</title></polyline>')
+    parts.append(
+        f'<polyline data-loss="{escaped}" points="{coordinates}" fill="none" stroke="{color}" stroke-width="1.5">'
+        f'<title>{escaped}</title></polyline>'
+    )
     if len(xy) == 1:  # a polyline of one point draws nothing
         parts.append(f'<circle cx="{px(xy[0][0]):.1f}" cy="{py(xy[0][1]):.1f}" r="2" fill="{color}"/>')
     parts.append("</g>")
     return parts
 
 
-def loss_curve_svg(points: list[LossPoint], panel_width: int = 330, panel_height: int = 170, columns: int = 4,
-                   max_points: int = 1000) -> str:
+def loss_curve_svg(
+    points: list[LossPoint], panel_width: int = 330, panel_height: int = 170, columns: int = 4, max_points: int = 1000
+) -> str:
     """An inline SVG of the losses: one small panel per loss with its own y axis, `columns` panels a row.
 
     A loss an order of magnitude larger than another no longer flattens it. x is the fractional epoch,
@@ -155,12 +168,22 @@ def loss_curve_svg(points: list[LossPoint], panel_width: int = 330, panel_height
     columns = max(1, min(columns, len(series)))
     rows = max(1, math.ceil(len(series) / columns))
     width, height = columns * panel_width, rows * panel_height
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="loss-curves" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" role="img" aria-label="training losses">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="loss-curves" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" role="img" aria-label="training losses">'
+    ]
     for index, (name, xy) in enumerate(series.items()):
         row, column = divmod(index, columns)
-        parts += _loss_panel(name, xy, x_ticks, _CURVE_COLORS[index % len(_CURVE_COLORS)],
-                             column * panel_width, row * panel_height, panel_width, panel_height)
+        parts += _loss_panel(
+            name,
+            xy,
+            x_ticks,
+            _CURVE_COLORS[index % len(_CURVE_COLORS)],
+            column * panel_width,
+            row * panel_height,
+            panel_width,
+            panel_height,
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -181,6 +204,17 @@ def column_names(labels: list[str]) -> list[tuple[str, str]]:
         else:
             names.append(("", _COLUMN_NAMES.get(label, label.replace("_", " "))))
     return names
+
+
+def make_visuals(
+    label: torch.Tensor, label_nc: int, synthesized: dict[str, torch.Tensor], real: torch.Tensor | None = None
+) -> dict[str, np.ndarray]:
+    """One sample's page row as uint8 arrays: the colourised label map (or RGB input), the synthesized images, the real photo."""
+    visuals = {"input_label": tensor2label(label, label_nc)}
+    visuals.update({name: tensor2im(image) for name, image in synthesized.items()})
+    if real is not None and real.numel():
+        visuals["real_image"] = tensor2im(real)
+    return visuals
 
 
 class Visualizer:
@@ -253,8 +287,12 @@ class Visualizer:
         for (saved_epoch, saved_step), shown in sorted(self._saved.items(), reverse=True):
             labels = [label for label, _ in shown]
             names = [_web_image_name(saved_epoch, saved_step, label) for label in labels]
-            webpage.add_image_row(f"epoch {saved_epoch}, iteration {saved_step}", column_names(labels), names,
-                                  self._display_widths([width for _, width in shown]))
+            webpage.add_image_row(
+                f"epoch {saved_epoch}, iteration {saved_step}",
+                column_names(labels),
+                names,
+                self._display_widths([width for _, width in shown]),
+            )
         webpage.save()
 
     def plot_current_errors(self, errors: dict[str, float], step: int) -> None:

@@ -1,4 +1,4 @@
-"""Discriminators of SPEC section 3: the PatchGAN NLayerDiscriminator and its multi-scale stack."""
+"""Discriminators (docs/overview.md, "Networks"): the PatchGAN NLayerDiscriminator and its multi-scale stack."""
 from typing import Callable
 
 import torch

@@ -1,8 +1,10 @@
-"""The instance-feature encoder E of SPEC section 3 and its instance-wise average pooling."""
+"""The instance-feature encoder E (docs/overview.md, "Networks") and its instance-wise average pooling."""
 from typing import Callable
 
 import torch
 import torch.nn as nn
+
+from .generator import global_generator_layers
 
 
 def instance_class(instance_ids: torch.Tensor) -> torch.Tensor:
@@ -62,15 +64,8 @@ class Encoder(nn.Module):
                  norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
         super().__init__()
         self.output_nc = output_nc
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0), norm_layer(ngf), nn.ReLU(True)]
-        for i in range(n_downsampling):
-            mult = 2 ** i
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1), norm_layer(ngf * mult * 2), nn.ReLU(True)]
-        for i in range(n_downsampling):
-            mult = 2 ** (n_downsampling - i)
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1),
-                       norm_layer(ngf * mult // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        # The global generator's layers without residual blocks: same modules, same `model.K` keys.
+        layers = global_generator_layers(input_nc, output_nc, ngf, n_downsampling, 0, norm_layer, use_dropout=False)
         self.model = nn.Sequential(*layers)
 
     def forward(self, input: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Generators of SPEC section 3: ResnetBlock, GlobalGenerator and the coarse-to-fine LocalEnhancer."""
+"""Generators (docs/overview.md, "Networks"): ResnetBlock, GlobalGenerator and the coarse-to-fine LocalEnhancer."""
 from typing import Callable
 
 import torch
@@ -11,14 +11,17 @@ def downsample_pyramid_pool() -> nn.AvgPool2d:
 
 
 class ResnetBlock(nn.Module):
-    """x + [pad, conv3x3, norm, ReLU, (dropout), pad, conv3x3, norm](x)."""
+    """x + [pad, conv3x3, norm, ReLU (+ dropout), pad, conv3x3, norm](x)."""
 
     def __init__(self, dim: int, norm_layer: Callable[[int], nn.Module], use_dropout: bool = False) -> None:
         super().__init__()
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, padding=0), norm_layer(dim), nn.ReLU(True)]
+        activation = nn.ReLU(True)
         if use_dropout:
-            layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, padding=0), norm_layer(dim)]
+            # In the ReLU's slot, not a slot of its own: the second conv stays `conv_block.5`, so the keys are
+            # the reference's (which parsed --use_dropout but never applied it) and its checkpoints load strictly.
+            activation = nn.Sequential(activation, nn.Dropout(0.5))
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, padding=0), norm_layer(dim), activation,
+                  nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, padding=0), norm_layer(dim)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Losses of SPEC section 4: GAN (LSGAN or BCE), discriminator feature matching and VGG19 perceptual."""
+"""Losses (docs/overview.md, "One training iteration"): GAN (LSGAN or BCE), discriminator feature matching and VGG19 perceptual."""
 import os
 from typing import Optional
 
@@ -6,13 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from util.errors import ModelError
+
 # relu1_1 .. relu5_1 of torchvision's VGG19 `features`, and the reference's weights for them.
 VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 VGG_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
-
-
-class ModelError(RuntimeError):
-    """A problem with a model file or model options: the message names the file and the fix."""
 
 
 class GANLoss(nn.Module):

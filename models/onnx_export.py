@@ -15,6 +15,7 @@ feature map (feat_num channels, with --instance_feat/--label_feat); sides must b
 base (data.base_dataset.size_base). The output is the image in [-1, 1]. The graph is float32 whatever
 --data_type/--amp say, and dropout (--use_dropout) is exported in eval mode (off).
 """
+
 import copy
 import importlib.util
 import os
@@ -72,7 +73,7 @@ def other_size_input(example: torch.Tensor, base: int) -> torch.Tensor:
         while batch.shape[dim] < new_size:
             batch = torch.cat((batch, batch.flip(dim)), dim=dim)
         sizes.append(new_size)
-    batch = batch[:, :, :sizes[0], :sizes[1]]
+    batch = batch[:, :, : sizes[0], : sizes[1]]
     return torch.cat((batch, batch.flip(3)), dim=0).contiguous()
 
 
@@ -88,12 +89,19 @@ def export_to_onnx(net: torch.nn.Module, example: torch.Tensor, path: str) -> No
         warnings.filterwarnings('ignore', message='The feature will be removed', category=DeprecationWarning)
         warnings.filterwarnings('ignore', message=".*operator 'instance_norm' is set to train=True")
         warnings.filterwarnings('ignore', message='Constant folding')
-        torch.onnx.export(net, (example,), path, input_names=['input'], output_names=['synthesized_image'],
-                          dynamic_axes={'input': DYNAMIC_AXES, 'synthesized_image': DYNAMIC_AXES},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            net,
+            (example,),
+            path,
+            input_names=['input'],
+            output_names=['synthesized_image'],
+            dynamic_axes={'input': DYNAMIC_AXES, 'synthesized_image': DYNAMIC_AXES},
+            opset_version=17,
+            dynamo=False,
+        )
 
 
-def verify_onnx(path: str, net: torch.nn.Module, inputs: list, shown_path: str = None) -> list:
+def verify_onnx(path: str, net: torch.nn.Module, inputs: list, shown_path: str | None = None) -> list:
     """Run the graph with onnxruntime (CPU) on each input; [(shape, max abs difference to `net`)], or ModelError."""
     import onnxruntime
 
@@ -106,12 +114,16 @@ def verify_onnx(path: str, net: torch.nn.Module, inputs: list, shown_path: str =
         got = session.run(None, {'input': tensor.numpy()})[0]
         shape = 'x'.join(str(size) for size in tensor.shape)
         if got.shape != expected.shape:
-            raise ModelError(f"--export_onnx {shown_path}: on a {shape} input onnxruntime gives shape {got.shape}, "
-                             f"PyTorch {expected.shape}; the exported graph is wrong and was not kept")
+            raise ModelError(
+                f"--export_onnx {shown_path}: on a {shape} input onnxruntime gives shape {got.shape}, "
+                f"PyTorch {expected.shape}; the exported graph is wrong and was not kept"
+            )
         difference = float(np.abs(got.astype(np.float64) - expected.astype(np.float64)).max())
         if not difference <= TOLERANCE:  # also catches NaN
-            raise ModelError(f"--export_onnx {shown_path}: onnxruntime's output differs from PyTorch's by {difference:.3g} "
-                             f"(max abs, tolerance {TOLERANCE:g}) on a {shape} input; the exported graph is wrong and was not kept")
+            raise ModelError(
+                f"--export_onnx {shown_path}: onnxruntime's output differs from PyTorch's by {difference:.3g} "
+                f"(max abs, tolerance {TOLERANCE:g}) on a {shape} input; the exported graph is wrong and was not kept"
+            )
         results.append((shape, difference))
     return results
 

@@ -1,0 +1,505 @@
+"""Everything on disk about one run, in the reference's formats: network weights
+(`{which_epoch}_net_{G,D,E}.pth`), the training state (`{which_epoch}_train_state.pth`), `iter.txt` and
+the options (`opt.txt`, `opt.json`) — writing, reading, validating and reporting problems.
+
+A checkpoint is saved as one transaction (save_checkpoint): the whole set or nothing. Other files are
+written to a temporary name and renamed (util.util.atomic_write). Everything is read without unpickling
+(`torch.load(weights_only=True)`), so no code in a checkpoint is ever executed.
+"""
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from typing import cast
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from util.errors import ModelError, OptionsError, TrainingError, describe
+from util.util import atomic_write, mkdirs
+
+# Flags that fix the shape of the networks or of their input encoding. At test time (and in the
+# feature scripts) they are taken from the experiment's saved opt.json unless given explicitly,
+# because a train/test mismatch (e.g. `--netG local --ngf 32`) otherwise loads garbage or crashes.
+ARCHITECTURE_FLAGS = (
+    'label_nc',
+    'input_nc',
+    'output_nc',
+    'netG',
+    'ngf',
+    'n_downsample_global',
+    'n_blocks_global',
+    'n_blocks_local',
+    'n_local_enhancers',
+    'norm',
+    'use_dropout',
+    'no_instance',
+    'instance_feat',
+    'label_feat',
+    'feat_num',
+    'n_downsample_E',
+    'nef',
+)
+# Flags a resumed run must share with the run that saved the checkpoint: the architecture and D's shape.
+RESUME_FLAGS = ARCHITECTURE_FLAGS + ('num_D', 'n_layers_D', 'ndf')
+
+
+def experiment_dir(opt: argparse.Namespace) -> str:
+    """checkpoints_dir/name, the folder of one experiment."""
+    return os.path.join(opt.checkpoints_dir, opt.name)
+
+
+# ---------------------------------------------------------------- options
+def format_options(opt: argparse.Namespace) -> str:
+    """Human-readable dump of the options, in the reference's opt.txt layout."""
+    lines = ['------------ Options -------------']
+    lines += [f'{key}: {value}' for key, value in sorted(vars(opt).items()) if key != 'explicit']
+    lines.append('-------------- End ----------------')
+    return '\n'.join(lines)
+
+
+def save_options(opt: argparse.Namespace) -> None:
+    """Write opt.txt (for people) and opt.json (for test.py and the feature scripts)."""
+    expr_dir = experiment_dir(opt)
+    mkdirs(expr_dir)
+    payload = {key: value for key, value in vars(opt).items() if key != 'explicit'}
+    try:
+        write_text(os.path.join(expr_dir, 'opt.txt'), format_options(opt) + '\n')
+        write_text(os.path.join(expr_dir, 'opt.json'), json.dumps(payload, indent=1, sort_keys=True))
+    except OSError as error:
+        raise OptionsError(f"cannot write the options to {expr_dir} ({describe(error)}); free space or fix its permissions") from None
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a text file atomically."""
+
+    def write(tmp_path: str) -> None:
+        with open(tmp_path, 'w') as handle:
+            handle.write(text)
+
+    atomic_write(path, write)
+
+
+def load_saved_options(expr_dir: str) -> dict | None:
+    """The options an experiment was trained with (opt.json), or None when there is none."""
+    json_path = os.path.join(expr_dir, 'opt.json')
+    if not os.path.isfile(json_path):
+        return None
+    try:
+        with open(json_path) as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise OptionsError(f"{json_path}: cannot read the saved options ({describe(error)}); delete or fix the file") from None
+    if not isinstance(saved, dict):
+        raise OptionsError(
+            f"{json_path}: the saved options are a JSON {type(saved).__name__}, not an object of flag: value; delete or fix the file"
+        )
+    return saved
+
+
+def differing_flags(saved: dict, opt: argparse.Namespace, keys: Sequence[str] = ARCHITECTURE_FLAGS) -> list:
+    """`--flag saved (saved) vs now (now)` for each of `keys` whose saved value differs from the current options."""
+    return [
+        f'--{key} {saved[key]} (saved) vs {getattr(opt, key)} (now)'
+        for key in keys
+        if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key)
+    ]
+
+
+# ---------------------------------------------------------------- iter.txt and RNG states
+def read_iter_file(save_dir: str) -> tuple[int, int]:
+    """(start_epoch, epoch_iter) from save_dir's iter.txt ("epoch,epoch_iter"), or (1, 0) when absent/unreadable."""
+    path = checkpoint_file(save_dir, 'iter.txt')
+    if path is None:
+        return 1, 0
+    try:
+        start_epoch, epoch_iter = np.loadtxt(path, delimiter=',', dtype=int)
+        return int(start_epoch), int(epoch_iter)
+    except (OSError, ValueError):
+        return 1, 0
+
+
+def rng_state() -> dict:
+    """Python, numpy and torch RNG states in a form torch.load(weights_only=True) accepts."""
+    np_state = cast(tuple, np.random.get_state(legacy=True))
+    state = {
+        'python': random.getstate(),
+        'numpy': (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])),
+        'torch': torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Inverse of rng_state()."""
+    random.setstate(state['python'])
+    name, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+# ---------------------------------------------------------------- network weights
+def network_path(save_dir: str, name: str, which_epoch: str) -> str:
+    """`save_dir/{which_epoch}_net_{name}.pth`."""
+    return os.path.join(save_dir, f'{which_epoch}_net_{name}.pth')
+
+
+def training_state_path(save_dir: str, which_epoch: str) -> str:
+    """`save_dir/{which_epoch}_train_state.pth`."""
+    return os.path.join(save_dir, f'{which_epoch}_train_state.pth')
+
+
+def save_network(net: nn.Module, path: str) -> None:
+    """Save a network's state_dict on the CPU to `path` through a temporary file."""
+    atomic_write(path, state_dict_writer(net))
+
+
+def save_networks(networks: dict, save_dir: str, which_epoch: str) -> None:
+    """Write `{which_epoch}_net_{name}.pth` for each of {name: network}: plain CPU state_dicts."""
+    for name, net in networks.items():
+        save_network(net, network_path(save_dir, name, which_epoch))
+
+
+def available_epochs(save_dir: str, name: str) -> list:
+    """The `which_epoch` values that have a saved network `name` in save_dir (saves being moved into place included)."""
+    suffix = f'_net_{name}.pth'
+    candidates = {os.path.basename(path)[: -len(suffix)] for path in glob.glob(os.path.join(save_dir, '*' + suffix))}
+    candidates.update(which_epoch for _, which_epoch, _, _ in set_folders(save_dir))
+    return sorted(epoch for epoch in candidates if is_file(checkpoint_file(save_dir, f'{epoch}{suffix}')))
+
+
+def is_file(path: str | None) -> bool:
+    """os.path.isfile that accepts None (a file the newest checkpoint set does not have)."""
+    return path is not None and os.path.isfile(path)
+
+
+def read_state_dict(path: str, name: str, which_epoch: str, save_dir: str) -> dict:
+    """torch.load with weights_only=True (never runs code from the file); clear errors for missing files.
+
+    `path` is the file's reference name; a save still being moved into place is read from its folder.
+    """
+    source = checkpoint_file(os.path.dirname(path), os.path.basename(path))
+    if source is None or not os.path.isfile(source):
+        epochs = available_epochs(save_dir, name)
+        hint = (
+            f"available: --which_epoch {', '.join(epochs)}"
+            if epochs
+            else f"no *_net_{name}.pth in {save_dir}; train first or check --name/--checkpoints_dir"
+        )
+        raise ModelError(f"{path} not found (--which_epoch {which_epoch}); {hint}")
+    path = source
+    try:
+        state_dict = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # pickled code, truncation and format errors all mean the same to the user
+        raise ModelError(
+            f"{path}: not a loadable weights file ({str(error).splitlines()[0]}); it may be truncated or contain pickled code"
+        ) from None
+    if not isinstance(state_dict, dict):
+        raise ModelError(f"{path}: expected a state_dict, found {type(state_dict).__name__}")
+    return state_dict
+
+
+def state_dict_mismatch(net: nn.Module, state_dict: dict) -> list:
+    """Human-readable differences between a network's keys/shapes and a checkpoint's."""
+    own = net.state_dict()
+    missing = [key for key in own if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in own]
+    shapes = [
+        f'{key} {tuple(state_dict[key].shape)} in file vs {tuple(own[key].shape)} in model'
+        for key in own
+        if key in state_dict and tuple(own[key].shape) != tuple(state_dict[key].shape)
+    ]
+    problems = []
+    for title, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)):
+        if items:
+            problems.append(f"{len(items)} {title} (e.g. {items[0]})")
+    return problems
+
+
+def load_network_strict(net: nn.Module, save_dir: str, name: str, which_epoch: str, opt: argparse.Namespace) -> None:
+    """Load a checkpoint that must fit exactly (strict=True); name the flags that differ when it does not."""
+    path = network_path(save_dir, name, which_epoch)
+    state_dict = read_state_dict(path, name, which_epoch, save_dir)
+    problems = state_dict_mismatch(net, state_dict)
+    if problems:
+        flags = differing_flags(load_saved_options(save_dir) or {}, opt)
+        hint = (
+            f"flags that differ from training: {'; '.join(flags)}"
+            if flags
+            else "check --netG, --ngf, --n_downsample_global, --n_blocks_*, --label_nc, --no_instance, "
+            "--instance_feat, --feat_num, --num_D, --ndf, --norm"
+        )
+        raise ModelError(f"{path} does not fit the options: {'; '.join(problems)}; {hint}")
+    net.load_state_dict(state_dict, strict=True)
+
+
+def load_network_partial(net: nn.Module, save_dir: str, name: str, which_epoch: str) -> list:
+    """Copy every tensor whose key and shape match (--load_pretrain); report and return what stayed initialised."""
+    path = network_path(save_dir, name, which_epoch)
+    if not is_file(checkpoint_file(save_dir, os.path.basename(path))):
+        if name == 'G':
+            read_state_dict(path, name, which_epoch, save_dir)  # raises the not-found message
+        print(f"--load_pretrain: {path} not found; network {name} keeps its initialisation")
+        return list(net.state_dict().keys())
+    state_dict = read_state_dict(path, name, which_epoch, save_dir)
+    own = net.state_dict()
+    matched = {key: value for key, value in state_dict.items() if key in own and tuple(own[key].shape) == tuple(value.shape)}
+    own.update(matched)
+    net.load_state_dict(own)
+    left = [key for key in own if key not in matched]
+    if left:
+        modules = sorted({key.split('.')[0] for key in left})
+        print(
+            f"--load_pretrain: network {name} copied {len(matched)} tensors from {path}; "
+            f"{len(left)} left initialised, in: {', '.join(modules)}"
+        )
+    else:
+        print(f"--load_pretrain: network {name} loaded every tensor from {path}")
+    return left
+
+
+def load_networks(networks: dict, opt: argparse.Namespace) -> None:
+    """Weights for testing (--which_epoch), resuming (--continue_train, strict) or --load_pretrain (partial)."""
+    if not opt.isTrain or opt.continue_train:
+        for name, net in networks.items():
+            load_network_strict(net, experiment_dir(opt), name, opt.which_epoch, opt)
+    elif opt.load_pretrain:
+        for name, net in networks.items():
+            load_network_partial(net, opt.load_pretrain, name, opt.which_epoch)
+
+
+# ---------------------------------------------------------------- whole checkpoints: one transaction per save
+# A save of `which_epoch` W writes its whole set (W_net_{G,D,E}.pth, W_train_state.pth and, for `latest`,
+# iter.txt) into a hidden staging folder `.ckpt-<generation>-W.partial/`, every file fsynced, the manifest
+# (the list of files) last. Renaming that folder to `.ckpt-<generation>-W.commit/` is the commit: one atomic
+# rename. Then each file moves to its reference name at the top level (one rename each, no data copied) and
+# the folder is removed. A failure before the commit leaves the top level as it was and the staging folder
+# is deleted; a save interrupted after it is finished by the next save or train.py start
+# (recover_checkpoints), and until then every reader here takes the set from the committed folder
+# (checkpoint_file), so loading always sees exactly one save.
+STAGING, COMMITTED, MANIFEST = 'partial', 'commit', 'manifest.json'
+SET_FOLDER = re.compile(r'^\.ckpt-(\d+)-(.+)\.(partial|commit)$')
+NETWORK_NAMES = ('G', 'D', 'E')
+
+
+def set_members(which_epoch: str, with_iter_file: bool) -> list:
+    """Every file a checkpoint set of `which_epoch` can hold (iter.txt belongs to the `latest` set)."""
+    names = [f'{which_epoch}_net_{name}.pth' for name in NETWORK_NAMES] + [f'{which_epoch}_train_state.pth']
+    return names + (['iter.txt'] if with_iter_file else [])
+
+
+def sync_folder(folder: str) -> None:
+    """fsync a folder, so that renames and new entries in it survive a power loss (POSIX only)."""
+    if os.name != 'posix':
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_synced(path: str, write: Callable[[str], None]) -> None:
+    """write(path), then fsync the file; `path` is inside a staging folder, so it needs no temporary name."""
+    write(path)
+    fd = os.open(path, os.O_RDWR)  # without O_CREAT: fails loudly if the writer produced no file
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def set_folders(save_dir: str) -> list:
+    """(generation, which_epoch, folder, 'partial' or 'commit') of every save in progress in save_dir, oldest first."""
+    if not os.path.isdir(save_dir):
+        return []
+    found = []
+    for entry in os.listdir(save_dir):
+        match = SET_FOLDER.match(entry)
+        folder = os.path.join(save_dir, entry)
+        if match and os.path.isdir(folder):
+            found.append((int(match.group(1)), match.group(2), folder, match.group(3)))
+    return sorted(found)
+
+
+def read_manifest(folder: str) -> dict | None:
+    """The manifest of a committed folder; None once its files have all moved (only the empty folder is left)."""
+    path = os.path.join(folder, MANIFEST)
+    try:
+        with open(path) as handle:
+            manifest = json.load(handle)
+        if not (isinstance(manifest.get('files'), list) and isinstance(manifest.get('removed'), list)):
+            raise ValueError('no list of files')
+        return manifest
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError) as error:
+        raise ModelError(
+            f"{path}: unreadable checkpoint manifest ({describe(error)}); delete the folder {folder} to use the "
+            f"files at the top level of {os.path.dirname(folder)}"
+        ) from None
+
+
+def checkpoint_file(save_dir: str, name: str) -> str | None:
+    """Where to read the checkpoint file `name` of save_dir: from a committed save not yet moved into
+    place when it holds (or removes) that file, else the top level. None: the newest set has no such file."""
+    for _, _, folder, state in reversed(set_folders(save_dir)):
+        manifest = read_manifest(folder) if state == COMMITTED else None
+        if manifest is None:
+            continue
+        if name in manifest['files']:
+            staged = os.path.join(folder, name)
+            return staged if os.path.isfile(staged) else os.path.join(save_dir, name)
+        if name in manifest['removed']:
+            return None
+    return os.path.join(save_dir, name)
+
+
+def discard_folder(folder: str) -> None:
+    """Delete a staging folder and what is in it (nothing in it is visible to any reader)."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def commit_set(save_dir: str, which_epoch: str, writers: dict, removed: list) -> str:
+    """Write {file name: write(path)} into a staging folder with its manifest and commit it; return the committed folder.
+
+    Raises whatever a writer raises, after deleting the staging folder: the top level is untouched.
+    """
+    generation = time.time_ns()
+    staging = os.path.join(save_dir, f'.ckpt-{generation:020d}-{which_epoch}.{STAGING}')
+    committed = os.path.join(save_dir, f'.ckpt-{generation:020d}-{which_epoch}.{COMMITTED}')
+    manifest = {'which_epoch': which_epoch, 'generation': generation, 'files': sorted(writers), 'removed': sorted(removed)}
+    try:
+        os.makedirs(staging)
+        for name, write in writers.items():
+            write_synced(os.path.join(staging, name), write)
+        write_synced(os.path.join(staging, MANIFEST), lambda path: write_json(path, manifest))
+        sync_folder(staging)
+        os.rename(staging, committed)
+    except BaseException:
+        if os.path.isdir(committed):  # the rename happened although it reported an error (network file systems)
+            return committed
+        discard_folder(staging)
+        raise
+    return committed
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Write `payload` as JSON to `path` (no temporary name: callers write into a staging folder)."""
+    with open(path, 'w') as handle:
+        json.dump(payload, handle, indent=1, sort_keys=True)
+
+
+def roll_forward(save_dir: str, committed: str) -> None:
+    """Move a committed set's files to their reference names, delete the files it removes, then the folder."""
+    manifest = read_manifest(committed)
+    if manifest is not None:
+        for name in manifest['files']:
+            staged = os.path.join(committed, name)
+            if os.path.exists(staged):
+                os.replace(staged, os.path.join(save_dir, name))
+        for name in manifest['removed']:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(save_dir, name))
+        sync_folder(save_dir)
+    # The set is in place: a folder that cannot be removed now is harmless, and the next save removes it.
+    with contextlib.suppress(OSError):
+        if manifest is not None:
+            os.remove(os.path.join(committed, MANIFEST))
+        os.rmdir(committed)
+
+
+def finish_interrupted_saves(save_dir: str) -> None:
+    """recover_checkpoints at the start of training, its failures as one line."""
+    try:
+        recover_checkpoints(save_dir)
+    except OSError as error:
+        raise TrainingError(
+            f"cannot finish an interrupted checkpoint save in {save_dir} ({describe(error)}); fix the folder's permissions or free space"
+        ) from None
+
+
+def recover_checkpoints(save_dir: str) -> None:
+    """Finish saves that were committed but not moved into place; delete saves that never committed."""
+    for _, _, folder, state in set_folders(save_dir):
+        if state == STAGING:
+            discard_folder(folder)
+        else:
+            roll_forward(save_dir, folder)
+
+
+def save_checkpoint(save_dir: str, which_epoch: str, networks: dict, training_state: dict, position: Sequence[int] | None = None) -> None:
+    """Save the set `which_epoch` (weights, `{which_epoch}_train_state.pth`, with (epoch, epoch_iter) iter.txt) as one transaction.
+
+    Afterwards the set on disk is the whole new one; or, when this raises TrainingError saying so, the previous
+    set exactly as it was. Every failure (OSError, torch's RuntimeError, anything a writer raises) is one line.
+    """
+    writers = {f'{which_epoch}_net_{name}.pth': state_dict_writer(net) for name, net in networks.items()}
+    writers[f'{which_epoch}_train_state.pth'] = lambda path: torch.save(training_state, path)
+    if position is not None:
+        writers['iter.txt'] = lambda path: np.savetxt(path, tuple(position), delimiter=',', fmt='%d')
+    removed = [name for name in set_members(which_epoch, position is not None) if name not in writers]
+    what = f"the '{which_epoch}' checkpoint in {save_dir}"
+    try:
+        recover_checkpoints(save_dir)
+        committed = commit_set(save_dir, which_epoch, writers, removed)
+    except Exception as error:  # any writer's failure: nothing at the top level was touched
+        raise TrainingError(
+            f"saving {what} failed ({describe(error)}; {space_note(save_dir, which_epoch)}); the previous checkpoint files are intact"
+        ) from None
+    try:
+        roll_forward(save_dir, committed)
+    except Exception as error:
+        raise TrainingError(
+            f"{what} was saved completely in {committed}, but moving its files to their names failed "
+            f"({describe(error)}); --continue_train and test.py read it from there, and the next train.py "
+            f"start finishes the move"
+        ) from None
+    except BaseException:
+        # A second Ctrl-C/SIGTERM: the set is committed, finishing the renames takes microseconds.
+        with contextlib.suppress(Exception):
+            roll_forward(save_dir, committed)
+        raise
+
+
+def space_note(save_dir: str, which_epoch: str) -> str:
+    """Free space beside the size of the set, because torch reports a full disk only as 'unexpected pos'."""
+    try:
+        free = shutil.disk_usage(save_dir).free
+    except OSError:
+        return 'free space unknown'
+    previous = sum(
+        os.path.getsize(path) for path in (os.path.join(save_dir, name) for name in set_members(which_epoch, True)) if os.path.isfile(path)
+    )
+    return f"{free / 2**20:.1f} MiB free there" + (f", the previous set takes {previous / 2**20:.1f} MiB" if previous else '')
+
+
+def state_dict_writer(net: nn.Module) -> Callable[[str], None]:
+    """write(path) of a network's plain CPU state_dict, taken now (the reference's weights format)."""
+    state_dict = {key: value.detach().cpu() for key, value in net.state_dict().items()}
+    return lambda path: torch.save(state_dict, path)
+
+
+def load_training_state(save_dir: str, which_epoch: str) -> dict | None:
+    """The training state saved with the weights, or None when there is no state file."""
+    path = checkpoint_file(save_dir, os.path.basename(training_state_path(save_dir, which_epoch)))
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # truncated or pickle-bearing files alike
+        raise ModelError(
+            f"{path}: cannot read the training state ({str(error).splitlines()[0]}); delete it to resume from the weights only"
+        ) from None

@@ -1,0 +1,1 @@
+"""The interactive editor in the browser (scripts/editor.py): a small page over a standard-library HTTP server."""

@@ -1,0 +1,48 @@
+"""Options of scripts/editor.py: every test.py flag, plus where to listen and how large an upload may be."""
+
+import argparse
+
+from options.base_options import OptionsError
+from options.test_options import TestOptions
+
+
+class EditorOptions(TestOptions):
+    """test.py's flags (architecture taken from opt.json) and the web server's."""
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """Add the editor's flags to test.py's."""
+        parser = super().initialize(parser)
+        add = self.group(parser, 'editor').add_argument
+        add(
+            '--host',
+            type=str,
+            default='127.0.0.1',
+            help='address to listen on; the default serves this machine only (0.0.0.0 opens the editor to the network)',
+        )
+        add('--port', type=int, default=8765, help='port to listen on (0: any free port)')
+        add('--max_upload_mb', type=float, default=16, help='largest label or instance PNG the page may upload, in MB')
+        add(
+            '--measure_latency',
+            type=int,
+            default=0,
+            help='make this many edits through the HTTP API, print the edit-to-image times and exit',
+        )
+        return parser
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """The editor paints label maps and picks cluster styles; some test.py modes do not apply."""
+        super().validate(opt)
+        if opt.label_nc == 0:
+            raise OptionsError("the editor paints label maps: a --label_nc 0 model takes RGB images, which it cannot edit")
+        if opt.use_encoded_image:
+            raise OptionsError(
+                "--use_encoded_image encodes real photos, which an edited map does not have: the editor picks styles from the clusters"
+            )
+        if opt.export_onnx:
+            raise OptionsError("--export_onnx is a test.py mode: run it with test.py")
+        if not 0 <= opt.port <= 65535:
+            raise OptionsError(f"--port {opt.port} must be in 0..65535 (0: any free port)")
+        if opt.max_upload_mb <= 0:
+            raise OptionsError(f"--max_upload_mb {opt.max_upload_mb} must be > 0")
+        if opt.measure_latency < 0:
+            raise OptionsError(f"--measure_latency {opt.measure_latency} must be >= 0")

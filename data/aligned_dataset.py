@@ -42,6 +42,10 @@ class AlignedDataset(torch.utils.data.Dataset):
     def _folder(self, name: str, what: str) -> list:
         directory = os.path.join(self.root, name)
         if not os.path.isdir(directory):
+            rgb_inputs = os.path.join(self.root, f'{self.opt.phase}_A')
+            if name == f'{self.opt.phase}_label' and os.path.isdir(rgb_inputs):
+                raise DatasetError(f"{directory}: folder of {what} not found, but {rgb_inputs} is there: this looks like "
+                                   f"RGB input (_A images to _B images); pass --label_nc 0 --no_instance")
             raise DatasetError(f"{directory}: folder of {what} not found; check --dataroot {self.root} and --phase {self.opt.phase}")
         paths = make_dataset(directory)
         if not paths:

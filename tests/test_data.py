@@ -13,6 +13,7 @@ from data.base_dataset import DatasetError
 from builders import build_data
 from models.pix2pixHD_model import instance_class
 from options.train_options import TrainOptions
+from helpers import TINY, assert_one_line_error, run_script
 
 W, H = 200, 100  # the crafted sample, width x height
 
@@ -285,6 +286,17 @@ def test_label_nc_0_without_A_folder_names_it(tmp_path, crafted_root):
     with pytest.raises(DatasetError) as info:
         AlignedDataset(make_opt(tmp_path, crafted_root, '--label_nc', 0, '--no_instance'))
     assert os.path.join(str(crafted_root), 'train_A') in str(info.value)
+
+
+def test_rgb_dataset_without_label_nc_0_says_so(tmp_path):
+    # train_A/ and train_B/ but no train_label/: train.py as the user runs it, with the default --label_nc 35.
+    root = tmp_path / 'rgb'
+    image = np.zeros((32, 64, 3), np.uint8)
+    for folder in ('train_A', 'train_B'):
+        os.makedirs(root / folder)
+        Image.fromarray(image).save(root / folder / 'pair.png')
+    result = run_script('train.py', '--dataroot', root, '--name', 'rgb', '--checkpoints_dir', tmp_path / 'checkpoints', *TINY)
+    assert_one_line_error(result, str(root / 'train_label'), str(root / 'train_A'), 'looks like RGB input', '--label_nc 0 --no_instance')
 
 
 # ----------------------------------------------------------------------------- data loader

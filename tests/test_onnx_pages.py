@@ -1,5 +1,6 @@
 """test.py --export_onnx (onnxruntime equals PyTorch on two sizes, global and local G), the results page with
 the real photos beside the synthesized images, and the loss curves on the training page."""
+
 import argparse
 import copy
 import html.parser
@@ -14,28 +15,60 @@ import pytest
 import torch
 from PIL import Image
 
+from builders import build_model
 from data.aligned_dataset import AlignedDataset, pair_key
 from data.synthetic import make_synthetic_dataset
-from builders import build_model
-from models.networks import ModelError, define_G
-from util.checkpoint import save_network
-from options.test_options import TestOptions as _TestOptions  # not collected by pytest
-from models import onnx_export
-from util.visualizer import Visualizer, loss_curve_svg, read_loss_log
-
 from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_script
+from models import onnx_export
+from models.networks import ModelError, define_G
+from options.test_options import TestOptions as _TestOptions  # not collected by pytest
+from util.checkpoint import save_network
+from util.html import PAGE_WIDTH, display_width
+from util.visualizer import Visualizer, loss_curve_svg, nice_ticks, read_loss_log
 
 HAVE_ONNX = all(importlib.util.find_spec(name) is not None for name in ('onnx', 'onnxruntime'))
 needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason='pip install onnx onnxruntime')
 
 # Tiny generators (random weights saved as a checkpoint; no opt.json, so test.py takes these flags).
-GLOBAL_FLAGS = ['--gpu_ids', '-1', '--nThreads', '0', '--ngf', '4', '--n_blocks_global', '1', '--n_downsample_global', '2',
-                '--loadSize', '64']
+GLOBAL_FLAGS = [
+    '--gpu_ids',
+    '-1',
+    '--nThreads',
+    '0',
+    '--ngf',
+    '4',
+    '--n_blocks_global',
+    '1',
+    '--n_downsample_global',
+    '2',
+    '--loadSize',
+    '64',
+]
 # The local enhancer needs loadSize >= 128 (its global part sees the input at half size).
-LOCAL_FLAGS = ['--gpu_ids', '-1', '--nThreads', '0', '--ngf', '4', '--n_blocks_global', '1', '--n_downsample_global', '2',
-               '--netG', 'local', '--n_local_enhancers', '1', '--n_blocks_local', '1', '--loadSize', '128']
-NETWORKS = {'global': (GLOBAL_FLAGS, lambda: define_G(36, 3, 4, 'global', 2, 1)),
-            'local': (LOCAL_FLAGS, lambda: define_G(36, 3, 4, 'local', 2, 1, 1, 1))}
+LOCAL_FLAGS = [
+    '--gpu_ids',
+    '-1',
+    '--nThreads',
+    '0',
+    '--ngf',
+    '4',
+    '--n_blocks_global',
+    '1',
+    '--n_downsample_global',
+    '2',
+    '--netG',
+    'local',
+    '--n_local_enhancers',
+    '1',
+    '--n_blocks_local',
+    '1',
+    '--loadSize',
+    '128',
+]
+NETWORKS = {
+    'global': (GLOBAL_FLAGS, lambda: define_G(36, 3, 4, 'global', 2, 1)),
+    'local': (LOCAL_FLAGS, lambda: define_G(36, 3, 4, 'local', 2, 1, 1, 1)),
+}
 
 
 @pytest.fixture(scope='module')
@@ -54,9 +87,10 @@ def setup(tmp_path_factory):
 
 def make_opt(setup, name, *extra, dataroot=None):
     flags = NETWORKS[name][0]
-    return _TestOptions().parse(['--name', name, '--checkpoints_dir', str(setup['checkpoints']),
-                                 '--dataroot', str(dataroot or setup['root']), *flags, *extra], save=False)
-
+    return _TestOptions().parse(
+        ['--name', name, '--checkpoints_dir', str(setup['checkpoints']), '--dataroot', str(dataroot or setup['root']), *flags, *extra],
+        save=False,
+    )
 
 
 def first_batch(opt):
@@ -97,8 +131,11 @@ def test_onnx_matches_pytorch_on_two_sizes(setup, name, tmp_path, capsys):
     full = onnx_export.generator_input(model, data)
     expected = model.inference(data['label'], data['inst'])
     assert full.shape == (1, 36, height, 2 * height)
-    for inputs, reference in ((full, expected), (full[:, :, :height // 2, height // 2:], None),
-                              (torch.cat([full, full.flip(2)], 2)[:, :, :, :height], None)):
+    for inputs, reference in (
+        (full, expected),
+        (full[:, :, : height // 2, height // 2 :], None),
+        (torch.cat([full, full.flip(2)], 2)[:, :, :, :height], None),
+    ):
         got = session.run(None, {'input': inputs.numpy()})[0]
         if reference is None:
             with torch.no_grad():
@@ -149,10 +186,25 @@ def test_missing_onnx_is_one_line_with_the_install_command(setup, tmp_path, monk
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     path = tmp_path / 'g.onnx'
-    monkeypatch.setattr(sys, 'argv', ['test.py', '--name', 'global', '--checkpoints_dir', str(setup['checkpoints']),
-                                      '--dataroot', str(setup['root']), *GLOBAL_FLAGS, '--export_onnx', str(path)])
+    monkeypatch.setattr(
+        sys,
+        'argv',
+        [
+            'test.py',
+            '--name',
+            'global',
+            '--checkpoints_dir',
+            str(setup['checkpoints']),
+            '--dataroot',
+            str(setup['root']),
+            *GLOBAL_FLAGS,
+            '--export_onnx',
+            str(path),
+        ],
+    )
     monkeypatch.setitem(sys.modules, 'onnx', None)  # find_spec answers None for a module blocked this way
     from util.cli import run_main
+
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         run_main(script.main)
@@ -165,8 +217,20 @@ def test_missing_onnx_is_one_line_with_the_install_command(setup, tmp_path, monk
 @needs_onnx
 def test_test_py_export_onnx_command(setup, tmp_path):
     path = tmp_path / 'out' / 'local.onnx'
-    result = run_script('test.py', '--name', 'local', '--checkpoints_dir', setup['checkpoints'], '--dataroot', setup['root'],
-                        *LOCAL_FLAGS, '--results_dir', tmp_path / 'results', '--export_onnx', path)
+    result = run_script(
+        'test.py',
+        '--name',
+        'local',
+        '--checkpoints_dir',
+        setup['checkpoints'],
+        '--dataroot',
+        setup['root'],
+        *LOCAL_FLAGS,
+        '--results_dir',
+        tmp_path / 'results',
+        '--export_onnx',
+        path,
+    )
     assert_ok(result)
     assert path.is_file()
     line = next(line for line in result.stdout.splitlines() if line.startswith('Verified with onnxruntime'))
@@ -180,8 +244,18 @@ def test_test_py_export_onnx_command(setup, tmp_path):
 def test_test_py_export_onnx_unwritable_destination(setup, tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('not a folder')
-    result = run_script('test.py', '--name', 'global', '--checkpoints_dir', setup['checkpoints'], '--dataroot', setup['root'],
-                        *GLOBAL_FLAGS, '--export_onnx', blocker / 'g.onnx')
+    result = run_script(
+        'test.py',
+        '--name',
+        'global',
+        '--checkpoints_dir',
+        setup['checkpoints'],
+        '--dataroot',
+        setup['root'],
+        *GLOBAL_FLAGS,
+        '--export_onnx',
+        blocker / 'g.onnx',
+    )
     if HAVE_ONNX:
         assert_one_line_error(result, '--export_onnx', str(blocker))
     else:
@@ -190,29 +264,35 @@ def test_test_py_export_onnx_unwritable_destination(setup, tmp_path):
 
 # ----------------------------------------------------------------------------- results page
 class _PageRows(html.parser.HTMLParser):
-    """The img sources of each table row, and the svg/polyline elements, of a page."""
+    """A page's image rows (img sources and shown widths), row names, column headers, h3 headers and loss panels."""
 
     def __init__(self):
         super().__init__()
-        self.rows = []
+        self.rows = []  # img sources of each table row that has images
+        self.widths = []  # their width attributes, as ints
+        self.names = []  # the line naming each row
+        self.columns = []  # th texts, in document order
+        self.group_spans = []  # (group header, colspan)
         self.headers = []
         self.polylines = []
         self.svgs = 0
-        self._in_h3 = False
         self.first_img_index = None
         self.first_svg_index = None
         self._index = 0
+        self._text_of = None  # (kind, attrs) of the element whose text comes next
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self._index += 1
         if tag == 'tr':
             self.rows.append([])
+            self.widths.append([])
         elif tag == 'img':
             self.rows[-1].append(attrs['src'])
+            self.widths[-1].append(int(attrs['width']))
             self.first_img_index = self.first_img_index or self._index
-        elif tag == 'h3':
-            self._in_h3 = True
+        elif tag in ('h3', 'th') or (tag == 'td' and attrs.get('class') == 'name'):
+            self._text_of = (tag, attrs)
         elif tag == 'svg':
             self.svgs += 1
             self.first_svg_index = self.first_svg_index or self._index
@@ -221,20 +301,51 @@ class _PageRows(html.parser.HTMLParser):
             self.polylines.append((attrs['data-loss'], [tuple(float(v) for v in p.split(',')) for p in points]))
 
     def handle_data(self, data):
-        if self._in_h3:
+        if self._text_of is None:
+            return
+        tag, attrs = self._text_of
+        self._text_of = None
+        if tag == 'h3':
             self.headers.append(data.strip())
-            self._in_h3 = False
+        elif tag == 'td':
+            self.names.append(data.strip())
+        elif attrs.get('class') == 'group':
+            self.group_spans.append((data.strip(), int(attrs['colspan'])))
+        else:
+            self.columns.append(data.strip())
+
+    def close(self):
+        super().close()
+        kept = [index for index, row in enumerate(self.rows) if row]
+        self.rows, self.widths = [self.rows[i] for i in kept], [self.widths[i] for i in kept]
 
 
 def parse_page(path) -> _PageRows:
     parser = _PageRows()
     parser.feed(path.read_text(encoding='utf-8'))
+    parser.close()
     return parser
 
 
+def assert_fits_window(page, window=PAGE_WIDTH):
+    """Every image row fits the window: shown widths plus cell padding, body margins and a scrollbar."""
+    for widths in page.widths:
+        assert sum(widths) + 8 * len(widths) + 2 * 16 + 20 <= window, widths
+
+
 def run_test_py(setup, dataroot, results):
-    return run_script('test.py', '--name', 'global', '--checkpoints_dir', setup['checkpoints'], '--dataroot', dataroot,
-                      *GLOBAL_FLAGS, '--results_dir', results)
+    return run_script(
+        'test.py',
+        '--name',
+        'global',
+        '--checkpoints_dir',
+        setup['checkpoints'],
+        '--dataroot',
+        dataroot,
+        *GLOBAL_FLAGS,
+        '--results_dir',
+        results,
+    )
 
 
 def test_results_page_shows_label_synthesized_and_real_photo(setup, tmp_path):
@@ -247,6 +358,7 @@ def test_results_page_shows_label_synthesized_and_real_photo(setup, tmp_path):
     labels = sorted(os.listdir(root / 'test_label'))
     photos = {pair_key(name): name for name in os.listdir(root / 'test_img')}
     assert len(labels) == 2 and len(page.rows) == 2
+    assert page.columns == ['input', 'synthesized', 'real photo']  # one header row names the columns
     for label_file, row in zip(labels, page.rows):
         name = os.path.splitext(label_file)[0]
         assert row == [f'images/{name}_input_label.png', f'images/{name}_synthesized_image.png', f'images/{name}_real_image.png']
@@ -255,9 +367,23 @@ def test_results_page_shows_label_synthesized_and_real_photo(setup, tmp_path):
         shown = np.asarray(Image.open(web / 'images' / f'{name}_real_image.png'), dtype=int)
         assert shown.shape == (32, 64, 3)
         assert int(np.abs(shown - np.asarray(photo, dtype=int)).max()) <= 1
-    assert page.headers == [os.path.splitext(name)[0] for name in labels]
+    assert page.names == [os.path.splitext(name)[0] for name in labels]
+    # 64-pixel-wide images in three columns: shown 4x (the largest whole zoom allowed), so the row still fits.
+    assert page.widths == [[256] * 3] * 2
+    assert_fits_window(page)
     first, second = (np.asarray(Image.open(web / 'images' / f'{os.path.splitext(n)[0]}_real_image.png')) for n in labels)
     assert not np.array_equal(first, second)  # each row has its own photo
+
+
+@pytest.mark.parametrize('image_width', [16, 64, 128, 500, 1024, 2048])
+@pytest.mark.parametrize('columns', [1, 3, 5, 7])
+def test_display_width_fits_the_window(image_width, columns):
+    shown = display_width(image_width, columns)
+    assert columns * (shown + 8) + 2 * 16 + 20 <= PAGE_WIDTH
+    if shown >= image_width:  # small images: their own size times a whole factor of at most 4
+        assert shown % image_width == 0 and shown // image_width <= 4
+    else:  # large ones: scaled down only as far as the window needs
+        assert (columns + 1) * shown > PAGE_WIDTH - 2 * 16 - 20 - 8 * columns
 
 
 def test_results_page_without_photos(setup, tmp_path):
@@ -269,8 +395,11 @@ def test_results_page_without_photos(setup, tmp_path):
     assert 'real photos' not in result.stdout
     page = parse_page(tmp_path / 'results' / 'global' / 'test_latest' / 'index.html')
     assert len(page.rows) == 2
-    assert all([src.rsplit('_', 2)[-2] + '_' + src.rsplit('_', 2)[-1] for src in row] == ['input_label.png', 'synthesized_image.png']
-               for row in page.rows)
+    assert page.columns == ['input', 'synthesized']
+    assert all(
+        [src.rsplit('_', 2)[-2] + '_' + src.rsplit('_', 2)[-1] for src in row] == ['input_label.png', 'synthesized_image.png']
+        for row in page.rows
+    )
     assert not [f for f in os.listdir(tmp_path / 'results' / 'global' / 'test_latest' / 'images') if 'real_image' in f]
 
 
@@ -298,7 +427,14 @@ LOSSES = ('G_GAN', 'G_GAN_Feat', 'D_real', 'D_fake')
 
 
 def errors(step):
-    return {name: 1.0 + index + 0.1 * step for index, name in enumerate(LOSSES)}
+    # G_GAN_Feat is 20x the others, as in real runs: it must not squash them.
+    return {name: (20.0 if name == 'G_GAN_Feat' else 1.0) * (1.0 + index + 0.1 * step) for index, name in enumerate(LOSSES)}
+
+
+def panel_ticks(text, loss):
+    """(y tick labels, x tick labels) of one loss's panel."""
+    panel = re.search(rf'<g class="panel" data-loss="{loss}">(.*?)</g>', text, re.S).group(1)
+    return (re.findall(r'class="y-tick"[^>]*>([^<]*)<', panel), re.findall(r'class="x-tick"[^>]*>([^<]*)<', panel))
 
 
 def test_training_page_has_loss_curves(tmp_path):
@@ -313,16 +449,20 @@ def test_training_page_has_loss_curves(tmp_path):
     assert all(len(points) == 5 for _, points in page.polylines)
     assert page.first_svg_index < page.first_img_index  # at the top
     text = page_path.read_text()
-    assert text.count('class="legend"') == 4 and all(f'>{name}</text>' in text for name in LOSSES)
-    # Axes: fractional epochs 0.5 .. 2.5, losses 1.1 .. 4.5.
-    assert re.search(r'class="x-min"[^>]*>0\.5<', text) and re.search(r'class="x-max"[^>]*>2\.5<', text)
-    assert re.search(r'class="y-min"[^>]*>1\.1<', text) and re.search(r'class="y-max"[^>]*>4\.5<', text)
-    # Each loss rises over time: y (screen, downwards) falls; x increases.
+    # One panel per loss, titled, side by side within the window.
+    assert re.findall(r'class="panel-title"[^>]*>([^<]*)<', text) == list(LOSSES)
+    assert int(re.search(r'<svg[^>]*width="(\d+)"', text).group(1)) <= PAGE_WIDTH - 2 * 16 - 20
+    # Round ticks on each panel's own y axis, covering its values; the same epoch ticks everywhere.
+    assert panel_ticks(text, 'G_GAN') == (['1.1', '1.2', '1.3', '1.4', '1.5'], ['0.5', '1', '1.5', '2', '2.5'])
+    assert panel_ticks(text, 'G_GAN_Feat') == (['42', '44', '46', '48', '50'], ['0.5', '1', '1.5', '2', '2.5'])
+    # Each loss rises over time, x increases; every panel uses its height (G_GAN is not squashed by G_GAN_Feat).
     for _, points in page.polylines:
         assert [x for x, _ in points] == sorted(x for x, _ in points)
         assert [y for _, y in points] == sorted((y for _, y in points), reverse=True)
-    # G_GAN (lowest values) is drawn below D_fake (highest) at every step.
-    assert all(g[1] > d[1] for g, d in zip(page.polylines[0][1], page.polylines[3][1]))
+        assert points[0][1] - points[-1][1] > 60
+    # The images: a header row names the columns, each row is named by its epoch and iteration.
+    assert page.columns == ['input', 'synthesized'] and page.names == ['epoch 3, iteration 10']
+    assert page.widths == [[16, 16]]  # 4-pixel images shown 4x
 
     # A resumed run reads the earlier points from loss_log.txt and adds its own.
     vis.close()
@@ -333,17 +473,26 @@ def test_training_page_has_loss_curves(tmp_path):
     page = parse_page(page_path)
     assert page.svgs == 1 and [len(points) for _, points in page.polylines] == [7] * 4
     assert 'training losses (last print: epoch 4, iters 2)' in page.headers
+    assert page.names == ['epoch 4, iteration 14', 'epoch 3, iteration 10'] and page.widths == [[16, 16]] * 2
+
+
+def test_nice_ticks():
+    assert nice_ticks(0.0, 100.0) == [0, 25, 50, 75, 100]
+    assert nice_ticks(0.31, 0.69) == [0.3, 0.4, 0.5, 0.6, 0.7]
+    assert nice_ticks(2.0, 2.0) == [1.5, 1.75, 2, 2.25, 2.5]  # a flat loss still gets an axis
 
 
 def test_loss_log_resume_replaces_steps_trained_again(tmp_path):
     log = tmp_path / 'loss_log.txt'
-    log.write_text('================ Training Loss (Mon) ================\n'
-                   '(epoch: 1, iters: 10, time: 0.100) G_GAN: 1.000 D_real: 0.500 \n'
-                   '(epoch: 1, iters: 20, time: 0.100) G_GAN: 2.000 D_real: 0.600 \n'
-                   '(epoch: 2, iters: 10, time: 0.100) G_GAN: 3.000 D_real: 0.700 \n'
-                   '================ Training Loss (Tue) ================\n'
-                   '(epoch: 1, iters: 20, time: 0.100) G_GAN: 9.000 D_real: nan \n'
-                   'garbage line\n')
+    log.write_text(
+        '================ Training Loss (Mon) ================\n'
+        '(epoch: 1, iters: 10, time: 0.100) G_GAN: 1.000 D_real: 0.500 \n'
+        '(epoch: 1, iters: 20, time: 0.100) G_GAN: 2.000 D_real: 0.600 \n'
+        '(epoch: 2, iters: 10, time: 0.100) G_GAN: 3.000 D_real: 0.700 \n'
+        '================ Training Loss (Tue) ================\n'
+        '(epoch: 1, iters: 20, time: 0.100) G_GAN: 9.000 D_real: nan \n'
+        'garbage line\n'
+    )
     points = read_loss_log(str(log))
     assert [(e, i) for e, i, _ in points] == [(1, 10), (1, 20)]
     assert points[1][2]['G_GAN'] == 9.0 and np.isnan(points[1][2]['D_real'])

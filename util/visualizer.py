@@ -11,8 +11,9 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 
-from util.html import HTML
+from util.html import HTML, display_width
 from util.util import mkdirs, save_image, tensor2im, tensor2label
 
 # Names written by display_current_results; parsed back on resume.
@@ -75,19 +76,81 @@ def _downsample(xy: list[tuple[float, float]], max_points: int) -> list[tuple[fl
     if len(xy) <= max_points:
         return xy
     group = math.ceil(len(xy) / max_points)
-    return [(sum(x for x, _ in chunk) / len(chunk), sum(y for _, y in chunk) / len(chunk))
-            for chunk in (xy[i:i + group] for i in range(0, len(xy), group))]
+    return [
+        (sum(x for x, _ in chunk) / len(chunk), sum(y for _, y in chunk) / len(chunk))
+        for chunk in (xy[i : i + group] for i in range(0, len(xy), group))
+    ]
 
 
-def _label(value: float) -> str:
-    return f"{value:.4g}"
+def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
+    """About `count` + 1 round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [low, high]."""
+    if not high > low:
+        low, high = low - 0.5, high + 0.5
+    raw_step = (high - low) / count
+    magnitude = 10.0 ** math.floor(math.log10(raw_step))
+    step = next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw_step * (1 - 1e-9))
+    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+    return [round(k * step, 12) for k in range(first, last + 1)]
 
 
-def loss_curve_svg(points: list[LossPoint], width: int = 720, height: int = 260, max_points: int = 1000) -> str:
-    """An inline SVG plot of the losses: one polyline per loss name, epochs on x, min/max labels, a legend.
+def _tick_label(value: float) -> str:
+    return f"{value:g}"
 
-    x is the fractional epoch, epoch - 1 + iters / (the largest iters logged); non-finite values are
-    left out; more than `max_points` steps are averaged down to that many points per loss.
+
+def _loss_panel(
+    name: str, xy: list[tuple[float, float]], x_ticks: list[float], color: str, x0: float, y0: float, width: int, height: int
+) -> list[str]:
+    """SVG elements of one loss's panel at (x0, y0): its own y axis with round ticks, the shared epoch ticks."""
+    left, right, top, bottom = 46, 12, 20, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
+    ys = [y for _, y in xy] or [0.0]
+    y_ticks = nice_ticks(min(ys), max(ys))
+    x_lo, x_hi, y_lo, y_hi = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+
+    def px(x: float) -> float:
+        return x0 + left + (x - x_lo) / (x_hi - x_lo) * plot_w
+
+    def py(y: float) -> float:
+        return y0 + top + (y_hi - y) / (y_hi - y_lo) * plot_h
+
+    escaped = html.escape(name, quote=True)
+    parts = [
+        f'<g class="panel" data-loss="{escaped}">',
+        f'<text class="panel-title" x="{x0 + left:.1f}" y="{y0 + 13:.1f}" fill="{color}" font-weight="bold">{escaped}</text>',
+        f'<text class="last-value" x="{x0 + width - right:.1f}" y="{y0 + 13:.1f}" text-anchor="end" fill="#555">'
+        f'{"last " + _tick_label(round(xy[-1][1], 4)) if xy else "no finite values"}</text>',
+        f'<rect x="{x0 + left:.1f}" y="{y0 + top:.1f}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#999"/>',
+    ]
+    for tick in y_ticks:
+        parts.append(f'<line x1="{x0 + left:.1f}" y1="{py(tick):.1f}" x2="{x0 + left + plot_w:.1f}" y2="{py(tick):.1f}" stroke="#e4e4e4"/>')
+        parts.append(f'<text class="y-tick" x="{x0 + left - 4:.1f}" y="{py(tick) + 4:.1f}" text-anchor="end">{_tick_label(tick)}</text>')
+    for tick in x_ticks:
+        parts.append(
+            f'<line x1="{px(tick):.1f}" y1="{y0 + top + plot_h:.1f}" x2="{px(tick):.1f}" y2="{y0 + top + plot_h + 4:.1f}" stroke="#999"/>'
+        )
+        parts.append(
+            f'<text class="x-tick" x="{px(tick):.1f}" y="{y0 + top + plot_h + 15:.1f}" text-anchor="middle">{_tick_label(tick)}</text>'
+        )
+    parts.append(f'<text x="{x0 + left + plot_w / 2:.1f}" y="{y0 + height - 3:.1f}" text-anchor="middle" fill="#555">epoch</text>')
+    coordinates = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in xy)
+    parts.append(
+        f'<polyline data-loss="{escaped}" points="{coordinates}" fill="none" stroke="{color}" stroke-width="1.5">'
+        f'<title>{escaped}</title></polyline>'
+    )
+    if len(xy) == 1:  # a polyline of one point draws nothing
+        parts.append(f'<circle cx="{px(xy[0][0]):.1f}" cy="{py(xy[0][1]):.1f}" r="2" fill="{color}"/>')
+    parts.append("</g>")
+    return parts
+
+
+def loss_curve_svg(
+    points: list[LossPoint], panel_width: int = 330, panel_height: int = 170, columns: int = 4, max_points: int = 1000
+) -> str:
+    """An inline SVG of the losses: one small panel per loss with its own y axis, `columns` panels a row.
+
+    A loss an order of magnitude larger than another no longer flattens it. x is the fractional epoch,
+    epoch - 1 + iters / (the largest iters logged), with the same round ticks in every panel; non-finite
+    values are left out; more than `max_points` steps are averaged down to that many points per loss.
     """
     names: list[str] = []
     for _, _, losses in points:
@@ -101,53 +164,51 @@ def loss_curve_svg(points: list[LossPoint], width: int = 720, height: int = 260,
                 series[name].append((x, value))
     series = {name: _downsample(xy, max_points) for name, xy in series.items()}
     xs = [x for xy in series.values() for x, _ in xy] or [0.0]
-    ys = [y for xy in series.values() for _, y in xy] or [0.0]
-    x_min, x_max, y_min, y_max = min(xs), max(xs), min(ys), max(ys)
-    if x_max == x_min:
-        x_min, x_max = x_min - 0.5, x_max + 0.5
-    if y_max == y_min:
-        y_min, y_max = y_min - 0.5, y_max + 0.5
-    left, right, top, bottom = 60, 140, 10, 36
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def scale(x: float, y: float) -> str:
-        px = left + (x - x_min) / (x_max - x_min) * plot_w
-        py = top + (y_max - y) / (y_max - y_min) * plot_h
-        return f"{px:.1f},{py:.1f}"
-
-    axis_y, axis_x = top + plot_h, left
+    x_ticks = nice_ticks(min(xs), max(xs), count=5)
+    columns = max(1, min(columns, len(series)))
+    rows = max(1, math.ceil(len(series) / columns))
+    width, height = columns * panel_width, rows * panel_height
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="loss-curves" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" role="img" aria-label="training losses">',
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="none"/>',
-        f'<line class="axis" x1="{axis_x}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="black"/>',
-        f'<line class="axis" x1="{axis_x}" y1="{top}" x2="{axis_x}" y2="{axis_y}" stroke="black"/>',
-        f'<text class="x-min" x="{left}" y="{axis_y + 14}" text-anchor="start">{_label(x_min)}</text>',
-        f'<text class="x-max" x="{left + plot_w}" y="{axis_y + 14}" text-anchor="end">{_label(x_max)}</text>',
-        f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 28}" text-anchor="middle">epochs</text>',
-        f'<text class="y-max" x="{left - 4}" y="{top + 10}" text-anchor="end">{_label(y_max)}</text>',
-        f'<text class="y-min" x="{left - 4}" y="{axis_y}" text-anchor="end">{_label(y_min)}</text>',
-        f'<text x="{left - 4}" y="{top + plot_h / 2:.1f}" text-anchor="end">loss</text>',
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" role="img" aria-label="training losses">'
     ]
     for index, (name, xy) in enumerate(series.items()):
-        color = _CURVE_COLORS[index % len(_CURVE_COLORS)]
-        escaped = html.escape(name, quote=True)
-        coordinates = " ".join(scale(x, y) for x, y in xy)
-        parts.append(f'<polyline data-loss="{escaped}" points="{coordinates}" fill="none" stroke="{color}" '
-                     f'stroke-width="1.5"><title>{escaped}</title></polyline>')
-        if len(xy) == 1:  # a polyline of one point draws nothing
-            cx, cy = scale(*xy[0]).split(",")
-            parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{color}"/>')
-        legend_y = top + 12 + 16 * index
-        legend_x = left + plot_w + 12
-        parts.append(f'<line x1="{legend_x}" y1="{legend_y - 4}" x2="{legend_x + 18}" y2="{legend_y - 4}" stroke="{color}" stroke-width="2"/>')
-        parts.append(f'<text class="legend" x="{legend_x + 24}" y="{legend_y}">{escaped}</text>')
+        row, column = divmod(index, columns)
+        parts += _loss_panel(
+            name,
+            xy,
+            x_ticks,
+            _CURVE_COLORS[index % len(_CURVE_COLORS)],
+            column * panel_width,
+            row * panel_height,
+            panel_width,
+            panel_height,
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def make_visuals(label: torch.Tensor, label_nc: int, synthesized: dict[str, torch.Tensor],
-                 real: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+# How the results and training pages name the visuals' columns: (group, column).
+_COLUMN_NAMES = {"input_label": "input", "synthesized_image": "synthesized", "real_image": "real photo"}
+_STYLE_RE = re.compile(r"^synthesized_image_style(\d+)$")
+
+
+def column_names(labels: list[str]) -> list[tuple[str, str]]:
+    """(group, column name) of each visual: the styles grouped under one header, the others by name."""
+    n_styles = sum(1 for label in labels if _STYLE_RE.match(label))
+    names = []
+    for label in labels:
+        style = _STYLE_RE.match(label)
+        if style:
+            names.append((f"synthesized: {n_styles} styles (one feature cluster drawn per object)", f"style {style.group(1)}"))
+        else:
+            names.append(("", _COLUMN_NAMES.get(label, label.replace("_", " "))))
+    return names
+
+
+def make_visuals(
+    label: torch.Tensor, label_nc: int, synthesized: dict[str, torch.Tensor], real: torch.Tensor | None = None
+) -> dict[str, np.ndarray]:
     """One sample's page row as uint8 arrays: the colourised label map (or RGB input), the synthesized images, the real photo."""
     visuals = {"input_label": tensor2label(label, label_nc)}
     visuals.update({name: tensor2im(image) for name, image in synthesized.items()})
@@ -171,9 +232,9 @@ class Visualizer:
         self.img_dir = os.path.join(self.web_dir, "images")
         self.log_name: str | None = None
         self.writer = None
-        # (epoch, step) -> labels of every iteration shown on the page, so the
+        # (epoch, step) -> (label, image width) of every visual shown on the page, so the
         # page is rebuilt from memory rather than by rescanning the disk.
-        self._saved: dict[tuple[int, int], list[str]] = {}
+        self._saved: dict[tuple[int, int], list[tuple[str, int]]] = {}
         # Every print step's losses, for the loss curves at the top of the page; read back from
         # loss_log.txt at start so a resumed run keeps the earlier points.
         self._loss_points: list[LossPoint] = []
@@ -200,7 +261,12 @@ class Visualizer:
             match = _WEB_IMAGE_RE.match(file_name)
             if match:
                 key = (int(match.group(1)), int(match.group(2)))
-                self._saved.setdefault(key, []).append(match.group(3))
+                with Image.open(os.path.join(self.img_dir, file_name)) as image:  # reads the header only
+                    self._saved.setdefault(key, []).append((match.group(3), image.width))
+
+    def _display_widths(self, image_widths: list[int]) -> list[int]:
+        """Widths to show a row of images at: fitted to the page (util.html.display_width), at most --display_winsize."""
+        return [min(display_width(width, len(image_widths)), self.win_size) for width in image_widths]
 
     def display_current_results(self, visuals: dict[str, np.ndarray], epoch: int, step: int) -> None:
         """Send the visuals to TensorBoard and/or save them and rebuild the training web page."""
@@ -211,16 +277,22 @@ class Visualizer:
             return
         for label, image in visuals.items():
             save_image(image, os.path.join(self.img_dir, _web_image_name(epoch, step, label)))
-        self._saved[(epoch, step)] = list(visuals)
+        self._saved[(epoch, step)] = [(label, image.shape[1]) for label, image in visuals.items()]
         webpage = HTML(self.web_dir, f"Experiment name = {self.name}", refresh=30)
         if self._loss_points:
             last_epoch, last_iters, _ = self._loss_points[-1]
             webpage.add_header(f"training losses (last print: epoch {last_epoch}, iters {last_iters})")
             webpage.add_markup(loss_curve_svg(self._loss_points))
-        for (saved_epoch, saved_step), labels in sorted(self._saved.items(), reverse=True):
-            webpage.add_header(f"epoch [{saved_epoch}] iter [{saved_step}]")
+            webpage.add_header("results, newest first")
+        for (saved_epoch, saved_step), shown in sorted(self._saved.items(), reverse=True):
+            labels = [label for label, _ in shown]
             names = [_web_image_name(saved_epoch, saved_step, label) for label in labels]
-            webpage.add_images(names, labels, names, width=self.win_size)
+            webpage.add_image_row(
+                f"epoch {saved_epoch}, iteration {saved_step}",
+                column_names(labels),
+                names,
+                self._display_widths([width for _, width in shown]),
+            )
         webpage.save()
 
     def plot_current_errors(self, errors: dict[str, float], step: int) -> None:
@@ -243,17 +315,15 @@ class Visualizer:
         return message
 
     def save_images(self, webpage: HTML, visuals: dict[str, np.ndarray], image_path: str) -> None:
-        """Save test visuals as images/<name>_<label>.png and add them to `webpage` under a <name> header."""
+        """Save test visuals as images/<name>_<label>.png and add them to `webpage` as a row named <name>."""
         image_dir = webpage.get_image_dir()
         name = os.path.splitext(os.path.basename(image_path))[0]
-        webpage.add_header(name)
-        ims, txts = [], []
+        ims = []
         for label, image in visuals.items():
             image_name = f"{name}_{label}.png"
             save_image(image, os.path.join(image_dir, image_name))
             ims.append(image_name)
-            txts.append(label)
-        webpage.add_images(ims, txts, ims, width=self.win_size)
+        webpage.add_image_row(name, column_names(list(visuals)), ims, self._display_widths([image.shape[1] for image in visuals.values()]))
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer, if any."""

@@ -1,4 +1,5 @@
 """The aligned dataset (README, "Training on your own data"): label (or RGB A), instance map, photo and feature map."""
+
 import argparse
 import os
 import random
@@ -18,8 +19,12 @@ class AlignedDataset(torch.utils.data.Dataset):
         self.opt = opt
         self.root = opt.dataroot
         rgb_input = opt.label_nc == 0
-        self.A_paths = self._folder(opt.phase + ('_A' if rgb_input else '_label'), 'input label maps' if not rgb_input else 'input images (--label_nc 0)')
-        self.label_sizes = self._check_maps(self.A_paths, 'label map') if not rgb_input else [image_header(path)[0] for path in self.A_paths]
+        self.A_paths = self._folder(
+            opt.phase + ('_A' if rgb_input else '_label'), 'input label maps' if not rgb_input else 'input images (--label_nc 0)'
+        )
+        self.label_sizes = (
+            self._check_maps(self.A_paths, 'label map') if not rgb_input else [image_header(path)[0] for path in self.A_paths]
+        )
         self.label_keys = [pair_key(path) for path in self.A_paths]
         photo_folder = opt.phase + ('_B' if rgb_input else '_img')
         photos_required = opt.isTrain or getattr(opt, 'use_encoded_image', False)
@@ -44,8 +49,10 @@ class AlignedDataset(torch.utils.data.Dataset):
         if not os.path.isdir(directory):
             rgb_inputs = os.path.join(self.root, f'{self.opt.phase}_A')
             if name == f'{self.opt.phase}_label' and os.path.isdir(rgb_inputs):
-                raise DatasetError(f"{directory}: folder of {what} not found, but {rgb_inputs} is there: this looks like "
-                                   f"RGB input (_A images to _B images); pass --label_nc 0 --no_instance")
+                raise DatasetError(
+                    f"{directory}: folder of {what} not found, but {rgb_inputs} is there: this looks like "
+                    f"RGB input (_A images to _B images); pass --label_nc 0 --no_instance"
+                )
             raise DatasetError(f"{directory}: folder of {what} not found; check --dataroot {self.root} and --phase {self.opt.phase}")
         paths = make_dataset(directory)
         if not paths:
@@ -58,12 +65,16 @@ class AlignedDataset(torch.utils.data.Dataset):
         for path in paths:
             size, mode = image_header(path)
             if what == 'label map' and mode in ('RGB', 'RGBA'):
-                raise DatasetError(f"{path}: label map has colour channels (mode {mode}); use the labelIds PNGs "
-                                   f"(not gtFine_color) or pass --label_nc 0 for RGB inputs")
+                raise DatasetError(
+                    f"{path}: label map has colour channels (mode {mode}); use the labelIds PNGs "
+                    f"(not gtFine_color) or pass --label_nc 0 for RGB inputs"
+                )
             if Image.getmodebands(mode) != 1:
-                raise DatasetError(f"{path}: {what} has {Image.getmodebands(mode)} channels (mode {mode}); expected one channel of ids "
-                                   f"(mode L, P or 16-bit I;16, like Cityscapes' labelIds/instanceIds PNGs): re-save it as a "
-                                   f"single-channel PNG without colour or alpha")
+                raise DatasetError(
+                    f"{path}: {what} has {Image.getmodebands(mode)} channels (mode {mode}); expected one channel of ids "
+                    f"(mode L, P or 16-bit I;16, like Cityscapes' labelIds/instanceIds PNGs): re-save it as a "
+                    f"single-channel PNG without colour or alpha"
+                )
             sizes.append(size)
         return sizes
 
@@ -76,8 +87,10 @@ class AlignedDataset(torch.utils.data.Dataset):
             for path, label_path, label_size in zip(paths, self.A_paths, self.label_sizes):
                 size, _ = image_header(path)
                 if size != label_size:
-                    raise DatasetError(f"{path}: {size_what} size {size[0]}x{size[1]} differs from label map {label_path} "
-                                       f"({label_size[0]}x{label_size[1]}); they must be aligned")
+                    raise DatasetError(
+                        f"{path}: {size_what} size {size[0]}x{size[1]} differs from label map {label_path} "
+                        f"({label_size[0]}x{label_size[1]}); they must be aligned"
+                    )
         return paths
 
     def _open(self, path: str, as_map: bool) -> Image.Image:
@@ -94,9 +107,11 @@ class AlignedDataset(torch.utils.data.Dataset):
         label = map_to_tensor(img)
         max_label = int(label.max())
         if max_label >= self.opt.label_nc:
-            raise DatasetError(f"{path}: label value {max_label} >= --label_nc {self.opt.label_nc}; this file needs --label_nc {max_label + 1} "
-                               f"or more, other label maps may need more: python scripts/check_dataset.py --dataroot {self.root} "
-                               f"--phase {self.opt.phase} --label_nc {self.opt.label_nc} names the --label_nc that covers the whole dataset")
+            raise DatasetError(
+                f"{path}: label value {max_label} >= --label_nc {self.opt.label_nc}; this file needs --label_nc {max_label + 1} "
+                f"or more, other label maps may need more: python scripts/check_dataset.py --dataroot {self.root} "
+                f"--phase {self.opt.phase} --label_nc {self.opt.label_nc} names the --label_nc that covers the whole dataset"
+            )
         return label
 
     def _check_size(self, tensor: torch.Tensor, path: str) -> None:
@@ -106,7 +121,8 @@ class AlignedDataset(torch.utils.data.Dataset):
             raise DatasetError(
                 f"{path}: size {width}x{height} after --resize_or_crop {self.opt.resize_or_crop} --loadSize {self.opt.loadSize} "
                 f"--fineSize {self.opt.fineSize} is not a positive multiple of {base}, which --netG {self.opt.netG} needs; "
-                f"use --resize_or_crop none (rounds sizes) or sizes that are multiples of {base}")
+                f"use --resize_or_crop none (rounds sizes) or sizes that are multiples of {base}"
+            )
 
     def __getitem__(self, key) -> dict:
         """One sample: label (1xHxW int32 ids, or 3xHxW image), inst, image, feat (empty when absent), path.
@@ -122,12 +138,16 @@ class AlignedDataset(torch.utils.data.Dataset):
         params = get_params(opt, A.size, rng)
         rgb_input = opt.label_nc == 0
         try:
-            A = transform(A.convert('RGB') if rgb_input else A, opt, params, Image.BICUBIC if rgb_input else Image.NEAREST)
+            A = transform(
+                A.convert('RGB') if rgb_input else A, opt, params, Image.Resampling.BICUBIC if rgb_input else Image.Resampling.NEAREST
+            )
         except DatasetError as error:
             # The other maps have the label map's size, so the label map is the one that shrinks to nothing first.
-            raise DatasetError(f"{A_path}: {error} under --resize_or_crop {opt.resize_or_crop} --loadSize {opt.loadSize} "
-                               f"(sides rounded to multiples of {opt.size_base} with 'none'); use larger images, a larger "
-                               f"--loadSize or another --resize_or_crop") from None
+            raise DatasetError(
+                f"{A_path}: {error} under --resize_or_crop {opt.resize_or_crop} --loadSize {opt.loadSize} "
+                f"(sides rounded to multiples of {opt.size_base} with 'none'); use larger images, a larger "
+                f"--loadSize or another --resize_or_crop"
+            ) from None
         A_tensor = image_to_tensor(A) if rgb_input else self._label_tensor(A, A_path)
         self._check_size(A_tensor, A_path)
 
@@ -135,20 +155,21 @@ class AlignedDataset(torch.utils.data.Dataset):
         if self.B_paths is not None:
             B_path = self.B_paths[index]
             B = self._open(B_path, as_map=False).convert('RGB')
-            B_tensor = image_to_tensor(transform(B, opt, params, Image.BICUBIC))
+            B_tensor = image_to_tensor(transform(B, opt, params, Image.Resampling.BICUBIC))
         if self.inst_paths is not None:
             inst_path = self.inst_paths[index]
             inst = self._open(inst_path, as_map=True)
-            inst_tensor = map_to_tensor(transform(inst, opt, params, Image.NEAREST))
+            inst_tensor = map_to_tensor(transform(inst, opt, params, Image.Resampling.NEAREST))
         if self.feat_paths is not None:
             feat_path = self.feat_paths[index]
             feat = self._open(feat_path, as_map=False).convert('RGB')
-            feat_tensor = image_to_tensor(transform(feat, opt, params, Image.NEAREST))
+            feat_tensor = image_to_tensor(transform(feat, opt, params, Image.Resampling.NEAREST))
             if feat_tensor.shape[-2:] != A_tensor.shape[-2:]:
                 raise DatasetError(
                     f"{feat_path}: feature map is {feat_tensor.shape[-1]}x{feat_tensor.shape[-2]} after preprocessing but the label map "
                     f"{A_path} is {A_tensor.shape[-1]}x{A_tensor.shape[-2]}; precompute_feature_maps.py writes maps at twice the "
-                    f"--loadSize it ran with: re-run it with matching sizes")
+                    f"--loadSize it ran with: re-run it with matching sizes"
+                )
         return {'label': A_tensor, 'inst': inst_tensor, 'image': B_tensor, 'feat': feat_tensor, 'path': A_path}
 
     def __len__(self) -> int:
@@ -158,7 +179,6 @@ class AlignedDataset(torch.utils.data.Dataset):
     def name(self) -> str:
         """Dataset name, as the reference reports it."""
         return 'AlignedDataset'
-
 
 
 # Cityscapes files of one frame share "city_seq_frame" (e.g. aachen_000000_000019_gtFine_labelIds.png
@@ -181,14 +201,18 @@ def pairing_message(label_dir: str, label_paths: list, other_paths: list) -> str
     unmatched_labels = [os.path.basename(label_keys[key]) for key in sorted(set(label_keys) - set(other_keys))]
     unmatched_others = [os.path.basename(other_keys[key]) for key in sorted(set(other_keys) - set(label_keys))]
     parts = []
-    for count_of, names, where in ((len(unmatched_labels), unmatched_labels, f'have no partner in {other_dir}'),
-                                   (len(unmatched_others), unmatched_others, f'have no label map in {label_dir}')):
+    for count_of, names, where in (
+        (len(unmatched_labels), unmatched_labels, f'have no partner in {other_dir}'),
+        (len(unmatched_others), unmatched_others, f'have no label map in {label_dir}'),
+    ):
         if count_of:
             parts.append(f"{count_of} file(s) {where} (e.g. {', '.join(names[:3])})")
     if not parts:
         parts.append('names repeat, so sorted order does not pair them')
-    return (f"{other_dir} ({len(other_paths)} files) does not pair by name with {label_dir} ({len(label_paths)} files): "
-            f"{'; '.join(parts)}; files pair by the Cityscapes city_seq_frame prefix, else by equal names")
+    return (
+        f"{other_dir} ({len(other_paths)} files) does not pair by name with {label_dir} ({len(label_paths)} files): "
+        f"{'; '.join(parts)}; files pair by the Cityscapes city_seq_frame prefix, else by equal names"
+    )
 
 
 def image_header(path: str) -> tuple:

@@ -289,9 +289,7 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         body = cv.rect(x0, yb - ch * 0.62, x1, yb - ch * 0.10)
         cabin = cv.rect(x0 + cw * 0.14, yb - ch, x1 - cw * 0.14, yb - ch * 0.60)
         wr = max(1.0, ch * 0.14)
-        wheels = cv.ellipse(x0 + cw * 0.2, yb - wr, max(1.0, cw * 0.09), wr) | cv.ellipse(
-            x1 - cw * 0.2, yb - wr, max(1.0, cw * 0.09), wr
-        )
+        wheels = cv.ellipse(x0 + cw * 0.2, yb - wr, max(1.0, cw * 0.09), wr) | cv.ellipse(x1 - cw * 0.2, yb - wr, max(1.0, cw * 0.09), wr)
         window = cv.rect(x0 + cw * 0.19, yb - ch * 0.92, x1 - cw * 0.19, yb - ch * 0.64)
         cv.paint(body | cabin | wheels, L["car"], iid, cv.vshade(paint, 1.08, 0.86, yb - ch, yb))
         cv.recolor(window & (cv.inst == iid), (42, 47, 58))
@@ -393,4 +391,3 @@ def styles_for(root_or_styles, path: str) -> list[dict]:
         if name.endswith(suffix):
             return styles[name[: -len(suffix)] + "_leftImg8bit"]
     raise KeyError(f"not a synthetic dataset file name: {name}")
-

@@ -1,7 +1,8 @@
 """The pix2pixHD model: input encoding, the five losses, inference and instance-feature encoding."""
+
 import argparse
 import contextlib
-from typing import Optional
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -53,25 +54,40 @@ class Pix2PixHDModel(nn.Module):
         self.use_features = opt.use_features
         self.gen_features = self.use_features and not opt.load_features
         # Disabled losses are left out of the logs, as in the reference's loss_filter.
-        self.loss_names = tuple(name for name in ('G_GAN', 'G_GAN_Feat', 'G_VGG', 'D_real', 'D_fake')
-                                if not (name == 'G_GAN_Feat' and opt.isTrain and opt.no_ganFeat_loss)
-                                and not (name == 'G_VGG' and opt.isTrain and opt.no_vgg_loss))
+        self.loss_names = tuple(
+            name
+            for name in ('G_GAN', 'G_GAN_Feat', 'G_VGG', 'D_real', 'D_fake')
+            if not (name == 'G_GAN_Feat' and opt.isTrain and opt.no_ganFeat_loss)
+            and not (name == 'G_VGG' and opt.isTrain and opt.no_vgg_loss)
+        )
         input_nc = opt.label_nc if opt.label_nc != 0 else opt.input_nc
 
         netG_input_nc = input_nc + (0 if opt.no_instance else 1) + (opt.feat_num if self.use_features else 0)
-        self.netG = networks.define_G(netG_input_nc, opt.output_nc, opt.ngf, opt.netG, opt.n_downsample_global, opt.n_blocks_global,
-                                      opt.n_local_enhancers, opt.n_blocks_local, opt.norm, opt.use_dropout)
-        self.netD = None
+        self.netG = networks.define_G(
+            netG_input_nc,
+            opt.output_nc,
+            opt.ngf,
+            opt.netG,
+            opt.n_downsample_global,
+            opt.n_blocks_global,
+            opt.n_local_enhancers,
+            opt.n_blocks_local,
+            opt.norm,
+            opt.use_dropout,
+        )
+        # D, E, the cluster sampler and the VGG criterion exist only where the options need them
+        # (training, instance features); typed Any so the paths that use them read without None checks.
+        self.netD: Any = None
         if self.isTrain:
             netD_input_nc = input_nc + opt.output_nc + (0 if opt.no_instance else 1)
             self.netD = networks.define_D(netD_input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.num_D, not opt.no_ganFeat_loss)
         # E is trained jointly unless features are precomputed; at inference it is only needed to
         # encode real photos (--use_encoded_image, and the feature scripts), not to sample clusters.
         needs_encoder = self.gen_features if self.isTrain else self.use_features and opt.use_encoded_image
-        self.netE = None
+        self.netE: Any = None
         if needs_encoder:
             self.netE = networks.define_E(opt.output_nc, opt.feat_num, opt.nef, opt.n_downsample_E, opt.norm)
-        self.feature_sampler = None
+        self.feature_sampler: Any = None
         if not self.isTrain and self.use_features and not opt.use_encoded_image:
             centers = load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
             self.feature_sampler = FeatureSampler(centers, opt.feat_num, parse_int_pairs(opt.feat_choice, '--feat_choice'), opt.seed)
@@ -95,8 +111,9 @@ class Pix2PixHDModel(nn.Module):
         return next(self.netG.parameters()).device
 
     # ---------------------------------------------------------------- inputs
-    def encode_input(self, label: torch.Tensor, inst: Optional[torch.Tensor] = None, image: Optional[torch.Tensor] = None,
-                     feat: Optional[torch.Tensor] = None) -> tuple:
+    def encode_input(
+        self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None, feat: torch.Tensor | None = None
+    ) -> tuple:
         """(one-hot label + edge map, map for E's pooling, real image, precomputed features) on the model's device."""
         device = self.device
         label = label.to(device, non_blocking=True)
@@ -106,13 +123,13 @@ class Pix2PixHDModel(nn.Module):
             input_label = one_hot_label(label, self.opt.label_nc)
         inst_map = None
         if not self.opt.no_instance:
-            inst_map = inst.to(device, non_blocking=True)
+            inst_map = cast(torch.Tensor, inst).to(device, non_blocking=True)  # given whenever --no_instance is off
             input_label = torch.cat((input_label, get_edges(inst_map)), dim=1)
         real_image = image.to(device, non_blocking=True) if image is not None and image.numel() else None
         feat_map = None
         if self.use_features:
             if self.opt.load_features:
-                feat_map = feat.to(device, non_blocking=True)
+                feat_map = cast(torch.Tensor, feat).to(device, non_blocking=True)  # the loader reads it with --load_features
             if self.opt.label_feat:
                 inst_map = label
         if self.opt.channels_last:
@@ -149,14 +166,16 @@ class Pix2PixHDModel(nn.Module):
 
         losses = {'G_GAN': loss_G_GAN, 'D_real': loss_D_real, 'D_fake': loss_D_fake}
         if not self.opt.no_ganFeat_loss:
-            losses['G_GAN_Feat'] = networks.feature_matching_loss(pred_fake, pred_real, self.opt.num_D, self.opt.n_layers_D, self.opt.lambda_feat)
+            losses['G_GAN_Feat'] = networks.feature_matching_loss(
+                pred_fake, pred_real, self.opt.num_D, self.opt.n_layers_D, self.opt.lambda_feat
+            )
         if self.criterionVGG is not None:
             losses['G_VGG'] = self.criterionVGG(fake_image, real_image) * self.opt.lambda_feat
         return {name: losses[name] for name in self.loss_names}, (fake_image if infer else None)
 
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
-    def inference(self, label: torch.Tensor, inst: torch.Tensor, image: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def inference(self, label: torch.Tensor, inst: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         """Synthesize images from label maps (and instance maps); the real image only feeds E."""
         input_label, inst_map, real_image, _ = self.encode_input(label, inst, image)
         input_concat = input_label

@@ -1,7 +1,7 @@
 """One object that owns the optimisers, the lr schedule, mixed precision and the training state."""
+
 import argparse
 import contextlib
-from typing import Optional
 
 import torch
 
@@ -24,7 +24,7 @@ def make_adam(params: list, opt: argparse.Namespace) -> torch.optim.Optimizer:
 class Pix2PixHDTrainer:
     """Runs the reference's iteration: G step on G_GAN + G_GAN_Feat + G_VGG, then D step on (D_fake + D_real) / 2."""
 
-    def __init__(self, opt: argparse.Namespace, model: Optional[Pix2PixHDModel] = None) -> None:
+    def __init__(self, opt: argparse.Namespace, model: Pix2PixHDModel | None = None) -> None:
         """Wrap `model` (a fresh Pix2PixHDModel when None) for training: devices, processes, optimisers, AMP."""
         self.opt = opt
         self.device = torch.device(opt.device)
@@ -112,8 +112,10 @@ class Pix2PixHDTrainer:
         bad = [(step, name) for step, name in zip(steps, self.model.loss_names) if step >= 0]
         if bad:
             step, name = min(bad)
-            raise TrainingError(f"loss {name} became NaN or Inf at iteration {step} (images seen); stopped without saving, so the "
-                                f"latest checkpoint on disk is the last good one; try a lower --lr, --amp off, or check the data")
+            raise TrainingError(
+                f"loss {name} became NaN or Inf at iteration {step} (images seen); stopped without saving, so the "
+                f"latest checkpoint on disk is the last good one; try a lower --lr, --amp off, or check the data"
+            )
 
     def update_fixed_params(self) -> None:
         """After --niter_fix_global epochs, train the whole generator (+E) from now on."""
@@ -136,10 +138,14 @@ class Pix2PixHDTrainer:
     def training_state(self, epoch: int, epoch_iter: int) -> dict:
         """Optimisers, scalers, the current lr and RNG states: what --continue_train needs besides the weights."""
         return {
-            'epoch': epoch, 'epoch_iter': epoch_iter, 'lr': self.current_lr,
+            'epoch': epoch,
+            'epoch_iter': epoch_iter,
+            'lr': self.current_lr,
             'fix_global': self.fix_global,
-            'optimizer_G': self.optimizer_G.state_dict(), 'optimizer_D': self.optimizer_D.state_dict(),
-            'scaler_G': self.scaler_G.state_dict(), 'scaler_D': self.scaler_D.state_dict(),
+            'optimizer_G': self.optimizer_G.state_dict(),
+            'optimizer_D': self.optimizer_D.state_dict(),
+            'scaler_G': self.scaler_G.state_dict(),
+            'scaler_D': self.scaler_D.state_dict(),
             'rng': rng_state(),
         }
 
@@ -157,5 +163,10 @@ class Pix2PixHDTrainer:
     def save(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
         """Write the checkpoint `which_epoch` (iter.txt too for 'latest'); never weights that went through a NaN/Inf loss."""
         self.check_finite()
-        save_checkpoint(experiment_dir(self.opt), which_epoch, self.model.networks_by_name(), self.training_state(epoch, epoch_iter),
-                        (epoch, epoch_iter) if which_epoch == 'latest' else None)
+        save_checkpoint(
+            experiment_dir(self.opt),
+            which_epoch,
+            self.model.networks_by_name(),
+            self.training_state(epoch, epoch_iter),
+            (epoch, epoch_iter) if which_epoch == 'latest' else None,
+        )

@@ -9,6 +9,7 @@ its dense peak. --compare runs the plain float32 path (no --amp, --channels_last
 path the flags ask for, in one run, and prints the speed-up. Inputs are random label/instance maps and
 images of the given size, so no dataset is needed.
 """
+
 import argparse
 import os
 import resource
@@ -26,8 +27,17 @@ from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 
 # Dense peak TFLOP/s by (device name fragment, precision): datasheet figures without sparsity.
-GPU_PEAKS = {('H200', 'bf16'): 989.0, ('H100', 'bf16'): 989.0, ('H200', 'fp16'): 989.0, ('H100', 'fp16'): 989.0,
-             ('H200', 'fp32'): 67.0, ('H100', 'fp32'): 67.0, ('A100', 'bf16'): 312.0, ('A100', 'fp16'): 312.0, ('A100', 'fp32'): 19.5}
+GPU_PEAKS = {
+    ('H200', 'bf16'): 989.0,
+    ('H100', 'bf16'): 989.0,
+    ('H200', 'fp16'): 989.0,
+    ('H100', 'fp16'): 989.0,
+    ('H200', 'fp32'): 67.0,
+    ('H100', 'fp32'): 67.0,
+    ('A100', 'bf16'): 312.0,
+    ('A100', 'fp16'): 312.0,
+    ('A100', 'fp32'): 19.5,
+}
 OPTIMISATION_FLAGS = ('amp', 'channels_last', 'compile')
 
 
@@ -52,7 +62,7 @@ def synchronize(device: torch.device) -> None:
 def peak_memory_mib(device: torch.device) -> float:
     """CUDA max allocated, or this process's peak resident set on the CPU, in MiB."""
     if device.type == 'cuda':
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -94,9 +104,17 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
     precision = opt.amp if opt.amp != 'off' else 'fp32'
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'
     peak = next((value for (fragment, kind), value in GPU_PEAKS.items() if fragment in name and kind == precision), None)
-    return {'ms/iter': step_ms, 'img/s': opt.batchSize / (step_ms / 1000), 'peak MiB': memory,
-            'infer ms/img': statistics.median(inference) * 1000, 'GFLOP/iter': flops / 1e9, 'TFLOP/s': tflops,
-            'of peak': f'{100 * tflops / peak:.1f}%' if peak else 'n/a', 'device': name, 'precision': precision}
+    return {
+        'ms/iter': step_ms,
+        'img/s': opt.batchSize / (step_ms / 1000),
+        'peak MiB': memory,
+        'infer ms/img': statistics.median(inference) * 1000,
+        'GFLOP/iter': flops / 1e9,
+        'TFLOP/s': tflops,
+        'of peak': f'{100 * tflops / peak:.1f}%' if peak else 'n/a',
+        'device': name,
+        'precision': precision,
+    }
 
 
 def main() -> None:
@@ -122,8 +140,10 @@ def main() -> None:
         rows['plain fp32'] = measure(replace(opt, amp='off', channels_last=False, compile=False), args)
     rows['as flagged'] = measure(opt, args)
 
-    print(f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '
-          f'VGG loss {"off" if opt.no_vgg_loss else "on"}, flags: {" ".join(train_flags)}')
+    print(
+        f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '
+        f'VGG loss {"off" if opt.no_vgg_loss else "on"}, flags: {" ".join(train_flags)}'
+    )
     columns = ['ms/iter', 'img/s', 'peak MiB', 'infer ms/img', 'GFLOP/iter', 'TFLOP/s', 'of peak', 'precision', 'device']
     print(f'{"path":<12}' + ''.join(f'{column:>14}' for column in columns))
     for label, row in rows.items():

@@ -1,4 +1,5 @@
 """Shared test fixtures: the repo on sys.path and the Cityscapes samples / reference fixture folders."""
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 """Tests for the data pipeline: AlignedDataset, the five --resize_or_crop modes, flip, 16-bit ids,
 --label_nc 0, the DataLoader options and the DatasetError messages."""
+
 import os
 import random
 
@@ -8,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from builders import build_data
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import DatasetError
-from builders import build_data
+from helpers import TINY, assert_one_line_error, run_script
 from models.pix2pixHD_model import instance_class
 from options.train_options import TrainOptions
-from helpers import TINY, assert_one_line_error, run_script
 
 W, H = 200, 100  # the crafted sample, width x height
 
@@ -21,8 +22,17 @@ W, H = 200, 100  # the crafted sample, width x height
 # ----------------------------------------------------------------------------- helpers
 def make_opt(tmp_path, dataroot, *extra):
     """Training options as train.py would parse them, without writing opt.txt."""
-    args = ['--dataroot', str(dataroot), '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path / 'checkpoints'),
-            '--nThreads', '0', *[str(a) for a in extra]]
+    args = [
+        '--dataroot',
+        str(dataroot),
+        '--gpu_ids',
+        '-1',
+        '--checkpoints_dir',
+        str(tmp_path / 'checkpoints'),
+        '--nThreads',
+        '0',
+        *[str(a) for a in extra],
+    ]
     return TrainOptions().parse(args, save=False)
 
 
@@ -45,9 +55,11 @@ def crafted_arrays(width=W, height=H, seed=0):
 def write_sample(root, name, label=None, inst=None, photo=None, phase='train', size=(W, H)):
     """Write one label/instance/photo triple (any of them may be skipped by passing False)."""
     default_label, default_inst, default_photo = crafted_arrays(*size)
-    arrays = {'label': default_label if label is None else label,
-              'inst': default_inst if inst is None else inst,
-              'img': default_photo if photo is None else photo}
+    arrays = {
+        'label': default_label if label is None else label,
+        'inst': default_inst if inst is None else inst,
+        'img': default_photo if photo is None else photo,
+    }
     paths = {}
     for kind, array in arrays.items():
         if array is False:
@@ -75,8 +87,10 @@ def crafted_root(tmp_path):
 @pytest.fixture
 def force_flip(monkeypatch):
     """Return a setter that forces the random flip decision of data.base_dataset.get_params."""
+
     def setter(flip):
         monkeypatch.setattr(random, 'random', lambda: 0.99 if flip else 0.01)
+
     return setter
 
 

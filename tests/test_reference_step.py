@@ -6,6 +6,7 @@ built from the options parser with the fixture's flags, starts from the referenc
 and runs `train_step` twice on the fixture's sample; losses, first-iteration gradients and weights
 after each iteration are compared as meta.json prescribes.
 """
+
 import json
 import os
 
@@ -70,8 +71,9 @@ def build_trainer(step_fixture: tuple, vgg_weights: str, checkpoints_dir: str, *
     """The trainer for meta.json's flags (plus extra_flags), holding the reference's initial weights."""
     folder, meta = step_fixture
     flags = meta['flags'].split('(')[0].split()  # "--a b ... (all else default: ...)"
-    opt = TrainOptions().parse([*flags, '--gpu_ids', '-1', '--checkpoints_dir', checkpoints_dir, '--vgg_weights', vgg_weights, *extra_flags],
-                               save=False)
+    opt = TrainOptions().parse(
+        [*flags, '--gpu_ids', '-1', '--checkpoints_dir', checkpoints_dir, '--vgg_weights', vgg_weights, *extra_flags], save=False
+    )
     trainer = Pix2PixHDTrainer(opt)
     for label, net in trainer.model.networks_by_name().items():
         net.load_state_dict(torch.load(os.path.join(folder, f'init_net_{label}.pth'), map_location='cpu', weights_only=True), strict=True)
@@ -88,8 +90,12 @@ def trainer(step_fixture, vgg_weights, tmp_path_factory):
 def batch(step_fixture):
     """The fixture's sample as the data loader batches it."""
     sample = np.load(os.path.join(step_fixture[0], 'sample.npz'))
-    return {'label': torch.from_numpy(sample['label'].astype(np.int32))[None, None], 'inst': torch.from_numpy(sample['inst'])[None, None],
-            'image': torch.from_numpy(sample['image'])[None], 'feat': torch.zeros(0)}
+    return {
+        'label': torch.from_numpy(sample['label'].astype(np.int32))[None, None],
+        'inst': torch.from_numpy(sample['inst'])[None, None],
+        'image': torch.from_numpy(sample['image'])[None],
+        'feat': torch.zeros(0),
+    }
 
 
 @pytest.fixture(scope='module')
@@ -103,8 +109,9 @@ def iterations(trainer, batch):
         record['weights'].append({label: {key: value.clone() for key, value in net.state_dict().items()} for label, net in nets.items()})
         if iteration == 0:
             # train_step leaves each network's gradients of this iteration on its parameters.
-            record['gradients'] = {label: {key: parameter.grad.clone() for key, parameter in net.named_parameters()}
-                                   for label, net in nets.items()}
+            record['gradients'] = {
+                label: {key: parameter.grad.clone() for key, parameter in net.named_parameters()} for label, net in nets.items()
+            }
     return record
 
 

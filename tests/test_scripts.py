@@ -1,4 +1,5 @@
 """The shell recipes stay in sync with the option parsers, and the quickstart runs end to end."""
+
 import glob
 import os
 import shlex
@@ -23,7 +24,7 @@ def python_commands(script_path: str) -> list:
     for line in text.splitlines():
         words = shlex.split(line, comments=True)
         if words and words[0] == 'torchrun':
-            words = ['python'] + words[next(i for i, word in enumerate(words) if word.endswith('.py')):]
+            words = ['python'] + words[next(i for i, word in enumerate(words) if word.endswith('.py')) :]
         if len(words) >= 2 and words[0] == 'python' and words[1].endswith('.py'):
             commands.append([word for word in words[1:] if word != '$@'])
     return commands
@@ -31,8 +32,18 @@ def python_commands(script_path: str) -> list:
 
 def test_every_reference_recipe_exists():
     names = {os.path.basename(path) for path in RECIPES}
-    expected = {'train_512p.sh', 'train_512p_feat.sh', 'train_1024p_24G.sh', 'train_1024p_12G.sh', 'train_1024p_feat_24G.sh',
-                'train_1024p_feat_12G.sh', 'test_512p.sh', 'test_1024p.sh', 'test_512p_feat.sh', 'test_1024p_feat.sh'}
+    expected = {
+        'train_512p.sh',
+        'train_512p_feat.sh',
+        'train_1024p_24G.sh',
+        'train_1024p_12G.sh',
+        'train_1024p_feat_24G.sh',
+        'train_1024p_feat_12G.sh',
+        'test_512p.sh',
+        'test_1024p.sh',
+        'test_512p_feat.sh',
+        'test_1024p_feat.sh',
+    }
     assert expected <= names
 
 
@@ -50,23 +61,48 @@ def test_recipe_flags_parse(script_path, tmp_path):
 def test_1024p_recipe_matches_the_paper_schedule():
     (command,) = python_commands(os.path.join(REPO_ROOT, 'scripts', 'train_1024p_24G.sh'))
     opt = TrainOptions().parse(command[1:] + ['--gpu_ids', '-1'], save=False)
-    assert (opt.netG, opt.ngf, opt.num_D, opt.niter, opt.niter_decay, opt.niter_fix_global, opt.resize_or_crop) == \
-        ('local', 32, 3, 50, 50, 10, 'none')
+    assert (opt.netG, opt.ngf, opt.num_D, opt.niter, opt.niter_decay, opt.niter_fix_global, opt.resize_or_crop) == (
+        'local',
+        32,
+        3,
+        50,
+        50,
+        10,
+        'none',
+    )
     assert opt.load_pretrain.rstrip('/') == 'checkpoints/label2city_512p'
 
 
-@pytest.mark.parametrize('script, name, fine_size', [('train_1024p_12G.sh', 'label2city_1024p', 1024),
-                                                      ('train_1024p_feat_12G.sh', 'label2city_1024p_feat', 896)])
+@pytest.mark.parametrize(
+    'script, name, fine_size', [('train_1024p_12G.sh', 'label2city_1024p', 1024), ('train_1024p_feat_12G.sh', 'label2city_1024p_feat', 896)]
+)
 def test_12G_recipes_are_the_reference_ones(script, name, fine_size):
     command = python_commands(os.path.join(REPO_ROOT, 'scripts', script))[-1]
     opt = TrainOptions().parse(command[1:] + ['--gpu_ids', '-1'], save=False)
-    assert (opt.name, opt.netG, opt.ngf, opt.num_D, opt.niter, opt.niter_decay, opt.niter_fix_global, opt.resize_or_crop, opt.fineSize) == \
-        (name, 'local', 32, 3, 100, 100, 20, 'crop', fine_size)
+    assert (opt.name, opt.netG, opt.ngf, opt.num_D, opt.niter, opt.niter_decay, opt.niter_fix_global, opt.resize_or_crop, opt.fineSize) == (
+        name,
+        'local',
+        32,
+        3,
+        100,
+        100,
+        20,
+        'crop',
+        fine_size,
+    )
 
 
 def test_quickstart_runs_end_to_end(tmp_path):
-    env = dict(os.environ, NITER='1', NITER_DECAY='0', PYTHON=sys.executable, DATAROOT=str(tmp_path / 'data'), CHECKPOINTS_DIR=str(tmp_path / 'ck'), RESULTS_DIR=str(tmp_path / 'res'),
-               OMP_NUM_THREADS='1')
+    env = dict(
+        os.environ,
+        NITER='1',
+        NITER_DECAY='0',
+        PYTHON=sys.executable,
+        DATAROOT=str(tmp_path / 'data'),
+        CHECKPOINTS_DIR=str(tmp_path / 'ck'),
+        RESULTS_DIR=str(tmp_path / 'res'),
+        OMP_NUM_THREADS='1',
+    )
     result = subprocess.run(['bash', 'scripts/quickstart.sh'], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     last_line = result.stdout.strip().splitlines()[-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import cast
 
 import dominate
 from dominate.tags import a, div, h3, img, meta, style, table, tbody, td, th, thead, tr
@@ -114,7 +115,7 @@ class HTML:
             raise ValueError(f"columns, ims and widths differ in length: {len(columns)}, {len(ims)}, {len(widths)}")
         if self._rows is None or self._columns != list(columns):
             self._start_table(columns)
-        with self._rows:
+        with cast(tbody, self._rows):
             tr(td(name, colspan=len(ims), cls="name"))
             with tr():
                 for (_, column), im, width in zip(columns, ims, widths):

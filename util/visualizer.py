@@ -156,7 +156,7 @@ def loss_curve_svg(
     for _, _, losses in points:
         names += [name for name in losses if name not in names]
     epoch_length = max((iters for _, iters, _ in points), default=1) or 1
-    series = {name: [] for name in names}
+    series: dict[str, list] = {name: [] for name in names}
     for epoch, iters, losses in points:
         x = epoch - 1 + iters / epoch_length
         for name, value in losses.items():
@@ -304,9 +304,9 @@ class Visualizer:
 
     def print_current_errors(self, epoch: int, i: int, errors: dict[str, float], t: float) -> str:
         """Format the losses as one line, append it to loss_log.txt (when training) and return it."""
-        message = "(epoch: %d, iters: %d, time: %.3f) " % (epoch, i, t)
+        message = f"(epoch: {epoch:d}, iters: {i:d}, time: {t:.3f}) "
         for name, value in errors.items():
-            message += "%s: %.3f " % (name, value)
+            message += f"{name}: {value:.3f} "
         if self.log_name is not None:
             with open(self.log_name, "a", encoding="utf-8") as log_file:
                 log_file.write(message + "\n")

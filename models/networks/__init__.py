@@ -1,29 +1,59 @@
 """Builders for the pix2pixHD networks (split by role as in NVIDIA's SPADE code)."""
+
 import torch.nn as nn
 
 from .discriminator import MultiscaleDiscriminator, NLayerDiscriminator
 from .encoder import Encoder, instance_average_pool, instance_class, instance_segments, segment_mean
 from .generator import GlobalGenerator, LocalEnhancer, ResnetBlock
-from .loss import GANLoss, ModelError, VGGLoss, Vgg19, feature_matching_loss
+from .loss import GANLoss, ModelError, Vgg19, VGGLoss, feature_matching_loss
 from .normalization import get_norm_layer, weights_init
 
 __all__ = [
-    'Encoder', 'GANLoss', 'GlobalGenerator', 'LocalEnhancer', 'ModelError', 'MultiscaleDiscriminator',
-    'NLayerDiscriminator', 'ResnetBlock', 'VGGLoss', 'Vgg19', 'define_D', 'define_E', 'define_G',
-    'feature_matching_loss', 'get_norm_layer', 'instance_average_pool', 'instance_class', 'instance_segments', 'count_parameters',
-    'segment_mean', 'weights_init',
+    'Encoder',
+    'GANLoss',
+    'GlobalGenerator',
+    'LocalEnhancer',
+    'ModelError',
+    'MultiscaleDiscriminator',
+    'NLayerDiscriminator',
+    'ResnetBlock',
+    'VGGLoss',
+    'Vgg19',
+    'define_D',
+    'define_E',
+    'define_G',
+    'feature_matching_loss',
+    'get_norm_layer',
+    'instance_average_pool',
+    'instance_class',
+    'instance_segments',
+    'count_parameters',
+    'segment_mean',
+    'weights_init',
 ]
 
 
-def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, n_downsample_global: int = 3, n_blocks_global: int = 9,
-             n_local_enhancers: int = 1, n_blocks_local: int = 3, norm: str = 'instance', use_dropout: bool = False) -> nn.Module:
+def define_G(
+    input_nc: int,
+    output_nc: int,
+    ngf: int,
+    netG: str,
+    n_downsample_global: int = 3,
+    n_blocks_global: int = 9,
+    n_local_enhancers: int = 1,
+    n_blocks_local: int = 3,
+    norm: str = 'instance',
+    use_dropout: bool = False,
+) -> nn.Module:
     """GlobalGenerator (`global`) or LocalEnhancer (`local`), initialised as the reference."""
     norm_layer = get_norm_layer(norm)
+    net: nn.Module
     if netG == 'global':
         net = GlobalGenerator(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, norm_layer, use_dropout)
     elif netG == 'local':
-        net = LocalEnhancer(input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, n_local_enhancers, n_blocks_local,
-                            norm_layer, use_dropout)
+        net = LocalEnhancer(
+            input_nc, output_nc, ngf, n_downsample_global, n_blocks_global, n_local_enhancers, n_blocks_local, norm_layer, use_dropout
+        )
     else:
         raise ValueError(f"generator [{netG}] is not implemented; use --netG global or --netG local")
     net.apply(weights_init)

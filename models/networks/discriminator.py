@@ -1,5 +1,6 @@
 """Discriminators (docs/overview.md, "Networks"): the PatchGAN NLayerDiscriminator and its multi-scale stack."""
-from typing import Callable
+
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -34,8 +35,14 @@ class NLayerDiscriminator(nn.Module):
     has no parameters, so the state_dict keys are the reference's either way.
     """
 
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
-                 getIntermFeat: bool = False) -> None:
+    def __init__(
+        self,
+        input_nc: int,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        getIntermFeat: bool = False,
+    ) -> None:
         super().__init__()
         self.getIntermFeat = getIntermFeat
         self.n_layers = n_layers
@@ -59,8 +66,15 @@ class NLayerDiscriminator(nn.Module):
 class MultiscaleDiscriminator(nn.Module):
     """num_D discriminators; scale num_D-1 sees full resolution, each lower scale a 2x smaller input."""
 
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
-                 num_D: int = 3, getIntermFeat: bool = False) -> None:
+    def __init__(
+        self,
+        input_nc: int,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        num_D: int = 3,
+        getIntermFeat: bool = False,
+    ) -> None:
         super().__init__()
         self.num_D = num_D
         self.n_layers = n_layers

@@ -1,5 +1,6 @@
 """The instance-feature encoder E (docs/overview.md, "Networks") and its instance-wise average pooling."""
-from typing import Callable
+
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -33,7 +34,7 @@ def instance_segments(instance_map: torch.Tensor) -> tuple:
     return renumber[segment], segment_ids, segment_images
 
 
-def segment_mean(features: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
+def segment_mean(features: torch.Tensor, segment: torch.Tensor, n_segments: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(S x C means in float32, S pixel counts) of a B x C x H x W map over a per-pixel segment index."""
     channels = features.shape[1]
     flat = features.permute(0, 2, 3, 1).reshape(-1, channels)
@@ -60,8 +61,9 @@ def instance_average_pool(features: torch.Tensor, instance_map: torch.Tensor) ->
 class Encoder(nn.Module):
     """E: an encoder-decoder whose output is averaged inside each instance."""
 
-    def __init__(self, input_nc: int, output_nc: int, ngf: int = 32, n_downsampling: int = 4,
-                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
+    def __init__(
+        self, input_nc: int, output_nc: int, ngf: int = 32, n_downsampling: int = 4, norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d
+    ) -> None:
         super().__init__()
         self.output_nc = output_nc
         # The global generator's layers without residual blocks: same modules, same `model.K` keys.

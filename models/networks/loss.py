@@ -1,6 +1,7 @@
 """Losses (docs/overview.md, "One training iteration"): GAN (LSGAN or BCE), discriminator feature matching and VGG19 perceptual."""
+
 import os
-from typing import Optional
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -38,7 +39,7 @@ class GANLoss(nn.Module):
             else:
                 loss = F.binary_cross_entropy_with_logits(score, target)
             total = loss if total is None else total + loss
-        return total
+        return cast(torch.Tensor, total)  # every list above is non-empty
 
 
 def feature_matching_loss(pred_fake: list, pred_real: list, num_D: int, n_layers_D: int, lambda_feat: float) -> torch.Tensor:
@@ -49,13 +50,13 @@ def feature_matching_loss(pred_fake: list, pred_real: list, num_D: int, n_layers
         for fake_feature, real_feature in zip(fake_outputs[:-1], real_outputs[:-1]):
             loss = F.l1_loss(fake_feature.float(), real_feature.detach().float()) * weight
             total = loss if total is None else total + loss
-    return total
+    return cast(torch.Tensor, total)  # every list above is non-empty
 
 
 class Vgg19(nn.Module):
     """Frozen VGG19 `features` cut at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1."""
 
-    def __init__(self, weights_path: Optional[str] = None) -> None:
+    def __init__(self, weights_path: str | None = None) -> None:
         super().__init__()
         features = load_vgg19_features(weights_path)
         for index, (start, end) in enumerate(VGG_SLICES, start=1):
@@ -72,7 +73,7 @@ class Vgg19(nn.Module):
         return outputs
 
 
-def load_vgg19_features(weights_path: Optional[str]) -> nn.Sequential:
+def load_vgg19_features(weights_path: str | None) -> nn.Sequential:
     """torchvision's VGG19 `features` with ImageNet weights, from a local file or torchvision's download."""
     from torchvision.models import VGG19_Weights, vgg19
 
@@ -84,20 +85,24 @@ def load_vgg19_features(weights_path: Optional[str]) -> nn.Sequential:
             state_dict = torch.load(weights_path, map_location='cpu', weights_only=True)
             model.load_state_dict(state_dict)
         except Exception as error:  # any unreadable or mismatching file gets the same actionable message
-            raise ModelError(f"--vgg_weights {weights_path}: not a torchvision VGG19 state_dict ({str(error).splitlines()[0]}); "
-                             f"save one with torch.save(torchvision.models.vgg19(weights='IMAGENET1K_V1').state_dict(), PATH)") from None
+            raise ModelError(
+                f"--vgg_weights {weights_path}: not a torchvision VGG19 state_dict ({str(error).splitlines()[0]}); "
+                f"save one with torch.save(torchvision.models.vgg19(weights='IMAGENET1K_V1').state_dict(), PATH)"
+            ) from None
         return model.features
     try:
         return vgg19(weights=VGG19_Weights.IMAGENET1K_V1).features
     except Exception as error:  # offline machines fail here with URLError/OSError/RuntimeError alike
-        raise ModelError(f"cannot download the VGG19 ImageNet weights ({str(error).splitlines()[0]}); "
-                         f"pass --vgg_weights PATH to a torchvision VGG19 state_dict, or --no_vgg_loss") from None
+        raise ModelError(
+            f"cannot download the VGG19 ImageNet weights ({str(error).splitlines()[0]}); "
+            f"pass --vgg_weights PATH to a torchvision VGG19 state_dict, or --no_vgg_loss"
+        ) from None
 
 
 class VGGLoss(nn.Module):
     """sum_k w_k * L1(vgg_k(fake), vgg_k(real).detach()), images fed in [-1, 1] as the reference does."""
 
-    def __init__(self, weights_path: Optional[str] = None) -> None:
+    def __init__(self, weights_path: str | None = None) -> None:
         super().__init__()
         self.vgg = Vgg19(weights_path)
 
@@ -111,4 +116,4 @@ class VGGLoss(nn.Module):
         for weight, fake_feature, real_feature in zip(VGG_WEIGHTS, self.vgg(fake), real_features):
             loss = weight * F.l1_loss(fake_feature.float(), real_feature.float())
             total = loss if total is None else total + loss
-        return total
+        return cast(torch.Tensor, total)  # every list above is non-empty

@@ -1,7 +1,10 @@
 """Normalisation layers and weight initialisation shared by every network."""
-import functools
-from typing import Callable
 
+import functools
+from collections.abc import Callable
+from typing import cast
+
+import torch
 import torch.nn as nn
 
 
@@ -18,7 +21,7 @@ def weights_init(module: nn.Module) -> None:
     """Conv weights ~ N(0, 0.02) (biases keep PyTorch's default); BatchNorm weight ~ N(1, 0.02), bias 0."""
     classname = module.__class__.__name__
     if classname.find('Conv') != -1:
-        module.weight.data.normal_(0.0, 0.02)
+        cast(torch.Tensor, module.weight).data.normal_(0.0, 0.02)
     elif classname.find('BatchNorm2d') != -1:
-        module.weight.data.normal_(1.0, 0.02)
-        module.bias.data.fill_(0)
+        cast(torch.Tensor, module.weight).data.normal_(1.0, 0.02)
+        cast(torch.Tensor, module.bias).data.fill_(0)

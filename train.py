@@ -41,30 +41,17 @@ def main() -> None:
     dataset_size = data_loader.sampler.batches_per_epoch() * opt.batchSize
     print(f'#training images = {dataset_size}' + (f' per process, {opt.world_size} processes' if opt.world_size > 1 else ''))
     trainer = build_trainer(opt)
-    start = (1, 0)
-    if opt.continue_train:
-        epoch, epoch_iter, note = resume_position(*read_iter_file(experiment_dir(opt)), dataset_size, opt.batchSize)
-        start = (epoch, epoch_iter)
-        print(note or f'Resuming from epoch {epoch} at iteration {epoch_iter}')
-
+    counter = IterationCounter(opt, dataset_size, *start_position(opt, dataset_size))
     if is_main:  # training really starts: from here on the experiment folder is written
         check_writable(experiment_dir(opt), '--checkpoints_dir')
         finish_interrupted_saves(experiment_dir(opt))
         save_options(opt)
     visualizer = Visualizer(opt) if is_main else None
-    counter = IterationCounter(opt, dataset_size, *start)
     stop = StopRequest()
 
     for epoch in counter.training_epochs():
         data_loader.sampler.set_epoch(epoch, skip_batches=counter.record_epoch_start(epoch))
-        progress = tqdm(
-            data_loader,
-            total=len(data_loader),
-            desc=f'epoch {epoch}/{counter.n_epochs}',
-            dynamic_ncols=True,
-            leave=False,
-            disable=None if is_main else True,
-        )
+        progress = progress_bar(data_loader, epoch, counter.n_epochs, is_main)
         for data in progress:
             counter.record_one_iteration()
             # The run's last iteration (or one a signal stops) always logs and displays, so that the loss
@@ -85,13 +72,7 @@ def main() -> None:
                 if not printed:
                     log_losses(trainer, visualizer, counter, losses, progress)
                 progress.close()
-                save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
-                print(
-                    f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {epoch}, iteration {counter.epoch_iter}; '
-                    f'latest checkpoint and training state saved in {experiment_dir(opt)}. '
-                    'Resume with the same command plus --continue_train'
-                )
-                return finish()
+                return stop_and_save(opt, trainer, counter, stop, is_main)
             if counter.epoch_done():
                 break
         progress.close()
@@ -100,6 +81,38 @@ def main() -> None:
     if visualizer is not None:
         visualizer.close()
         print(f'Training finished; checkpoints and web/index.html are in {experiment_dir(opt)}')
+    finish()
+
+
+def progress_bar(data_loader, epoch: int, n_epochs: int, is_main: bool) -> tqdm:
+    """The epoch's progress bar (on the main process only), which also shows the last printed losses."""
+    return tqdm(
+        data_loader,
+        total=len(data_loader),
+        desc=f'epoch {epoch}/{n_epochs}',
+        dynamic_ncols=True,
+        leave=False,
+        disable=None if is_main else True,
+    )
+
+
+def start_position(opt, dataset_size: int) -> tuple[int, int]:
+    """(epoch, images into it) to start from: iter.txt's position with --continue_train (fitted to today's dataset), else (1, 0)."""
+    if not opt.continue_train:
+        return 1, 0
+    epoch, epoch_iter, note = resume_position(*read_iter_file(experiment_dir(opt)), dataset_size, opt.batchSize)
+    print(note or f'Resuming from epoch {epoch} at iteration {epoch_iter}')
+    return epoch, epoch_iter
+
+
+def stop_and_save(opt, trainer, counter: IterationCounter, stop: StopRequest, is_main: bool) -> None:
+    """A signal asked to stop: save `latest` where training is, say how to resume, leave the process group."""
+    save(trainer, is_main, 'latest', counter.epoch, counter.epoch_iter)
+    print(
+        f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {counter.epoch}, iteration {counter.epoch_iter}; '
+        f'latest checkpoint and training state saved in {experiment_dir(opt)}. '
+        'Resume with the same command plus --continue_train'
+    )
     finish()
 
 

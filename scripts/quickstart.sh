@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end on a CPU in about four minutes (2 cores), no download: make the built-in synthetic street
+# End to end on a CPU in about three minutes (2 cores), no download: make the built-in synthetic street
 # scenes, train a small pix2pixHD with instance features on them, cluster the features, synthesize
 # each test layout in three styles, then print the figures that say whether it worked and the pages.
 # Override with environment variables, e.g. NITER=5 NITER_DECAY=0 scripts/quickstart.sh

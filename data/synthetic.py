@@ -4,11 +4,11 @@ The dataset lets the project train and test end to end without any download.
 Every image is a simple, seeded street scene:
 
 * sky at the top (vertical gradient),
-* buildings of varying widths/heights along a horizon line (window grid),
+* flat-coloured buildings of varying widths/heights along a horizon line,
 * trees, poles and (sometimes) pedestrians,
 * a sidewalk band and a perspective trapezoid road at the bottom,
-* 1-4 cars, each a separate instance painted in one of a few DISTINCT styles
-  (recorded in ``styles.json``), later/nearer cars occluding earlier ones.
+* 1-3 cars in the near half of the road, each a separate instance painted in one of
+  six DISTINCT paints (recorded in ``styles.json``), nearer cars occluding farther ones.
 
 Layout under ``root``::
 
@@ -18,8 +18,11 @@ Layout under ``root``::
     test_label/synthval_000000_000019_gtFine_labelIds.png    (same for test_inst / test_img)
     styles.json                                              {photo stem: [{"instance_id", "style", ...}]}
 
-Photos are deliberately "learnable": flat-ish class colours, simple shading and
-mild noise, so a small model trained for a few minutes produces recognisable output.
+Photos are deliberately "learnable": flat class colours with smooth shading and no
+pixel noise or fine texture (a GAN would learn grain as speckle, and a window grid is
+nothing a label map says where to put), so a small model trained for a few minutes
+produces output that looks like them; the car paint is the one thing a label map does
+not tell, which is what the instance features have to carry.
 """
 
 from __future__ import annotations
@@ -49,13 +52,16 @@ LABEL_IDS: dict[str, int] = {
 }
 ALLOWED_LABEL_IDS: frozenset[int] = frozenset(LABEL_IDS.values())
 
-# Distinct car paint styles (name -> base RGB). Kept far apart in RGB so that
-# instance-level style clustering has something clear to find.
+# Distinct car paint styles (name -> base RGB). Kept far apart in RGB (every pair more than
+# 100 apart) so that instance-level style clustering has something clear to find and a change
+# of paint between styles is plain to see.
 CAR_STYLES: dict[str, tuple[int, int, int]] = {
-    "red": (190, 30, 35),
-    "blue": (35, 70, 190),
-    "white": (228, 228, 228),
-    "yellow": (235, 195, 30),
+    "red": (200, 30, 35),
+    "blue": (35, 75, 205),
+    "white": (232, 232, 232),
+    "yellow": (240, 200, 30),
+    "green": (35, 160, 65),
+    "black": (30, 30, 34),
 }
 
 _SPLITS = (("train", "synth"), ("test", "synthval"))
@@ -190,19 +196,6 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         m = cv.rect(x, top, x + bw, horizon + 1)
         base = _jitter(rng, building_palette[rng.integers(len(building_palette))], 12)
         cv.paint(m, L["building"], L["building"], cv.vshade(base, 1.05, 0.85, top, horizon))
-        # window grid (photo only)
-        px = max(4.0, W * u(0.022, 0.035))
-        py = max(4.0, H * u(0.045, 0.07))
-        win = (
-            m
-            & (((cv.xx - x) % px) >= px * 0.45)
-            & (((cv.yy - top) % py) >= py * 0.45)
-            & (cv.xx >= x + px * 0.4)
-            & (cv.xx < x + bw - px * 0.3)
-            & (cv.yy >= top + py * 0.4)
-            & (cv.yy < horizon - py * 0.5)
-        )
-        cv.recolor(win, _jitter(rng, (55, 65, 82), 8))
         x += bw
 
     # --- ground: sidewalk everywhere below the horizon, road trapezoid ---- #
@@ -212,7 +205,7 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
     cv.paint(road, L["road"], L["road"], cv.vshade(_jitter(rng, (92, 90, 94), 6), 1.08, 0.82, road_top, H))
 
     # --- trees ------------------------------------------------------------ #
-    veg_noise = _smooth_noise(rng, H, W, max(2.0, W / 40))
+    veg_noise = _smooth_noise(rng, H, W, max(2.0, W / 12))  # broad light and shade, no fine texture
     for _ in range(rng.integers(1, 5)):
         side = -1 if u() < 0.5 else 1
         tx = cx + side * (hw_top + u(0.0, 0.5) * W) if u() < 0.7 else u(0, W)
@@ -224,13 +217,13 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         trunk = cv.rect(tx - trunk_w / 2, feet - th * 0.55, tx + trunk_w / 2, feet + 1)
         canopy = cv.ellipse(tx, feet - th + r, r * u(0.9, 1.2), r)
         green = _jitter(rng, (62, 112, 48), 10)
-        col = green[None, None, :] * (1.0 + 0.18 * veg_noise[..., None])
+        col = green[None, None, :] * (1.0 + 0.10 * veg_noise[..., None])
         col = col * (1.1 - 0.25 * np.clip((cv.yy - (feet - th)) / max(2 * r, 1.0), 0, 1))[..., None]
         cv.paint(trunk, L["vegetation"], L["vegetation"], _jitter(rng, (80, 62, 45), 8))
         cv.paint(canopy, L["vegetation"], L["vegetation"], col)
 
     # --- poles ------------------------------------------------------------ #
-    pole_w = max(1.0, W / 160)
+    pole_w = max(2.0, W / 80)
     for _ in range(rng.integers(1, 4)):
         side = -1 if u() < 0.5 else 1
         px_ = float(np.clip(cx + side * (hw_top + u(0.02, 0.45) * W), 0, W - 1))
@@ -244,8 +237,8 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         side = -1 if u() < 0.5 else 1
         px_ = float(np.clip(cx + side * (hw_top + u(0.03, 0.4) * W), 1, W - 2))
         feet = sidewalk_ground(px_)
-        ph = max(4.0, (feet - horizon + band) * u(0.75, 0.95))
-        pw = max(2.0, ph * 0.3)
+        ph = max(H * 0.14, (feet - horizon + band) * u(0.75, 0.95))
+        pw = max(3.0, ph * 0.3)
         iid = 24000 + k
         body = cv.rect(px_ - pw / 2, feet - ph * 0.82, px_ + pw / 2, feet + 1)
         head = cv.ellipse(px_, feet - ph * 0.9, pw * 0.4, ph * 0.1)
@@ -254,8 +247,9 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         cv.paint(head, L["person"], iid, _jitter(rng, (200, 165, 140), 15))
 
     # --- cars (far to near, so nearer cars occlude farther ones) --------- #
-    n_cars = int(rng.integers(1, 5))
-    y_lo = road_top + 0.25 * (H - road_top)
+    # In the near half of the road only: cars large enough to show their paint.
+    n_cars = int(rng.integers(1, 4))
+    y_lo = road_top + 0.45 * (H - road_top)
     bottoms = np.sort(u(y_lo, H, n_cars))
     placed: list[tuple[float, float, float, float]] = []  # (x0, y0, x1, y1) boxes of earlier cars
     cars_drawn: list[dict] = []
@@ -311,8 +305,7 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
             inst[cv.inst == old] = new
         cv.inst = inst
 
-    photo = cv.img + rng.normal(0.0, 1.5, cv.img.shape).astype(np.float32)
-    photo = np.clip(np.rint(photo), 0, 255).astype(np.uint8)
+    photo = np.clip(np.rint(cv.img), 0, 255).astype(np.uint8)
     return cv.label.copy(), cv.inst.astype(np.uint16), photo, cars
 
 

@@ -517,8 +517,9 @@ def test_test_py_feature_choice(synthetic, tmp_path):
 
     bad = run_test(synthetic, tmp_path / 'bad', '--feat_choice', '26:99')
     assert_one_line_error(bad, '--feat_choice 26:99', 'out of range', f'0..{counts[26] - 1}')
-    bad = run_test(synthetic, tmp_path / 'bad', '--feat_choice', '17:0')  # poles: all too small, no clusters
-    assert_one_line_error(bad, 'no clusters', '26 (')
+    unclustered = min(set(range(35)) - set(counts))  # a class id without clusters (absent, or all too small)
+    bad = run_test(synthetic, tmp_path / 'bad', '--feat_choice', f'{unclustered}:0')
+    assert_one_line_error(bad, f'class {unclustered} has no clusters', '26 (')
 
 
 def test_test_py_relabel(synthetic, tmp_path):

@@ -2,12 +2,14 @@
 
 import glob
 import os
+import re
 import shlex
 import subprocess
 import sys
 
 import pytest
 
+from helpers import SUBPROCESS_ENV
 from options.test_options import TestOptions as TestOptionsParser
 from options.train_options import TrainOptions
 
@@ -93,25 +95,42 @@ def test_12G_recipes_are_the_reference_ones(script, name, fine_size):
 
 
 def test_quickstart_runs_end_to_end(tmp_path):
+    # The quickstart's recipe at a smaller size (64x32, 4+2 layouts, one epoch): the pieces connect, the
+    # figures are printed, and the results page names its columns; the figures themselves are the
+    # quickstart's own business (README).
     env = dict(
-        os.environ,
+        SUBPROCESS_ENV,
         NITER='1',
         NITER_DECAY='0',
+        WIDTH='64',
+        HEIGHT='32',
+        N_TRAIN='4',
+        N_TEST='2',
         PYTHON=sys.executable,
         DATAROOT=str(tmp_path / 'data'),
         CHECKPOINTS_DIR=str(tmp_path / 'ck'),
         RESULTS_DIR=str(tmp_path / 'res'),
-        OMP_NUM_THREADS='1',
     )
     result = subprocess.run(['bash', 'scripts/quickstart.sh'], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     last_line = result.stdout.strip().splitlines()[-1]
-    page = os.path.join(tmp_path, 'res', 'quickstart', 'test_latest', 'index.html')
-    assert last_line.endswith(page)
-    with open(page) as handle:
-        html = handle.read()
-    synthesized = glob.glob(os.path.join(tmp_path, 'res', 'quickstart', 'test_latest', 'images', '*_synthesized_image_style*.png'))
-    assert len(synthesized) == 6 * 3  # 6 test layouts, --n_styles 3
-    assert os.path.isfile(os.path.join(tmp_path, 'ck', 'quickstart', 'features_clustered_010.npz'))
-    assert all(os.path.basename(path) in html for path in synthesized)
-    assert os.path.isfile(os.path.join(tmp_path, 'ck', 'quickstart', 'latest_net_G.pth'))
+    results = tmp_path / 'res' / 'quickstart' / 'test_latest'
+    assert last_line.endswith(str(results / 'index.html'))
+    for phase in ('synthetic data', 'training', 'encoding and clustering features', 'synthesizing the test layouts'):
+        assert re.search(rf'^\[quickstart\] {phase}: \d+ s$', result.stdout, re.M), phase
+    for figure in (
+        r'synthesized vs real render, mean \|difference\| \(0-255\): \d+\.\d \(outside the cars: \d+\.\d\)',
+        r'car paint between styles: ',
+        r'speckle, mean \|grey - its 3x3 mean\| \(0-255\), synthesized vs real: on flat road \d+\.\d\d vs \d+\.\d\d; everywhere 2 px from an edge \d+\.\d\d vs \d+\.\d\d',
+        r'car features \(\d+ training cars\): variance share per principal axis [\d. ]+; \d+ clusters, paint purity \d+%',
+    ):
+        assert re.search(figure, result.stdout), figure
+    page = (results / 'index.html').read_text()
+    synthesized = glob.glob(str(results / 'images' / '*_synthesized_image_style*.png'))
+    assert len(synthesized) == 2 * 3  # 2 test layouts, --n_styles 3
+    assert all(os.path.basename(path) in page for path in synthesized)
+    headers = re.findall(r'<th[^>]*>([^<]*)</th>', page)
+    assert headers[0] == 'input' and headers[1].startswith('synthesized: 3 styles') and headers[2] == 'real photo'
+    assert headers[3:] == ['style 0', 'style 1', 'style 2']
+    assert os.path.isfile(tmp_path / 'ck' / 'quickstart' / 'features_clustered_010.npz')
+    assert os.path.isfile(tmp_path / 'ck' / 'quickstart' / 'latest_net_G.pth')

@@ -49,9 +49,9 @@ def read_rgb(path: str) -> np.ndarray:
 
 def read_map(path: str, size: tuple[int, int]) -> np.ndarray:
     """A label or instance map (16-bit kept) as int64, nearest-resized to size (w, h) as the dataset does."""
-    image = Image.open(path)
+    image: Image.Image = Image.open(path)
     if image.size != size:
-        image = image.resize(size, Image.NEAREST)
+        image = image.resize(size, Image.Resampling.NEAREST)
     return np.asarray(image).astype(np.int64)
 
 

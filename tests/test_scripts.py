@@ -121,7 +121,8 @@ def test_quickstart_runs_end_to_end(tmp_path):
     for figure in (
         r'synthesized vs real render, mean \|difference\| \(0-255\): \d+\.\d \(outside the cars: \d+\.\d\)',
         r'car paint between styles: ',
-        r'speckle, mean \|grey - its 3x3 mean\| \(0-255\), synthesized vs real: on flat road \d+\.\d\d vs \d+\.\d\d; everywhere 2 px from an edge \d+\.\d\d vs \d+\.\d\d',
+        r'speckle, mean \|grey - its 3x3 mean\| \(0-255\), synthesized vs real: on flat road \d+\.\d\d vs \d+\.\d\d; '
+        r'everywhere 2 px from an edge \d+\.\d\d vs \d+\.\d\d',
         r'car features \(\d+ training cars\): variance share per principal axis [\d. ]+; \d+ clusters, paint purity \d+%',
     ):
         assert re.search(figure, result.stdout), figure

@@ -180,7 +180,9 @@ class Pix2PixHDModel(nn.Module):
         input_label, inst_map, real_image, _ = self.encode_input(label, inst, image)
         input_concat = input_label
         if self.use_features:
-            if self.opt.use_encoded_image:
+            # E is built at test time only for --use_encoded_image; a training model (the benchmark's)
+            # has E and no clusters, so it encodes the photo too.
+            if self.netE is not None:
                 if real_image is None:
                     raise ModelError("--use_encoded_image needs the real photos: put them in the {phase}_img folder")
                 feat_map = self.netE(real_image, inst_map)

@@ -92,12 +92,12 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
     model = trainer.model
     with torch.no_grad(), trainer.autocast():
         for _ in range(args.warmup):
-            model.inference(data['label'][:1], data['inst'][:1])
+            model.inference(data['label'][:1], data['inst'][:1], data['image'][:1])
         inference = []
         for _ in range(args.iters):
             synchronize(device)
             start = time.perf_counter()
-            model.inference(data['label'][:1], data['inst'][:1])
+            model.inference(data['label'][:1], data['inst'][:1], data['image'][:1])
             synchronize(device)
             inference.append(time.perf_counter() - start)
     tflops = flops / (step_ms / 1000) / 1e12

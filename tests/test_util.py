@@ -156,11 +156,12 @@ def test_mkdirs(tmp_path) -> None:
 def test_html_refresh_and_rows(tmp_path) -> None:
     page = HTML(str(tmp_path / "web"), "title", refresh=5)
     page.add_header("hdr")
-    page.add_images(["x.png"], ["cap"], ["x.png"], width=64)
+    page.add_image_row("row", [("", "cap")], ["x.png"], [64])
     page.save()
     text = (tmp_path / "web" / "index.html").read_text()
     assert 'http-equiv="refresh"' in text and "<h3>hdr</h3>" in text
-    assert 'src="images/x.png"' in text and 'href="images/x.png"' in text and "width:64px" in text
+    assert 'src="images/x.png"' in text and 'href="images/x.png"' in text and 'width="64"' in text
+    assert ">cap</th>" in text and ">row</td>" in text
     assert (tmp_path / "web" / "images").is_dir()
     plain = HTML(str(tmp_path / "web2"), "title")
     plain.save()
@@ -170,7 +171,7 @@ def test_html_refresh_and_rows(tmp_path) -> None:
 def test_html_add_markup_is_verbatim(tmp_path) -> None:
     page = HTML(str(tmp_path / "web"), "title")
     page.add_markup('<svg class="plot"><polyline points="1,2 3,4"/></svg>')
-    page.add_images(["x.png"], ["cap"], ["x.png"])
+    page.add_image_row("row", [("", "cap")], ["x.png"], [8])
     page.save()
     text = (tmp_path / "web" / "index.html").read_text()
     assert '<svg class="plot"><polyline points="1,2 3,4"/></svg>' in text
@@ -222,7 +223,7 @@ def test_visualizer_training_outputs(tmp_path) -> None:
     assert "images/epoch002_iter0000040_input_label.png" in page
     assert "images/epoch003_iter0000080_synthesized_image.png" in page
     assert 'http-equiv="refresh"' in page
-    assert page.index("epoch [3] iter [80]") < page.index("epoch [2] iter [40]")
+    assert page.index("epoch 3, iteration 80") < page.index("epoch 2, iteration 40")
 
     events = [f for f in os.listdir(exp / "logs") if f.startswith("events.out.tfevents")]
     assert events and os.path.getsize(exp / "logs" / events[0]) > 0
@@ -236,9 +237,9 @@ def test_visualizer_resume_keeps_earlier_iterations(tmp_path) -> None:
     second = Visualizer(_opt(tmp_path, tf_log=False))
     second.display_current_results(_visuals(1), 2, 20)
     page = (tmp_path / "exp" / "web" / "index.html").read_text()
-    assert "epoch [1] iter [10]" in page and "epoch [2] iter [20]" in page
+    assert "epoch 1, iteration 10" in page and "epoch 2, iteration 20" in page
     assert "images/epoch001_iter0000010_input_label.png" in page
-    assert page.index("epoch [2] iter [20]") < page.index("epoch [1] iter [10]")
+    assert page.index("epoch 2, iteration 20") < page.index("epoch 1, iteration 10")
     assert (tmp_path / "exp" / "loss_log.txt").read_text().count("Training Loss") == 2
     assert not (tmp_path / "exp" / "logs").exists()
 
@@ -262,8 +263,8 @@ def test_visualizer_test_mode_writes_nothing_and_save_images(tmp_path) -> None:
         with Image.open(path) as saved:
             assert np.array_equal(np.asarray(saved), image)
     page = (web_dir / "index.html").read_text()
-    assert "<h3>frankfurt_000000_000294</h3>" in page
+    assert ">frankfurt_000000_000294</td>" in page
     assert "images/frankfurt_000000_000294_input_label.png" in page
     assert "images/frankfurt_000000_000294_synthesized_image.png" in page
-    assert "width:128px" in page
+    assert 'width="32"' in page  # 8-px images zoomed by a whole factor (at most 4x), within --display_winsize 128
     assert not (tmp_path / "exp").exists()

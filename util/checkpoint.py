@@ -17,7 +17,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import TypeGuard, cast
 
 import numpy as np
 import torch
@@ -180,7 +180,7 @@ def available_epochs(save_dir: str, name: str) -> list:
     return sorted(epoch for epoch in candidates if is_file(checkpoint_file(save_dir, f'{epoch}{suffix}')))
 
 
-def is_file(path: str | None) -> bool:
+def is_file(path: str | None) -> TypeGuard[str]:
     """os.path.isfile that accepts None (a file the newest checkpoint set does not have)."""
     return path is not None and os.path.isfile(path)
 
@@ -191,7 +191,7 @@ def read_state_dict(path: str, name: str, which_epoch: str, save_dir: str) -> di
     `path` is the file's reference name; a save still being moved into place is read from its folder.
     """
     source = checkpoint_file(os.path.dirname(path), os.path.basename(path))
-    if source is None or not os.path.isfile(source):
+    if not is_file(source):
         epochs = available_epochs(save_dir, name)
         hint = (
             f"available: --which_epoch {', '.join(epochs)}"

@@ -32,7 +32,10 @@ def collect_features(model, data_loader) -> dict:
 
 def main() -> None:
     """Encode, save the raw features, cluster and save the centres; print a per-class summary."""
-    opt = FeatureOptions().parse()
+    opt = FeatureOptions(
+        'Encode every training photo with the trained encoder E and '
+        'cluster the per-object features of each class (the styles test.py and the editor offer).'
+    ).parse()
     check_writable(experiment_dir(opt), '--checkpoints_dir')
     _, data_loader = build_data(opt)
     model = build_model(opt)

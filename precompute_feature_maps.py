@@ -15,7 +15,9 @@ from util.util import save_image, tensor2im
 
 def main() -> None:
     """Encode every image of the phase and write its feature map next to the dataset's folders."""
-    opt = FeatureOptions().parse()
+    opt = FeatureOptions(
+        "Write E's feature maps of the training photos as PNGs in <dataroot>/<phase>_feat, for train.py --load_features."
+    ).parse()
     if opt.feat_num != 3:
         raise OptionsError(f"feature maps are saved as RGB PNGs, which needs --feat_num 3 (the experiment has {opt.feat_num})")
     _, data_loader = build_data(opt)

@@ -14,7 +14,10 @@ from util.visualizer import Visualizer, make_visuals
 
 def main() -> None:
     """Run the generator over the test set and write the results page (or export it with --export_onnx)."""
-    opt = TestOptions().parse()
+    opt = TestOptions(
+        'Synthesize images from the label maps of <dataroot>/<phase>_label with a trained model'
+        '; writes <results_dir>/<name>/<phase>_<which_epoch>/index.html.'
+    ).parse()
     if opt.export_onnx:
         from models.onnx_export import check_onnx_available
 

@@ -30,7 +30,10 @@ def main() -> None:
     Everything that can refuse the start (options against the saved ones, data, checkpoint shapes) runs
     before anything is written, so a refused start leaves the experiment folder as it was.
     """
-    opt = TrainOptions().parse(save=False)
+    opt = TrainOptions(
+        'Train pix2pixHD on a dataset of label maps (or RGB inputs) and photos'
+        '; checkpoints and a training page go to <checkpoints_dir>/<name>/.'
+    ).parse(save=False)
     init_distributed(opt)
     is_main = opt.rank == 0
     if is_main:
@@ -38,6 +41,7 @@ def main() -> None:
     if opt.seed is not None:
         seed_everything(opt.seed)
     dataset, data_loader = build_data(opt)
+    dataset.check_label_range()
     dataset_size = data_loader.sampler.batches_per_epoch() * opt.batchSize
     print(f'#training images = {dataset_size}' + (f' per process, {opt.world_size} processes' if opt.world_size > 1 else ''))
     trainer = build_trainer(opt)

@@ -90,13 +90,39 @@ def map_to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.int32))[None]
 
 
-def open_map(path: str) -> Image.Image:
+def lossy_encoding(path: str, img: Image.Image) -> str | None:
+    """The name of the lossy encoding an opened image file uses (JPEG, lossy WebP, JPEG 2000, JPEG in TIFF), else None."""
+    if img.format in ('JPEG', 'MPO'):
+        return 'JPEG'
+    if img.format == 'JPEG2000':
+        return 'JPEG 2000'  # lossless JPEG 2000 exists but cannot be told from the header
+    if img.format == 'TIFF' and img.info.get('compression') in ('jpeg', 'tiff_jpeg'):
+        return 'JPEG-compressed TIFF'
+    if img.format == 'WEBP':
+        with open(path, 'rb') as file:
+            head = file.read(4096)
+        return None if b'VP8L' in head else 'lossy WebP'  # VP8L is WebP's lossless bitstream
+    return None
+
+
+def check_lossless_map(path: str, img: Image.Image, what: str) -> None:
+    """Refuse a label or instance map stored with lossy compression, whose noise would read as ids."""
+    encoding = lossy_encoding(path, img)
+    if encoding:
+        raise DatasetError(
+            f"{path}: this {what} is a {encoding} file; lossy compression changes the ids (its noise reads as label "
+            f"values), so label and instance maps must be lossless: export it as PNG"
+        )
+
+
+def open_map(path: str, what: str = 'label or instance map') -> Image.Image:
     """Open a label/instance PNG as a PIL image whose nearest-neighbour resize keeps exact ids.
 
     16-bit PNGs open as 'I;16'; converting through numpy to 'I' (int32) keeps values up to 65535
     exactly, where torchvision's ToTensor reads 'I;16' as int16 and wraps ids above 32767.
     """
     img = Image.open(path)
+    check_lossless_map(path, img, what)
     img.load()
     if img.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N'):
         return Image.fromarray(np.asarray(img).astype(np.int32))  # int32 arrays become mode 'I'

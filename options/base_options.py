@@ -103,11 +103,28 @@ def check_writable(folder: str, flag: str) -> None:
         ) from None
 
 
+class SummaryFirstParser(argparse.ArgumentParser):
+    """A parser whose --help opens with one line saying what the script does (the usage line, which would
+    otherwise list some hundred flags, is kept short)."""
+
+    def __init__(self, summary: str = '', **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.summary = summary
+
+    def format_help(self) -> str:
+        """The summary line, then argparse's help."""
+        return f'{self.summary}\n\n{super().format_help()}' if self.summary else super().format_help()
+
+
 class BaseOptions:
     """Builds the parser, parses, settles every derived value, validates and writes opt.txt / opt.json."""
 
-    def __init__(self) -> None:
+    # What --help says after the usage line; entry points pass their own first docstring line.
+    epilog = ''
+
+    def __init__(self, description: str = '') -> None:
         self.isTrain = False
+        self.description = description
 
     @staticmethod
     def group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
@@ -241,7 +258,12 @@ class BaseOptions:
 
     def make_parser(self) -> argparse.ArgumentParser:
         """A fresh parser with every flag of this options class."""
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = SummaryFirstParser(
+            summary=self.description,
+            usage='%(prog)s [flags]',
+            epilog=self.epilog or None,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
         return self.initialize(parser)
 
     def explicit_flags(self, args: Sequence[str] | None) -> set:

@@ -9,6 +9,10 @@ class TestOptions(BaseOptions):
     """Options of test.py (and of the feature scripts and the editor, which also run a trained model)."""
 
     __test__ = False  # tells pytest this is not a test class despite its name
+    epilog = (
+        'The architecture flags (' + ', '.join('--' + flag for flag in ARCHITECTURE_FLAGS) + ') are taken from '
+        '<checkpoints_dir>/<name>/opt.json, the options the experiment was trained with, unless given on the command line.'
+    )
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the test flags to the common ones."""

@@ -11,8 +11,8 @@ from .base_options import BaseOptions, OptionsError, experiment_dir
 class TrainOptions(BaseOptions):
     """Options of train.py."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, description: str = '') -> None:
+        super().__init__(description)
         self.isTrain = True
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -60,7 +60,9 @@ def summarise(dataset: AlignedDataset) -> dict:
 
 def main() -> None:
     """Validate, summarise, print the table."""
-    opt = TrainOptions().parse(sys.argv[1:] + ['--gpu_ids', '-1'], save=False)
+    opt = TrainOptions('Check a dataset as train.py (or, with --phase, test.py) would read it, then print a summary per class.').parse(
+        sys.argv[1:] + ['--gpu_ids', '-1'], save=False
+    )
     if opt.phase != 'train':
         opt = replace(opt, isTrain=False)  # checked as test.py reads it: the photos are optional
     dataset = build_dataset(opt)

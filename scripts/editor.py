@@ -22,7 +22,9 @@ from web_editor.server import make_server, server_url  # noqa: E402
 
 def main() -> None:
     """Load the model, serve the editor until Ctrl-C (or measure its latency)."""
-    opt = EditorOptions().parse()
+    opt = EditorOptions(
+        'Serve the interactive editor: paint a label map, pick each object\'s style, see the synthesized photo update.'
+    ).parse()
     app = build_app(opt)
     server = make_server(app, opt.host, opt.port)
     url = server_url(server, opt.host)

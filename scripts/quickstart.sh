@@ -3,10 +3,15 @@
 # scenes, train a small pix2pixHD with instance features on them, cluster the features, synthesize
 # each test layout in three styles, then print the figures that say whether it worked and the pages.
 # Override with environment variables, e.g. NITER=5 NITER_DECAY=0 scripts/quickstart.sh
+# It sets itself up first: creates or reuses .venv in the checkout (scripts/setup_env.sh core; a second run
+# installs nothing). PYTHON=/path/to/python skips that and runs with an environment you manage yourself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python}
+if [ -z "${PYTHON:-}" ]; then
+  scripts/setup_env.sh core
+  PYTHON=${VENV:-.venv}/bin/python
+fi
 NAME=${NAME:-quickstart}
 DATAROOT=${DATAROOT:-./datasets/synthetic}
 CHECKPOINTS_DIR=${CHECKPOINTS_DIR:-./checkpoints}

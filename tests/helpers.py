@@ -1,6 +1,7 @@
 """Helpers shared by the end-to-end tests: running the repository's scripts and checking their errors."""
 
 import os
+import runpy
 import subprocess
 import sys
 
@@ -61,3 +62,17 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
+
+
+def run_in_process(capsys, script: str, *args) -> subprocess.CompletedProcess:
+    """`python script args` run in this process (no interpreter start-up; for runs that stop before training)."""
+    saved_argv, code = sys.argv, 0
+    sys.argv = [script, *[str(arg) for arg in args]]
+    try:
+        runpy.run_path(os.path.join(REPO_ROOT, script), run_name='__main__')
+    except SystemExit as stopped:
+        code = stopped.code
+    finally:
+        sys.argv = saved_argv
+    output = capsys.readouterr()
+    return subprocess.CompletedProcess([script, *args], code, output.out, output.err)

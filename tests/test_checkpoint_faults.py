@@ -5,7 +5,6 @@ import errno
 import json
 import os
 import random
-import runpy
 import shutil
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from PIL import Image
 
 import util.checkpoint as checkpoint
 from builders import build_dataset, build_trainer
-from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_script
+from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_in_process, run_script
 from models.manipulation import load_clusters, save_class_arrays
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
@@ -42,20 +41,6 @@ def tree_bytes(folder) -> dict:
 def hidden_entries(folder) -> list:
     """Staging or committed folders (or anything else hidden) left in an experiment folder."""
     return sorted(name for name in os.listdir(folder) if name.startswith('.'))
-
-
-def run_in_process(capsys, script: str, *args) -> subprocess.CompletedProcess:
-    """`python script args` run in this process (no interpreter start-up; for runs that stop before training)."""
-    saved_argv, code = sys.argv, 0
-    sys.argv = [script, *[str(arg) for arg in args]]
-    try:
-        runpy.run_path(os.path.join(REPO_ROOT, script), run_name='__main__')
-    except SystemExit as stopped:
-        code = stopped.code
-    finally:
-        sys.argv = saved_argv
-    output = capsys.readouterr()
-    return subprocess.CompletedProcess([script, *args], code, output.out, output.err)
 
 
 def one_line(error: BaseException) -> str:

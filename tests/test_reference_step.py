@@ -1,6 +1,6 @@
 """Two full training iterations of the 2018 reference, reproduced through the trainer's real step.
 
-../shared/fixtures/reference_step (see its meta.json): local enhancer, num_D 3, instance features and
+tests/fixtures/reference_step (see its meta.json): local enhancer, num_D 3, instance features and
 the VGG loss with deterministic weights rebuilt here from the recipe in meta.json. The trainer is
 built from the options parser with the fixture's flags, starts from the reference's initial weights
 and runs `train_step` twice on the fixture's sample; losses, first-iteration gradients and weights

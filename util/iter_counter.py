@@ -49,6 +49,7 @@ class IterationCounter:
         self.print_delta = self.total_steps % opt.print_freq
         self.save_delta = self.total_steps % opt.save_latest_freq
         self.epoch_start_time = self.iter_start_time = time.time()
+        self.timed_from_step = self.total_steps  # images counted when the print timer started
 
     def training_epochs(self) -> range:
         """The epochs still to train, 1-based, up to niter + niter_decay."""
@@ -60,18 +61,21 @@ class IterationCounter:
         if epoch != self.start_epoch:
             self.epoch_iter %= self.dataset_size
         self.epoch_start_time = self.iter_start_time = time.time()
+        self.timed_from_step = self.total_steps
         return self.epoch_iter // self.opt.batchSize
 
     def record_one_iteration(self) -> None:
         """Count one batch; the print timer restarts after each print."""
         if self.needs_printing():
             self.iter_start_time = time.time()
+            self.timed_from_step = self.total_steps
         self.total_steps += self.opt.batchSize
         self.epoch_iter += self.opt.batchSize
 
     def time_per_iteration(self) -> float:
-        """Seconds per image since the last print."""
-        return (time.time() - self.iter_start_time) / self.opt.print_freq
+        """Seconds per image since the last print, over the images actually seen (fewer than --print_freq after a
+        start, a resume, an epoch's start or at the run's last iteration)."""
+        return (time.time() - self.iter_start_time) / max(1, self.total_steps - self.timed_from_step)
 
     def needs_printing(self) -> bool:
         """Losses are read back, logged and printed on this step."""

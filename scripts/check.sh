@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The checks CI runs, on this checkout: set up .venv (the `dev` group), make sure the OS Chromium that the
+# editor's browser test drives is there, then lint, format check, type check and the test suite.
+# Extra arguments go to pytest, e.g. scripts/check.sh tests/test_data.py -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup_env.sh dev
+VENV=${VENV:-.venv}
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+
+# Debian's Chromium through Playwright (never `playwright install`: that downloads a browser build).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get > /dev/null; then
+  echo "[check] installing the OS Chromium for the editor's browser test (apt-get install chromium)"
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium > /dev/null
+fi
+
+step() { echo "[check] $*"; "$@"; }
+step ruff check .
+step ruff format --check .
+step mypy
+step python -m pytest -q "$@"

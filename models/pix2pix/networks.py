@@ -40,9 +40,9 @@ class UnetLevel(nn.Module):
             layers = [down_conv, inner, nn.ReLU(), up_conv, nn.Tanh()]  # type: ignore[list-item]  # the outermost level always has an inner one
         else:
             up_conv = nn.ConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1, bias=biased)
-            # In place, as in the authors' code: the LeakyReLU overwrites this level's input, so the skip
-            # connection concatenates the activated features, not the raw ones.
-            layers = [nn.LeakyReLU(0.2, inplace=True), down_conv]
+            # The authors' LeakyReLU here is in place, so their skip carries LeakyReLU(x); the parent level's ReLU
+            # makes that the same as carrying x (values and gradients), which this out-of-place one does.
+            layers = [nn.LeakyReLU(0.2), down_conv]
             if inner is not None:
                 layers += [norm_layer(inner_nc), inner]
             layers += [nn.ReLU(), up_conv, norm_layer(outer_nc)]
@@ -54,8 +54,7 @@ class UnetLevel(nn.Module):
         """The outermost level's image, or cat(activated input, this level's output) on channels."""
         if self.outermost:
             return self.model(x)
-        out = self.model(x)  # activates x in place first (see __init__)
-        return torch.cat([x, out], 1)
+        return torch.cat([x, self.model(x)], 1)
 
 
 class UnetGenerator(nn.Module):

@@ -51,7 +51,7 @@ class UnetLevel(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The outermost level's image, or cat(activated input, this level's output) on channels."""
+        """The outermost level's image, or cat(input, this level's output) on channels (the skip connection)."""
         if self.outermost:
             return self.model(x)
         return torch.cat([x, self.model(x)], 1)

@@ -6,7 +6,7 @@ from .discriminator import MultiscaleDiscriminator, NLayerDiscriminator
 from .encoder import Encoder, instance_average_pool, instance_class, instance_segments, segment_mean
 from .generator import GlobalGenerator, LocalEnhancer, ResnetBlock
 from .loss import GANLoss, ModelError, Vgg19, VGGLoss, feature_matching_loss
-from .normalization import get_norm_layer, weights_init
+from .normalization import get_norm_layer, weights_init, weights_init_zero_bias
 
 __all__ = [
     'Encoder',
@@ -30,6 +30,7 @@ __all__ = [
     'count_parameters',
     'segment_mean',
     'weights_init',
+    'weights_init_zero_bias',
 ]
 
 

@@ -25,3 +25,10 @@ def weights_init(module: nn.Module) -> None:
     elif classname.find('BatchNorm2d') != -1:
         cast(torch.Tensor, module.weight).data.normal_(1.0, 0.02)
         cast(torch.Tensor, module.bias).data.fill_(0)
+
+
+def weights_init_zero_bias(module: nn.Module) -> None:
+    """weights_init's draws, then conv biases set to 0: junyanz's init_weights('normal', 0.02) for pix2pix."""
+    weights_init(module)
+    if module.__class__.__name__.find('Conv') != -1 and getattr(module, 'bias', None) is not None:
+        cast(torch.Tensor, module.bias).data.zero_()

@@ -1,0 +1,165 @@
+"""pix2pix's flags, its defaults that differ from pix2pixHD's, and the architecture value its networks are built from.
+
+Flags added here (group 'pix2pix model', the authors' names and defaults): --gan_mode, --lambda_L1, --netD,
+--no_dropout, --eval.
+
+Existing flags read (options/base_options.py, options/train_options.py): --label_nc, --input_nc, --no_instance,
+--output_nc, --netG (unet_256 | unet_128), --ngf, --ndf, --n_layers_D (with --netD n_layers), --norm, --lr,
+--beta1, --niter, --niter_decay, --pool_size. Not read: --use_dropout (pix2pix has dropout unless --no_dropout),
+--no_lsgan (--gan_mode instead), the pix2pixHD generator, feature and loss flags.
+
+DEFAULTS holds the authors' values where pix2pixHD's differ or must be restated; the registry applies them with
+parser.set_defaults. add_flags also adds unet_256 and unet_128 to the existing --netG's choices.
+"""
+
+import argparse
+import dataclasses
+from typing import Any
+
+import torch.nn as nn
+
+from util.errors import ModelError, OptionsError
+
+from ..networks.normalization import weights_init_zero_bias
+from .networks import UNET_FIXED_LEVELS, PatchDiscriminator, UnetGenerator
+
+# The authors' pix2pix defaults (their modify_commandline_options and base/train options): U-Net 256 with
+# BatchNorm, no image pool, Adam lr 0.0002 beta1 0.5, 100 epochs at lr then 100 of linear decay to 0, and
+# their data pipeline (resize to 286x286, random 256x256 crop).
+DEFAULTS: dict = {
+    'netG': 'unet_256',
+    'norm': 'batch',
+    'pool_size': 0,
+    'lr': 0.0002,
+    'beta1': 0.5,
+    'niter': 100,
+    'niter_decay': 100,
+    'loadSize': 286,
+    'fineSize': 256,
+    'resize_or_crop': 'resize_and_crop',
+}
+
+# --netG name -> U-Net levels (the authors' define_G).
+UNET_DOWNS = {'unet_128': 7, 'unet_256': 8}
+
+# Architecture field -> the flag that sets it, for messages about a mismatching checkpoint.
+ARCHITECTURE_FLAGS = {
+    'label_nc': '--label_nc',
+    'input_nc': '--input_nc',
+    'no_instance': '--no_instance',
+    'output_nc': '--output_nc',
+    'num_downs': '--netG',
+    'ngf': '--ngf',
+    'ndf': '--ndf',
+    'n_layers_D': '--netD/--n_layers_D',
+    'norm': '--norm',
+    'use_dropout': '--no_dropout',
+}
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Add pix2pix's own flags in the help group 'pix2pix model'; let the existing --netG take the U-Nets."""
+    for action in parser._actions:
+        if '--netG' in action.option_strings and action.choices is not None:
+            action.choices = [*action.choices, *(name for name in UNET_DOWNS if name not in action.choices)]
+    add = parser.add_argument_group('pix2pix model').add_argument
+    add(
+        '--gan_mode',
+        type=str,
+        default='vanilla',
+        choices=['vanilla', 'lsgan'],
+        help='pix2pix GAN loss: vanilla (BCE on logits) or lsgan (MSE)',
+    )
+    add('--lambda_L1', type=float, default=100.0, help='pix2pix: weight of the L1 loss between the fake and the real image')
+    add(
+        '--netD',
+        type=str,
+        default='basic',
+        choices=['basic', 'n_layers'],
+        help='pix2pix discriminator: basic is the 70x70 PatchGAN (3 layers); n_layers takes --n_layers_D',
+    )
+    add('--no_dropout', action='store_true', help='pix2pix: no dropout in the U-Net\'s inner decoder levels')
+    add(
+        '--eval',
+        action='store_true',
+        help='pix2pix test time: BatchNorm running statistics and no dropout (default, as the authors\' test.py: '
+        'batch statistics and dropout on)',
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """Everything that fixes the shapes of pix2pix's G and D, derived once from the options."""
+
+    label_nc: int
+    input_nc: int
+    no_instance: bool
+    output_nc: int
+    num_downs: int
+    ngf: int
+    ndf: int
+    n_layers_D: int
+    norm: str
+    use_dropout: bool
+
+    def __post_init__(self) -> None:
+        if self.num_downs < UNET_FIXED_LEVELS:
+            raise ModelError(
+                f"pix2pix U-Net with {self.num_downs} levels: it needs at least {UNET_FIXED_LEVELS}; use --netG unet_128 or unet_256"
+            )
+        if self.norm not in ('batch', 'instance'):
+            raise ModelError(f"pix2pix --norm {self.norm}: use batch or instance")
+
+    @property
+    def netG_input_nc(self) -> int:
+        """G's input channels: one-hot classes (or --input_nc with --label_nc 0), plus the edge map."""
+        return (self.label_nc if self.label_nc != 0 else self.input_nc) + (0 if self.no_instance else 1)
+
+    @property
+    def netD_input_nc(self) -> int:
+        """D sees G's input and an image, concatenated on channels (a conditional GAN)."""
+        return self.netG_input_nc + self.output_nc
+
+    @classmethod
+    def from_options(cls, opt: argparse.Namespace) -> 'Architecture':
+        """The architecture the parsed options describe."""
+        if opt.netG not in UNET_DOWNS:
+            raise OptionsError(f"--netG {opt.netG}: pix2pix's generator is {' or '.join(sorted(UNET_DOWNS))}; pass --netG unet_256")
+        return cls(
+            label_nc=opt.label_nc,
+            input_nc=opt.input_nc,
+            no_instance=opt.no_instance,
+            output_nc=opt.output_nc,
+            num_downs=UNET_DOWNS[opt.netG],
+            ngf=opt.ngf,
+            ndf=opt.ndf,
+            n_layers_D=3 if opt.netD == 'basic' else opt.n_layers_D,
+            norm=opt.norm,
+            use_dropout=not opt.no_dropout,
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-safe field -> value."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> 'Architecture':
+        """Inverse of to_dict(); names missing or unknown fields."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        missing, unknown = sorted(names - d.keys()), sorted(d.keys() - names)
+        if missing or unknown:
+            raise ModelError(
+                f"pix2pix architecture: missing fields {missing}, unknown fields {unknown}; save it with Architecture.to_dict()"
+            )
+        return cls(**d)
+
+
+def build_networks(arch: Architecture) -> dict[str, nn.Module]:
+    """{'G': U-Net, 'D': PatchGAN}, initialised as the authors' init_weights('normal', 0.02)."""
+    nets: dict[str, Any] = {
+        'G': UnetGenerator(arch.netG_input_nc, arch.output_nc, arch.num_downs, arch.ngf, arch.norm, arch.use_dropout),
+        'D': PatchDiscriminator(arch.netD_input_nc, arch.ndf, arch.n_layers_D, arch.norm),
+    }
+    for net in nets.values():
+        net.apply(weights_init_zero_bias)
+    return nets

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from helpers import run_in_process
 from models import crn
-from models.crn.loss import SINGLE_WEIGHTS, crn_loss
+from models.crn.loss import crn_loss
 from options.train_options import TrainOptions
 from test_reference_step import reference_vgg19_state_dict
 from util.cityscapes import LABEL_IDS, LABEL_TO_TRAIN_ID
@@ -320,6 +320,9 @@ def test_vgg_mat_reader_takes_filters_as_hwio(tmp_path):
     expected = np.maximum(np.einsum('ijc,ijco->o', centred[y - 1 : y + 2, x - 1 : x + 2], kernel) + bias[0], 0)
     actual = F.relu(vgg.convs[0](features[0]))[0, :, y, x].numpy()
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-3)
+    # Odd sizes pool as TF's 'SAME' does: the partial last window counts (5x9 -> 3x5, not floor's 2x4).
+    odd = vgg(torch.rand(1, 3, 20, 36) * 255)
+    assert [tuple(feature.shape[-2:]) for feature in odd[3:]] == [(5, 9), (3, 5), (2, 3)]
 
 
 def test_vgg_mat_reader_refuses_other_files(tmp_path):
@@ -357,7 +360,8 @@ def test_single_image_loss_uses_the_512p_layer_weights():
     fake, real = torch.rand(2, 1, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     losses = crn_loss(vgg, fake, real, torch.ones(2, 1, 16, 16), 'single')
     fake_features, real_features = vgg((fake[:, 0] + 1) * 127.5), vgg((real + 1) * 127.5)
-    expected = [weight * (f - r).abs().mean().item() for weight, f, r in zip(SINGLE_WEIGHTS, fake_features, real_features)]
+    weights = (1, 1 / 2.6, 1 / 4.8, 1 / 3.7, 1 / 5.6, 10 / 1.5)  # demo_512p.py and demo_1024p.py
+    expected = [weight * (f - r).abs().mean().item() for weight, f, r in zip(weights, fake_features, real_features)]
     assert [losses[f'p{index}'].item() for index in range(6)] == pytest.approx(expected, rel=1e-5)
     assert losses['G_loss'].item() == pytest.approx(sum(expected), rel=1e-5)
 

@@ -136,6 +136,9 @@ def test_input_is_the_official_label_layout(step, batch, sample):
     """labelIds -> 19 trainId channels + void, exactly the official one-hot the fixture was fed."""
     encoded = step['trainer'].model.encode_input(batch['label'])
     np.testing.assert_array_equal(encoded[0].permute(1, 2, 0).numpy(), sample['label_one_hot'][0])
+    # The same channels from ids 0..19 with --crn_label_layout onehot --label_nc 20.
+    onehot = crn.CRNModel(crn.Architecture('onehot', 20, (4,), 1)).encode_input(torch.from_numpy(sample['label_ids'])[None, None])
+    assert torch.equal(onehot, encoded)
 
 
 def test_nine_outputs_match_reference(step, sample):

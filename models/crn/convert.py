@@ -1,7 +1,7 @@
 """The official TensorFlow CRN checkpoints' variables -> this package's generator state_dict and architecture.
 
-TensorFlow is not a dependency: dump a checkpoint's variables to an .npz once, where TensorFlow runs
-(`tf.train.load_checkpoint` is in TF 1.14+ and 2.x; older TF 1 has `tf.train.NewCheckpointReader`, the same reader):
+TensorFlow is not a dependency: dump a checkpoint's variables to an .npz once, where TensorFlow runs (TF 2 or a
+recent TF 1; an old TF 1 without `tf.train.load_checkpoint` has the same reader as `tf.train.NewCheckpointReader`):
 
     import numpy as np, tensorflow as tf
     reader = tf.train.load_checkpoint('result_256p/model.ckpt')

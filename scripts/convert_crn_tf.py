@@ -1,0 +1,60 @@
+"""Convert the official CRN's TensorFlow variables (dumped to an .npz) into this project's generator checkpoint.
+
+    python scripts/convert_crn_tf.py --npz crn_256p.npz --out checkpoints/crn_256p/latest_net_G.pth
+
+writes the generator's state_dict to --out and its architecture (models/crn Architecture.to_dict()) beside it as
+<out without .pth>.architecture.json. How to dump the official checkpoint (result_256p/model.ckpt, ...) to the
+.npz without making TensorFlow a dependency: see models/crn/convert.py.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from models.crn import architecture_from_state_dict, build_networks, tf_variables_to_state_dict  # noqa: E402
+from util.cli import run_main  # noqa: E402
+from util.errors import ModelError  # noqa: E402
+
+
+def main() -> None:
+    """Read the .npz, convert, check it loads strictly into the architecture it implies, write both files."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--npz', required=True, help='the TF variables by name (g_<sp>_conv<n>/weights, ...), as np.savez wrote them')
+    parser.add_argument('--out', required=True, help='the generator state_dict to write, e.g. checkpoints/crn_256p/latest_net_G.pth')
+    parser.add_argument(
+        '--label_layout',
+        default='cityscapes',
+        choices=['cityscapes', 'onehot'],
+        help='the input the model was trained on: cityscapes (19 trainIds + void, the official models) or onehot',
+    )
+    args = parser.parse_args()
+    try:
+        with np.load(args.npz) as npz:
+            variables = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f"--npz {args.npz}: cannot read it as an .npz ({error}); dump the checkpoint as models/crn/convert.py shows"
+        ) from None
+    state_dict = tf_variables_to_state_dict(variables)
+    arch = architecture_from_state_dict(state_dict, args.label_layout)
+    try:
+        build_networks(arch)['G'].load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:  # shapes that contradict each other: one line, not PyTorch's list
+        raise ModelError(f"--npz {args.npz}: the variables do not form one CRN generator ({str(error).splitlines()[1].strip()})") from None
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    torch.save(state_dict, args.out)
+    arch_path = os.path.splitext(args.out)[0] + '.architecture.json'
+    with open(arch_path, 'w') as handle:
+        json.dump(arch.to_dict(), handle, indent=1)
+    print(f'{len(state_dict)} tensors, {len(arch.widths)} refinement modules (widths {list(arch.widths)}), {arch.n_images} image(s)')
+    print(f'wrote {args.out} and {arch_path}')
+
+
+if __name__ == '__main__':
+    run_main(main)

@@ -5,6 +5,10 @@ import runpy
 import subprocess
 import sys
 
+import numpy as np
+import torch
+import torchvision
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The networks in tests are tiny: one thread per process avoids oversubscribing CI's two cores
@@ -76,3 +80,21 @@ def run_in_process(capsys, script: str, *args) -> subprocess.CompletedProcess:
         sys.argv = saved_argv
     output = capsys.readouterr()
     return subprocess.CompletedProcess([script, *args], code, output.out, output.err)
+
+
+def reference_vgg19_state_dict() -> dict:
+    """meta.json's recipe: He-normal features weights from default_rng(1234) in state_dict order, zero biases."""
+    with torch.device('meta'):  # only the keys and shapes: no 140M-parameter initialisation
+        shapes = {key: value.shape for key, value in torchvision.models.vgg19(weights=None).state_dict().items()}
+    rng = np.random.default_rng(1234)
+    state_dict = {}
+    for key, shape in shapes.items():
+        if key.startswith('features.') and key.endswith('.weight'):
+            fan_in = int(np.prod(shape[1:]))
+            state_dict[key] = torch.from_numpy((rng.standard_normal(tuple(shape)) * np.sqrt(2.0 / fan_in)).astype(np.float32))
+        elif key.startswith('features.'):
+            state_dict[key] = torch.zeros(shape)
+        else:
+            # The classifier is unused: a stride-0 view of one zero saves as a single number.
+            state_dict[key] = torch.zeros(1).expand(shape)
+    return state_dict

@@ -18,11 +18,10 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from helpers import run_in_process
+from helpers import reference_vgg19_state_dict, run_in_process
 from models import crn
 from models.crn.loss import crn_loss
 from options.train_options import TrainOptions
-from test_reference_step import reference_vgg19_state_dict
 from util.cityscapes import LABEL_IDS, LABEL_TO_TRAIN_ID
 from util.errors import ModelError, OptionsError
 

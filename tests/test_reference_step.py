@@ -13,8 +13,8 @@ import os
 import numpy as np
 import pytest
 import torch
-import torchvision
 
+from helpers import reference_vgg19_state_dict
 from models.networks import LocalEnhancer
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
@@ -39,24 +39,6 @@ def step_fixture(reference_step_fixture):
     """(folder, meta.json contents)."""
     with open(os.path.join(reference_step_fixture, 'meta.json')) as handle:
         return reference_step_fixture, json.load(handle)
-
-
-def reference_vgg19_state_dict() -> dict:
-    """meta.json's recipe: He-normal features weights from default_rng(1234) in state_dict order, zero biases."""
-    with torch.device('meta'):  # only the keys and shapes: no 140M-parameter initialisation
-        shapes = {key: value.shape for key, value in torchvision.models.vgg19(weights=None).state_dict().items()}
-    rng = np.random.default_rng(1234)
-    state_dict = {}
-    for key, shape in shapes.items():
-        if key.startswith('features.') and key.endswith('.weight'):
-            fan_in = int(np.prod(shape[1:]))
-            state_dict[key] = torch.from_numpy((rng.standard_normal(tuple(shape)) * np.sqrt(2.0 / fan_in)).astype(np.float32))
-        elif key.startswith('features.'):
-            state_dict[key] = torch.zeros(shape)
-        else:
-            # The classifier is unused: a stride-0 view of one zero saves as a single number.
-            state_dict[key] = torch.zeros(1).expand(shape)
-    return state_dict
 
 
 @pytest.fixture(scope='module')

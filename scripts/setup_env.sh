@@ -42,20 +42,27 @@ for stamp in "$STAMP" "$STAMP_DEV"; do
 done
 
 PIP=("$PY" -m pip --disable-pip-version-check)
+reachable() {  # reachable URL: answers within 10 s (a quick look first, so an unreachable index costs no pip retries)
+  "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)' "$1" > /dev/null 2>&1
+}
 if ! "$PY" -c 'import torch, torchvision' 2> /dev/null; then
   # shellcheck disable=SC2206  # TORCH_SPEC is a list of requirement specifiers
   TORCH_PACKAGES=($TORCH_SPEC)
-  if command -v nvidia-smi > /dev/null || [ "$(uname -s)" != Linux ] || [ "${TORCH_INDEX:-}" = pypi ]; then
+  INDEX=${TORCH_INDEX:-$CPU_INDEX}
+  if command -v nvidia-smi > /dev/null || [ "$(uname -s)" != Linux ] || [ "$INDEX" = pypi ]; then
     # An NVIDIA GPU wants PyPI's CUDA build; macOS and Windows wheels on PyPI are already the CPU build.
     say "installing ${TORCH_PACKAGES[*]} from PyPI"
     "${PIP[@]}" install --quiet "${TORCH_PACKAGES[@]}"
+  elif reachable "$INDEX/"; then
+    say "no NVIDIA GPU: installing the CPU build of ${TORCH_PACKAGES[*]} from $INDEX"
+    "${PIP[@]}" install --quiet --index-url "$INDEX" "${TORCH_PACKAGES[@]}"
   else
-    say "no NVIDIA GPU: installing the CPU build of ${TORCH_PACKAGES[*]} from PyTorch's CPU index"
-    if ! "${PIP[@]}" install --quiet --timeout 20 --retries 1 --index-url "${TORCH_INDEX:-$CPU_INDEX}" "${TORCH_PACKAGES[@]}" 2> /dev/null; then
-      say "note: PyTorch's CPU index is not reachable; installing torch from PyPI instead (on Linux the CUDA build, ~4.8 GB)"
-      "${PIP[@]}" install --quiet "${TORCH_PACKAGES[@]}"
-    fi
+    say "note: $INDEX (PyTorch's CPU builds) is not reachable; installing ${TORCH_PACKAGES[*]} from PyPI instead (on Linux the CUDA build, ~4.8 GB)"
+    "${PIP[@]}" install --quiet "${TORCH_PACKAGES[@]}"
   fi
+  # torch and torchvision from different builds import one by one but not together (torchvision's operators fail).
+  "$PY" -c 'import torch, torchvision' 2> /dev/null \
+    || die "the installed torch and torchvision do not work together ($("$PY" -m pip list 2> /dev/null | grep -E '^torch(vision)? ' | tr -s ' ' | paste -sd, -)); remove $VENV and run again, or install a matching pair by hand (README, Install)"
 fi
 
 if [ "$GROUP" = dev ]; then

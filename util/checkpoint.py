@@ -496,7 +496,8 @@ def recover_checkpoints(save_dir: str, which_epoch: str | None = None) -> None:
             continue
         if state == STAGING:
             writer = SET_FOLDER.match(os.path.basename(folder)).group(2)  # type: ignore[union-attr]
-            if writer is None or not process_alive(int(writer)):
+            # This process's own saves run one at a time, so a staging folder of its pid is a failed one.
+            if writer is None or int(writer) == os.getpid() or not process_alive(int(writer)):
                 discard_folder(folder)
         else:
             roll_forward(save_dir, folder)

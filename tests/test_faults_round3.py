@@ -374,3 +374,21 @@ def loaded_batch(dataroot):
     opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', '/nonexistent', '--name', 'exp'], save=False)
     _, loader = build_data(opt)
     return next(iter(loader))
+
+
+@pytest.mark.parametrize('opt_out', [False, True])
+def test_train_py_warns_once_when_a_loss_blows_up_finitely(tmp_path, dataroot, capsys, monkeypatch, opt_out):
+    original = Pix2PixHDTrainer.train_step
+
+    def blowing_up(self, data, infer=False, step=0):
+        losses, generated = original(self, data, infer=infer, step=step)
+        if step > 6:  # the last two of 8 iterations: a finite loss of ~5e11, as a diverging lr gives
+            losses['G_GAN'] = losses['G_GAN'] * 0 + 5e11
+        return losses, generated
+
+    monkeypatch.setattr(Pix2PixHDTrainer, 'train_step', blowing_up)
+    args = exp_args(tmp_path, dataroot, '--niter', '2', '--niter_decay', '0', '--print_freq', '1', '--display_freq', '100')
+    result = run_in_process(capsys, 'train.py', *args, *(['--no_divergence_check'] if opt_out else []))
+    assert result.returncode in (0, None), result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith('warning: G_GAN is 5e+11 at epoch 2, iteration 3')]
+    assert len(warnings) == (0 if opt_out else 1), result.stdout[-2000:]

@@ -13,7 +13,8 @@ from data.aligned_dataset import AlignedDataset
 from data.sampler import ResumableSampler
 from models.pix2pixHD_model import Pix2PixHDModel
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
-from util.checkpoint import experiment_dir, load_networks, load_training_state
+from options.train_options import resume_changes
+from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state
 from util.errors import OptionsError
 
 
@@ -80,6 +81,8 @@ def build_trainer(opt: argparse.Namespace) -> Pix2PixHDTrainer:
     if opt.continue_train:
         state = load_training_state(experiment_dir(opt), opt.which_epoch)
         if state is not None:
-            trainer.restore_training_state(state)
+            trainer.restore_training_state(state, resume_changes(load_saved_options(experiment_dir(opt)) or {}, opt))
             print(f'Restored optimisers, lr {trainer.current_lr:g} and RNG states from {opt.which_epoch}_train_state.pth')
+        # The weights (and the training state) were checked finite as they were read.
+        trainer.last_good = f'the {opt.which_epoch!r} checkpoint this run resumed from'
     return trainer

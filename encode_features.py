@@ -12,9 +12,10 @@ import torch
 from tqdm import tqdm
 
 from builders import build_data, build_model
-from models.manipulation import cluster_features, save_class_arrays
+from models.manipulation import class_arrays_writer, cluster_features
 from options.base_options import check_writable, experiment_dir
 from options.test_options import FeatureOptions
+from util.checkpoint import save_file_set
 from util.cli import run_main
 
 
@@ -41,10 +42,11 @@ def main() -> None:
     model = build_model(opt)
     features = collect_features(model, data_loader)
     save_dir = experiment_dir(opt)
-    save_class_arrays(os.path.join(save_dir, 'features.npz'), features)
     centers = cluster_features(features, opt.n_clusters)
-    cluster_path = os.path.join(save_dir, f'features_clustered_{opt.n_clusters:03d}.npz')
-    save_class_arrays(cluster_path, centers)
+    cluster_name = f'features_clustered_{opt.n_clusters:03d}.npz'
+    # Both files as one set (a staging folder committed by one rename): never new features beside old clusters.
+    save_file_set(save_dir, 'features', {'features.npz': class_arrays_writer(features), cluster_name: class_arrays_writer(centers)})
+    cluster_path = os.path.join(save_dir, cluster_name)
     print(f'{"class":>6} {"instances":>9} {"area>0.5":>8} {"clusters":>8}')
     for class_id, rows in sorted(features.items()):
         kept = int((rows[:, -1] > 0.5).sum())

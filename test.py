@@ -1,6 +1,7 @@
 """Synthesize images from label maps with a trained pix2pixHD and write results/<name>/<phase>_<epoch>/index.html."""
 
 import os
+import shutil
 
 from builders import build_data, build_model
 from models.manipulation import check_relabel, parse_int_pairs, relabel_maps
@@ -9,6 +10,7 @@ from options.base_options import check_writable
 from options.test_options import TestOptions
 from util.cli import run_main
 from util.html import HTML
+from util.util import publish_folder, recover_folder, staging_path
 from util.visualizer import Visualizer, make_visuals
 
 
@@ -35,20 +37,29 @@ def main() -> None:
         return
     visualizer = Visualizer(opt)
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.which_epoch}')
-    check_writable(web_dir, '--results_dir')
-    webpage = HTML(web_dir, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}')
+    check_writable(os.path.dirname(web_dir), '--results_dir')
+    recover_folder(web_dir)
+    # The page is built in a staging folder and put in place whole at the end: an earlier page stays as it
+    # was until then, and an interrupted run never leaves a page mixing two runs' images.
+    staging = staging_path(web_dir)
+    webpage = HTML(staging, f'Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.which_epoch}')
     limit = min(opt.how_many, opt.ntest)
-    with inference_precision(opt, model.device):
-        for i, data in enumerate(data_loader):
-            if i >= limit:
-                break
-            image = data['image'] if opt.use_encoded_image else None
-            label, inst = relabel_maps(data['label'], data['inst'], relabel)
-            names = ['synthesized_image'] if opt.n_styles == 1 else [f'synthesized_image_style{style}' for style in range(opt.n_styles)]
-            synthesized = {name: model.inference(label, inst, image)[0] for name in names}
-            print(f'process image... {data["path"][0]}')
-            visualizer.save_images(webpage, make_visuals(label[0], opt.label_nc, synthesized, data['image'][0]), data['path'][0])
-    webpage.save()
+    try:
+        with inference_precision(opt, model.device):
+            for i, data in enumerate(data_loader):
+                if i >= limit:
+                    break
+                image = data['image'] if opt.use_encoded_image else None
+                label, inst = relabel_maps(data['label'], data['inst'], relabel)
+                names = ['synthesized_image'] if opt.n_styles == 1 else [f'synthesized_image_style{style}' for style in range(opt.n_styles)]
+                synthesized = {name: model.inference(label, inst, image)[0] for name in names}
+                print(f'process image... {data["path"][0]}')
+                visualizer.save_images(webpage, make_visuals(label[0], opt.label_nc, synthesized, data['image'][0]), data['path'][0])
+        webpage.save()
+        publish_folder(staging, web_dir)
+    except BaseException:  # a failure or Ctrl-C: the previous page stays, the half-built one goes
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     print(f'Results page: {os.path.join(web_dir, "index.html")}')
 
 

@@ -12,8 +12,10 @@ from options.train_options import TrainOptions
 from util.checkpoint import experiment_dir, finish_interrupted_saves, read_iter_file, save_options
 from util.cli import run_main
 from util.distributed import any_rank, average_values, finish, init_distributed
+from util.divergence import DivergenceMonitor
 from util.iter_counter import IterationCounter, resume_position
 from util.preemption import StopRequest
+from util.run_lock import acquire_run_lock
 from util.visualizer import Visualizer, make_visuals
 
 
@@ -48,10 +50,12 @@ def main() -> None:
     counter = IterationCounter(opt, dataset_size, *start_position(opt, dataset_size))
     if is_main:  # training really starts: from here on the experiment folder is written
         check_writable(experiment_dir(opt), '--checkpoints_dir')
+        _run_lock = acquire_run_lock(experiment_dir(opt))  # held until the process ends: one run per folder
         finish_interrupted_saves(experiment_dir(opt))
         save_options(opt)
     visualizer = Visualizer(opt) if is_main else None
     stop = StopRequest()
+    monitor = None if opt.no_divergence_check else DivergenceMonitor()
 
     for epoch in counter.training_epochs():
         data_loader.sampler.set_epoch(epoch, skip_batches=counter.record_epoch_start(epoch))
@@ -65,7 +69,7 @@ def main() -> None:
             losses, generated = trainer.train_step(data, infer=display, step=counter.total_steps)
             printed = counter.needs_printing() or final
             if printed:
-                log_losses(trainer, visualizer, counter, losses, progress)
+                log_losses(trainer, visualizer, counter, losses, progress, monitor)
             if display and visualizer is not None:
                 visuals = make_visuals(data['label'][0], opt.label_nc, {'synthesized_image': generated[0]}, data['image'][0])
                 visualizer.display_current_results(visuals, epoch, counter.total_steps)
@@ -74,7 +78,7 @@ def main() -> None:
                 save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
             if any_rank(stop.requested, trainer.device):
                 if not printed:
-                    log_losses(trainer, visualizer, counter, losses, progress)
+                    log_losses(trainer, visualizer, counter, losses, progress, monitor)
                 progress.close()
                 return stop_and_save(opt, trainer, counter, stop, is_main)
             if counter.epoch_done():
@@ -120,13 +124,19 @@ def stop_and_save(opt, trainer, counter: IterationCounter, stop: StopRequest, is
     finish()
 
 
-def log_losses(trainer, visualizer: Visualizer | None, counter: IterationCounter, losses: dict, progress: tqdm) -> None:
-    """Read the losses back (the step's only host sync), average them over processes, print and log them."""
+def log_losses(
+    trainer, visualizer: Visualizer | None, counter: IterationCounter, losses: dict, progress: tqdm, monitor: DivergenceMonitor | None
+) -> None:
+    """Read the losses back (the step's only host syncs), check the weights, average, print and log them; warn on divergence."""
     trainer.check_finite()
+    weights = trainer.check_weights(counter.epoch, counter.epoch_iter)
     values = average_values(torch.stack([value.float() for value in losses.values()])).tolist()
     errors = dict(zip(losses.keys(), values))
     if visualizer is None:
         return
+    if monitor is not None:
+        for warning in monitor.update({**errors, **weights}, f'epoch {counter.epoch}, iteration {counter.epoch_iter}'):
+            tqdm.write(warning)
     message = visualizer.print_current_errors(counter.epoch, counter.epoch_iter, errors, counter.time_per_iteration())
     visualizer.plot_current_errors(errors, counter.total_steps)
     progress.set_postfix({name: f'{value:.3f}' for name, value in errors.items()})
@@ -142,7 +152,7 @@ def end_of_epoch(opt, trainer, counter: IterationCounter, is_main: bool) -> None
     if opt.niter_fix_global != 0 and epoch == opt.niter_fix_global:
         trainer.update_fixed_params()
     if epoch > opt.niter:
-        trainer.update_learning_rate()
+        trainer.update_learning_rate(epoch)
     if counter.needs_epoch_checkpoint():
         print(f'saving the model at the end of epoch {epoch}, iters {counter.total_steps}')
         save(trainer, is_main, 'latest', epoch + 1, 0)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import torch
 
+from util.checkpoint import checkpoint_file
 from util.errors import OptionsError, describe
 from util.util import atomic_write
 
@@ -18,15 +19,20 @@ AREA_THRESHOLD = 0.5
 
 
 # ---------------------------------------------------------------- cluster files
-def save_class_arrays(path: str, arrays: dict) -> None:
-    """{class id: 2-D array} to an .npz with one array per class (no pickle), atomically."""
+def class_arrays_writer(arrays: dict):
+    """write(path) of {class id: 2-D array} as an .npz with one array per class (no pickle)."""
 
-    def write(tmp_path: str) -> None:
-        with open(tmp_path, 'wb') as handle:
+    def write(path: str) -> None:
+        with open(path, 'wb') as handle:
             payload = {str(class_id): np.asarray(rows, dtype=np.float32) for class_id, rows in arrays.items()}
             np.savez(handle, **payload)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
 
-    atomic_write(path, write)
+    return write
+
+
+def save_class_arrays(path: str, arrays: dict) -> None:
+    """{class id: 2-D array} to an .npz with one array per class (no pickle), atomically."""
+    atomic_write(path, class_arrays_writer(arrays))
 
 
 def load_clusters(path: str, feat_num: int, allow_pickle: bool = False) -> dict:
@@ -70,7 +76,9 @@ def resolve_cluster_path(opt) -> str:
     same name with `.npz` (what encode_features.py writes) is used instead.
     """
     path = opt.cluster_path if 'cluster_path' in opt.explicit else os.path.splitext(opt.cluster_path)[0] + '.npz'
-    in_experiment = os.path.join(opt.checkpoints_dir, opt.name, path)
+    expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    # encode_features.py writes its files as one set: a set not yet moved into place is read from its folder.
+    in_experiment = (checkpoint_file(expr_dir, path) if os.path.basename(path) == path else None) or os.path.join(expr_dir, path)
     return path if os.path.isfile(path) and not os.path.isfile(in_experiment) else in_experiment
 
 

@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from util.checkpoint import experiment_dir, rng_state, save_checkpoint, set_rng_state
+from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
 from util.distributed import average_gradients, broadcast_state, world_size
 from util.errors import TrainingError
 
@@ -48,6 +48,8 @@ class Pix2PixHDTrainer:
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.current_lr = opt.lr
+        # Which checkpoint this run last saved (or resumed from), all of it checked finite; None: none yet.
+        self.last_good: str | None = None
         # Per loss, the first step at which it was NaN/Inf (-1: never), kept on the device so that
         # checking costs no host sync per step; check_finite() reads it at print and save time.
         self.first_nonfinite_step = torch.full((len(self.model.loss_names),), -1, dtype=torch.long, device=self.device)
@@ -113,18 +115,44 @@ class Pix2PixHDTrainer:
         if bad:
             step, name = min(bad)
             raise TrainingError(
-                f"loss {name} became NaN or Inf at iteration {step} (images seen); stopped without saving, so the "
-                f"latest checkpoint on disk is the last good one; try a lower --lr, --amp off, or check the data"
+                f"loss {name} became NaN or Inf at iteration {step} (images seen); stopped without saving ({self.saved_note()}); "
+                f"try a lower --lr, --amp off, or check the data"
             )
+
+    def saved_note(self) -> str:
+        """What this run can truthfully say about the checkpoints on disk when it stops on a non-finite value."""
+        if self.last_good is None:
+            return 'nothing was saved by this run'
+        return f'{self.last_good} was checked and holds only finite values'
+
+    def check_weights(self, epoch: int, epoch_iter: int) -> dict:
+        """{'weights of X': largest |weight|} per network (one fused reduction each, one host sync); TrainingError on NaN/Inf."""
+        magnitudes = largest_magnitudes({f'network {name}': net.state_dict() for name, net in self.model.networks_by_name().items()})
+        bad = first_nonfinite(magnitudes)
+        if bad is not None:
+            raise TrainingError(
+                f"{bad} holds NaN or Inf values at epoch {epoch}, iteration {epoch_iter}; stopped without saving ({self.saved_note()}); "
+                f"try a lower --lr or --amp off"
+            )
+        return {
+            f'weights of {group.split()[-1]}': max((value for _, value in entries), default=0.0) for group, entries in magnitudes.items()
+        }
 
     def update_fixed_params(self) -> None:
         """After --niter_fix_global epochs, train the whole generator (+E) from now on."""
         self.optimizer_G = self._make_optimizer_G(fix_global=False)
         print('------------ Now also finetuning global generator -----------')
 
-    def update_learning_rate(self) -> None:
-        """Linear decay: lr drops by lr / niter_decay after each epoch past niter."""
-        lr = self.current_lr - self.opt.lr / self.opt.niter_decay
+    def scheduled_lr(self, epoch: int) -> float:
+        """The lr after `epoch` ends: --lr for --niter epochs, then linearly down to 0 over --niter_decay, never below."""
+        decayed = max(0, epoch - self.opt.niter)
+        if decayed == 0:
+            return self.opt.lr
+        return self.opt.lr * max(0.0, 1.0 - decayed / self.opt.niter_decay) if self.opt.niter_decay > 0 else 0.0
+
+    def update_learning_rate(self, epoch: int) -> None:
+        """Linear decay after each epoch past niter, computed from the flags (so a resume with new ones stays consistent)."""
+        lr = self.scheduled_lr(epoch)
         print(f'update learning rate: {self.current_lr:f} -> {lr:f}')
         self._set_lr(lr)
 
@@ -149,19 +177,34 @@ class Pix2PixHDTrainer:
             'rng': rng_state(),
         }
 
-    def restore_training_state(self, state: dict) -> None:
-        """Inverse of training_state(): optimisers (rebuilt if the global generator was still fixed), lr, scalers, RNGs."""
+    def restore_training_state(self, state: dict, changed: dict | None = None) -> None:
+        """Inverse of training_state(): optimisers (rebuilt if the global generator was still fixed), lr, scalers, RNGs.
+
+        `changed` ({flag: (saved, now)}) are flags that differ from the saved run: a new schedule (--lr, --niter,
+        --niter_decay) is recomputed at the resumed epoch, a new --beta1 replaces the saved one, and a change of
+        --amp starts fresh GradScalers where the saved run had none.
+        """
+        changed = changed or {}
         if state['fix_global'] != self.fix_global:
             self.optimizer_G = self._make_optimizer_G(fix_global=state['fix_global'])
         self.optimizer_G.load_state_dict(state['optimizer_G'])
         self.optimizer_D.load_state_dict(state['optimizer_D'])
-        self.scaler_G.load_state_dict(state['scaler_G'])
-        self.scaler_D.load_state_dict(state['scaler_D'])
-        self._set_lr(state['lr'])
+        for scaler, saved in ((self.scaler_G, state['scaler_G']), (self.scaler_D, state['scaler_D'])):
+            if scaler.is_enabled() and saved:  # a run without fp16 saved no scale: the new scaler starts fresh
+                scaler.load_state_dict(saved)
+        if {'lr', 'niter', 'niter_decay'} & set(changed):
+            self._set_lr(self.scheduled_lr(state['epoch'] - 1))
+            print(f'--continue_train: the lr schedule follows the new flags: lr {self.current_lr:g} from epoch {state["epoch"]}')
+        else:
+            self._set_lr(state['lr'])
+        if 'beta1' in changed:
+            for optimizer in (self.optimizer_D, self.optimizer_G):
+                for param_group in optimizer.param_groups:
+                    param_group['betas'] = (self.opt.beta1, 0.999)
         set_rng_state(state['rng'])
 
     def save(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
-        """Write the checkpoint `which_epoch` (iter.txt too for 'latest'); never weights that went through a NaN/Inf loss."""
+        """Write the checkpoint `which_epoch` (iter.txt too for 'latest'); never after a NaN/Inf loss, never NaN/Inf weights or moments."""
         self.check_finite()
         save_checkpoint(
             experiment_dir(self.opt),
@@ -170,3 +213,4 @@ class Pix2PixHDTrainer:
             self.training_state(epoch, epoch_iter),
             (epoch, epoch_iter) if which_epoch == 'latest' else None,
         )
+        self.last_good = f"the '{which_epoch}' checkpoint saved at epoch {epoch}, iteration {epoch_iter}"

@@ -7,6 +7,76 @@ from util.checkpoint import RESUME_FLAGS, differing_flags
 
 from .base_options import BaseOptions, OptionsError, experiment_dir
 
+MUST, MAY, RESTORED = 'must match', 'may change', 'restored'
+_DATA = 'the data loader reads with it from now on; the epoch position is kept'
+_LOG = 'logging and saving follow it from now on'
+_SPEED = 'takes effect now; the weights are the same'
+# What --continue_train does with each flag whose value differs from the saved opt.json: refuse the resume
+# (must match: the networks or the run's identity depend on it), accept it with the note (may change), or
+# say that the checkpoint's saved state is used instead (restored). A note '' is a flag that is not compared:
+# it selects what to resume rather than how to train.
+RESUME_POLICY = {
+    **{flag: (MUST, 'the saved networks depend on it') for flag in RESUME_FLAGS},
+    'name': (MAY, ''),  # name and checkpoints_dir found the saved opt.json: the same folder by construction
+    'checkpoints_dir': (MAY, ''),
+    'model': (MUST, 'the saved networks depend on it'),
+    'load_features': (MUST, 'it decides whether the encoder E is trained and saved'),
+    'niter_fix_global': (MUST, 'the saved optimiser of G covers the parameters it fixed'),
+    'seed': (RESTORED, 'not used: the RNG states are restored from the checkpoint'),
+    'continue_train': (MAY, ''),
+    'which_epoch': (MAY, ''),
+    'load_pretrain': (MAY, 'ignored: --continue_train loads the experiment\'s own weights'),
+    'verbose': (MAY, 'only changes what is printed'),
+    'dataroot': (MAY, _DATA),
+    'phase': (MAY, _DATA),
+    'batchSize': (MAY, 'the run resumes at the last whole batch of the new size'),
+    'loadSize': (MAY, _DATA),
+    'fineSize': (MAY, _DATA),
+    'resize_or_crop': (MAY, _DATA),
+    'serial_batches': (MAY, _DATA),
+    'no_flip': (MAY, _DATA),
+    'nThreads': (MAY, _DATA),
+    'max_dataset_size': (MAY, _DATA),
+    'lambda_feat': (MAY, 'the loss weights change from the next iteration'),
+    'no_ganFeat_loss': (MAY, 'the feature matching loss changes from the next iteration'),
+    'no_vgg_loss': (MAY, 'the VGG loss changes from the next iteration'),
+    'vgg_weights': (MAY, 'the VGG loss uses these weights from the next iteration'),
+    'no_lsgan': (MAY, 'the GAN loss changes from the next iteration'),
+    'pool_size': (MAY, 'the image pool starts empty with the new size'),
+    'n_clusters': (MAY, 'only used by encode_features.py'),
+    'niter': (MAY, 'the lr schedule is recomputed from --lr/--niter/--niter_decay at the resumed epoch'),
+    'niter_decay': (MAY, 'the lr schedule is recomputed from --lr/--niter/--niter_decay at the resumed epoch'),
+    'lr': (MAY, 'the lr schedule is recomputed from --lr/--niter/--niter_decay at the resumed epoch'),
+    'beta1': (MAY, "Adam's beta1 changes from the next step; its moments are kept"),
+    'display_winsize': (MAY, 'only changes how the page shows images'),
+    'tf_log': (MAY, _LOG),
+    'display_freq': (MAY, _LOG),
+    'print_freq': (MAY, _LOG),
+    'save_latest_freq': (MAY, _LOG),
+    'save_epoch_freq': (MAY, _LOG),
+    'no_html': (MAY, _LOG),
+    'no_divergence_check': (MAY, _LOG),
+    'debug': (MAY, 'its overrides (--niter, --niter_decay, --max_dataset_size, frequencies) are compared one by one'),
+    'gpu_ids': (MAY, 'the weights and optimiser state move to the new device'),
+    'local_rank': (MAY, ''),
+    'data_type': (MAY, 'only used at test time'),
+    'fp16': (MAY, 'see --amp'),
+    'amp': (MAY, 'the precision changes from the next step (fp16: a fresh GradScaler where the saved run had none)'),
+    'channels_last': (MAY, _SPEED),
+    'compile': (MAY, _SPEED),
+}
+
+MUST_MATCH = tuple(flag for flag, (kind, _) in RESUME_POLICY.items() if kind == MUST)
+
+
+def resume_changes(saved: dict, opt: argparse.Namespace) -> dict:
+    """{flag: (saved value, value now)} of the compared flags whose value differs from the saved run's."""
+    return {
+        flag: (saved[flag], getattr(opt, flag))
+        for flag, (_, note) in RESUME_POLICY.items()
+        if note and flag in saved and hasattr(opt, flag) and saved[flag] != getattr(opt, flag)
+    }
+
 
 class TrainOptions(BaseOptions):
     """Options of train.py."""
@@ -30,6 +100,11 @@ class TrainOptions(BaseOptions):
         add('--save_epoch_freq', type=int, default=10, help='save a checkpoint at the end of every this many epochs')
         add('--no_html', action='store_true', help='do not save intermediate training results to <checkpoints_dir>/<name>/web/')
         add('--debug', action='store_true', help='one epoch on 10 images, printing and displaying every iteration')
+        add(
+            '--no_divergence_check',
+            action='store_true',
+            help='do not warn when a printed loss or a network\'s largest weight rises above 1000x its recent median',
+        )
 
         add = self.group(parser, 'training schedule').add_argument
         add(
@@ -78,13 +153,17 @@ class TrainOptions(BaseOptions):
             opt.max_dataset_size = 10
 
     def validate(self, opt: argparse.Namespace) -> None:
-        """A resumed run must have the architecture of the run it resumes (all differing flags named at once)."""
+        """A resumed run must match the run it resumes in the flags RESUME_POLICY says must match (all named at
+        once); every other differing flag is printed with what takes effect."""
         super().validate(opt)
         if opt.continue_train:
-            saved = self.read_saved_options(experiment_dir(opt), RESUME_FLAGS) or {}
-            differing = differing_flags(saved, opt, RESUME_FLAGS)
+            saved = self.read_saved_options(experiment_dir(opt), MUST_MATCH) or {}
+            differing = differing_flags(saved, opt, MUST_MATCH)
             if differing:
                 raise OptionsError(
                     f"--continue_train: {experiment_dir(opt)}/opt.json was saved with other flags: {'; '.join(differing)}; "
                     f"pass the saved values, or train from scratch under another --name"
                 )
+            for flag, (before, now) in resume_changes(saved, opt).items():
+                kind, note = RESUME_POLICY[flag]
+                print(f"--continue_train: --{flag} {before} -> {now} ({kind}): {note}")

@@ -110,7 +110,7 @@ def test_nan_from_a_diverging_run_stops_train_py_cleanly(tmp_path, dataroot):
         ]
         + TINY
     )
-    assert_one_line_error(result, 'became NaN or Inf at iteration', 'last good one')
+    assert_one_line_error(result, 'became NaN or Inf at iteration', 'stopped without saving')
     for path in glob.glob(str(tmp_path / 'diverge' / '*_net_G.pth')):
         state = torch.load(path, weights_only=True)
         assert all(torch.isfinite(value).all() for value in state.values())

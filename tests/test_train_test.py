@@ -244,7 +244,7 @@ def test_update_learning_rate_arithmetic(tmp_path, cityscapes_root):
     optimizers = (trainer.optimizer_G, trainer.optimizer_D)
     assert all(g['lr'] == 0.001 for o in optimizers for g in o.param_groups)
     for step, expected in enumerate([0.00075, 0.0005, 0.00025, 0.0], start=1):
-        trainer.update_learning_rate()
+        trainer.update_learning_rate(opt.niter + step)
         assert trainer.current_lr == pytest.approx(expected, abs=1e-12), step
         assert all(g['lr'] == pytest.approx(expected, abs=1e-12) for o in optimizers for g in o.param_groups)
     assert all(g['betas'] == (0.5, 0.999) for o in optimizers for g in o.param_groups)

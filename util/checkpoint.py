@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import glob
 import json
+import math
 import os
 import random
 import re
@@ -24,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from util.errors import ModelError, OptionsError, TrainingError, describe
-from util.util import atomic_write, mkdirs
+from util.util import atomic_write, mkdirs, process_alive, sweep_temporaries
 
 # Flags that fix the shape of the networks or of their input encoding. At test time (and in the
 # feature scripts) they are taken from the experiment's saved opt.json unless given explicitly,
@@ -150,6 +151,53 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
+# ---------------------------------------------------------------- finite values
+def largest_magnitudes(groups: dict) -> dict:
+    """{group: [(key, largest |value|)]} of {group: {key: tensor}}: one fused reduction per group, one host sync.
+
+    NaN or Inf anywhere in a tensor makes its entry NaN or Inf; tensors that are not floating point or
+    are empty are left out.
+    """
+    keys, maxima = {}, []
+    for group, tensors in groups.items():
+        named = [(key, tensor.detach()) for key, tensor in tensors.items() if tensor.is_floating_point() and tensor.numel()]
+        keys[group] = [key for key, _ in named]
+        if named:
+            maxima.append(torch.stack(torch._foreach_norm([tensor for _, tensor in named], float('inf'))).float().cpu())
+    values = torch.cat(maxima).tolist() if maxima else []
+    result, start = {}, 0
+    for group, names in keys.items():
+        result[group] = list(zip(names, values[start : start + len(names)]))
+        start += len(names)
+    return result
+
+
+def first_nonfinite(magnitudes: dict) -> str | None:
+    """`group, key` of the first tensor in largest_magnitudes()'s answer that holds NaN or Inf; None when all are finite."""
+    for group, entries in magnitudes.items():
+        for key, value in entries:
+            if not math.isfinite(value):
+                return f'{group}, {key}'
+    return None
+
+
+def optimizer_tensors(optimizer_state: dict) -> dict:
+    """{`parameter i name`: tensor} of an optimiser state_dict's per-parameter state (Adam's step and moments)."""
+    return {
+        f'parameter {index} {name}': value
+        for index, state in optimizer_state.get('state', {}).items()
+        for name, value in state.items()
+        if isinstance(value, torch.Tensor)
+    }
+
+
+def training_state_tensors(training_state: dict) -> dict:
+    """{`optimizer_X`: {key: tensor}} of the optimisers in a training state."""
+    return {
+        key: optimizer_tensors(value) for key, value in training_state.items() if key.startswith('optimizer_') and isinstance(value, dict)
+    }
+
+
 # ---------------------------------------------------------------- network weights
 def network_path(save_dir: str, name: str, which_epoch: str) -> str:
     """`save_dir/{which_epoch}_net_{name}.pth`."""
@@ -208,6 +256,12 @@ def read_state_dict(path: str, name: str, which_epoch: str, save_dir: str) -> di
         ) from None
     if not isinstance(state_dict, dict):
         raise ModelError(f"{path}: expected a state_dict, found {type(state_dict).__name__}")
+    tensors = {key: value for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
+    bad = first_nonfinite(largest_magnitudes({'key': tensors}))
+    if bad is not None:
+        epochs = [epoch for epoch in available_epochs(save_dir, name) if epoch != which_epoch]
+        hint = f"use an earlier checkpoint (--which_epoch {', '.join(epochs)})" if epochs else "retrain with a lower --lr"
+        raise ModelError(f"{path}: {bad.split(', ', 1)[1]} holds NaN or Inf values (the run that saved it diverged); {hint}")
     return state_dict
 
 
@@ -290,7 +344,8 @@ def load_networks(networks: dict, opt: argparse.Namespace) -> None:
 # (recover_checkpoints), and until then every reader here takes the set from the committed folder
 # (checkpoint_file), so loading always sees exactly one save.
 STAGING, COMMITTED, MANIFEST = 'partial', 'commit', 'manifest.json'
-SET_FOLDER = re.compile(r'^\.ckpt-(\d+)-(.+)\.(partial|commit)$')
+# `.ckpt-<generation>-p<pid of the writer>-<which_epoch>.<state>` (without `p<pid>-`: written before the pid was recorded).
+SET_FOLDER = re.compile(r'^\.ckpt-(\d+)-(?:p(\d+)-)?(.+)\.(partial|commit)$')
 NETWORK_NAMES = ('G', 'D', 'E')
 
 
@@ -330,7 +385,7 @@ def set_folders(save_dir: str) -> list:
         match = SET_FOLDER.match(entry)
         folder = os.path.join(save_dir, entry)
         if match and os.path.isdir(folder):
-            found.append((int(match.group(1)), match.group(2), folder, match.group(3)))
+            found.append((int(match.group(1)), match.group(3), folder, match.group(4)))
     return sorted(found)
 
 
@@ -378,8 +433,9 @@ def commit_set(save_dir: str, which_epoch: str, writers: dict, removed: list) ->
     Raises whatever a writer raises, after deleting the staging folder: the top level is untouched.
     """
     generation = time.time_ns()
-    staging = os.path.join(save_dir, f'.ckpt-{generation:020d}-{which_epoch}.{STAGING}')
-    committed = os.path.join(save_dir, f'.ckpt-{generation:020d}-{which_epoch}.{COMMITTED}')
+    # The writer's pid in the name: another process's recovery leaves a live writer's staging folder alone.
+    staging = os.path.join(save_dir, f'.ckpt-{generation:020d}-p{os.getpid()}-{which_epoch}.{STAGING}')
+    committed = os.path.join(save_dir, f'.ckpt-{generation:020d}-p{os.getpid()}-{which_epoch}.{COMMITTED}')
     manifest = {'which_epoch': which_epoch, 'generation': generation, 'files': sorted(writers), 'removed': sorted(removed)}
     try:
         os.makedirs(staging)
@@ -407,9 +463,9 @@ def roll_forward(save_dir: str, committed: str) -> None:
     manifest = read_manifest(committed)
     if manifest is not None:
         for name in manifest['files']:
-            staged = os.path.join(committed, name)
-            if os.path.exists(staged):
-                os.replace(staged, os.path.join(save_dir, name))
+            # Another process may finish the same committed set at the same moment: a file it moved first is done.
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(os.path.join(committed, name), os.path.join(save_dir, name))
         for name in manifest['removed']:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(save_dir, name))
@@ -422,7 +478,8 @@ def roll_forward(save_dir: str, committed: str) -> None:
 
 
 def finish_interrupted_saves(save_dir: str) -> None:
-    """recover_checkpoints at the start of training, its failures as one line."""
+    """recover_checkpoints at the start of training (and the temporary files of dead writers), its failures as one line."""
+    sweep_temporaries(save_dir)
     try:
         recover_checkpoints(save_dir)
     except OSError as error:
@@ -431,11 +488,17 @@ def finish_interrupted_saves(save_dir: str) -> None:
         ) from None
 
 
-def recover_checkpoints(save_dir: str) -> None:
-    """Finish saves that were committed but not moved into place; delete saves that never committed."""
-    for _, _, folder, state in set_folders(save_dir):
+def recover_checkpoints(save_dir: str, which_epoch: str | None = None) -> None:
+    """Finish saves that were committed but not moved into place; delete saves that never committed and
+    whose writer is gone (a live process's staging folder is its own). Only sets of `which_epoch` when given."""
+    for _, which, folder, state in set_folders(save_dir):
+        if which_epoch is not None and which != which_epoch:
+            continue
         if state == STAGING:
-            discard_folder(folder)
+            writer = SET_FOLDER.match(os.path.basename(folder)).group(2)  # type: ignore[union-attr]
+            # This process's own saves run one at a time, so a staging folder of its pid is a failed one.
+            if writer is None or int(writer) == os.getpid() or not process_alive(int(writer)):
+                discard_folder(folder)
         else:
             roll_forward(save_dir, folder)
 
@@ -446,6 +509,14 @@ def save_checkpoint(save_dir: str, which_epoch: str, networks: dict, training_st
     Afterwards the set on disk is the whole new one; or, when this raises TrainingError saying so, the previous
     set exactly as it was. Every failure (OSError, torch's RuntimeError, anything a writer raises) is one line.
     """
+    groups = {f'network {name}': net.state_dict() for name, net in networks.items()}
+    bad = first_nonfinite(largest_magnitudes({**groups, **training_state_tensors(training_state)}))
+    if bad is not None:
+        when = f"epoch {training_state.get('epoch')}, iteration {training_state.get('epoch_iter')}"
+        raise TrainingError(
+            f"not saving the '{which_epoch}' checkpoint at {when}: {bad} holds NaN or Inf values; nothing was written, "
+            f"so {save_dir} keeps its previous files; try a lower --lr or --amp off"
+        )
     writers = {f'{which_epoch}_net_{name}.pth': state_dict_writer(net) for name, net in networks.items()}
     writers[f'{which_epoch}_train_state.pth'] = lambda path: torch.save(training_state, path)
     if position is not None:
@@ -474,6 +545,27 @@ def save_checkpoint(save_dir: str, which_epoch: str, networks: dict, training_st
         raise
 
 
+def save_file_set(folder: str, which: str, writers: dict) -> None:
+    """Write {file name: write(path)} into `folder` as one transaction (see commit_set): all the new files or none.
+
+    Also finishes an earlier interrupted save of the same `which`; failures are one line.
+    """
+    names = ', '.join(sorted(writers))
+    try:
+        sweep_temporaries(folder)
+        recover_checkpoints(folder, which)
+        committed = commit_set(folder, which, writers, [])
+    except Exception as error:
+        raise TrainingError(f"writing {names} in {folder} failed ({describe(error)}); the previous files are intact") from None
+    try:
+        roll_forward(folder, committed)
+    except Exception as error:
+        raise TrainingError(
+            f"{names} were written completely in {committed}, but moving them to their names failed ({describe(error)}); "
+            f"readers take them from there, and the next run finishes the move"
+        ) from None
+
+
 def space_note(save_dir: str, which_epoch: str) -> str:
     """Free space beside the size of the set, because torch reports a full disk only as 'unexpected pos'."""
     try:
@@ -498,8 +590,14 @@ def load_training_state(save_dir: str, which_epoch: str) -> dict | None:
     if path is None or not os.path.isfile(path):
         return None
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # truncated or pickle-bearing files alike
         raise ModelError(
             f"{path}: cannot read the training state ({str(error).splitlines()[0]}); delete it to resume from the weights only"
         ) from None
+    bad = first_nonfinite(largest_magnitudes(training_state_tensors(state))) if isinstance(state, dict) else None
+    if bad is not None:
+        raise ModelError(
+            f"{path}: {bad} holds NaN or Inf values; resume from an earlier checkpoint, or delete it to resume from the weights only"
+        )
+    return state

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from util.html import HTML, display_width
-from util.util import mkdirs, save_image, tensor2im, tensor2label
+from util.util import mkdirs, save_image, sweep_temporaries, tensor2im, tensor2label
 
 # Names written by display_current_results; parsed back on resume.
 _WEB_IMAGE_RE = re.compile(r"^epoch(\d+)_iter(\d+)_(.+)\.png$")
@@ -82,10 +82,23 @@ def _downsample(xy: list[tuple[float, float]], max_points: int) -> list[tuple[fl
     ]
 
 
+# The largest tick value: a plot of values beyond it is clipped there (a difference of two stays finite).
+_TICK_LIMIT = 1e300
+
+
 def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    """About `count` + 1 round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [low, high]."""
+    """About `count` + 1 round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [low, high].
+
+    Any range is drawable: non-finite ends fall back to the other end (or 0), ends beyond +-1e300 are
+    clipped (so that their difference is finite), and an empty range is widened around its value.
+    """
+    low = low if math.isfinite(low) else (high if math.isfinite(high) else 0.0)
+    high = high if math.isfinite(high) else low
+    low, high = max(min(low, high), -_TICK_LIMIT), min(max(low, high), _TICK_LIMIT)
     if not high > low:
-        low, high = low - 0.5, high + 0.5
+        # +-0.5 disappears in the rounding of a huge value (1e17 - 0.5 == 1e17): widen relative to it.
+        pad = max(0.5, abs(low) * 0.1)
+        low, high = low - pad, high + pad
     raw_step = (high - low) / count
     magnitude = 10.0 ** math.floor(math.log10(raw_step))
     step = next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw_step * (1 - 1e-9))
@@ -248,6 +261,7 @@ class Visualizer:
             self.writer = SummaryWriter(log_dir=os.path.join(expr_dir, "logs"))
         if self.use_html:
             mkdirs([self.web_dir, self.img_dir])
+            sweep_temporaries(self.img_dir)  # images a killed run was writing
             self._load_saved_images()
         self.log_name = os.path.join(expr_dir, "loss_log.txt")
         if self.use_html:

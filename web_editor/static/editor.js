@@ -76,7 +76,11 @@ function decodeIds(url) {
 }
 
 async function applyDocument(doc, started, clearSelection = false) {
-  const [label, inst] = await Promise.all([decodeIds(doc.label_ids), decodeIds(doc.inst_ids)]);
+  // Everything the new version changes is fetched first (maps, and the selection's new style), then
+  // shown in one synchronous step: the version the page reports (data-version, data-synced) never
+  // runs ahead of the selection panel, which a follow-up request used to refresh after it.
+  const picking = !clearSelection && state.selection ? api('/api/pick', {x: state.selection.x, y: state.selection.y}) : null;
+  const [label, inst, picked] = await Promise.all([decodeIds(doc.label_ids), decodeIds(doc.inst_ids), picking]);
   const resized = doc.width !== state.width || doc.height !== state.height;
   Object.assign(state, {doc, label, inst, width: doc.width, height: doc.height});
   if (resized) {
@@ -90,13 +94,13 @@ async function applyDocument(doc, started, clearSelection = false) {
   $('redo').disabled = !doc.can_redo;
   document.querySelectorAll('.downloads .button').forEach((link) => link.classList.remove('disabled'));
   $('download-styles').classList.toggle('disabled', !state.info.styles);
+  if (clearSelection) setSelection(null);
+  else if (picked) setSelection(picked);
+  buildPalette();
   document.body.dataset.version = doc.version;
   document.body.dataset.synced = 'false';
   if (started !== undefined) state.editTimes.set(doc.version, started);
-  buildPalette();
   requestSynth(doc.version);
-  if (clearSelection) setSelection(null);
-  else if (state.selection) setSelection(await api('/api/pick', {x: state.selection.x, y: state.selection.y}));
 }
 
 function openIndex(index) {

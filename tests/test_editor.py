@@ -366,6 +366,35 @@ def page_point(page, x: float, y: float, width: int, height: int) -> tuple:
     return box['x'] + (x + 0.5) * box['width'] / width, box['y'] + (y + 0.5) * box['height'] / height
 
 
+# What the page shows, measured in the browser: each overlay canvas at its on-screen size (device pixels)
+# and how many of its pixels the selection outline paints; each swatch image's natural and on-screen size.
+MEASURE_PAGE = """() => ({
+  overlays: Object.fromEntries(['label-overlay', 'synth-overlay'].map((id) => {
+    const canvas = document.getElementById(id), box = canvas.getBoundingClientRect(), ratio = window.devicePixelRatio || 1;
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let painted = 0;
+    for (let i = 3; i < data.length; i += 4) painted += data[i] > 0;
+    return [id, {width: canvas.width, height: canvas.height, shownWidth: box.width * ratio, shownHeight: box.height * ratio, painted, ratio}];
+  })),
+  swatches: [...document.querySelectorAll('.swatch img')].map((image) => {
+    const box = image.getBoundingClientRect();
+    return {natural: Math.max(image.naturalWidth, image.naturalHeight), shown: Math.max(box.width, box.height)};
+  }),
+})"""
+
+
+def assert_caption_adds_up(page) -> None:
+    """The timing caption's model time is a part of its edit-to-image time (both of the image shown)."""
+    total, model = (float(page.get_attribute('#latency', name)) for name in ('data-total-ms', 'data-model-ms'))
+    assert 0 < model <= total, (model, total, page.text_content('#latency'))
+
+
+def outline_length(mask: np.ndarray) -> int:
+    """The number of pixel edges between `mask` and the rest (or the border): its outline's length in map pixels."""
+    padded = np.pad(mask, 1)
+    return int((padded[1:] != padded[:-1]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
+
+
 def test_browser_paint_select_restyle(server, tmp_path):
     try:
         from playwright.sync_api import sync_playwright
@@ -396,6 +425,7 @@ def test_browser_paint_select_restyle(server, tmp_path):
         )
         page.goto(server['url'])
         page.wait_for_selector('body[data-synced="true"]', state='attached', timeout=60000)
+        assert_caption_adds_up(page)  # the first image's caption too
         settled(page, lambda: page.click(f'.thumb[data-index="{index}"]'))
         width, height = int(page.get_attribute('#label-canvas', 'width')), int(page.get_attribute('#label-canvas', 'height'))
         assert (width, height) == (128, 64)
@@ -423,12 +453,22 @@ def test_browser_paint_select_restyle(server, tmp_path):
         assert page.text_content('#selection-title') == f'car ({CAR})' and str(car) in page.text_content('#selection-detail')
         page.wait_for_selector('#swatches[data-loaded]', state='attached', timeout=60000)
         assert page.locator('.swatch img').count() == len(centers)
+        shown = page.evaluate(MEASURE_PAGE)
+        # Each overlay is drawn at its on-screen size, and on the photo the outline is as thin as on the
+        # label map (a couple of device pixels along the car's outline), so that a new style can be seen.
+        outline = outline_length(original_inst == car) * shown['overlays']['synth-overlay']['shownWidth'] / width
+        for overlay in shown['overlays'].values():
+            assert abs(overlay['width'] - overlay['shownWidth']) <= 1 and abs(overlay['height'] - overlay['shownHeight']) <= 1, overlay
+            assert 0 < overlay['painted'] <= 4 * overlay['ratio'] * outline, (overlay, outline)
+        # Swatches large enough to judge a style: 96 pixels on the longer side, shown at least 64 pixels large.
+        assert all(swatch['natural'] == 96 and swatch['shown'] >= 64 for swatch in shown['swatches']), shown['swatches']
         current = int(page.get_attribute('.swatch.active', 'data-index'))
         other = int(np.argmax(((centers - centers[current]) ** 2).sum(axis=1)))  # the most different style
         before = np.asarray(Image.open(io.BytesIO(download(page, '#download-synth')))).astype(float)
         styles_before = json.loads(download(page, '#download-styles'))
         settled(page, lambda: page.click(f'.swatch[data-index="{other}"]'))
         assert int(page.get_attribute('.swatch.active', 'data-index')) == other
+        assert_caption_adds_up(page)
         after = np.asarray(Image.open(io.BytesIO(download(page, '#download-synth')))).astype(float)
 
         # Only that car changes much; the downloaded maps hold the stroke and keep the car.

@@ -24,7 +24,7 @@ from .render import CoalescingRenderer
 from .uploads import load_upload
 
 THUMB_WIDTH = 160
-SWATCH_SIZE = 64
+SWATCH_SIZE = 96  # pixels on the longer side of a style swatch
 MAX_STROKE_POINTS = 4096
 MAX_BRUSH_SIZE = 512
 RENDER_TIMEOUT_S = 120
@@ -53,6 +53,20 @@ def download_stem(source_path: str) -> str:
         return match.group(1)
     letters = re.sub(r'[^A-Za-z]', '', os.path.splitext(name)[0])[:40] or 'edited'
     return f'{letters}_000000_000000'
+
+
+def swatch_crop(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The part of `image` around `mask` (a margin of a quarter of its size), scaled so that its longer side is
+    SWATCH_SIZE: a 20-pixel car is shown large enough to judge its style (pixels kept sharp when enlarged)."""
+    ys, xs = np.nonzero(mask)
+    pad = max(4, (max(np.ptp(ys), np.ptp(xs)) + 1) // 4)
+    top, bottom = max(ys.min() - pad, 0), min(ys.max() + pad + 1, image.shape[0])
+    left, right = max(xs.min() - pad, 0), min(xs.max() + pad + 1, image.shape[1])
+    crop = Image.fromarray(image[top:bottom, left:right])
+    scale = SWATCH_SIZE / max(crop.size)
+    size = (max(round(crop.width * scale), 1), max(round(crop.height * scale), 1))
+    method = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
+    return np.asarray(crop.resize(size, method))
 
 
 def int_field(payload: dict, key: str) -> int:
@@ -114,13 +128,7 @@ class EditorApp:
 
         def render() -> bytes:
             image = self._synthesize(trial)
-            ys, xs = np.nonzero(self._segment_mask(trial, segment))
-            pad = 4
-            top, bottom = max(ys.min() - pad, 0), min(ys.max() + pad + 1, image.shape[0])
-            left, right = max(xs.min() - pad, 0), min(xs.max() + pad + 1, image.shape[1])
-            crop = Image.fromarray(image[top:bottom, left:right])
-            crop.thumbnail((SWATCH_SIZE, SWATCH_SIZE), Image.Resampling.BILINEAR)
-            return png_bytes(np.asarray(crop))
+            return png_bytes(swatch_crop(image, self._segment_mask(trial, segment)))
 
         return self.renderer.run_job(render, RENDER_TIMEOUT_S)
 

@@ -86,6 +86,9 @@ async function applyDocument(doc, started, clearSelection = false) {
   if (resized) {
     $('label-canvas').width = doc.width;
     $('label-canvas').height = doc.height;
+    // The photo keeps the map's shape before its image arrives (its overlay is laid out from it).
+    $('synth').width = doc.width;
+    $('synth').height = doc.height;
     if (!state.sizeTouched) setSize(Math.max(1, Math.round(doc.width / 40)));
     layoutOverlays();
   }
@@ -167,11 +170,11 @@ async function pumpSynth() {
       const url = URL.createObjectURL(await response.blob());
       await new Promise((resolve) => { $('synth').onload = resolve; $('synth').onerror = resolve; $('synth').src = url; });
       state.shownVersion = Math.max(state.shownVersion, version);
-      let latest = null;
-      for (const [editVersion, started] of state.editTimes) {
-        if (editVersion <= version) { latest = performance.now() - started; state.editTimes.delete(editVersion); }
-      }
-      if (latest !== null) $('latency').textContent = `edit → image ${Math.round(latest)} ms (generator ${Math.round(renderMs)} ms)`;
+      // Both figures belong to this image's version: the page's time from the edit that made it to the
+      // image on screen, and the server's model time for it (which ran after that edit arrived: a part).
+      const started = state.editTimes.get(version);
+      for (const editVersion of state.editTimes.keys()) if (editVersion <= version) state.editTimes.delete(editVersion);
+      if (started !== undefined) showLatency(performance.now() - started, renderMs);
       document.body.dataset.shown = state.shownVersion;
     }
     // What tests wait for: the image on screen is the one of the newest edit.
@@ -183,6 +186,14 @@ async function pumpSynth() {
   } finally {
     state.synthBusy = false;
   }
+}
+
+// The caption under the photo: the whole wait and the model's part of it, for one and the same edit.
+function showLatency(totalMs, modelMs) {
+  const caption = $('latency');
+  caption.textContent = `edit → image ${Math.round(totalMs)} ms, of which the model ${Math.round(modelMs)} ms`;
+  caption.title = 'from the edit to its image on screen; the model part is the generator and PNG encoding on the server';
+  Object.assign(caption.dataset, {totalMs: totalMs.toFixed(1), modelMs: modelMs.toFixed(1)});
 }
 
 // ------------------------------------------------------------------ drawing the label map
@@ -256,8 +267,10 @@ function drawOverlays() {
           if (y === h - 1 || !inside(i + w)) { path.moveTo(x * sx, (y + 1) * sy); path.lineTo((x + 1) * sx, (y + 1) * sy); }
         }
       }
-      context.lineWidth = 3; context.strokeStyle = 'rgba(0,0,0,.85)'; context.stroke(path);
-      context.lineWidth = 1.5; context.strokeStyle = '#fff'; context.setLineDash([5, 3]); context.stroke(path); context.setLineDash([]);
+      // A thin line (2 and 1 screen pixels) so that the object itself, and a new style on the photo, stay visible.
+      const ratio = window.devicePixelRatio || 1;
+      context.lineWidth = 2 * ratio; context.strokeStyle = 'rgba(0,0,0,.8)'; context.stroke(path);
+      context.lineWidth = ratio; context.strokeStyle = '#fff'; context.setLineDash([4 * ratio, 3 * ratio]); context.stroke(path); context.setLineDash([]);
     }
     if (state.hover && state.tool === 'brush' && state.hover.canvas === id) {
       context.beginPath();
@@ -520,7 +533,10 @@ async function start() {
   $('message-close').addEventListener('click', () => { $('message').hidden = true; });
   document.addEventListener('keydown', onKey);
   window.addEventListener('resize', layoutOverlays);
-  new ResizeObserver(layoutOverlays).observe($('label-stage'));
+  // Each overlay is sized to its own stage; the photo's stage grows when its first image arrives.
+  const observer = new ResizeObserver(layoutOverlays);
+  observer.observe($('label-stage'));
+  observer.observe($('synth-stage'));
 
   if (info.gallery.length) await openIndex(0);
   else setStatus('upload a label map to start');

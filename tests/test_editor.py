@@ -374,7 +374,8 @@ MEASURE_PAGE = """() => ({
     const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
     let painted = 0;
     for (let i = 3; i < data.length; i += 4) painted += data[i] > 0;
-    return [id, {width: canvas.width, height: canvas.height, shownWidth: box.width * ratio, shownHeight: box.height * ratio, painted, ratio}];
+    const shownWidth = box.width * ratio, shownHeight = box.height * ratio;
+    return [id, {width: canvas.width, height: canvas.height, shownWidth, shownHeight, painted, ratio}];
   })),
   swatches: [...document.querySelectorAll('.swatch img')].map((image) => {
     const box = image.getBoundingClientRect();

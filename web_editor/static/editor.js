@@ -7,12 +7,20 @@ const state = {
   info: null, doc: null, width: 0, height: 0, label: null, inst: null, palette: null,
   tool: 'brush', size: 4, sizeTouched: false, paintClass: 0, galleryIndex: null,
   selection: null, swatchToken: 0, stroke: null, hover: null, renderQueued: false,
-  shownVersion: 0, wantedVersion: 0, synthBusy: false, editTimes: new Map(),
+  shownVersion: 0, wantedVersion: 0, synthBusy: false, editTimes: new Map(), session: '',
 };
 
 // ------------------------------------------------------------------ server calls
+// Every request names this page's session: the server keeps one document per page, so two tabs never
+// edit each other's map.
+function sessionHeaders(extra = {}) {
+  return {'X-Editor-Session': state.session, ...extra};
+}
+
 async function api(path, body) {
-  const options = body === undefined ? {} : {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)};
+  const options = body === undefined
+    ? {headers: sessionHeaders()}
+    : {method: 'POST', headers: sessionHeaders({'Content-Type': 'application/json'}), body: JSON.stringify(body)};
   let response;
   try {
     response = await fetch(path, options);
@@ -39,6 +47,7 @@ function edit(op) {
   return enqueue(async () => {
     const doc = await api('/api/edit', op);
     await applyDocument(doc, started, op.op === 'erase');
+    if (doc.note) showMessage(doc.note, 'info');
     return doc;
   });
 }
@@ -160,7 +169,7 @@ async function pumpSynth() {
   setStatus('synthesizing…', true);
   try {
     while (state.shownVersion < state.wantedVersion) {
-      const response = await fetch(`/api/synth?after=${state.wantedVersion}`);
+      const response = await fetch(`/api/synth?after=${state.wantedVersion}`, {headers: sessionHeaders()});
       if (!response.ok) {
         const payload = await response.json().catch(() => ({}));
         throw new Error(payload.error || `the image could not be made (HTTP ${response.status})`);
@@ -385,7 +394,7 @@ async function loadSwatches(picked) {
   }
   // One swatch at a time: the model thread renders them between edits, never ahead of one.
   for (let index = 0; index < picked.clusters; index++) {
-    const response = await fetch(`/api/swatch?segment=${picked.segment}&index=${index}`).catch(() => null);
+    const response = await fetch(`/api/swatch?segment=${picked.segment}&index=${index}`, {headers: sessionHeaders()}).catch(() => null);
     const blob = response && response.ok ? await response.blob() : null;
     if (token !== state.swatchToken) return;  // another object was selected meanwhile
     if (!blob) continue;
@@ -491,6 +500,7 @@ function buildGallery() {
 async function start() {
   try {
     state.info = await api('/api/info');
+    state.session = (await api('/api/session', {})).session;
   } catch (error) {
     showMessage(error.message);
     return;
@@ -500,7 +510,14 @@ async function start() {
   info.classes.forEach((entry) => state.palette.set(entry.color, 3 * entry.id));
   $('model-info').textContent = `${info.name} · ${info.device} · ${info.label_nc} classes · ${info.styles ? 'styles from clusters' : 'no styles'}`;
   $('shuffle').hidden = !info.styles;
-  document.querySelectorAll('.downloads .button').forEach((link) => link.classList.add('disabled'));
+  document.querySelectorAll('.downloads .button').forEach((link) => {
+    link.classList.add('disabled');
+    link.href = `${link.getAttribute('href')}&session=${encodeURIComponent(state.session)}`;  // links cannot send headers
+  });
+  // Closing the page lets go of its document at once (else it goes after --session_idle_minutes).
+  window.addEventListener('pagehide', () => {
+    fetch('/api/close', {method: 'POST', keepalive: true, headers: sessionHeaders({'Content-Type': 'application/json'}), body: '{}'});
+  });
   buildGallery();
   // Cars for the Cityscapes classes (the paper's favourite object), else the first class after 0.
   setPaintClass(info.label_nc === 35 ? 26 : Math.min(1, info.label_nc - 1));

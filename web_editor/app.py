@@ -89,7 +89,7 @@ def check_int(value: Any, what: str) -> int:
     integral = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
     if isinstance(value, bool) or not integral or not -MAX_NUMBER <= value <= MAX_NUMBER:
         shown = repr(value)
-        raise EditError(f"{what} must be an integer of at most 10 digits, got {shown[:40]}{'...' if len(shown) > 40 else ''}")
+        raise EditError(f"{what} must be an integer in -{MAX_NUMBER}..{MAX_NUMBER}, got {shown[:40]}{'...' if len(shown) > 40 else ''}")
     return int(value)
 
 

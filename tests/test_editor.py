@@ -440,6 +440,17 @@ def test_measure_latency_and_a_wrong_dataroot(server, tmp_path):
     )
 
 
+def test_load_script_reports_latency_errors_and_memory(experiment):
+    model = ['--name', experiment['name'], '--checkpoints_dir', experiment['checkpoints'], '--dataroot', experiment['dataroot']]
+    model += ['--loadSize', LOAD_SIZE, '--gpu_ids', '-1']
+    result = run_script('scripts/editor_load.py', '--clients', 2, '--seconds', 2, '--', *model)
+    assert_ok(result)
+    assert re.search(r'2 clients x 2 s, one session each.*\nstrokes with their image: [1-9]\d* \([\d.]+/s\); errors: none\n', result.stdout)
+    assert re.search(r'\nedit -> image: p50 \d+ ms, p90 \d+ ms, p99 \d+ ms, max \d+ ms\n', result.stdout), result.stdout
+    assert re.search(r'\nserver RSS: \d+ MB before, \d+ MB at most, \d+ MB after', result.stdout), result.stdout
+    assert_one_line_error(run_script('scripts/editor_load.py', '--', *model, '--host', '0.0.0.0'), '127.0.0.1', '--host')
+
+
 @pytest.mark.parametrize('flags', [['--no_instance'], ['--label_feat']], ids=['no_instance', 'label_feat'])
 def test_models_without_instance_maps_or_with_label_features(dataroot, tmp_path, flags):
     from util.editing import EditError

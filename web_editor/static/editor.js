@@ -397,7 +397,11 @@ async function loadSwatches(picked) {
     const response = await fetch(`/api/swatch?segment=${picked.segment}&index=${index}`, {headers: sessionHeaders()}).catch(() => null);
     const blob = response && response.ok ? await response.blob() : null;
     if (token !== state.swatchToken) return;  // another object was selected meanwhile
-    if (!blob) continue;
+    if (!blob) {  // say why once (an ended session, a model failure), not once per swatch
+      const payload = response ? await response.json().catch(() => ({})) : {};
+      showMessage(payload.error || 'the style swatches could not be made: is scripts/editor.py still running?');
+      break;
+    }
     const image = document.createElement('img');
     image.alt = '';
     image.src = URL.createObjectURL(blob);

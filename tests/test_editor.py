@@ -305,7 +305,20 @@ def test_limits_of_sessions_pixels_memory_connections_and_time(experiment, tmp_p
         slow.sendall(head.encode() + b'{"op": "un')
         reply = b''.join(iter(lambda: slow.recv(65536), b''))
         assert reply.startswith(b'HTTP/1.1 408') and b'--request_timeout' in reply, reply
-        for connection in (*held, slow):
+        # A client sending a byte at a time, each well within the time one receive may take, is cut off too:
+        # the time limit is for the whole request (it would take this one about 40 s).
+        trickle = socket.create_connection((host, int(port)), timeout=60)
+        request = f'GET /api/info HTTP/1.1\r\nHost: {host}:{port}\r\nX-Padding: {"x" * 100}\r\n\r\n'.encode()
+        sent = 0
+        try:
+            for byte in request:
+                trickle.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.25)  # the slow client under test, not a wait for the server
+        except OSError:  # the server closed the connection: the next sends fail
+            pass
+        assert sent < len(request) // 2, (sent, len(request))
+        for connection in (*held, slow, trickle):
             connection.close()
         assert_serving(server)
     finally:

@@ -4,7 +4,6 @@ undo/redo; and the model thread that lets the newest edit win (web_editor/render
 
 import json
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -261,34 +260,93 @@ def test_class_names_and_object_classes():
         editing.check_class(35, 35)
 
 
-# ---------------------------------------------------------------- the model thread
-def test_renderer_coalesces_edits_so_the_newest_wins():
+# ---------------------------------------------------------------- the model thread and the sessions
+def test_renderer_coalesces_edits_so_the_newest_wins_and_serves_sessions_in_turn():
     from web_editor.render import CoalescingRenderer, RenderError
 
-    rendered = []
+    rendered, rendering, release = [], threading.Event(), threading.Event()
 
-    def slow_render(state):
-        time.sleep(0.05)
+    def render(state):
+        rendering.set()
+        assert release.wait(timeout=30)  # the first render lasts until every edit below is submitted
         rendered.append(state)
         if state == 'bad':
             raise ValueError('broken map')
         return f'image of {state}'
 
-    renderer = CoalescingRenderer(slow_render).start()
+    renderer = CoalescingRenderer(render).start()
     try:
-        for version in range(1, 21):
-            renderer.submit(version, f'state {version}')
-        version, output, seconds = renderer.result(20, timeout=30)
-        assert (version, output) == (20, 'image of state 20') and seconds > 0
-        assert rendered[-1] == 'state 20' and len(rendered) <= 3  # 20 edits, at most 3 generator runs
+        renderer.submit('a', 1, 'a1')
+        assert rendering.wait(timeout=30)  # the model thread is busy with a1
+        for version in range(2, 21):
+            renderer.submit('a', version, f'a{version}')
+        renderer.submit('b', 1, 'b1')
+        renderer.submit('a', 21, 'a21')  # replaces a's waiting version; a keeps its place before b
+        release.set()
+        version, output, seconds = renderer.result('a', 21, timeout=30)
+        assert (version, output) == (21, 'image of a21') and seconds > 0
+        assert renderer.result('b', 1, timeout=30)[:2] == (1, 'image of b1')
+        assert rendered == ['a1', 'a21', 'b1']  # 21 edits of a: two generator runs; b in its turn
         # a side job (a swatch) runs on the model thread and returns its result
         assert renderer.run_job(lambda: threading.current_thread().name, timeout=30) == 'editor-render'
-        renderer.submit(21, 'bad')
+        renderer.submit('a', 22, 'bad')
         with pytest.raises(RenderError, match='broken map'):
-            renderer.result(21, timeout=30)
-        renderer.submit(22, 'state 22')  # the thread survives a failed render
-        assert renderer.result(22, timeout=30)[1] == 'image of state 22'
+            renderer.result('a', 22, timeout=30)
+        renderer.submit('a', 23, 'a23')  # the thread survives a failed render
+        assert renderer.result('a', 23, timeout=30)[1] == 'image of a23'
+        renderer.forget('b')  # a closed session: its requests are told so
+        with pytest.raises(RenderError, match='closed'):
+            renderer.result('b', 1, timeout=30)
         with pytest.raises(TimeoutError):
-            renderer.result(23, timeout=0.2)
+            renderer.result('a', 24, timeout=0.2)  # never submitted
     finally:
         renderer.stop()
+
+
+def test_history_keeps_undo_within_a_memory_budget():
+    label, inst = street()
+    step = label.nbytes + inst.nbytes
+    history = History(EditState(label, inst), max_bytes=3 * step)
+    assert [history.push(EditState(label.copy(), inst.copy())) for _ in range(4)] == [0, 0, 1, 1]
+    assert history.undo_steps == 2 and history.nbytes == 3 * step
+    # a style choice shares the maps of the state before it: counted once, nothing goes
+    assert history.push(EditState(history.current.label, history.current.inst, {26000: 1})) == 0
+    assert history.undo_steps == 3 and history.nbytes == 3 * step
+
+
+def test_sessions_are_capped_and_let_go_when_idle():
+    import argparse
+
+    from web_editor.app import EditorApp, SessionGone, TooManySessions
+
+    now = [0.0]
+    opt = argparse.Namespace(
+        label_feat=False,
+        feat_choice='',
+        relabel='',
+        label_nc=35,
+        max_upload_mb=1,
+        max_session_mb=1,
+        seed=0,
+        max_sessions=2,
+        session_idle_minutes=10,
+    )
+    app = EditorApp(opt, None, None, None, clock=lambda: now[0])  # no model: nothing is rendered here
+    try:
+        first, second = app.new_session(), app.new_session()
+        with pytest.raises(TooManySessions, match='--max_sessions'):
+            app.new_session()
+        now[0] = 9 * 60
+        assert app.session(first).key == first  # used now: its idle time starts again
+        now[0] = 10 * 60 + 1  # the second has been idle for more than 10 minutes: its place is free
+        third = app.new_session()
+        with pytest.raises(SessionGone, match='idle for more than 10 minutes'):
+            app.session(second)
+        assert app.session(first).key == first and app.session(third).key == third
+        app.close_session(third)
+        with pytest.raises(SessionGone, match='reload the page'):
+            app.session(third)
+        with pytest.raises(SessionGone, match='no editor session'):
+            app.session(None)
+    finally:
+        app.close()

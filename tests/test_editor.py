@@ -14,9 +14,12 @@ import io
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -114,7 +117,8 @@ def server(experiment, tmp_path_factory):
     """The editor of `experiment` with a 1 MB upload limit; it must still be serving at the end."""
     log_path = tmp_path_factory.mktemp('editor_log') / 'editor.log'
     process, url = start_editor(experiment, log_path, '--max_upload_mb', '1')
-    yield {**experiment, 'url': url, 'process': process}
+    started = {**experiment, 'url': url, 'process': process}
+    yield {**started, 'session': new_session(started)}
     alive = process.poll() is None
     process.terminate()
     process.wait(timeout=30)
@@ -123,17 +127,25 @@ def server(experiment, tmp_path_factory):
 
 
 def call(server: dict, method: str, path: str, body=None, headers: dict = None, raw: bytes = None) -> tuple:
-    """(status, headers, body bytes) of one request, sent as written (no path normalisation)."""
+    """(status, headers, body bytes) of one request of the server's session, sent as written (no path normalisation)."""
     host, port = server['url'].split('//')[1].strip('/').split(':')
     connection = http.client.HTTPConnection(host, int(port), timeout=120)
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    all_headers = {'Content-Type': 'application/json'} if data is not None else {}
+    all_headers = {'X-Editor-Session': server.get('session', '')}
+    all_headers.update({'Content-Type': 'application/json'} if data is not None else {})
     all_headers.update(headers or {})
     connection.request(method, path, body=data, headers=all_headers)
     response = connection.getresponse()
     result = response.status, dict(response.getheaders()), response.read()
     connection.close()
     return result
+
+
+def new_session(server: dict) -> str:
+    """A new session's key (what the page asks for first)."""
+    status, _, body = call({**server, 'session': ''}, 'POST', '/api/session', {})
+    assert status == 200, body
+    return json.loads(body)['session']
 
 
 def error_of(result: tuple, status: int) -> str:
@@ -173,6 +185,147 @@ def test_path_tricks_and_bad_requests_get_messages(server):
     status, headers, page = call(server, 'GET', '/')
     assert status == 200 and b'/static/editor.js' in page and "default-src 'self'" in headers['Content-Security-Policy']
     assert_serving(server)
+
+
+# ----------------------------------------------------------------------------- sessions, request checks and limits
+def test_two_pages_never_edit_each_others_document(server):
+    first, second = server, {**server, 'session': new_session(server)}
+    for page in (first, second):
+        assert call(page, 'POST', '/api/open', {'index': 0})[0] == 200
+    second_label = read_map(call(second, 'GET', '/api/download?what=label')[2])
+    stroke = {'op': 'stroke', 'class': BUILDING, 'size': 3, 'points': [[10, 60], [110, 60]]}
+    assert call(first, 'POST', '/api/edit', stroke)[0] == 200
+    first_label = read_map(call(first, 'GET', '/api/download?what=label')[2])
+    assert np.all(first_label[59:62, 12:108] == BUILDING) and not np.all(second_label[59:62, 12:108] == BUILDING)
+    # The stroke is on the first page's map only; the second page's Undo has nothing to undo and leaves it there.
+    assert np.array_equal(read_map(call(second, 'GET', '/api/download?what=label')[2]), second_label)
+    assert 'nothing to undo' in error_of(call(second, 'POST', '/api/edit', {'op': 'undo'}), 400)
+    assert np.array_equal(read_map(call(first, 'GET', '/api/download?what=label')[2]), first_label)
+    status, headers, _ = call(second, 'GET', '/api/synth?after=1')  # each page counts its own versions
+    assert status == 200 and headers['X-Version'] == '1'
+    # A download link names its session in the URL (links cannot send headers).
+    status, _, body = call({**first, 'session': ''}, 'GET', f'/api/download?what=label&session={first["session"]}')
+    assert status == 200 and np.array_equal(read_map(body), first_label)
+    # No session, or one its page closed: a message to reload.
+    assert 'reload the page' in error_of(call({**server, 'session': ''}, 'POST', '/api/edit', {'op': 'undo'}), 410)
+    assert call(second, 'POST', '/api/close', {})[0] == 200
+    assert 'reload the page' in error_of(call(second, 'GET', '/api/synth?after=1'), 410)
+    assert_serving(server)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height pixels and holds none: what PIL's decompression-bomb guard reads first."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(b'')) + chunk(b'IEND', b'')
+
+
+def test_malformed_requests_get_a_4xx_line_not_a_500(server):
+    assert call(server, 'POST', '/api/open', {'index': 0})[0] == 200
+    fill = '{"op": "fill", "x": %s, "y": 1, "class": 7}'
+    for number in ('NaN', 'Infinity', '-Infinity', '1e999', '9' * 5000):  # json.loads takes the first four as floats
+        assert 'not valid JSON' in error_of(call(server, 'POST', '/api/edit', raw=(fill % number).encode()), 400), number
+    for value in (1.5, 1e300, 2**40, True, '3', [1]):
+        assert "'x' must be an integer" in error_of(call(server, 'POST', '/api/edit', {'op': 'fill', 'x': value, 'y': 1, 'class': 7}), 400)
+    stroke = {'op': 'stroke', 'class': 7, 'size': 3}
+    assert "a point's y must be an integer" in error_of(call(server, 'POST', '/api/edit', {**stroke, 'points': [[1, 1e300]]}), 400)
+    assert '[x, y] pairs' in error_of(call(server, 'POST', '/api/edit', {**stroke, 'points': ['12']}), 400)  # not x=1, y=2
+    assert "unknown edit [[[" in error_of(call(server, 'POST', '/api/edit', {'op': [[['x' * 1000]]]}), 400)
+    # int() reads non-ASCII digits (Arabic-Indic one, superscript two); the editor takes ASCII digits only.
+    for text in ('%D9%A1', '%C2%B2', '1%C2%B2'):
+        assert "'index' must be an integer" in error_of(call(server, 'GET', f'/api/thumb?index={text}'), 400), text
+    assert 'Content-Length' in error_of(call(server, 'POST', '/api/edit', raw=b'{}', headers={'Content-Length': '\u00b2'}), 411)
+    deep = b'[' * 100000 + b']' * 100000
+    assert 'nested more than 8 levels' in error_of(call(server, 'POST', '/api/edit', raw=deep), 400)
+    assert 'nested more than 8 levels' in error_of(call(server, 'POST', '/api/edit', raw=b'{"op": ' + b'[' * 9 + b']' * 9 + b'}'), 400)
+    # PIL's own guard against decompression bombs (a header claiming 400 M pixels) answered with the editor's message.
+    assert "far more than the editor's limit" in error_of(upload(server, png_header_only(20000, 20000)), 400)
+    assert_serving(server)
+
+
+@pytest.mark.parametrize('mode', ['scale_width', 'resize_and_crop', 'scale_width_and_crop', 'crop', 'none'])
+def test_the_upload_pixel_check_predicts_the_dataset_resizing(mode):
+    import argparse
+
+    from data.base_dataset import DatasetError, transform
+    from web_editor.uploads import resized_size
+
+    opt = argparse.Namespace(resize_or_crop=mode, loadSize=64, fineSize=48, size_base=16, isTrain=False, no_flip=True)
+    for size in ((1, 64), (64, 1), (100, 30), (64, 32), (30, 200), (300, 9)):
+        try:
+            made = transform(Image.new('L', size), opt, {'crop_pos': (0, 0), 'flip': False}, Image.Resampling.NEAREST).size
+        except DatasetError:  # an empty side: refused by the dataset itself
+            continue
+        assert resized_size(opt, size) == made, size
+
+
+def test_limits_of_sessions_pixels_memory_connections_and_time(experiment, tmp_path):
+    limits = ['--max_sessions', '2', '--max_connections', '3', '--request_timeout', '2', '--max_pixels', '65536', '--max_session_mb', '0.2']
+    process, url = start_editor(experiment, tmp_path / 'editor.log', *limits)
+    server = {'url': url}
+    host, port = url.split('//')[1].strip('/').split(':')
+    try:
+        first, second = new_session(server), new_session(server)
+        assert '--max_sessions' in error_of(call(server, 'POST', '/api/session', {}), 503)
+        assert call({**server, 'session': second}, 'POST', '/api/close', {})[0] == 200
+        server['session'] = new_session(server)  # a closed page's place is free again
+        assert first != server['session']
+
+        # The pixel limit holds after resizing: a 1x64 PNG becomes 128x8192 at --loadSize 128.
+        message = error_of(upload(server, png(np.full((64, 1), 7, np.uint8))), 400)
+        assert 'becomes 128x8192' in message and '--max_pixels' in message
+        # Memory: a 128x448 map is within 65536 pixels, but one step of it (229 kB) is above 0.2 MB a session.
+        assert '--max_session_mb' in error_of(upload(server, png(np.full((448, 128), 7, np.uint8))), 400)
+        # 128x64 maps take 32 kB a step: beyond 6 states the oldest go, and the reply says so.
+        assert call(server, 'POST', '/api/open', {'index': 0})[0] == 200
+        notes = []
+        for step in range(8):
+            stroke = {'op': 'stroke', 'class': (BUILDING, SKY)[step % 2], 'size': 3, 'points': [[10, 10], [50, 10]]}
+            status, _, body = call(server, 'POST', '/api/edit', stroke)
+            assert status == 200, body
+            notes.append(json.loads(body)['note'])
+        assert notes[:5] == [''] * 5 and all('undo keeps the last 5 steps' in note and '--max_session_mb' in note for note in notes[5:])
+        undos = 0
+        while call(server, 'POST', '/api/edit', {'op': 'undo'})[0] == 200:
+            undos += 1
+        assert undos == 5
+
+        # Connections: three held silent take every thread; a fourth is refused with a line.
+        held = [socket.create_connection((host, int(port)), timeout=60) for _ in range(3)]
+        assert '--max_connections' in error_of(call(server, 'GET', '/api/info'), 503)
+        # --request_timeout: each silent one is cut off (the server closes it), and its thread is free again.
+        assert [connection.recv(1) for connection in held] == [b''] * 3
+        assert_serving(server)
+        # A body that stops arriving: 408 with a line once the request's time is up.
+        slow = socket.create_connection((host, int(port)), timeout=60)
+        head = f'POST /api/edit HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n'
+        slow.sendall(head.encode() + b'{"op": "un')
+        reply = b''.join(iter(lambda: slow.recv(65536), b''))
+        assert reply.startswith(b'HTTP/1.1 408') and b'--request_timeout' in reply, reply
+        # A client sending a byte at a time, each well within the time one receive may take, is cut off too:
+        # the time limit is for the whole request (it would take this one about 40 s).
+        trickle = socket.create_connection((host, int(port)), timeout=60)
+        request = f'GET /api/info HTTP/1.1\r\nHost: {host}:{port}\r\nX-Padding: {"x" * 100}\r\n\r\n'.encode()
+        sent = 0
+        try:
+            for byte in request:
+                trickle.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(0.25)  # the slow client under test, not a wait for the server
+        except OSError:  # the server closed the connection: the next sends fail
+            pass
+        assert sent < len(request) // 2, (sent, len(request))
+        for connection in (*held, slow, trickle):
+            connection.close()
+        assert_serving(server)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    log = open(tmp_path / 'editor.log').read()
+    assert 'Traceback' not in log, log[-3000:]
 
 
 def upload(server: dict, label: bytes, inst: bytes = None, label_name='my_label.png', inst_name='my_inst.png') -> tuple:
@@ -300,6 +453,17 @@ def test_measure_latency_and_a_wrong_dataroot(server, tmp_path):
     )
 
 
+def test_load_script_reports_latency_errors_and_memory(experiment):
+    model = ['--name', experiment['name'], '--checkpoints_dir', experiment['checkpoints'], '--dataroot', experiment['dataroot']]
+    model += ['--loadSize', LOAD_SIZE, '--gpu_ids', '-1']
+    result = run_script('scripts/editor_load.py', '--clients', 2, '--seconds', 2, '--', *model)
+    assert_ok(result)
+    assert re.search(r'2 clients x 2 s, one session each.*\nstrokes with their image: [1-9]\d* \([\d.]+/s\); errors: none\n', result.stdout)
+    assert re.search(r'\nedit -> image: p50 \d+ ms, p90 \d+ ms, p99 \d+ ms, max \d+ ms\n', result.stdout), result.stdout
+    assert re.search(r'\nserver RSS: \d+ MB before, \d+ MB at most, \d+ MB after', result.stdout), result.stdout
+    assert_one_line_error(run_script('scripts/editor_load.py', '--', *model, '--host', '0.0.0.0'), '127.0.0.1', '--host')
+
+
 @pytest.mark.parametrize('flags', [['--no_instance'], ['--label_feat']], ids=['no_instance', 'label_feat'])
 def test_models_without_instance_maps_or_with_label_features(dataroot, tmp_path, flags):
     from util.editing import EditError
@@ -312,29 +476,30 @@ def test_models_without_instance_maps_or_with_label_features(dataroot, tmp_path,
         assert_ok(run_script('encode_features.py', '--name', 'm', *common))
     app = build_app(EditorOptions().parse(['--name', 'm', *map(str, common)], save=False))
     try:
-        document = app.open_index(0)
+        session = app.session(app.new_session())
+        document = session.open_index(0)
         assert (document['width'], document['height']) == (64, 32)
-        first = app.synthesized(document['version'])[1]
-        stroke = app.edit({'op': 'stroke', 'class': CAR, 'size': 3, 'points': [[10, 20], [20, 20]]})
-        _, image, _ = app.synthesized(stroke['version'])
+        first = session.synthesized(document['version'])[1]
+        stroke = session.edit({'op': 'stroke', 'class': CAR, 'size': 3, 'points': [[10, 20], [20, 20]]})
+        _, image, _ = session.synthesized(stroke['version'])
         assert image != first  # the generator saw the new car
         # A road pixel below the stroke (where one lies depends on the synthetic layout).
-        road_xy = next((x, y) for y in (31, 29, 27) for x in range(0, 64, 2) if app.pick(x, y)['class'] == 7)
-        road = app.pick(*road_xy)
+        road_xy = next((x, y) for y in (31, 29, 27) for x in range(0, 64, 2) if session.pick(x, y)['class'] == 7)
+        road = session.pick(*road_xy)
         assert road['class'] == 7
         if '--no_instance' in flags:
             # No instance maps: the instance map follows the label map; no styles to choose or download.
             assert road['clusters'] == 0 and not document['styles']
             with pytest.raises(EditError, match='no styles'):
-                app.download('styles')
+                session.download('styles')
         else:
             # --label_feat: a style belongs to a class (the label map is E's instance map).
             assert road['segment'] == 7 and set(map(int, document['styles'])) <= set(range(35)) and '7' in document['styles']
             if road['clusters'] > 1:
-                restyled = app.edit({'op': 'style', 'segment': 7, 'index': (road['style'] + 1) % road['clusters']})
-                assert app.synthesized(restyled['version'])[1] != image
-            assert json.loads(app.download('styles')[2])['7'] == app.pick(*road_xy)['style']
-        assert read_map(app.download('label')[2])[20, 15] == CAR
+                restyled = session.edit({'op': 'style', 'segment': 7, 'index': (road['style'] + 1) % road['clusters']})
+                assert session.synthesized(restyled['version'])[1] != image
+            assert json.loads(session.download('styles')[2])['7'] == session.pick(*road_xy)['style']
+        assert read_map(session.download('label')[2])[20, 15] == CAR
     finally:
         app.close()
 
@@ -364,6 +529,36 @@ def page_point(page, x: float, y: float, width: int, height: int) -> tuple:
     """Page coordinates of the centre of map pixel (x, y) on the label map."""
     box = page.locator('#label-overlay').bounding_box()
     return box['x'] + (x + 0.5) * box['width'] / width, box['y'] + (y + 0.5) * box['height'] / height
+
+
+# What the page shows, measured in the browser: each overlay canvas at its on-screen size (device pixels)
+# and how many of its pixels the selection outline paints; each swatch image's natural and on-screen size.
+MEASURE_PAGE = """() => ({
+  overlays: Object.fromEntries(['label-overlay', 'synth-overlay'].map((id) => {
+    const canvas = document.getElementById(id), box = canvas.getBoundingClientRect(), ratio = window.devicePixelRatio || 1;
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let painted = 0;
+    for (let i = 3; i < data.length; i += 4) painted += data[i] > 0;
+    const shownWidth = box.width * ratio, shownHeight = box.height * ratio;
+    return [id, {width: canvas.width, height: canvas.height, shownWidth, shownHeight, painted, ratio}];
+  })),
+  swatches: [...document.querySelectorAll('.swatch img')].map((image) => {
+    const box = image.getBoundingClientRect();
+    return {natural: Math.max(image.naturalWidth, image.naturalHeight), shown: Math.max(box.width, box.height)};
+  }),
+})"""
+
+
+def assert_caption_adds_up(page) -> None:
+    """The timing caption's model time is a part of its edit-to-image time (both of the image shown)."""
+    total, model = (float(page.get_attribute('#latency', name)) for name in ('data-total-ms', 'data-model-ms'))
+    assert 0 < model <= total, (model, total, page.text_content('#latency'))
+
+
+def outline_length(mask: np.ndarray) -> int:
+    """The number of pixel edges between `mask` and the rest (or the border): its outline's length in map pixels."""
+    padded = np.pad(mask, 1)
+    return int((padded[1:] != padded[:-1]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
 
 
 def test_browser_paint_select_restyle(server, tmp_path):
@@ -396,6 +591,7 @@ def test_browser_paint_select_restyle(server, tmp_path):
         )
         page.goto(server['url'])
         page.wait_for_selector('body[data-synced="true"]', state='attached', timeout=60000)
+        assert_caption_adds_up(page)  # the first image's caption too
         settled(page, lambda: page.click(f'.thumb[data-index="{index}"]'))
         width, height = int(page.get_attribute('#label-canvas', 'width')), int(page.get_attribute('#label-canvas', 'height'))
         assert (width, height) == (128, 64)
@@ -423,12 +619,22 @@ def test_browser_paint_select_restyle(server, tmp_path):
         assert page.text_content('#selection-title') == f'car ({CAR})' and str(car) in page.text_content('#selection-detail')
         page.wait_for_selector('#swatches[data-loaded]', state='attached', timeout=60000)
         assert page.locator('.swatch img').count() == len(centers)
+        shown = page.evaluate(MEASURE_PAGE)
+        # Each overlay is drawn at its on-screen size, and on the photo the outline is as thin as on the
+        # label map (a couple of device pixels along the car's outline), so that a new style can be seen.
+        outline = outline_length(original_inst == car) * shown['overlays']['synth-overlay']['shownWidth'] / width
+        for overlay in shown['overlays'].values():
+            assert abs(overlay['width'] - overlay['shownWidth']) <= 1 and abs(overlay['height'] - overlay['shownHeight']) <= 1, overlay
+            assert 0 < overlay['painted'] <= 4 * overlay['ratio'] * outline, (overlay, outline)
+        # Swatches large enough to judge a style: 96 pixels on the longer side, shown at least 64 pixels large.
+        assert all(swatch['natural'] == 96 and swatch['shown'] >= 64 for swatch in shown['swatches']), shown['swatches']
         current = int(page.get_attribute('.swatch.active', 'data-index'))
         other = int(np.argmax(((centers - centers[current]) ** 2).sum(axis=1)))  # the most different style
         before = np.asarray(Image.open(io.BytesIO(download(page, '#download-synth')))).astype(float)
         styles_before = json.loads(download(page, '#download-styles'))
         settled(page, lambda: page.click(f'.swatch[data-index="{other}"]'))
         assert int(page.get_attribute('.swatch.active', 'data-index')) == other
+        assert_caption_adds_up(page)
         after = np.asarray(Image.open(io.BytesIO(download(page, '#download-synth')))).astype(float)
 
         # Only that car changes much; the downloaded maps hold the stroke and keep the car.

@@ -327,10 +327,15 @@ def feat_choice_json(styles: Mapping[int, int]) -> str:
 
 # ---------------------------------------------------------------- undo / redo
 class History:
-    """The states of an editing session: push after each edit, undo and redo walk back and forth."""
+    """The states of an editing session: push after each edit, undo and redo walk back and forth.
 
-    def __init__(self, initial: EditState, limit: int = 50) -> None:
+    At most `limit` steps back, and at most `max_bytes` of maps in all (unchanged maps are shared
+    between states and counted once): beyond either, the oldest states are let go.
+    """
+
+    def __init__(self, initial: EditState, limit: int = 50, max_bytes: int | None = None) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
         self._states = [initial]
         self._index = 0
 
@@ -349,12 +354,27 @@ class History:
         """True when an undone state can be restored."""
         return self._index < len(self._states) - 1
 
-    def push(self, state: EditState) -> EditState:
-        """Make `state` current; it drops the undone states and, beyond `limit` steps, the oldest."""
+    @property
+    def undo_steps(self) -> int:
+        """How many undos the history holds from the current state."""
+        return self._index
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the distinct label and instance arrays of all states."""
+        return sum({id(array): array.nbytes for state in self._states for array in (state.label, state.inst)}.values())
+
+    def push(self, state: EditState) -> int:
+        """Make `state` current; it drops the undone states and the oldest beyond `limit` steps or `max_bytes`.
+        Returns how many old states went for `max_bytes`."""
         self._states = self._states[: self._index + 1] + [state]
         self._states = self._states[-(self.limit + 1) :]
+        dropped = 0
+        while self.max_bytes is not None and len(self._states) > 1 and self.nbytes > self.max_bytes:
+            del self._states[0]
+            dropped += 1
         self._index = len(self._states) - 1
-        return state
+        return dropped
 
     def undo(self) -> EditState:
         """Step back to the previous state."""

@@ -8,9 +8,10 @@ import urllib.request
 from options.base_options import OptionsError
 
 
-def _request(url: str, payload: dict | None = None) -> tuple:
+def _request(url: str, payload: dict | None = None, session: str = '') -> tuple:
     data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers={'Content-Type': 'application/json'} if data else {})
+    headers = {'X-Editor-Session': session, **({'Content-Type': 'application/json'} if data else {})}
+    request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=300) as response:
         return response.read(), response.headers
 
@@ -24,8 +25,9 @@ def measure_latency(base_url: str, edits: int) -> dict:
     info = json.loads(_request(base_url + 'api/info')[0])
     if not info['gallery']:
         raise OptionsError('--measure_latency opens gallery image 0: pass --dataroot with a label folder')
-    document = json.loads(_request(base_url + 'api/open', {'index': 0})[0])
-    _request(base_url + f'api/synth?after={document["version"]}')  # the first run warms the model up
+    session = json.loads(_request(base_url + 'api/session', {})[0])['session']
+    document = json.loads(_request(base_url + 'api/open', {'index': 0}, session)[0])
+    _request(base_url + f'api/synth?after={document["version"]}', session=session)  # the first run warms the model up
     width, height = document['width'], document['height']
     classes = [entry['id'] for entry in info['classes']]
     totals, renders = [], []
@@ -39,8 +41,8 @@ def measure_latency(base_url: str, edits: int) -> dict:
             'points': [[width // 4, y], [width // 2, y], [3 * width // 4, y]],
         }
         started = time.perf_counter()
-        document = json.loads(_request(base_url + 'api/edit', stroke)[0])
-        _, headers = _request(base_url + f'api/synth?after={document["version"]}')
+        document = json.loads(_request(base_url + 'api/edit', stroke, session)[0])
+        _, headers = _request(base_url + f'api/synth?after={document["version"]}', session=session)
         totals.append(time.perf_counter() - started)
         renders.append(float(headers['X-Render-Ms']) / 1000)
 
@@ -53,6 +55,7 @@ def measure_latency(base_url: str, edits: int) -> dict:
             'max_ms': 1000 * ordered[-1],
         }
 
+    _request(base_url + 'api/close', {}, session)
     return {'edits': edits, 'width': width, 'height': height, 'edit_to_image': summary(totals), 'render': summary(renders)}
 
 

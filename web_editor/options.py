@@ -1,6 +1,7 @@
 """Options of scripts/editor.py: every test.py flag, plus where to listen and how large an upload may be."""
 
 import argparse
+import math
 
 from options.base_options import OptionsError
 from options.test_options import TestOptions
@@ -21,6 +22,22 @@ class EditorOptions(TestOptions):
         )
         add('--port', type=int, default=8765, help='port to listen on (0: any free port)')
         add('--max_upload_mb', type=float, default=16, help='largest label or instance PNG the page may upload, in MB')
+        add(
+            '--max_pixels',
+            type=int,
+            default=4096 * 4096,
+            help='largest uploaded map, in pixels, both as the file is and after the --loadSize resizing',
+        )
+        add('--max_sessions', type=int, default=8, help='documents open at once: one per browser tab (session)')
+        add('--session_idle_minutes', type=float, default=60, help='a session idle this long is closed and its document let go')
+        add(
+            '--max_session_mb',
+            type=float,
+            default=256,
+            help="memory of one session's document and its undo steps, in MB (beyond it, the oldest steps go)",
+        )
+        add('--max_connections', type=int, default=32, help='connections served at once (one thread each); more are refused')
+        add('--request_timeout', type=float, default=30, help='seconds a connection may take to send a request (a slow client is cut off)')
         add(
             '--measure_latency',
             type=int,
@@ -44,5 +61,8 @@ class EditorOptions(TestOptions):
             raise OptionsError(f"--port {opt.port} must be in 0..65535 (0: any free port)")
         if opt.max_upload_mb <= 0:
             raise OptionsError(f"--max_upload_mb {opt.max_upload_mb} must be > 0")
+        for flag in ('max_pixels', 'max_sessions', 'session_idle_minutes', 'max_session_mb', 'max_connections', 'request_timeout'):
+            if not 0 < getattr(opt, flag) < math.inf:
+                raise OptionsError(f"--{flag} {getattr(opt, flag)} must be a number > 0")
         if opt.measure_latency < 0:
             raise OptionsError(f"--measure_latency {opt.measure_latency} must be >= 0")

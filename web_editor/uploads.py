@@ -13,7 +13,6 @@ from data.base_dataset import DatasetError
 from options.base_options import replace
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-MAX_UPLOAD_PIXELS = 4096 * 4096  # decoding bigger images could exhaust memory (a small PNG can hold a huge blank map)
 INSTANCE_MODES = ('L', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N')
 
 
@@ -23,8 +22,9 @@ def display_name(name: str) -> str:
     return ''.join(char if char.isprintable() else '?' for char in base)[:80]
 
 
-def _check_png(data: bytes, name: str, what: str, max_bytes: int) -> Image.Image:
-    """The header of an uploaded PNG: the file must be a PNG within the size limits."""
+def _check_png(data: bytes, name: str, what: str, max_bytes: int, max_pixels: int) -> Image.Image:
+    """The header of an uploaded PNG: the file must be a PNG within the size limits (a small PNG can hold a
+    huge blank map, whose decoding would exhaust memory: the size is checked before any decoding)."""
     if len(data) > max_bytes:
         raise DatasetError(
             f"{name}: the {what} is {len(data) / 2**20:.1f} MB, above the {max_bytes / 2**20:g} MB upload limit (--max_upload_mb)"
@@ -36,16 +36,39 @@ def _check_png(data: bytes, name: str, what: str, max_bytes: int) -> Image.Image
         )
     try:
         header = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:  # PIL's own guard, for sizes far above any limit of ours
+        raise DatasetError(f"{name}: the {what} has far more than the editor's limit of {max_pixels} pixels (--max_pixels)") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise DatasetError(f"{name}: cannot read the {what} ({error}); re-export it as a PNG") from None
     width, height = header.size
-    if width * height > MAX_UPLOAD_PIXELS:
-        raise DatasetError(f"{name}: the {what} is {width}x{height}, above the editor's limit of {MAX_UPLOAD_PIXELS} pixels")
+    if width * height > max_pixels:
+        raise DatasetError(f"{name}: the {what} is {width}x{height}, above the editor's limit of {max_pixels} pixels (--max_pixels)")
     return header
 
 
+def resized_size(opt: argparse.Namespace, size: tuple) -> tuple:
+    """The (width, height) that the dataset's --resize_or_crop makes of a map of `size` (data/base_dataset.transform's rules)."""
+    width, height = size
+    mode = opt.resize_or_crop
+    if 'resize' in mode:
+        width, height = opt.loadSize, opt.loadSize
+    elif 'scale_width' in mode and width != opt.loadSize:
+        width, height = opt.loadSize, int(opt.loadSize * height / width)
+    if 'crop' in mode and (width > opt.fineSize or height > opt.fineSize):
+        width, height = opt.fineSize, opt.fineSize
+    if mode == 'none':
+        width, height = int(round(width / opt.size_base) * opt.size_base), int(round(height / opt.size_base) * opt.size_base)
+    return width, height
+
+
 def load_upload(
-    opt: argparse.Namespace, label_name: str, label_data: bytes, inst_name: str | None, inst_data: bytes | None, max_bytes: int
+    opt: argparse.Namespace,
+    label_name: str,
+    label_data: bytes,
+    inst_name: str | None,
+    inst_data: bytes | None,
+    max_bytes: int,
+    max_pixels: int,
 ) -> tuple:
     """(label, inst or None) as HxW arrays after the dataset's preprocessing, or DatasetError with a message naming the file.
 
@@ -54,10 +77,16 @@ def load_upload(
     sizes, sizes the generator can take.
     """
     label_name = display_name(label_name)
-    _check_png(label_data, label_name, 'label map', max_bytes)
+    header = _check_png(label_data, label_name, 'label map', max_bytes, max_pixels)
+    width, height = resized_size(opt, header.size)
+    if width * height > max_pixels:  # what the document would be: a small tall map is resized to a huge one
+        raise DatasetError(
+            f"{label_name}: the {header.size[0]}x{header.size[1]} label map becomes {width}x{height} at --loadSize {opt.loadSize} "
+            f"(--resize_or_crop {opt.resize_or_crop}), above the editor's limit of {max_pixels} pixels (--max_pixels)"
+        )
     if inst_data is not None:
         inst_name = display_name(inst_name or 'instances.png')
-        inst_header = _check_png(inst_data, inst_name, 'instance map', max_bytes)
+        inst_header = _check_png(inst_data, inst_name, 'instance map', max_bytes, max_pixels)
         if inst_header.mode not in INSTANCE_MODES:
             raise DatasetError(
                 f"{inst_name}: the instance map has mode {inst_header.mode}; it must be a single-channel PNG of "

@@ -7,12 +7,20 @@ const state = {
   info: null, doc: null, width: 0, height: 0, label: null, inst: null, palette: null,
   tool: 'brush', size: 4, sizeTouched: false, paintClass: 0, galleryIndex: null,
   selection: null, swatchToken: 0, stroke: null, hover: null, renderQueued: false,
-  shownVersion: 0, wantedVersion: 0, synthBusy: false, editTimes: new Map(),
+  shownVersion: 0, wantedVersion: 0, synthBusy: false, editTimes: new Map(), session: '',
 };
 
 // ------------------------------------------------------------------ server calls
+// Every request names this page's session: the server keeps one document per page, so two tabs never
+// edit each other's map.
+function sessionHeaders(extra = {}) {
+  return {'X-Editor-Session': state.session, ...extra};
+}
+
 async function api(path, body) {
-  const options = body === undefined ? {} : {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)};
+  const options = body === undefined
+    ? {headers: sessionHeaders()}
+    : {method: 'POST', headers: sessionHeaders({'Content-Type': 'application/json'}), body: JSON.stringify(body)};
   let response;
   try {
     response = await fetch(path, options);
@@ -39,6 +47,7 @@ function edit(op) {
   return enqueue(async () => {
     const doc = await api('/api/edit', op);
     await applyDocument(doc, started, op.op === 'erase');
+    if (doc.note) showMessage(doc.note, 'info');
     return doc;
   });
 }
@@ -76,12 +85,19 @@ function decodeIds(url) {
 }
 
 async function applyDocument(doc, started, clearSelection = false) {
-  const [label, inst] = await Promise.all([decodeIds(doc.label_ids), decodeIds(doc.inst_ids)]);
+  // Everything the new version changes is fetched first (maps, and the selection's new style), then
+  // shown in one synchronous step: the version the page reports (data-version, data-synced) never
+  // runs ahead of the selection panel, which a follow-up request used to refresh after it.
+  const picking = !clearSelection && state.selection ? api('/api/pick', {x: state.selection.x, y: state.selection.y}) : null;
+  const [label, inst, picked] = await Promise.all([decodeIds(doc.label_ids), decodeIds(doc.inst_ids), picking]);
   const resized = doc.width !== state.width || doc.height !== state.height;
   Object.assign(state, {doc, label, inst, width: doc.width, height: doc.height});
   if (resized) {
     $('label-canvas').width = doc.width;
     $('label-canvas').height = doc.height;
+    // The photo keeps the map's shape before its image arrives (its overlay is laid out from it).
+    $('synth').width = doc.width;
+    $('synth').height = doc.height;
     if (!state.sizeTouched) setSize(Math.max(1, Math.round(doc.width / 40)));
     layoutOverlays();
   }
@@ -90,13 +106,13 @@ async function applyDocument(doc, started, clearSelection = false) {
   $('redo').disabled = !doc.can_redo;
   document.querySelectorAll('.downloads .button').forEach((link) => link.classList.remove('disabled'));
   $('download-styles').classList.toggle('disabled', !state.info.styles);
+  if (clearSelection) setSelection(null);
+  else if (picked) setSelection(picked);
+  buildPalette();
   document.body.dataset.version = doc.version;
   document.body.dataset.synced = 'false';
   if (started !== undefined) state.editTimes.set(doc.version, started);
-  buildPalette();
   requestSynth(doc.version);
-  if (clearSelection) setSelection(null);
-  else if (state.selection) setSelection(await api('/api/pick', {x: state.selection.x, y: state.selection.y}));
 }
 
 function openIndex(index) {
@@ -153,7 +169,7 @@ async function pumpSynth() {
   setStatus('synthesizing…', true);
   try {
     while (state.shownVersion < state.wantedVersion) {
-      const response = await fetch(`/api/synth?after=${state.wantedVersion}`);
+      const response = await fetch(`/api/synth?after=${state.wantedVersion}`, {headers: sessionHeaders()});
       if (!response.ok) {
         const payload = await response.json().catch(() => ({}));
         throw new Error(payload.error || `the image could not be made (HTTP ${response.status})`);
@@ -163,11 +179,11 @@ async function pumpSynth() {
       const url = URL.createObjectURL(await response.blob());
       await new Promise((resolve) => { $('synth').onload = resolve; $('synth').onerror = resolve; $('synth').src = url; });
       state.shownVersion = Math.max(state.shownVersion, version);
-      let latest = null;
-      for (const [editVersion, started] of state.editTimes) {
-        if (editVersion <= version) { latest = performance.now() - started; state.editTimes.delete(editVersion); }
-      }
-      if (latest !== null) $('latency').textContent = `edit → image ${Math.round(latest)} ms (generator ${Math.round(renderMs)} ms)`;
+      // Both figures belong to this image's version: the page's time from the edit that made it to the
+      // image on screen, and the server's model time for it (which ran after that edit arrived: a part).
+      const started = state.editTimes.get(version);
+      for (const editVersion of state.editTimes.keys()) if (editVersion <= version) state.editTimes.delete(editVersion);
+      if (started !== undefined) showLatency(performance.now() - started, renderMs);
       document.body.dataset.shown = state.shownVersion;
     }
     // What tests wait for: the image on screen is the one of the newest edit.
@@ -179,6 +195,14 @@ async function pumpSynth() {
   } finally {
     state.synthBusy = false;
   }
+}
+
+// The caption under the photo: the whole wait and the model's part of it, for one and the same edit.
+function showLatency(totalMs, modelMs) {
+  const caption = $('latency');
+  caption.textContent = `edit → image ${Math.round(totalMs)} ms, of which the model ${Math.round(modelMs)} ms`;
+  caption.title = 'from the edit to its image on screen; the model part is the generator and PNG encoding on the server';
+  Object.assign(caption.dataset, {totalMs: totalMs.toFixed(1), modelMs: modelMs.toFixed(1)});
 }
 
 // ------------------------------------------------------------------ drawing the label map
@@ -252,8 +276,10 @@ function drawOverlays() {
           if (y === h - 1 || !inside(i + w)) { path.moveTo(x * sx, (y + 1) * sy); path.lineTo((x + 1) * sx, (y + 1) * sy); }
         }
       }
-      context.lineWidth = 3; context.strokeStyle = 'rgba(0,0,0,.85)'; context.stroke(path);
-      context.lineWidth = 1.5; context.strokeStyle = '#fff'; context.setLineDash([5, 3]); context.stroke(path); context.setLineDash([]);
+      // A thin line (2 and 1 screen pixels) so that the object itself, and a new style on the photo, stay visible.
+      const ratio = window.devicePixelRatio || 1;
+      context.lineWidth = 2 * ratio; context.strokeStyle = 'rgba(0,0,0,.8)'; context.stroke(path);
+      context.lineWidth = ratio; context.strokeStyle = '#fff'; context.setLineDash([4 * ratio, 3 * ratio]); context.stroke(path); context.setLineDash([]);
     }
     if (state.hover && state.tool === 'brush' && state.hover.canvas === id) {
       context.beginPath();
@@ -368,10 +394,14 @@ async function loadSwatches(picked) {
   }
   // One swatch at a time: the model thread renders them between edits, never ahead of one.
   for (let index = 0; index < picked.clusters; index++) {
-    const response = await fetch(`/api/swatch?segment=${picked.segment}&index=${index}`).catch(() => null);
+    const response = await fetch(`/api/swatch?segment=${picked.segment}&index=${index}`, {headers: sessionHeaders()}).catch(() => null);
     const blob = response && response.ok ? await response.blob() : null;
     if (token !== state.swatchToken) return;  // another object was selected meanwhile
-    if (!blob) continue;
+    if (!blob) {  // say why once (an ended session, a model failure), not once per swatch
+      const payload = response ? await response.json().catch(() => ({})) : {};
+      showMessage(payload.error || 'the style swatches could not be made: is scripts/editor.py still running?');
+      break;
+    }
     const image = document.createElement('img');
     image.alt = '';
     image.src = URL.createObjectURL(blob);
@@ -474,6 +504,7 @@ function buildGallery() {
 async function start() {
   try {
     state.info = await api('/api/info');
+    state.session = (await api('/api/session', {})).session;
   } catch (error) {
     showMessage(error.message);
     return;
@@ -483,7 +514,14 @@ async function start() {
   info.classes.forEach((entry) => state.palette.set(entry.color, 3 * entry.id));
   $('model-info').textContent = `${info.name} · ${info.device} · ${info.label_nc} classes · ${info.styles ? 'styles from clusters' : 'no styles'}`;
   $('shuffle').hidden = !info.styles;
-  document.querySelectorAll('.downloads .button').forEach((link) => link.classList.add('disabled'));
+  document.querySelectorAll('.downloads .button').forEach((link) => {
+    link.classList.add('disabled');
+    link.href = `${link.getAttribute('href')}&session=${encodeURIComponent(state.session)}`;  // links cannot send headers
+  });
+  // Closing the page lets go of its document at once (else it goes after --session_idle_minutes).
+  window.addEventListener('pagehide', () => {
+    fetch('/api/close', {method: 'POST', keepalive: true, headers: sessionHeaders({'Content-Type': 'application/json'}), body: '{}'});
+  });
   buildGallery();
   // Cars for the Cityscapes classes (the paper's favourite object), else the first class after 0.
   setPaintClass(info.label_nc === 35 ? 26 : Math.min(1, info.label_nc - 1));
@@ -516,7 +554,10 @@ async function start() {
   $('message-close').addEventListener('click', () => { $('message').hidden = true; });
   document.addEventListener('keydown', onKey);
   window.addEventListener('resize', layoutOverlays);
-  new ResizeObserver(layoutOverlays).observe($('label-stage'));
+  // Each overlay is sized to its own stage; the photo's stage grows when its first image arrives.
+  const observer = new ResizeObserver(layoutOverlays);
+  observer.observe($('label-stage'));
+  observer.observe($('synth-stage'));
 
   if (info.gallery.length) await openIndex(0);
   else setStatus('upload a label map to start');

@@ -507,7 +507,11 @@ def test_models_without_instance_maps_or_with_label_features(dataroot, tmp_path,
 # ----------------------------------------------------------------------------- the browser
 def launch_chromium(playwright):
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f'{CHROMIUM} not found: apt-get install chromium (the browser test drives the OS Chromium)', pytrace=False)
+        # scripts/check.sh installs it where apt exists; elsewhere (macOS) the browser test skips, except under CI.
+        reason = f'needs the OS Chromium at {CHROMIUM}: apt-get install chromium (the browser test drives it; never `playwright install`)'
+        if os.environ.get('CI', '').lower() == 'true':
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 

@@ -4,7 +4,8 @@ The dataset lets the project train and test end to end without any download.
 Every image is a simple, seeded street scene:
 
 * sky at the top (vertical gradient),
-* flat-coloured buildings of varying widths/heights along a horizon line,
+* flat-coloured building blocks of varying widths/heights along a horizon line, each an
+  object of its own (instance 11000 + k) since its paint is its own,
 * trees, poles and (sometimes) pedestrians,
 * a sidewalk band and a perspective trapezoid road at the bottom,
 * 1-3 cars in the near half of the road, each a separate instance painted in one of
@@ -13,7 +14,8 @@ Every image is a simple, seeded street scene:
 Layout under ``root``::
 
     train_label/synth_000000_000019_gtFine_labelIds.png      8-bit 'L', Cityscapes labelIds
-    train_inst/synth_000000_000019_gtFine_instanceIds.png    16-bit, stuff = class id, cars 26000+k
+    train_inst/synth_000000_000019_gtFine_instanceIds.png    16-bit, stuff = class id, building blocks
+                                                             11000+k, persons 24000+k, cars 26000+k
     train_img/synth_000000_000019_leftImg8bit.png            RGB photo
     test_label/synthval_000000_000019_gtFine_labelIds.png    (same for test_inst / test_img)
     styles.json                                              {photo stem: [{"instance_id", "style", ...}]}
@@ -21,8 +23,10 @@ Layout under ``root``::
 Photos are deliberately "learnable": flat class colours with smooth shading and no
 pixel noise or fine texture (a GAN would learn grain as speckle, and a window grid is
 nothing a label map says where to put), so a small model trained for a few minutes
-produces output that looks like them; the car paint is the one thing a label map does
-not tell, which is what the instance features have to carry.
+produces output that looks like them. Apart from what a shape implies (a car's window, a
+tree's trunk), every sharp colour change is told by the maps: an edge in the label or
+instance map (a building block against its neighbour, a wheel standing below a car's
+body) or the paint of an instance (a car, a block), which the instance features carry.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ CAR_STYLES: dict[str, tuple[int, int, int]] = {
 }
 
 _SPLITS = (("train", "synth"), ("test", "synthval"))
+_BUILDING_BASE = LABEL_IDS["building"] * 1000  # the instance id of the first building block
 _FRAME = "000019"
 _STYLE_NAMES = tuple(CAR_STYLES)
 _NAME_RE = re.compile(r"^(synth|synthval)_\d{6}_\d{6}_(gtFine_labelIds|gtFine_instanceIds|leftImg8bit)\.png$")
@@ -185,8 +190,12 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
     cv.paint(np.ones((H, W), bool), L["sky"], L["sky"], sky_top * (1 - t) + sky_bot * t)
 
     # --- buildings along the horizon ------------------------------------- #
+    # Each block is an object of its own (11000 + k): its paint differs from its neighbours', which only
+    # an instance edge and a per-instance feature can tell (as one stuff region, the blocks' paints
+    # would average into one band). Its shading runs from the horizon up, which the label map shows.
     x = -u(0, 0.1) * W
     building_palette = [(120, 118, 115), (150, 130, 110), (105, 100, 98), (170, 160, 145), (135, 95, 75)]
+    n_blocks = 0
     while x < W:
         bw = W * u(0.08, 0.24)
         if u() < 0.15:  # small gap of sky between buildings
@@ -195,7 +204,8 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         top = horizon - H * u(0.10, 0.40)
         m = cv.rect(x, top, x + bw, horizon + 1)
         base = _jitter(rng, building_palette[rng.integers(len(building_palette))], 12)
-        cv.paint(m, L["building"], L["building"], cv.vshade(base, 1.05, 0.85, top, horizon))
+        cv.paint(m, L["building"], _BUILDING_BASE + n_blocks, cv.vshade(base, 1.0, 0.85, horizon - 0.4 * H, horizon))
+        n_blocks += 1
         x += bw
 
     # --- ground: sidewalk everywhere below the horizon, road trapezoid ---- #
@@ -280,10 +290,12 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         style = _STYLE_NAMES[rng.integers(len(_STYLE_NAMES))]
         paint = _jitter(rng, CAR_STYLES[style], 8)
         iid = 26000 + len(cars_drawn)
-        body = cv.rect(x0, yb - ch * 0.62, x1, yb - ch * 0.10)
+        # The wheels stand below the body, so the car's outline in the label map shows where they are.
+        body = cv.rect(x0, yb - ch * 0.62, x1, yb - ch * 0.22)
         cabin = cv.rect(x0 + cw * 0.14, yb - ch, x1 - cw * 0.14, yb - ch * 0.60)
-        wr = max(1.0, ch * 0.14)
-        wheels = cv.ellipse(x0 + cw * 0.2, yb - wr, max(1.0, cw * 0.09), wr) | cv.ellipse(x1 - cw * 0.2, yb - wr, max(1.0, cw * 0.09), wr)
+        wr = max(1.5, ch * 0.2)
+        wx = max(1.5, cw * 0.1)
+        wheels = cv.ellipse(x0 + cw * 0.22, yb - wr, wx, wr) | cv.ellipse(x1 - cw * 0.22, yb - wr, wx, wr)
         window = cv.rect(x0 + cw * 0.19, yb - ch * 0.92, x1 - cw * 0.19, yb - ch * 0.64)
         cv.paint(body | cabin | wheels, L["car"], iid, cv.vshade(paint, 1.08, 0.86, yb - ch, yb))
         cv.recolor(window & (cv.inst == iid), (42, 47, 58))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end on a CPU in about three minutes (2 cores), no download: make the built-in synthetic street
+# End to end on a CPU in about five minutes (2 cores), no download: make the built-in synthetic street
 # scenes, train a small pix2pixHD with instance features on them, cluster the features, synthesize
 # each test layout in three styles, then print the figures that say whether it worked and the pages.
 # Override with environment variables, e.g. NITER=5 NITER_DECAY=0 scripts/quickstart.sh
@@ -20,8 +20,9 @@ WIDTH=${WIDTH:-128}
 HEIGHT=${HEIGHT:-64}
 N_TRAIN=${N_TRAIN:-32}
 N_TEST=${N_TEST:-8}
-NITER=${NITER:-30}
-NITER_DECAY=${NITER_DECAY:-20}
+# 90 epochs of 32 images: 2,880 iterations (docs/QUICKSTART.md, "Pictures that convince").
+NITER=${NITER:-45}
+NITER_DECAY=${NITER_DECAY:-45}
 GPU_IDS=${GPU_IDS:--1}
 # One thread per process: on a machine shared with other work a second OpenMP thread made these small
 # networks 3x slower (measured), and with one thread the CPU time is also the time on an idle 2-core

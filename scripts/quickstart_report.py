@@ -10,6 +10,9 @@
     from any edge and over all pixels at least 2 pixels from any label or instance edge, synthesized
     vs real (0-255; flat or smoothly shaded regions give ~0, grain or a grid texture of amplitude a
     give about a);
+  * halos: the mean absolute difference on road, sidewalk and sky 1-3 pixels from a label or instance
+    edge vs 4 pixels or more from any (both 0 for a perfect copy; a drawn style that misses the scene's
+    colours raises both alike, a halo or fringe along edges only the first);
   * the encoder's car features (training set, from features.npz and the cluster file): the share of
     their variance on each principal axis, and how well the K-means clusters separate the true paints
     of the synthetic cars (styles.json): purity = share of cars whose cluster's majority paint is their
@@ -39,6 +42,8 @@ if _REPO_ROOT not in sys.path:
 from data.synthetic import LABEL_IDS, load_styles  # noqa: E402
 
 CAR, ROAD = LABEL_IDS['car'], LABEL_IDS['road']
+# Classes of one colour per scene (up to shading), whose pixels next to an edge should look like the ones farther in.
+PLAIN = [LABEL_IDS[name] for name in ('road', 'sidewalk', 'sky')]
 _STYLE_RE = re.compile(r'^(.*)_synthesized_image(?:_style(\d+))?\.png$')
 
 
@@ -99,6 +104,7 @@ def image_figures(results: str, dataroot: str, phase: str = 'test') -> dict:
         raise SystemExit(f'error: {results}/images: no *_synthesized_image*.png; run test.py first')
     difference, difference_outside_cars, moves = [], [], []
     speckle_fake, speckle_real, flat_fake, flat_real = [], [], [], []
+    near_edge, far_from_edge = [], []
     for name, style_paths in layouts.items():
         stem = name.removesuffix('_gtFine_labelIds')
         real_path = os.path.join(results, 'images', f'{name}_real_image.png')
@@ -116,6 +122,14 @@ def image_figures(results: str, dataroot: str, phase: str = 'test') -> dict:
             difference_outside_cars.append(error[not_car].mean())
         # Road away from every edge (its border, cars, poles on it): what should be flat.
         flat = interior(label, inst)
+        # Halos: the error on road, sidewalk and sky 1-3 px from an edge over the error 4 px or more away
+        # (a drawn style that misses the scene's colour raises both alike).
+        plain, inside = np.isin(label, PLAIN) & interior(label, inst, 1), interior(label, inst, 4)
+        for fake in fakes:
+            error = np.abs(fake - real).mean(axis=2)
+            if (plain & ~inside).any() and (plain & inside).any():
+                near_edge.append(error[plain & ~inside].mean())
+                far_from_edge.append(error[plain & inside].mean())
         flat_road = flat & (label == ROAD)
         real_texture = np.abs(high_pass(real.mean(axis=2)))
         fake_textures = [np.abs(high_pass(fake.mean(axis=2))) for fake in fakes]
@@ -141,6 +155,8 @@ def image_figures(results: str, dataroot: str, phase: str = 'test') -> dict:
         'speckle_real': float(np.mean(speckle_real)) if speckle_real else float('nan'),
         'flat_fake': float(np.mean(flat_fake)) if flat_fake else float('nan'),
         'flat_real': float(np.mean(flat_real)) if flat_real else float('nan'),
+        'near_edge': float(np.mean(near_edge)) if near_edge else float('nan'),
+        'far_from_edge': float(np.mean(far_from_edge)) if far_from_edge else float('nan'),
     }
 
 
@@ -220,6 +236,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f'  speckle, mean |grey - its 3x3 mean| (0-255), synthesized vs real: on flat road {figures["speckle_fake"]:.2f} vs '
         f'{figures["speckle_real"]:.2f}; everywhere 2 px from an edge {figures["flat_fake"]:.2f} vs {figures["flat_real"]:.2f}'
+    )
+    print(
+        f'  halos, mean |difference| on road, sidewalk and sky 1-3 px from an edge vs 4 px or more: '
+        f'{figures["near_edge"]:.1f} vs {figures["far_from_edge"]:.1f}'
     )
     if args.experiment:
         features = feature_figures(args.experiment, args.dataroot, args.n_clusters)

@@ -123,6 +123,7 @@ def test_quickstart_runs_end_to_end(tmp_path):
         r'car paint between styles: ',
         r'speckle, mean \|grey - its 3x3 mean\| \(0-255\), synthesized vs real: on flat road \d+\.\d\d vs \d+\.\d\d; '
         r'everywhere 2 px from an edge \d+\.\d\d vs \d+\.\d\d',
+        r'halos, mean \|difference\| on road, sidewalk and sky 1-3 px from an edge vs 4 px or more: \d+\.\d vs \d+\.\d',
         r'car features \(\d+ training cars\): variance share per principal axis [\d. ]+; \d+ clusters, paint purity \d+%',
     ):
         assert re.search(figure, result.stdout), figure

@@ -89,10 +89,10 @@ def test_instance_maps(dataset):
         lab = np.array(Image.open(label_p)).astype(np.int64)
         assert inst.shape == lab.shape == (H, W)
 
-        things = np.isin(lab, [24, 26])
+        things = np.isin(lab, [11, 24, 26])
         # stuff pixels hold their class id
         assert np.array_equal(inst[~things], lab[~things])
-        # every car / person pixel has inst // 1000 == its class
+        # every building block / person / car pixel has inst // 1000 == its class
         assert np.array_equal(inst[things] // 1000, lab[things])
         assert (inst[lab == 26] >= 26000).all()
 
@@ -107,6 +107,35 @@ def test_instance_maps(dataset):
         for c in cars:
             assert c["style"] in CAR_STYLES
             assert c["pixels"] == int((inst == c["instance_id"]).sum())
+
+
+def test_building_blocks_and_wheels_are_in_the_maps(dataset):
+    # What a block's paint or a wheel looks like must follow from the maps: every building block is an
+    # object of its own with one paint per row (shading runs from the horizon only), and a car's wheels
+    # stand below its body, so its lowest rows are two dark runs with road between them.
+    root, _ = dataset
+    blocks_per_scene, two_wheeled, cars = [], 0, 0
+    for label_p, inst_p, img_p in _triples(root):
+        lab = np.array(Image.open(label_p)).astype(np.int64)
+        inst = np.array(Image.open(inst_p)).astype(np.int64)
+        img = np.array(Image.open(img_p)).astype(np.int64)
+        blocks = np.unique(inst[lab == 11])
+        blocks_per_scene.append(len(blocks))
+        for block in blocks:
+            for row in np.unique(np.nonzero(inst == block)[0]):
+                assert len(np.unique(img[row][inst[row] == block], axis=0)) == 1, (img_p, block, row)
+        for car in np.unique(inst[lab == 26]):
+            rows, cols = np.nonzero(inst == car)
+            box = inst[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+            if cols.min() == 0 or cols.max() == W - 1 or rows.max() == H - 1 or np.any((box >= 26000) & (box != car)):
+                continue  # cut by the image border or hidden in part by a nearer car
+            cars += 1
+            bottom = slice(rows.max() - 1, rows.max() + 1)  # two rows: the wheels may not round alike
+            lowest = (inst[bottom] == car).any(axis=0)
+            runs = np.count_nonzero(np.diff(lowest.astype(int)) == 1) + int(lowest[0])
+            two_wheeled += runs == 2 and bool(np.all(img[bottom][inst[bottom] == car] == (20, 20, 22)))
+    assert max(blocks_per_scene) >= 3
+    assert cars and two_wheeled == cars, (two_wheeled, cars)
 
 
 def test_instance_roundtrip_exact(tmp_path):

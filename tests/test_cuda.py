@@ -27,6 +27,7 @@ from test_features import LOAD_SIZE, STAGE1_ARCH
 
 # The fixtures of the CPU reference tests, shared here (pytest finds fixtures among a module's names).
 expected, inputs, meta = reference_fixture_tests.expected, reference_fixture_tests.inputs, reference_fixture_tests.meta
+sample = reference_fixture_tests.sample
 reference_run = reference_fixture_tests.reference_run
 batch, step_fixture, vgg_weights = reference_step_tests.batch, reference_step_tests.step_fixture, reference_step_tests.vgg_weights
 
@@ -197,70 +198,42 @@ def test_reference_step_gradients_and_weights_on_device(device_iterations, step_
 
 
 # ----------------------------------------------------------------------------- 3. checkpoints across devices
-@pytest.mark.parametrize('direction', ['device_to_cpu', 'cpu_to_device'])
-def test_checkpoint_moves_between_devices(device, dataroot, tmp_path, direction):
-    """Train on one device, resume (weights, Adam, scalers, RNG) and test on the other; both test.py runs agree."""
+def test_checkpoints_move_between_devices(device, dataroot, tmp_path):
+    """Train on the device, resume (weights, Adam, scalers, RNG) on the CPU, then again on the device; test.py
+    on both devices from the last checkpoint gives the same image."""
     cpu = torch.device('cpu')
-    first, second = (device, cpu) if direction == 'device_to_cpu' else (cpu, device)
     names = ['--name', 'x', '--dataroot', dataroot, '--checkpoints_dir', tmp_path, '--loadSize', 64, '--nThreads', 0]
     flags = [*TINY, *names, '--niter_decay', 0]
-    assert_ok(run_script_on(first, 'train.py', *flags, '--niter', 1))
-    for path in (tmp_path / 'x').glob('latest_net_*.pth'):  # plain CPU state_dicts, whatever trained them
-        assert all(value.device.type == 'cpu' for value in torch.load(path, weights_only=True).values()), path
-    assert_ok(run_script_on(second, 'train.py', *flags, '--niter', 2, '--continue_train'))
-    state = load_all(tmp_path / 'x' / 'latest_train_state.pth')
-    assert state['epoch'] == 3 and state['optimizer_G']['state']  # it resumed and trained the second epoch
+    assert_ok(run_script_on(device, 'train.py', *flags, '--niter', 1))
+    for epochs, where in ((2, cpu), (3, device)):  # written on the device, read on the CPU; and the reverse
+        for path in (tmp_path / 'x').glob('latest_net_*.pth'):  # plain CPU state_dicts, whatever trained them
+            assert all(value.device.type == 'cpu' for value in torch.load(path, weights_only=True).values()), path
+        assert_ok(run_script_on(where, 'train.py', *flags, '--niter', epochs, '--continue_train'))
+        state = load_all(tmp_path / 'x' / 'latest_train_state.pth')
+        assert state['epoch'] == epochs + 1 and state['optimizer_G']['state']  # it resumed and trained one more epoch
     images = {}
-    for where in (first, second):
+    for where in (cpu, device):
         results = tmp_path / f'results_{where.type}'
         assert_ok(run_script_on(where, 'test.py', *names, '--results_dir', results, env=NO_TF32_ENV))
         (name,) = [n for n in os.listdir(results / 'x' / 'test_latest' / 'images') if 'synthesized' in n]
         images[where.type] = read_png(results / 'x' / 'test_latest' / 'images' / name)
     # One checkpoint, two devices, float32 without TF32: truncation to 8 bits may move a level, no more.
-    assert int(np.abs(images[first.type] - images[second.type]).max()) <= 1
+    assert int(np.abs(images['cpu'] - images[device.type]).max()) <= 1
 
 
-# ----------------------------------------------------------------------------- 4. precision and speed paths
-def first_step(device: torch.device, dataroot: str, checkpoints, *extra: str) -> tuple:
-    """Losses and G's gradient of one seeded training step from the same weights and batch."""
-    opt = TrainOptions().parse(
-        [*TINY, *gpu_flags(device), '--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(checkpoints), *extra],
-        save=False,
-    )
-    torch.manual_seed(0)
-    trainer = Pix2PixHDTrainer(opt)
-    losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
-    grads = torch.cat([parameter.grad.reshape(-1).float().cpu() for parameter in trainer.params_G])
-    return {name: float(value) for name, value in losses.items()}, grads
-
-
-# One fp32 step by another kernel path: the same sums in another order (float32 rounding, ~1e-7 relative
-# per operation) through ~20 layers; InstanceNorm divides by small standard deviations at this tiny size,
-# which amplifies that noise in the gradients most. Far below what a wrong kernel gives (the CPU
-# channels-last InstanceNorm bug: 1e-2 to 1 relative).
-STEP_LOSS_RTOL = 1e-4
-STEP_GRAD_RTOL = 1e-3
-
-
-@pytest.mark.parametrize('flag', ['--channels_last', '--compile'])
-def test_speed_flags_equal_the_plain_step(device, dataroot, tmp_path, flag):
-    if flag == '--channels_last':
-        require_cuda(device, '--channels_last is ignored on the CPU (tests/test_scaling.py checks that)')
-    plain_losses, plain_grads = first_step(device, dataroot, tmp_path)
-    fast_losses, fast_grads = first_step(device, dataroot, tmp_path, flag)
-    for name, value in plain_losses.items():
-        assert fast_losses[name] == pytest.approx(value, rel=STEP_LOSS_RTOL), name
-    assert ((fast_grads - plain_grads).norm() / plain_grads.norm()).item() < STEP_GRAD_RTOL
-
-
+# ----------------------------------------------------------------------------- 4. precision
 AMP_STEPS = 30
-# Same weights, same batch, one step: a loss in bf16 autocast (8-bit mantissa, 2^-9 relative rounding per
-# operation) lands within a few per cent of float32; fp16 (11 bits) within well under one per cent.
+# Same weights, same batch, one step: a loss in bf16 autocast (8-bit mantissa) lands within a few per cent
+# of float32's, fp16 (11 bits) within a fraction of one per cent (measured on the CPU rehearsal: bf16 up
+# to 1.3e-2, fp16 up to 4e-4, the largest on D_fake).
 AMP_FIRST_LOSS_RTOL = {'bf16': 5e-2, 'fp16': 1e-2}
-# After AMP_STEPS steps the weights must have moved the way float32 moved them: the cosine between the
-# two runs' total updates of G. Adam's steps are about lr * sign(gradient), so low-precision noise flips
-# only the near-zero gradient components; a broken scaler or a cast that loses the gradient would not stay near 1.
-AMP_UPDATE_COSINE = {'bf16': 0.9, 'fp16': 0.95}
+# After AMP_STEPS steps G must have moved the way float32 moved it (the cosine between the two runs' total
+# updates) and the losses must be where float32's are (means of the last 10 steps). fp16 is looser: its
+# GradScaler starts at 2^16 and skips the steps whose scaled gradients overflow while it halves, so its
+# run lags float32's by those steps (CPU rehearsal: cosine 0.95 and loss means within 0.1% for bf16, 0.86
+# and 7% for fp16). A cast that loses the gradient or a scaler that skips every step gives a cosine near 0.
+AMP_UPDATE_COSINE = {'bf16': 0.9, 'fp16': 0.75}
+AMP_LAST_LOSS_RTOL = {'bf16': 0.02, 'fp16': 0.15}
 
 
 def train_steps(device: torch.device, dataroot: str, checkpoints, steps: int, *extra: str) -> tuple:
@@ -294,20 +267,15 @@ def test_amp_stays_finite_and_close_to_fp32(device, dataroot, tmp_path, amp):
         assert history[0][name] == pytest.approx(value, rel=AMP_FIRST_LOSS_RTOL[amp]), name
     cosine = torch.nn.functional.cosine_similarity(update, reference_update, dim=0).item()
     assert cosine >= AMP_UPDATE_COSINE[amp], cosine
+    for name in reference[0]:
+        expected_mean = np.mean([losses[name] for losses in reference[-10:]])
+        assert np.mean([losses[name] for losses in history[-10:]]) == pytest.approx(expected_mean, rel=AMP_LAST_LOSS_RTOL[amp]), name
 
 
-@pytest.fixture(scope='module')
-def trained(device, dataroot, tmp_path_factory):
-    """A tiny experiment trained for one epoch on the device: (checkpoints dir, test.py flags naming it)."""
-    checkpoints = tmp_path_factory.mktemp('trained')
-    names = ['--name', 't', '--dataroot', dataroot, '--checkpoints_dir', checkpoints, '--loadSize', 64, '--nThreads', 0]
-    assert_ok(run_script_on(device, 'train.py', *TINY, *names, '--niter', 1, '--niter_decay', 0))
-    return checkpoints, names
-
-
-def test_data_type_16_inference_is_float16_and_close(device, trained, tmp_path):
+def test_data_type_16_inference_is_float16_and_close(device, dataroot, tmp_path):
     require_cuda(device, '--data_type 16 is float16 autocast on CUDA; on the CPU it runs float32')
-    _, flags = trained
+    flags = ['--name', 't', '--dataroot', dataroot, '--checkpoints_dir', tmp_path, '--loadSize', 64, '--nThreads', 0]
+    assert_ok(run_script_on(device, 'train.py', *TINY, *flags, '--niter', 1, '--niter_decay', 0))
     images = {}
     for data_type in (32, 16):
         results = tmp_path / str(data_type)
@@ -339,3 +307,36 @@ def test_norm_batch_under_torchrun_trains_like_one_process(device, dataroot, tmp
         # Same seed and batches; cuDNN's atomics may reorder sums, so Adam's sign-like first steps can
         # flip a few near-zero gradients (as in tests/test_scaling.py's torchrun check).
         assert share_within(launched, plain, 1e-5) >= 0.98, label
+
+
+# ----------------------------------------------------------------------------- 5. speed flags (last: --compile is the slowest test)
+def first_step(device: torch.device, dataroot: str, checkpoints, *extra: str) -> tuple:
+    """Losses and G's gradient of one seeded training step from the same weights and batch."""
+    opt = TrainOptions().parse(
+        [*TINY, *gpu_flags(device), '--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(checkpoints), *extra],
+        save=False,
+    )
+    torch.manual_seed(0)
+    trainer = Pix2PixHDTrainer(opt)
+    losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
+    grads = torch.cat([parameter.grad.reshape(-1).float().cpu() for parameter in trainer.params_G])
+    return {name: float(value) for name, value in losses.items()}, grads
+
+
+# One fp32 step by another kernel path: the same sums in another order (float32 rounding, ~1e-7 relative
+# per operation) through ~20 layers; InstanceNorm divides by small standard deviations at this tiny size,
+# which amplifies that noise in the gradients most. Far below what a wrong kernel gives (the CPU
+# channels-last InstanceNorm bug: 1e-2 to 1 relative).
+STEP_LOSS_RTOL = 1e-4
+STEP_GRAD_RTOL = 1e-3
+
+
+@pytest.mark.parametrize('flag', ['--channels_last', '--compile'])
+def test_speed_flags_equal_the_plain_step(device, dataroot, tmp_path, flag):
+    if flag == '--channels_last':
+        require_cuda(device, '--channels_last is ignored on the CPU (tests/test_scaling.py checks that)')
+    plain_losses, plain_grads = first_step(device, dataroot, tmp_path)
+    fast_losses, fast_grads = first_step(device, dataroot, tmp_path, flag)
+    for name, value in plain_losses.items():
+        assert fast_losses[name] == pytest.approx(value, rel=STEP_LOSS_RTOL), name
+    assert ((fast_grads - plain_grads).norm() / plain_grads.norm()).item() < STEP_GRAD_RTOL

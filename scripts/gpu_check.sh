@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for a lent GPU: the CUDA tests (tests/test_cuda.py, marker `cuda`), then the measurements,
 # each step under its own time budget, every log under OUT_DIR and a summary table in OUT_DIR/summary.md
-# (printed at the end). A failing or timed-out step is recorded and the next one runs.
+# (printed at the end). A failing or timed-out step is recorded and the next one runs; the exit status is 1
+# when any step failed or timed out.
 #
 #   scripts/gpu_check.sh OUT_DIR            # on the GPU: budgets add up to 470 s (under 8 minutes)
 #   scripts/gpu_check.sh OUT_DIR --dry_run  # the same steps at tiny sizes on the CPU (a rehearsal, ~30 s)
@@ -73,7 +74,7 @@ if [[ $DRY == 1 ]]; then
     LOCAL_SIZE=(--loadSize 128)
     PAIRS=(--pairs 2 --loadSize 64 --ngf 4 --ndf 4 --no_vgg_loss)
     EDIT_SIZE=(--width 64 --height 32)
-    EDITS=2
+    EDITS=5
     # The CUDA tests' CPU rehearsal costs minutes (PIX2PIXHD_TEST_DEVICE=cpu python -m pytest -m cuda tests/test_cuda.py);
     # here one quick test of each kind checks that the step runs and reports.
     TESTS=(-k "reference_forward_losses or data_type or norm_batch")

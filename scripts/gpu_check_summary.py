@@ -1,4 +1,4 @@
-"""Write OUT_DIR/summary.md from the steps scripts/gpu_check.sh recorded, and print it.
+"""Write OUT_DIR/summary.md from the steps scripts/gpu_check.sh recorded, print it; exit 1 if a step failed.
 
     python scripts/gpu_check_summary.py OUT_DIR [--dry_run]
 
@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import sys
 
 # The issue's targets, checked where a figure exists (never on a dry run: its sizes are tiny).
 TARGET_PAIRS_RATIO = 1.2
@@ -119,6 +120,7 @@ def main() -> None:
     with open(os.path.join(args.out_dir, 'summary.md'), 'w') as handle:
         handle.write(text)
     print(text, end='')
+    sys.exit(1 if failed else 0)  # every step ran; the exit status still says whether all went well
 
 
 if __name__ == '__main__':

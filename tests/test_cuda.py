@@ -208,7 +208,9 @@ def test_checkpoints_move_between_devices(device, dataroot, tmp_path):
     for epochs, where in ((2, cpu), (3, device)):  # written on the device, read on the CPU; and the reverse
         for path in (tmp_path / 'x').glob('latest_net_*.pth'):  # plain CPU state_dicts, whatever trained them
             assert all(value.device.type == 'cpu' for value in torch.load(path, weights_only=True).values()), path
-        assert_ok(run_script_on(where, 'train.py', *flags, '--niter', epochs, '--continue_train'))
+        resumed = run_script_on(where, 'train.py', *flags, '--niter', epochs, '--continue_train')
+        assert_ok(resumed)
+        assert f'Resuming from epoch {epochs} at iteration 0' in resumed.stdout
         state = load_all(tmp_path / 'x' / 'latest_train_state.pth')
         assert state['epoch'] == epochs + 1 and state['optimizer_G']['state']  # it resumed and trained one more epoch
     images = {}
@@ -292,7 +294,11 @@ def test_data_type_16_inference_is_float16_and_close(device, dataroot, tmp_path)
 
 
 def test_norm_batch_under_torchrun_trains_like_one_process(device, dataroot, tmp_path):
-    """--norm batch under torchrun (one process: NCCL, SyncBatchNorm on GPUs) trains as plain train.py does."""
+    """--norm batch on a GPU under torchrun (--nproc_per_node 1; README: NCCL, SyncBatchNorm) trains as plain train.py does.
+
+    Through train.py only, so it holds however the processes synchronise. With one process SyncBatchNorm
+    normalises as BatchNorm does (a group of one has only its own statistics), so the weights must agree.
+    """
     require_cuda(device, 'SyncBatchNorm and NCCL need CUDA')
     flags = [*TINY, '--dataroot', dataroot, '--checkpoints_dir', tmp_path, '--norm', 'batch', '--serial_batches', '--no_flip']
     flags += ['--niter', 1, '--niter_decay', 0, *gpu_flags(device)]

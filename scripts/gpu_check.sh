@@ -76,7 +76,7 @@ if [[ $DRY == 1 ]]; then
     EDIT_SIZE=(--width 64 --height 32)
     EDITS=5
     # The CUDA tests' CPU rehearsal costs minutes (PIX2PIXHD_TEST_DEVICE=cpu python -m pytest -m cuda tests/test_cuda.py);
-    # here one quick test of each kind checks that the step runs and reports.
+    # here three quick ones (two skip on the CPU, as CUDA-only) check that the step runs and reports.
     TESTS=(-k "reference_forward_losses or data_type or norm_batch")
     COMPILE=()  # torch.compile takes about a minute on two CPU cores: the dry run measures bf16 + channels_last again
 else

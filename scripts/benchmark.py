@@ -1,16 +1,18 @@
 """Measure pix2pixHD training and inference speed for given options on this machine.
 
-    python scripts/benchmark.py [--iters 10 --warmup 3 --width W --height H --compare] [train.py flags]
+    python scripts/benchmark.py [--iters 10 --warmup 3 --width W --height H --compare --inference_only --json FILE] [train.py flags]
 
 Prints train ms/iter (median of timed iterations after warm-up) and img/s, peak memory (CUDA max
 allocated, or the process's peak RSS on the CPU), inference ms/image, the FLOPs of one training
 iteration counted with torch.utils.flop_counter, achieved TFLOP/s and, on a known GPU, the fraction of
 its dense peak. --compare runs the plain float32 path (no --amp, --channels_last, --compile) and the
-path the flags ask for, in one run, and prints the speed-up. Inputs are random label/instance maps and
-images of the given size, so no dataset is needed.
+path the flags ask for, in one run, and prints the speed-up. Inference runs in the precision test.py
+uses (--amp, or --data_type 16: float16 on CUDA); --inference_only measures only that. --json writes the
+rows to a file. Inputs are random label/instance maps and images of the given size, so no dataset is needed.
 """
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -23,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from builders import build_trainer  # noqa: E402
+from models.pix2pixHD_model import inference_precision  # noqa: E402
 from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 
@@ -74,23 +77,25 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
     data = synthetic_batch(opt, args.width, args.height)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(args.warmup):
-        trainer.train_step(data)
-    times = []
-    for _ in range(args.iters):
-        synchronize(device)
-        start = time.perf_counter()
-        trainer.train_step(data)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    step_ms = statistics.median(times) * 1000
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_step(data)
-    flops = counter.get_total_flops()
-    memory = peak_memory_mib(device)
+    step_ms = flops = float('nan')
+    if not args.inference_only:
+        for _ in range(args.warmup):
+            trainer.train_step(data)
+        times = []
+        for _ in range(args.iters):
+            synchronize(device)
+            start = time.perf_counter()
+            trainer.train_step(data)
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+        step_ms = statistics.median(times) * 1000
+        with FlopCounterMode(display=False) as counter:
+            trainer.train_step(data)
+        flops = counter.get_total_flops()
+        memory = peak_memory_mib(device)
 
     model = trainer.model
-    with torch.no_grad(), trainer.autocast():
+    with torch.no_grad(), inference_precision(opt, device):
         for _ in range(args.warmup):
             model.inference(data['label'][:1], data['inst'][:1], data['image'][:1])
         inference = []
@@ -100,10 +105,15 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
             model.inference(data['label'][:1], data['inst'][:1], data['image'][:1])
             synchronize(device)
             inference.append(time.perf_counter() - start)
+    if args.inference_only:
+        memory = peak_memory_mib(device)
     tflops = flops / (step_ms / 1000) / 1e12
     precision = opt.amp if opt.amp != 'off' else 'fp32'
+    if args.inference_only and opt.amp == 'off' and opt.data_type == 16 and device.type == 'cuda':
+        precision = 'fp16'  # test.py's --data_type 16
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'
     peak = next((value for (fragment, kind), value in GPU_PEAKS.items() if fragment in name and kind == precision), None)
+    bf16_peak = next((value for (fragment, kind), value in GPU_PEAKS.items() if fragment in name and kind == 'bf16'), None)
     return {
         'ms/iter': step_ms,
         'img/s': opt.batchSize / (step_ms / 1000),
@@ -111,7 +121,9 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
         'infer ms/img': statistics.median(inference) * 1000,
         'GFLOP/iter': flops / 1e9,
         'TFLOP/s': tflops,
-        'of peak': f'{100 * tflops / peak:.1f}%' if peak else 'n/a',
+        'of peak': f'{100 * tflops / peak:.1f}%' if peak and not args.inference_only else 'n/a',
+        # the card's dense bf16 peak, whatever the precision: how much of the tensor cores any path uses
+        'of bf16 peak': f'{100 * tflops / bf16_peak:.1f}%' if bf16_peak and not args.inference_only else 'n/a',
         'device': name,
         'precision': precision,
     }
@@ -125,6 +137,8 @@ def main() -> None:
     parser.add_argument('--width', type=int, default=None, help='input width (default: --loadSize)')
     parser.add_argument('--height', type=int, default=None, help='input height (default: half the width, as Cityscapes)')
     parser.add_argument('--compare', action='store_true', help='also run the plain float32 path and print the speed-up')
+    parser.add_argument('--inference_only', action='store_true', help='measure inference only (no training steps, no FLOP count)')
+    parser.add_argument('--json', default=None, help='also write the measured rows, with the sizes and flags, to this JSON file')
     args, train_flags = parser.parse_known_args()
     if not any(flag.startswith(('--no_vgg_loss', '--vgg_weights')) for flag in train_flags):
         print('No --vgg_weights given: benchmarking without the VGG loss (its weights would need a download)')
@@ -137,20 +151,25 @@ def main() -> None:
 
     rows = {}
     if args.compare:
-        rows['plain fp32'] = measure(replace(opt, amp='off', channels_last=False, compile=False), args)
+        rows['plain fp32'] = measure(replace(opt, amp='off', channels_last=False, compile=False, data_type=32), args)
     rows['as flagged'] = measure(opt, args)
 
     print(
         f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '
         f'VGG loss {"off" if opt.no_vgg_loss else "on"}, flags: {" ".join(train_flags)}'
     )
-    columns = ['ms/iter', 'img/s', 'peak MiB', 'infer ms/img', 'GFLOP/iter', 'TFLOP/s', 'of peak', 'precision', 'device']
+    columns = ['ms/iter', 'img/s', 'peak MiB', 'infer ms/img', 'GFLOP/iter', 'TFLOP/s', 'of peak', 'of bf16 peak', 'precision', 'device']
     print(f'{"path":<12}' + ''.join(f'{column:>14}' for column in columns))
     for label, row in rows.items():
         cells = [f'{row[column]:>14.2f}' if isinstance(row[column], float) else f'{row[column]:>14}' for column in columns]
         print(f'{label:<12}' + ''.join(cells))
     if args.compare:
-        print(f'speed-up of the flagged path over plain fp32: {rows["plain fp32"]["ms/iter"] / rows["as flagged"]["ms/iter"]:.2f}x')
+        key = 'infer ms/img' if args.inference_only else 'ms/iter'
+        print(f'speed-up of the flagged path over plain fp32: {rows["plain fp32"][key] / rows["as flagged"][key]:.2f}x')
+    if args.json:
+        with open(args.json, 'w') as handle:
+            record = {'width': args.width, 'height': args.height, 'batch': opt.batchSize, 'flags': train_flags, 'rows': rows}
+            json.dump(record, handle, indent=1)
 
 
 if __name__ == '__main__':

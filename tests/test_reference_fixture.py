@@ -38,15 +38,20 @@ def reference_opt(reference_fixture, tmp_path_factory):
     return TrainOptions().parse([*flags, '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path_factory.mktemp('ckpt'))], save=False)
 
 
-@pytest.fixture(scope='module')
-def model(reference_opt, reference_fixture):
+def load_reference_model(opt, reference_fixture) -> Pix2PixHDModel:
+    """A model for `opt` holding the fixture's G, D and E (loaded strictly), on opt's device."""
     torch.manual_seed(123)
-    model = Pix2PixHDModel(reference_opt)
+    model = Pix2PixHDModel(opt)
     for label, net in (('G', model.netG), ('D', model.netD), ('E', model.netE)):
         state_dict = torch.load(os.path.join(reference_fixture, f'net_{label}.pth'), map_location='cpu', weights_only=True)
         result = net.load_state_dict(state_dict, strict=True)
         assert not result.missing_keys and not result.unexpected_keys
-    return model
+    return model.to(opt.device)
+
+
+@pytest.fixture(scope='module')
+def model(reference_opt, reference_fixture):
+    return load_reference_model(reference_opt, reference_fixture)
 
 
 @pytest.fixture(scope='module')

@@ -80,21 +80,28 @@ def batch(step_fixture):
     }
 
 
-@pytest.fixture(scope='module')
-def iterations(trainer, batch):
-    """Per iteration: losses, and the weights after it; plus the first iteration's gradients."""
+def run_iterations(trainer: Pix2PixHDTrainer, batch: dict) -> dict:
+    """Two train_steps; per iteration the losses and the weights after it, plus the first iteration's gradients (on the CPU)."""
     nets = trainer.model.networks_by_name()
     record = {'losses': [], 'weights': [], 'gradients': None}
     for iteration in range(2):
         losses, _ = trainer.train_step(batch)
         record['losses'].append({name: value.item() for name, value in losses.items()})
-        record['weights'].append({label: {key: value.clone() for key, value in net.state_dict().items()} for label, net in nets.items()})
+        record['weights'].append(
+            {label: {key: value.cpu().clone() for key, value in net.state_dict().items()} for label, net in nets.items()}
+        )
         if iteration == 0:
             # train_step leaves each network's gradients of this iteration on its parameters.
             record['gradients'] = {
-                label: {key: parameter.grad.clone() for key, parameter in net.named_parameters()} for label, net in nets.items()
+                label: {key: parameter.grad.cpu().clone() for key, parameter in net.named_parameters()} for label, net in nets.items()
             }
     return record
+
+
+@pytest.fixture(scope='module')
+def iterations(trainer, batch):
+    """Per iteration: losses, and the weights after it; plus the first iteration's gradients."""
+    return run_iterations(trainer, batch)
 
 
 def load_reference(folder: str, stage: str, label: str) -> dict:

@@ -1,0 +1,52 @@
+"""scripts/gpu_check.sh --dry_run: every step of the GPU check, rehearsed at tiny sizes on the CPU."""
+
+import json
+import os
+import subprocess
+import sys
+
+from helpers import REPO_ROOT, SUBPROCESS_ENV
+
+STEPS = (
+    'env',
+    'vgg_weights',
+    'tests',
+    'step_pairs',
+    'bench_fp32_bf16',
+    'bench_bf16_cl',
+    'bench_bf16_cl_compile',
+    'bench_local_2048_bf16',
+    'infer_1024p',
+    'editor_prep',
+    'editor_512p',
+)
+
+
+def test_dry_run_runs_every_step(tmp_path):
+    out = tmp_path / 'out'
+    env = dict(SUBPROCESS_ENV, PYTHON=sys.executable)
+    result = subprocess.run(
+        ['bash', 'scripts/gpu_check.sh', str(out), '--dry_run'], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with open(out / 'summary.md') as handle:
+        summary = handle.read()
+    assert summary in result.stdout  # printed at the end
+    rows = {
+        line.split(' | ')[0].strip('| '): line.split(' | ') for line in summary.splitlines() if line.startswith('| ') and '---' not in line
+    }
+    assert set(rows) == {'step', *STEPS}, summary
+    statuses = {name: row[1] for name, row in rows.items() if name != 'step'}
+    assert all(status == 'ok' for status in statuses.values()), statuses
+    for name in STEPS:
+        assert (out / f'{name}.log').is_file(), name
+    # the key figures came through from the logs and the benchmark's JSON
+    assert 'passed' in rows['tests'][3] and 'ratio' in rows['step_pairs'][3], summary
+    assert 'fp32' in rows['bench_fp32_bf16'][3] and 'bf16' in rows['bench_fp32_bf16'][3] and 'x fp32' in rows['bench_fp32_bf16'][3]
+    assert 'ms/image' in rows['infer_1024p'][3] and 'GB' in rows['bench_local_2048_bf16'][3]
+    assert 'median' in rows['editor_512p'][3] and 'random-weights' in rows['vgg_weights'][3]
+    with open(out / 'infer_1024p.json') as handle:
+        inference = json.load(handle)
+    assert set(inference['rows']) == {'plain fp32', 'as flagged'} and '--data_type' in inference['flags']
+    assert os.path.getsize(out / 'vgg19_random.pth') > 500e6  # a whole VGG19, written for the benchmarks
+    os.remove(out / 'vgg19_random.pth')  # 550 MB: not worth keeping in pytest's last three temporary folders

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from helpers import REPO_ROOT, SUBPROCESS_ENV
+from helpers import REPO_ROOT, SUBPROCESS_ENV, UNDER_CI
 
 STEPS = (
     'env',
@@ -40,7 +40,7 @@ def test_dry_run_runs_every_step(tmp_path):
     # The paired reference benchmark lives outside the repository (../shared/bench): a fresh clone without it records
     # the step as skipped; CI has it, so there it must run.
     bench_found = os.path.isfile(os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'bench', 'step_pairs.py'))
-    if not bench_found and os.environ.get('CI', '').lower() != 'true':
+    if not bench_found and not UNDER_CI:
         assert statuses.pop('step_pairs').startswith('skipped: not found'), summary
     assert all(status == 'ok' for status in statuses.values()), statuses
     for name in statuses:  # every step that ran left its log

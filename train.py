@@ -43,7 +43,8 @@ def main() -> None:
     if opt.seed is not None:
         seed_everything(opt.seed)
     dataset, data_loader = build_data(opt)
-    dataset.check_label_range()
+    if is_main:  # the same files for every process: one decodes them (torchrun stops the others if it refuses)
+        dataset.check_label_range()
     dataset_size = data_loader.sampler.batches_per_epoch() * opt.batchSize
     print(f'#training images = {dataset_size}' + (f' per process, {opt.world_size} processes' if opt.world_size > 1 else ''))
     trainer = build_trainer(opt)

@@ -18,7 +18,7 @@ from PIL import Image
 
 import util.checkpoint as checkpoint
 from builders import build_dataset, build_trainer
-from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_in_process, run_script
+from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_tool
 from models.manipulation import load_clusters, save_class_arrays
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
@@ -356,7 +356,7 @@ def train_args(checkpoints, dataroot, *extra) -> list:
 def trained(tmp_path_factory, dataroot):
     """train.py for one epoch of 4 images with --print_freq/--display_freq 100 (longer than the run)."""
     checkpoints = tmp_path_factory.mktemp('trained')
-    assert_ok(run_script('train.py', *train_args(checkpoints, dataroot)))
+    assert_ok(run_tool('train.py', *train_args(checkpoints, dataroot)))
     return {'dir': str(checkpoints / 'exp'), 'dataroot': dataroot}
 
 
@@ -376,19 +376,19 @@ def test_page_and_loss_log_exist_after_a_run_shorter_than_the_print_and_display_
     assert os.path.isfile(os.path.join(trained['dir'], 'web', 'images', 'epoch001_iter0000004_synthesized_image.png'))
 
 
-def test_refused_resume_names_every_differing_flag_and_changes_nothing(experiment, dataroot, capsys):
+def test_refused_resume_names_every_differing_flag_and_changes_nothing(experiment, dataroot):
     checkpoints, folder = experiment
     before = tree_bytes(folder)
-    result = run_in_process(capsys, 'train.py', *train_args(checkpoints, dataroot, '--continue_train', '--label_nc', '20', '--ndf', '8'))
+    result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--label_nc', '20', '--ndf', '8'))
     assert_one_line_error(result, 'opt.json was saved with other flags', '--label_nc 35 (saved) vs 20 (now)', '--ndf 4 (saved) vs 8 (now)')
     assert tree_bytes(folder) == before
 
 
-def test_refused_resume_on_checkpoint_shapes_changes_nothing(experiment, dataroot, capsys):
+def test_refused_resume_on_checkpoint_shapes_changes_nothing(experiment, dataroot):
     checkpoints, folder = experiment
     os.remove(os.path.join(folder, 'opt.json'))  # e.g. weights copied from the reference code: only the shapes can tell
     before = tree_bytes(folder)
-    result = run_in_process(capsys, 'train.py', *train_args(checkpoints, dataroot, '--continue_train', '--ngf', '8'))
+    result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--ngf', '8'))
     assert_one_line_error(result, 'latest_net_G.pth does not fit the options', 'shape mismatches')
     assert tree_bytes(folder) == before and not os.path.exists(os.path.join(folder, 'opt.json'))
 
@@ -414,7 +414,7 @@ def test_wrongly_typed_saved_options_are_one_line_for_test_and_resume(experiment
         assert f'opt.json: "{key}": "{value}" is not a valid value: {fragment}' in one_line(refused.value)
 
 
-def test_wrongly_typed_saved_option_through_test_py_changes_nothing(experiment, dataroot, tmp_path, capsys):
+def test_wrongly_typed_saved_option_through_test_py_changes_nothing(experiment, dataroot, tmp_path):
     checkpoints, folder = experiment
     path = os.path.join(folder, 'opt.json')
     saved = json.load(open(path))
@@ -422,8 +422,7 @@ def test_wrongly_typed_saved_option_through_test_py_changes_nothing(experiment, 
     with open(path, 'w') as handle:
         json.dump(saved, handle)
     before = tree_bytes(folder)
-    result = run_in_process(
-        capsys,
+    result = run_tool(
         'test.py',
         '--name',
         'exp',
@@ -451,7 +450,7 @@ def resave_latest_mid_epoch(checkpoints, dataroot, epoch_iter: int) -> None:
 def test_resume_after_the_dataset_shrank_finishes_the_epoch(experiment, dataroot):
     checkpoints, folder = experiment
     resave_latest_mid_epoch(checkpoints, dataroot, 3)
-    result = run_script('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--niter', '2'))
+    result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--niter', '2'))
     assert_ok(result)
     assert (
         'iter.txt says epoch 1, image 3, but an epoch now has 2 images (the dataset, --max_dataset_size or --batchSize changed): '
@@ -473,18 +472,16 @@ def test_resume_with_a_larger_batch_starts_at_the_last_whole_batch():
 
 
 # ----------------------------------------------------------------------------- 4. degenerate sizes
-def test_batch_larger_than_the_dataset_is_refused_with_the_numbers_before_anything_is_written(tmp_path, dataroot, capsys):
-    result = run_in_process(capsys, 'train.py', *train_args(tmp_path, dataroot, '--batchSize', '5'))
+def test_batch_larger_than_the_dataset_is_refused_with_the_numbers_before_anything_is_written(tmp_path, dataroot):
+    result = run_tool('train.py', *train_args(tmp_path, dataroot, '--batchSize', '5'))
     assert_one_line_error(result, '--batchSize 5 is larger than the dataset: 4 samples', 'use --batchSize 4 or less')
     assert not os.path.exists(tmp_path / 'exp')
 
 
-def test_batch_larger_than_the_dataset_on_resume_changes_nothing(experiment, dataroot, capsys):
+def test_batch_larger_than_the_dataset_on_resume_changes_nothing(experiment, dataroot):
     checkpoints, folder = experiment
     before = tree_bytes(folder)
-    result = run_in_process(
-        capsys, 'train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--batchSize', '3')
-    )
+    result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--batchSize', '3'))
     assert_one_line_error(result, '--batchSize 3 is larger than the dataset: 2 samples', '--max_dataset_size 2')
     assert tree_bytes(folder) == before
 
@@ -526,9 +523,9 @@ def test_colour_or_alpha_maps_name_the_file_and_the_expected_mode(tmp_path, fold
     assert path in message and f'(mode {mode})' in message and 'expected one channel of ids' in message
 
 
-def test_colour_instance_map_through_check_dataset_is_one_line(tmp_path, capsys):
+def test_colour_instance_map_through_check_dataset_is_one_line(tmp_path):
     root = write_dataset(tmp_path / 'data', [np.zeros((32, 64))], inst_mode='RGB')
-    result = run_in_process(capsys, 'scripts/check_dataset.py', '--dataroot', root)
+    result = run_tool('scripts/check_dataset.py', '--dataroot', root)
     assert_one_line_error(result, 'tiny_000000_000019_gtFine_instanceIds.png: instance map has 3 channels (mode RGB)')
 
 
@@ -551,18 +548,18 @@ def test_damaged_cluster_file_is_one_line(tmp_path, damage):
 
 
 # ----------------------------------------------------------------------------- 6. small promises
-def test_check_dataset_accepts_a_test_set_without_photos(tmp_path, dataroot, capsys):
+def test_check_dataset_accepts_a_test_set_without_photos(tmp_path, dataroot):
     root = tmp_path / 'data'
     shutil.copytree(dataroot, root)
     shutil.rmtree(root / 'test_img')
-    result = run_in_process(capsys, 'scripts/check_dataset.py', '--dataroot', root, '--phase', 'test')
+    result = run_tool('scripts/check_dataset.py', '--dataroot', root, '--phase', 'test')
     assert_ok(result)
     assert 'checked for test.py' in result.stdout and 'no photos' in result.stdout
 
 
-def test_out_of_range_labels_suggest_the_label_nc_of_the_whole_dataset(tmp_path, capsys):
+def test_out_of_range_labels_suggest_the_label_nc_of_the_whole_dataset(tmp_path):
     root = write_dataset(tmp_path / 'data', [np.full((32, 64), 5), np.full((32, 64), 9), np.full((32, 64), 7)])
-    result = run_in_process(capsys, 'scripts/check_dataset.py', '--dataroot', root, '--label_nc', '4', '--no_instance')
+    result = run_tool('scripts/check_dataset.py', '--dataroot', root, '--label_nc', '4', '--no_instance')
     assert_one_line_error(
         result,
         'tiny_000000_000019_gtFine_labelIds.png: label value 5 >= --label_nc 4',

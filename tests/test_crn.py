@@ -18,7 +18,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from helpers import reference_vgg19_state_dict, run_in_process
+from helpers import reference_vgg19_state_dict, run_tool
 from models import crn
 from models.crn.loss import crn_loss
 from options.train_options import TrainOptions
@@ -424,15 +424,15 @@ def test_converter_skips_optimizer_slots_and_refuses_unknown_variables():
         crn.tf_variables_to_state_dict({**variables, 'vgg_conv1_1/weights': np.zeros(1)})
 
 
-def test_convert_script_writes_a_strictly_loadable_checkpoint(tmp_path, capsys):
+def test_convert_script_writes_a_strictly_loadable_checkpoint(tmp_path):
     npz = str(tmp_path / 'crn.npz')
     np.savez(npz, **load_vars('init'))
     out = str(tmp_path / 'crn_tiny' / 'latest_net_G.pth')
-    result = run_in_process(capsys, 'scripts/convert_crn_tf.py', '--npz', npz, '--out', out)
+    result = run_tool('scripts/convert_crn_tf.py', '--npz', npz, '--out', out)
     assert result.returncode in (0, None), result.stderr
     with open(str(tmp_path / 'crn_tiny' / 'latest_net_G.architecture.json')) as handle:
         arch = crn.Architecture.from_dict(json.load(handle))
     net = crn.build_networks(arch)['G']
     net.load_state_dict(torch.load(out, map_location='cpu', weights_only=True), strict=True)
-    bad = run_in_process(capsys, 'scripts/convert_crn_tf.py', '--npz', str(tmp_path / 'none.npz'), '--out', out)
+    bad = run_tool('scripts/convert_crn_tf.py', '--npz', str(tmp_path / 'none.npz'), '--out', out)
     assert bad.returncode == 1 and bad.stderr.startswith('error: --npz')

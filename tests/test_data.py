@@ -12,7 +12,7 @@ from PIL import Image
 from builders import build_data
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import DatasetError
-from helpers import TINY, assert_one_line_error, run_script
+from helpers import TINY, assert_one_line_error, run_tool
 from models.pix2pixHD_model import instance_class
 from options.train_options import TrainOptions
 
@@ -309,7 +309,7 @@ def test_rgb_dataset_without_label_nc_0_says_so(tmp_path):
     for folder in ('train_A', 'train_B'):
         os.makedirs(root / folder)
         Image.fromarray(image).save(root / folder / 'pair.png')
-    result = run_script('train.py', '--dataroot', root, '--name', 'rgb', '--checkpoints_dir', tmp_path / 'checkpoints', *TINY)
+    result = run_tool('train.py', '--dataroot', root, '--name', 'rgb', '--checkpoints_dir', tmp_path / 'checkpoints', *TINY)
     assert_one_line_error(result, str(root / 'train_label'), str(root / 'train_A'), 'looks like RGB input', '--label_nc 0 --no_instance')
 
 

@@ -27,7 +27,7 @@ import scipy.ndimage
 from PIL import Image
 
 from data.synthetic import make_synthetic_dataset
-from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, run_script, skip_unless_ci
+from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, run_tool, skip_unless_ci
 
 CHROMIUM = '/usr/bin/chromium'
 # Debian's Chromium, headless, with nothing that reaches the network on its own.
@@ -71,11 +71,11 @@ def experiment(tmp_path_factory):
     make_synthetic_dataset(str(dataroot), n_train=8, n_test=3, width=128, height=64, seed=0)
     common = ['--dataroot', dataroot, '--checkpoints_dir', checkpoints, '--gpu_ids', '-1', '--loadSize', LOAD_SIZE]
     assert_ok(
-        run_script(
+        run_tool(
             'train.py', '--name', 'tiny', '--instance_feat', *ARCH, '--niter', 5, '--niter_decay', 0, '--nThreads', 0, '--seed', 0, *common
         )
     )
-    assert_ok(run_script('encode_features.py', '--name', 'tiny', *common))
+    assert_ok(run_tool('encode_features.py', '--name', 'tiny', *common))
     return {'checkpoints': str(checkpoints), 'name': 'tiny', 'dataroot': str(dataroot)}
 
 
@@ -392,7 +392,7 @@ def test_downloads_go_through_test_py_to_the_same_image(server, tmp_path):
         (dataroot / folder).mkdir(parents=True)
         (dataroot / folder / downloads[what][0]).write_bytes(downloads[what][1])
     (tmp_path / 'styles.json').write_bytes(downloads['styles'][1])
-    result = run_script(
+    result = run_tool(
         'test.py',
         '--name',
         server['name'],
@@ -416,7 +416,7 @@ def test_downloads_go_through_test_py_to_the_same_image(server, tmp_path):
 
 
 def test_measure_latency_and_a_wrong_dataroot(server, tmp_path):
-    result = run_script(
+    result = run_tool(
         'scripts/editor.py',
         '--name',
         server['name'],
@@ -437,7 +437,7 @@ def test_measure_latency_and_a_wrong_dataroot(server, tmp_path):
     assert re.search(r'3 edits at 128x64 on cpu:\nedit -> new image \(HTTP round trips\): median \d+ ms', result.stdout), result.stdout
     missing = tmp_path / 'nowhere'
     assert_one_line_error(
-        run_script(
+        run_tool(
             'scripts/editor.py',
             '--name',
             server['name'],
@@ -456,12 +456,12 @@ def test_measure_latency_and_a_wrong_dataroot(server, tmp_path):
 def test_load_script_reports_latency_errors_and_memory(experiment):
     model = ['--name', experiment['name'], '--checkpoints_dir', experiment['checkpoints'], '--dataroot', experiment['dataroot']]
     model += ['--loadSize', LOAD_SIZE, '--gpu_ids', '-1']
-    result = run_script('scripts/editor_load.py', '--clients', 2, '--seconds', 2, '--', *model)
+    result = run_tool('scripts/editor_load.py', '--clients', 2, '--seconds', 2, '--', *model)
     assert_ok(result)
     assert re.search(r'2 clients x 2 s, one session each.*\nstrokes with their image: [1-9]\d* \([\d.]+/s\); errors: none\n', result.stdout)
     assert re.search(r'\nedit -> image: p50 \d+ ms, p90 \d+ ms, p99 \d+ ms, max \d+ ms\n', result.stdout), result.stdout
     assert re.search(r'\nserver RSS: \d+ MB before, \d+ MB at most, \d+ MB after', result.stdout), result.stdout
-    assert_one_line_error(run_script('scripts/editor_load.py', '--', *model, '--host', '0.0.0.0'), '127.0.0.1', '--host')
+    assert_one_line_error(run_tool('scripts/editor_load.py', '--', *model, '--host', '0.0.0.0'), '127.0.0.1', '--host')
 
 
 @pytest.mark.parametrize('flags', [['--no_instance'], ['--label_feat']], ids=['no_instance', 'label_feat'])
@@ -471,9 +471,9 @@ def test_models_without_instance_maps_or_with_label_features(dataroot, tmp_path,
     from web_editor.options import EditorOptions
 
     common = ['--dataroot', dataroot, '--checkpoints_dir', tmp_path, '--gpu_ids', '-1', '--loadSize', 64]
-    assert_ok(run_script('train.py', '--name', 'm', *flags, *ARCH, '--niter', 1, '--niter_decay', 0, '--nThreads', 0, *common))
+    assert_ok(run_tool('train.py', '--name', 'm', *flags, *ARCH, '--niter', 1, '--niter_decay', 0, '--nThreads', 0, *common))
     if '--label_feat' in flags:
-        assert_ok(run_script('encode_features.py', '--name', 'm', *common))
+        assert_ok(run_tool('encode_features.py', '--name', 'm', *common))
     app = build_app(EditorOptions().parse(['--name', 'm', *map(str, common)], save=False))
     try:
         session = app.session(app.new_session())

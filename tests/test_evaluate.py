@@ -17,7 +17,7 @@ from PIL import Image
 from torch_fidelity.defaults import DEFAULTS
 
 from data.base_dataset import DatasetError
-from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_script
+from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
 from models.networks import ModelError
 from options.base_options import OptionsError
 from util import metrics
@@ -312,7 +312,7 @@ def evaluation_setup(tmp_path_factory):
 def test_end_to_end_accuracy_iou_fid_and_json(evaluation_setup, inception_weights):
     setup = evaluation_setup
     out = setup['root'] / 'scores.json'
-    result = run_script(
+    result = run_tool(
         EVALUATE,
         '--results_dir',
         setup['results'],
@@ -435,17 +435,17 @@ def test_bad_segmentation_output_is_a_model_error(evaluation_setup, tmp_path):
 def test_user_errors_are_one_line(evaluation_setup, tmp_path):
     setup = evaluation_setup
     base = ('--dataroot', setup['dataroot'], '--seg_model', setup['seg'], '--gpu_ids', '-1', '--nThreads', '0')
-    result = run_script(EVALUATE, '--results_dir', tmp_path / 'nowhere', *base)
+    result = run_tool(EVALUATE, '--results_dir', tmp_path / 'nowhere', *base)
     assert_one_line_error(result, 'nowhere', 'results folder not found')
 
     unpaired = tmp_path / 'unpaired'
     for name in ('zurich_000000_000001', 'zurich_000000_000002', 'frankfurt_000000_000576'):
         _save(_synthesized(GREEN), unpaired / f'{name}_gtFine_labelIds_synthesized_image.png')
-    result = run_script(EVALUATE, '--results_dir', unpaired, *base)
+    result = run_tool(EVALUATE, '--results_dir', unpaired, *base)
     assert_one_line_error(result, '2 (e.g. zurich_000000_000001', 'have no label map', 'test_label')
 
     missing = tmp_path / 'missing_inception.pth'
-    result = run_script(EVALUATE, '--results_dir', setup['results'], *base, '--fid', '--inception_weights', missing)
+    result = run_tool(EVALUATE, '--results_dir', setup['results'], *base, '--fid', '--inception_weights', missing)
     assert_one_line_error(result, f'--inception_weights {missing}', 'file not found', metrics.INCEPTION_WEIGHTS_FILE)
 
 

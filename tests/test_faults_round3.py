@@ -16,7 +16,7 @@ from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import RESUME_POLICY, TrainOptions
-from test_checkpoint_faults import run_in_process, tree_bytes
+from test_checkpoint_faults import run_tool, tree_bytes
 from util.divergence import DivergenceMonitor
 from util.errors import ModelError, TrainingError
 from util.visualizer import loss_curve_svg, nice_ticks
@@ -236,19 +236,19 @@ def hold_lock(folder: str) -> subprocess.Popen:
     return holder
 
 
-def test_a_second_run_on_the_same_folder_is_refused_naming_the_holder_and_readers_are_not_blocked(tmp_path, dataroot, capsys):
+def test_a_second_run_on_the_same_folder_is_refused_naming_the_holder_and_readers_are_not_blocked(tmp_path, dataroot):
     trainer, opt, folder = make_experiment(tmp_path, dataroot)
     holder = hold_lock(folder)
     try:
         before = tree_bytes(folder)
         args = exp_args(tmp_path, dataroot, '--niter', '1', '--niter_decay', '0', '--continue_train')
-        line = assert_one_line_error(run_in_process(capsys, 'train.py', *args), f'PID {holder.pid}', os.uname().nodename)
+        line = assert_one_line_error(run_tool('train.py', *args), f'PID {holder.pid}', os.uname().nodename)
         assert folder in line
         assert tree_bytes(folder) == before
         # Readers take committed sets and do not wait for the lock.
         results = tmp_path / 'results'
         test_args = ['--dataroot', dataroot, '--checkpoints_dir', tmp_path / 'checkpoints', '--name', 'exp', '--results_dir', results]
-        result = run_in_process(capsys, 'test.py', *READ, *test_args)
+        result = run_tool('test.py', *READ, *test_args)
         assert result.returncode == 0, result.stderr
     finally:
         holder.kill()
@@ -285,11 +285,11 @@ def two_test_images(tmp_path_factory):
     return root
 
 
-def test_an_interrupted_rerun_of_test_py_never_leaves_a_page_mixing_two_runs(tmp_path, two_test_images, capsys, monkeypatch):
+def test_an_interrupted_rerun_of_test_py_never_leaves_a_page_mixing_two_runs(tmp_path, two_test_images, monkeypatch):
     trainer, _, _ = make_experiment(tmp_path, two_test_images)
     results = tmp_path / 'results'
     args = [*READ, '--dataroot', two_test_images, '--checkpoints_dir', tmp_path / 'checkpoints', '--name', 'exp', '--results_dir', results]
-    assert run_in_process(capsys, 'test.py', *args).returncode == 0
+    assert run_tool('test.py', *args).returncode == 0
     page = results / 'exp' / 'test_latest'
     first = tree_bytes(page)
     with torch.no_grad():
@@ -309,27 +309,27 @@ def test_an_interrupted_rerun_of_test_py_never_leaves_a_page_mixing_two_runs(tmp
 
     monkeypatch.setattr(Visualizer, 'save_images', killed_on_the_second_image)
     with pytest.raises(KeyboardInterrupt):
-        run_in_process(capsys, 'test.py', *args)
+        run_tool('test.py', *args)
     assert tree_bytes(page) == first  # the first run's page, whole
     monkeypatch.undo()
-    assert run_in_process(capsys, 'test.py', *args).returncode == 0
+    assert run_tool('test.py', *args).returncode == 0
     second = tree_bytes(page)
     assert second.keys() == first.keys() and second != first
     assert os.listdir(results / 'exp') == ['test_latest']
 
 
 @pytest.fixture
-def encoded(tmp_path, dataroot, capsys):
+def encoded(tmp_path, dataroot):
     """An experiment with E whose features were encoded once: (args, folder, its files)."""
     _, _, folder = make_experiment(tmp_path, dataroot, '--instance_feat')
     args = [*READ, '--dataroot', dataroot, '--checkpoints_dir', tmp_path / 'checkpoints', '--name', 'exp', '--n_clusters', '2']
-    result = run_in_process(capsys, 'encode_features.py', *args)
+    result = run_tool('encode_features.py', *args)
     assert result.returncode == 0, result.stderr
     names = ('features.npz', 'features_clustered_002.npz')
     return args, folder, {name: open(os.path.join(folder, name), 'rb').read() for name in names}
 
 
-def test_encode_features_interrupted_between_its_writes_keeps_the_old_pair(encoded, capsys, monkeypatch):
+def test_encode_features_interrupted_between_its_writes_keeps_the_old_pair(encoded, monkeypatch):
     args, folder, files = encoded
     # New weights, so the next encoding differs from the first.
     path = os.path.join(folder, 'latest_net_E.pth')
@@ -345,23 +345,23 @@ def test_encode_features_interrupted_between_its_writes_keeps_the_old_pair(encod
 
     monkeypatch.setattr(np, 'savez', second_write_dies)
     with pytest.raises(KeyboardInterrupt):
-        run_in_process(capsys, 'encode_features.py', *args)
+        run_tool('encode_features.py', *args)
     assert {name: open(os.path.join(folder, name), 'rb').read() for name in files} == files
     monkeypatch.undo()
-    assert run_in_process(capsys, 'encode_features.py', *args).returncode == 0
+    assert run_tool('encode_features.py', *args).returncode == 0
     now = {name: open(os.path.join(folder, name), 'rb').read() for name in files}
     assert all(now[name] != files[name] for name in files)
     assert not [name for name in os.listdir(folder) if name.startswith('.')]
 
 
-def test_temporary_files_of_dead_processes_are_swept(encoded, capsys):
+def test_temporary_files_of_dead_processes_are_swept(encoded):
     args, folder, _ = encoded
     dead = os.path.join(folder, f'features.npz.tmp-{dead_pid()}')
     live = os.path.join(folder, f'features.npz.tmp-{os.getpid()}')
     for path in (dead, live):
         with open(path, 'wb') as handle:
             handle.write(b'half')
-    assert run_in_process(capsys, 'encode_features.py', *args).returncode == 0
+    assert run_tool('encode_features.py', *args).returncode == 0
     assert not os.path.exists(dead) and os.path.exists(live)
     os.remove(live)
 
@@ -377,7 +377,7 @@ def loaded_batch(dataroot):
 
 
 @pytest.mark.parametrize('opt_out', [False, True])
-def test_train_py_warns_once_when_a_loss_blows_up_finitely(tmp_path, dataroot, capsys, monkeypatch, opt_out):
+def test_train_py_warns_once_when_a_loss_blows_up_finitely(tmp_path, dataroot, monkeypatch, opt_out):
     original = Pix2PixHDTrainer.train_step
 
     def blowing_up(self, data, infer=False, step=0):
@@ -388,7 +388,7 @@ def test_train_py_warns_once_when_a_loss_blows_up_finitely(tmp_path, dataroot, c
 
     monkeypatch.setattr(Pix2PixHDTrainer, 'train_step', blowing_up)
     args = exp_args(tmp_path, dataroot, '--niter', '2', '--niter_decay', '0', '--print_freq', '1', '--display_freq', '100')
-    result = run_in_process(capsys, 'train.py', *args, *(['--no_divergence_check'] if opt_out else []))
+    result = run_tool('train.py', *args, *(['--no_divergence_check'] if opt_out else []))
     assert result.returncode in (0, None), result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith('warning: G_GAN is 5e+11 at epoch 2, iteration 3')]
     assert len(warnings) == (0 if opt_out else 1), result.stdout[-2000:]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from data.synthetic import make_synthetic_dataset
-from helpers import TINY, assert_ok, assert_one_line_error, run_script
+from helpers import TINY, assert_ok, assert_one_line_error, run_tool
 from models.manipulation import FeatureSampler, check_relabel, load_clusters, parse_int_pairs, relabel_maps
 from models.networks import ModelError, define_E, define_G
 from models.pix2pixHD_model import Pix2PixHDModel
@@ -107,7 +107,7 @@ def synthetic(tmp_path_factory):
     make_synthetic_dataset(str(dataroot), n_train=4, n_test=2, width=128, height=64, seed=0)
     checkpoints = base / 'checkpoints'
     common = ['--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1']
-    trained = run_script(
+    trained = run_tool(
         'train.py',
         '--name',
         'f512',
@@ -123,7 +123,7 @@ def synthetic(tmp_path_factory):
         *common[:4],
     )
     assert_ok(trained)
-    encoded = run_script('encode_features.py', '--name', 'f512', '--loadSize', LOAD_SIZE, *common)
+    encoded = run_tool('encode_features.py', '--name', 'f512', '--loadSize', LOAD_SIZE, *common)
     assert_ok(encoded)
     return {'base': base, 'dataroot': dataroot, 'checkpoints': checkpoints, 'dir': checkpoints / 'f512', 'common': common}
 
@@ -157,7 +157,7 @@ def test_encode_features_on_cityscapes(tmp_path, cityscapes_root):
     assert (checkpoints / 'feat' / 'opt.json').is_file()
     torch.manual_seed(0)
     save_networks(Pix2PixHDModel(opt).networks_by_name(), experiment_dir(opt), 'latest')
-    result = run_script(
+    result = run_tool(
         'encode_features.py',
         '--name',
         'feat',
@@ -231,7 +231,7 @@ def test_encode_features_takes_each_feature_under_its_instance(tmp_path):
         os.makedirs(dataroot / f'train_{kind}')
         Image.fromarray(array).save(dataroot / f'train_{kind}' / 'stripes.png')
     assert_ok(
-        run_script(
+        run_tool(
             'train.py',
             '--name',
             'stripes',
@@ -250,7 +250,7 @@ def test_encode_features_takes_each_feature_under_its_instance(tmp_path):
         )
     )
     assert_ok(
-        run_script(
+        run_tool(
             'encode_features.py',
             '--name',
             'stripes',
@@ -458,7 +458,7 @@ def test_relabel_maps_and_the_generator_input(tiny_model):
 
 # ----------------------------------------------------------------------------- 5. test.py with features
 def run_test(synthetic, results, *extra, name='f512', load_size=LOAD_SIZE):
-    return run_script('test.py', '--name', name, '--loadSize', load_size, '--results_dir', results, *synthetic['common'], *extra)
+    return run_tool('test.py', '--name', name, '--loadSize', load_size, '--results_dir', results, *synthetic['common'], *extra)
 
 
 def result_images(results, name='f512'):
@@ -584,7 +584,7 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
     assert (stage1 / 'features_clustered_010.npz').is_file()
 
     # precompute_feature_maps: E's pooled features, x2 nearest, RGB PNGs named as the label maps
-    result = run_script('precompute_feature_maps.py', '--name', 'f512', '--loadSize', LOAD_SIZE, *synthetic['common'])
+    result = run_tool('precompute_feature_maps.py', '--name', 'f512', '--loadSize', LOAD_SIZE, *synthetic['common'])
     assert_ok(result)
     label_names = sorted(os.listdir(dataroot / 'train_label'))
     assert sorted(os.listdir(dataroot / 'train_feat')) == label_names
@@ -601,7 +601,7 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
         assert len(np.unique(feat.reshape(-1, 3), axis=0)) > 1
 
     # stage 2: local enhancer on 256x128 with precomputed features, global part from stage 1
-    result = run_script(
+    result = run_tool(
         'train.py',
         '--name',
         'f1024',
@@ -664,7 +664,7 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
 
 
 def test_load_features_without_precomputed_maps(tmp_path, cityscapes_root):
-    result = run_script(
+    result = run_tool(
         'train.py',
         '--name',
         'nofeat',
@@ -691,7 +691,7 @@ def test_load_features_of_another_size_is_a_user_error(tmp_path):
     os.makedirs(dataroot / 'train_feat')
     name = os.listdir(dataroot / 'train_label')[0]
     Image.fromarray(np.full((64, 128, 3), 128, np.uint8)).save(dataroot / 'train_feat' / name)
-    result = run_script(
+    result = run_tool(
         'train.py',
         '--name',
         'badfeat',

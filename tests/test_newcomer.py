@@ -9,7 +9,7 @@ from PIL import Image
 
 import data.aligned_dataset as aligned_dataset
 from data.base_dataset import open_map
-from helpers import TINY, assert_one_line_error, run_in_process
+from helpers import TINY, assert_one_line_error, run_tool
 from util.errors import DatasetError
 from util.iter_counter import IterationCounter
 
@@ -39,20 +39,20 @@ def train_args(tmp_path, dataroot, *extra) -> list:
 
 
 @pytest.mark.parametrize('which', ['label', 'inst'])
-def test_train_refuses_a_jpeg_map_naming_the_file_and_the_fix(tmp_path, capsys, which):
+def test_train_refuses_a_jpeg_map_naming_the_file_and_the_fix(tmp_path, which):
     root = str(tmp_path / 'data')
     write_pair(root, 'a', stripes(), **{f'{which}_format': 'JPEG'})
-    result = run_in_process(capsys, 'train.py', *train_args(tmp_path, root))
+    result = run_tool('train.py', *train_args(tmp_path, root))
     assert_one_line_error(result, 'a.jpg', 'JPEG', 'export it as PNG')
     assert not os.path.exists(tmp_path / 'checkpoints' / 'run')
 
 
-def test_test_and_check_dataset_refuse_a_jpeg_label_map(tmp_path, capsys):
+def test_test_and_check_dataset_refuse_a_jpeg_label_map(tmp_path):
     root = str(tmp_path / 'data')
     write_pair(root, 'a', stripes(), label_format='JPEG', phase='test')
-    tested = run_in_process(capsys, 'test.py', '--name', 'run', '--dataroot', root, '--checkpoints_dir', tmp_path / 'ck', '--gpu_ids', -1)
+    tested = run_tool('test.py', '--name', 'run', '--dataroot', root, '--checkpoints_dir', tmp_path / 'ck', '--gpu_ids', -1)
     assert_one_line_error(tested, 'a.jpg', 'JPEG', 'export it as PNG')
-    checked = run_in_process(capsys, 'scripts/check_dataset.py', '--dataroot', root, '--phase', 'test')
+    checked = run_tool('scripts/check_dataset.py', '--dataroot', root, '--phase', 'test')
     assert_one_line_error(checked, 'a.jpg', 'JPEG', 'export it as PNG')
     assert '--label_nc' not in checked.stderr  # compression noise no longer reads as label values
 
@@ -67,11 +67,11 @@ def test_webp_maps_are_refused_when_lossy_and_read_when_lossless(tmp_path):
     assert np.array_equal(np.asarray(open_map(lossless))[..., 0], label)
 
 
-def test_a_label_nc_too_small_is_refused_before_anything_is_written(tmp_path, capsys):
+def test_a_label_nc_too_small_is_refused_before_anything_is_written(tmp_path):
     root = str(tmp_path / 'data')
     for index in range(3):
         write_pair(root, f'frame{index}', stripes(top=33 if index == 2 else 10))
-    result = run_in_process(capsys, 'train.py', *train_args(tmp_path, root, '--label_nc', 20, '--serial_batches'))
+    result = run_tool('train.py', *train_args(tmp_path, root, '--label_nc', 20, '--serial_batches'))
     # The first batch (frame0) is fine: only a check of every map finds frame2, before the folder is written.
     assert_one_line_error(result, 'frame2.png', 'label value 33 >= --label_nc 20', '--label_nc 34')
     assert not os.path.exists(tmp_path / 'checkpoints' / 'run')
@@ -133,8 +133,8 @@ def test_time_per_image_divides_by_the_images_actually_seen(monkeypatch):
         ('scripts/check_dataset.py', 'Check a dataset'),
     ],
 )
-def test_help_opens_with_one_line_saying_what_the_script_does(capsys, script, summary):
-    result = run_in_process(capsys, script, '--help')
+def test_help_opens_with_one_line_saying_what_the_script_does(script, summary):
+    result = run_tool(script, '--help')
     assert result.returncode == 0
     first, second = result.stdout.splitlines()[:2]
     assert first.startswith(summary) and second == ''

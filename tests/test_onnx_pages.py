@@ -18,7 +18,7 @@ from PIL import Image
 from builders import build_model
 from data.aligned_dataset import AlignedDataset, pair_key
 from data.synthetic import make_synthetic_dataset
-from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_script
+from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
 from models import onnx_export
 from models.networks import ModelError, define_G
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
@@ -217,7 +217,7 @@ def test_missing_onnx_is_one_line_with_the_install_command(setup, tmp_path, monk
 @needs_onnx
 def test_test_py_export_onnx_command(setup, tmp_path):
     path = tmp_path / 'out' / 'local.onnx'
-    result = run_script(
+    result = run_tool(
         'test.py',
         '--name',
         'local',
@@ -244,7 +244,7 @@ def test_test_py_export_onnx_command(setup, tmp_path):
 def test_test_py_export_onnx_unwritable_destination(setup, tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('not a folder')
-    result = run_script(
+    result = run_tool(
         'test.py',
         '--name',
         'global',
@@ -334,7 +334,7 @@ def assert_fits_window(page, window=PAGE_WIDTH):
 
 
 def run_test_py(setup, dataroot, results):
-    return run_script(
+    return run_tool(
         'test.py',
         '--name',
         'global',

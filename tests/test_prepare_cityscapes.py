@@ -6,7 +6,7 @@ import os
 import pytest
 from PIL import Image
 
-from helpers import assert_ok, assert_one_line_error, run_script
+from helpers import assert_ok, assert_one_line_error, run_tool
 
 SCRIPT = 'scripts/prepare_cityscapes.py'
 OUT_FOLDERS = ('train_label', 'train_inst', 'train_img', 'test_label', 'test_inst', 'test_img')
@@ -61,7 +61,7 @@ def linked(tmp_path_factory, official):
     """The default (symlink) conversion of the miniature tree, and the script's result."""
     root, _ = official
     out = str(tmp_path_factory.mktemp('linked') / 'cityscapes')
-    result = run_script(SCRIPT, root, out)
+    result = run_tool(SCRIPT, root, out)
     assert_ok(result)
     return out, result
 
@@ -90,7 +90,7 @@ def test_symlink_mode_keeps_names_and_points_at_the_official_files(official, lin
 
 def test_symlinked_output_passes_check_dataset(linked):
     out, _ = linked
-    result = run_script('scripts/check_dataset.py', '--dataroot', out)
+    result = run_tool('scripts/check_dataset.py', '--dataroot', out)
     assert_ok(result)
     assert 'files pair by name' in result.stdout
     assert 'label maps          8' in result.stdout
@@ -100,7 +100,7 @@ def test_rerun_with_the_same_inputs_is_a_no_op(official, linked):
     root, _ = official
     out, _ = linked
     before = {folder: {name: os.readlink(os.path.join(out, folder, name)) for name in names} for folder, names in listing(out).items()}
-    result = run_script(SCRIPT, root, out, '--mode', 'symlink')
+    result = run_tool(SCRIPT, root, out, '--mode', 'symlink')
     assert_ok(result)
     assert 'linked 0 files, 69 already in place' in result.stdout
     assert before == {
@@ -111,7 +111,7 @@ def test_rerun_with_the_same_inputs_is_a_no_op(official, linked):
 def test_copy_mode_copies_bytes_and_refuses_to_replace_them_without_overwrite(official, tmp_path):
     root, expected = official
     out = str(tmp_path / 'copied')
-    result = run_script(SCRIPT, root, out, '--mode', 'copy')
+    result = run_tool(SCRIPT, root, out, '--mode', 'copy')
     assert_ok(result)
     assert 'copied 69 files' in result.stdout
     assert listing(out) == {folder: sorted(files) for folder, files in expected.items()}
@@ -120,18 +120,18 @@ def test_copy_mode_copies_bytes_and_refuses_to_replace_them_without_overwrite(of
             path = os.path.join(out, folder, name)
             assert not os.path.islink(path) and os.path.isfile(path)
             assert filecmp.cmp(path, source, shallow=False)
-    assert_ok(again := run_script(SCRIPT, root, out, '--mode', 'copy'))
+    assert_ok(again := run_tool(SCRIPT, root, out, '--mode', 'copy'))
     assert 'copied 0 files, 69 already in place' in again.stdout
 
     # Links over copies, or a stray file, are "different files": refused, nothing touched.
     stray = os.path.join(out, 'train_img', 'notes.png')
     Image.new('RGB', (4, 4)).save(stray)
-    refused = run_script(SCRIPT, root, out)
+    refused = run_tool(SCRIPT, root, out)
     assert_one_line_error(refused, '--overwrite', '69 differ', 'notes.png')
     assert not any(os.path.islink(os.path.join(out, f, n)) for f, names in listing(out).items() for n in names)
     assert os.path.exists(stray)
 
-    replaced = run_script(SCRIPT, root, out, '--overwrite')
+    replaced = run_tool(SCRIPT, root, out, '--overwrite')
     assert_ok(replaced)
     assert 'removed 1' in replaced.stdout
     assert listing(out) == {folder: sorted(files) for folder, files in expected.items()}
@@ -141,14 +141,14 @@ def test_copy_mode_copies_bytes_and_refuses_to_replace_them_without_overwrite(of
 def test_splits_train_only_writes_the_train_folders(official, tmp_path):
     root, _ = official
     out = tmp_path / 'train_only'
-    assert_ok(run_script(SCRIPT, root, out, '--splits', 'train'))
+    assert_ok(run_tool(SCRIPT, root, out, '--splits', 'train'))
     assert sorted(os.listdir(out)) == ['train_img', 'train_inst', 'train_label']
-    assert_one_line_error(run_script(SCRIPT, root, out, '--splits', 'train,test'), '--splits train,test', 'train,val')
+    assert_one_line_error(run_tool(SCRIPT, root, out, '--splits', 'train,test'), '--splits train,test', 'train,val')
 
 
 def test_missing_official_root(tmp_path):
     missing = tmp_path / 'nowhere'
-    assert_one_line_error(run_script(SCRIPT, missing, tmp_path / 'out'), str(missing), 'OFFICIAL_ROOT not found', 'gtFine_trainvaltest.zip')
+    assert_one_line_error(run_tool(SCRIPT, missing, tmp_path / 'out'), str(missing), 'OFFICIAL_ROOT not found', 'gtFine_trainvaltest.zip')
     assert not (tmp_path / 'out').exists()
 
 
@@ -157,13 +157,13 @@ def test_missing_gtfine_names_its_zip(official, tmp_path):
     partial = tmp_path / 'partial'
     partial.mkdir()
     os.symlink(os.path.join(root, 'leftImg8bit'), partial / 'leftImg8bit')
-    line = assert_one_line_error(run_script(SCRIPT, partial, tmp_path / 'out'), 'gtFine/ not found', 'gtFine_trainvaltest.zip')
+    line = assert_one_line_error(run_tool(SCRIPT, partial, tmp_path / 'out'), 'gtFine/ not found', 'gtFine_trainvaltest.zip')
     assert 'leftImg8bit_trainvaltest.zip' not in line
     assert not (tmp_path / 'out').exists()
     # Both missing: both zips are named.
     (tmp_path / 'empty').mkdir()
     assert_one_line_error(
-        run_script(SCRIPT, tmp_path / 'empty', tmp_path / 'out'),
+        run_tool(SCRIPT, tmp_path / 'empty', tmp_path / 'out'),
         'leftImg8bit/ and gtFine/ not found',
         'leftImg8bit_trainvaltest.zip',
         'gtFine_trainvaltest.zip',
@@ -176,9 +176,9 @@ def test_an_empty_split_is_an_error(official, tmp_path):
     for top in ('leftImg8bit', 'gtFine'):
         (no_val / top).mkdir(parents=True)
         os.symlink(os.path.join(root, top, 'train'), no_val / top / 'train')
-    assert_one_line_error(run_script(SCRIPT, no_val, tmp_path / 'out'), 'split val', '--splits')
+    assert_one_line_error(run_tool(SCRIPT, no_val, tmp_path / 'out'), 'split val', '--splits')
     assert not (tmp_path / 'out').exists()
-    assert_ok(run_script(SCRIPT, no_val, tmp_path / 'out', '--splits', 'train'))
+    assert_ok(run_tool(SCRIPT, no_val, tmp_path / 'out', '--splits', 'train'))
 
 
 @pytest.mark.parametrize('kind', ['photo', 'labels'])
@@ -194,7 +194,7 @@ def test_a_frame_with_missing_files_is_named_before_anything_is_written(cityscap
         Image.new('L', (16, 8)).save(root / 'gtFine' / 'train' / 'aachen' / f'{orphan}_gtFine_instanceIds.png')
         lacking = 'leftImg8bit'
     out = tmp_path / 'out'
-    assert_one_line_error(run_script(SCRIPT, root, out), f'{orphan} (no {lacking})', '1 of 9 train frames')
+    assert_one_line_error(run_tool(SCRIPT, root, out), f'{orphan} (no {lacking})', '1 of 9 train frames')
     assert not out.exists()
 
 
@@ -211,7 +211,7 @@ def test_many_incomplete_frames_are_counted_and_the_first_few_listed(official, t
         if name.endswith('_gtFine_labelIds.png') or name == 'aachen_000000_000019_gtFine_instanceIds.png':
             os.symlink(os.path.join(root, 'gtFine', 'train', 'aachen', name), city / name)
     line = assert_one_line_error(
-        run_script(SCRIPT, broken, tmp_path / 'out'),
+        run_tool(SCRIPT, broken, tmp_path / 'out'),
         '7 of 8 train frames',
         'aachen_000001_000019 (no gtFine_instanceIds)',
         'aachen_000005_000019',
@@ -223,5 +223,5 @@ def test_many_incomplete_frames_are_counted_and_the_first_few_listed(official, t
 def test_out_dir_inside_the_official_tree_is_refused(official):
     root, _ = official
     inside = os.path.join(root, 'gtFine', 'prepared')
-    assert_one_line_error(run_script(SCRIPT, root, inside), 'OUT_DIR is inside', 'outside the official tree')
+    assert_one_line_error(run_tool(SCRIPT, root, inside), 'OUT_DIR is inside', 'outside the official tree')
     assert not os.path.exists(inside)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
-from helpers import assert_ok, run_script
+from helpers import assert_ok, run_tool
 from models.pix2pixHD_model import Pix2PixHDModel
 from options.train_options import TrainOptions
 
@@ -217,13 +217,13 @@ def reference_run(reference_fixture, sample, tmp_path_factory):
 def test_test_py_writes_the_reference_pixels(reference_run, expected):
     base, flags = reference_run
     # --use_encoded_image: G sees E's pooled features of the real photo, as in the fixture's forward.
-    assert_ok(run_script('test.py', *flags, '--use_encoded_image', '--results_dir', base / 'results'))
+    assert_ok(run_tool('test.py', *flags, '--use_encoded_image', '--results_dir', base / 'results'))
     png = base / 'results' / 'reference' / 'test_latest' / 'images' / 'sample_synthesized_image.png'
     assert_reference_pixels(png, expected['fake_image_uint8'], expected['fake_image'])
 
 
 def test_precompute_feature_maps_writes_the_reference_pixels(reference_run, expected):
     base, flags = reference_run
-    assert_ok(run_script('precompute_feature_maps.py', *flags))
+    assert_ok(run_tool('precompute_feature_maps.py', *flags))
     upsampled = np.repeat(np.repeat(expected['encoder_pooled'], 2, axis=1), 2, axis=2)  # x2 nearest
     assert_reference_pixels(base / 'data' / 'train_feat' / 'sample.png', expected['feature_map_uint8'], upsampled)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from builders import build_data
-from helpers import REPO_ROOT, TINY, assert_one_line_error, run_script
+from helpers import REPO_ROOT, TINY, assert_one_line_error, run_tool
 from models.pix2pixHD_trainer import Pix2PixHDTrainer, TrainingError
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
@@ -28,7 +28,7 @@ def snapshot(folder) -> dict:
     'flag,value', [('--name', '../escape'), ('--name', '/abs/path'), ('--which_epoch', '../../x'), ('--phase', '../train')]
 )
 def test_path_building_flags_cannot_escape(tmp_path, dataroot, flag, value):
-    result = run_script(*['train.py', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)] + TINY + [flag, value])
+    result = run_tool(*['train.py', '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)] + TINY + [flag, value])
     assert result.returncode != 0
     assert 'Traceback' not in result.stderr
     assert flag in result.stderr and 'plain' in result.stderr
@@ -38,7 +38,7 @@ def test_path_building_flags_cannot_escape(tmp_path, dataroot, flag, value):
 def test_unwritable_checkpoint_dir_is_reported_before_training(tmp_path, dataroot):
     blocker = tmp_path / 'not_a_folder'
     blocker.write_text('a file where the checkpoints folder should be')
-    result = run_script(*['train.py', '--name', 'exp', '--dataroot', dataroot, '--checkpoints_dir', str(blocker)] + TINY)
+    result = run_tool(*['train.py', '--name', 'exp', '--dataroot', dataroot, '--checkpoints_dir', str(blocker)] + TINY)
     assert_one_line_error(result, 'cannot write to', '--checkpoints_dir')
     assert blocker.read_text() == 'a file where the checkpoints folder should be'
 
@@ -88,7 +88,7 @@ def test_nan_loss_stops_with_its_name_and_iteration_without_saving(tmp_path, dat
 
 
 def test_nan_from_a_diverging_run_stops_train_py_cleanly(tmp_path, dataroot):
-    result = run_script(
+    result = run_tool(
         *[
             'train.py',
             '--name',
@@ -158,7 +158,7 @@ def test_second_signal_exits_at_once_without_corrupting_files(tmp_path, dataroot
 
 
 def test_check_dataset_summarises_cityscapes(cityscapes_root):
-    result = run_script(*['scripts/check_dataset.py', '--dataroot', cityscapes_root])
+    result = run_tool(*['scripts/check_dataset.py', '--dataroot', cityscapes_root])
     assert result.returncode == 0, result.stderr[-2000:]
     assert '2048x1024 (8)' in result.stdout
     expected = collections.Counter()
@@ -177,7 +177,7 @@ def test_check_dataset_summarises_cityscapes(cityscapes_root):
 
 
 def test_check_dataset_reports_label_values_above_label_nc(cityscapes_root):
-    result = run_script(*['scripts/check_dataset.py', '--dataroot', cityscapes_root, '--label_nc', '20'])
+    result = run_tool(*['scripts/check_dataset.py', '--dataroot', cityscapes_root, '--label_nc', '20'])
     assert_one_line_error(result, '>= --label_nc 20', '--label_nc 34')
 
 
@@ -188,7 +188,7 @@ def test_check_dataset_reports_unpaired_files(tmp_path, cityscapes_root):
         for path in sorted(glob.glob(os.path.join(cityscapes_root, folder, '*.png')))[:2]:
             os.symlink(path, root / folder / os.path.basename(path))
     os.remove(sorted(glob.glob(str(root / 'train_img' / '*.png')))[1])
-    result = run_script(*['scripts/check_dataset.py', '--dataroot', str(root)])
+    result = run_tool(*['scripts/check_dataset.py', '--dataroot', str(root)])
     assert_one_line_error(result, 'does not pair by name', 'aachen_000001_000019_gtFine_labelIds.png')
 
 

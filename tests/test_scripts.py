@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import SUBPROCESS_ENV, TINY, assert_ok, run_script
+from helpers import SUBPROCESS_ENV, TINY, assert_ok, run_tool
 from options.test_options import TestOptions as TestOptionsParser
 from options.train_options import TrainOptions
 
@@ -141,7 +141,7 @@ def test_quickstart_runs_end_to_end(tmp_path):
 def test_benchmark_runs_a_feature_model_and_prints_its_row():
     """scripts/benchmark.py on a model with instance features: a training model has E and no clusters, so its
     inference encodes the photo (this crashed on the test-only --use_encoded_image flag)."""
-    result = run_script('scripts/benchmark.py', '--iters', 1, '--warmup', 0, *TINY, '--instance_feat', '--nef', 4)
+    result = run_tool('scripts/benchmark.py', '--iters', 1, '--warmup', 0, *TINY, '--instance_feat', '--nef', 4)
     assert_ok(result)
     row = next(line for line in result.stdout.splitlines() if line.startswith('as flagged'))
     assert float(row.split()[2]) > 0 and float(row.split()[5]) > 0  # ms/iter and inference ms/img measured

@@ -15,7 +15,7 @@ from PIL import Image
 
 from builders import build_model
 from data.aligned_dataset import AlignedDataset
-from helpers import TINY, assert_ok, assert_one_line_error, run_script
+from helpers import TINY, assert_ok, assert_one_line_error, run_tool
 from models.networks import define_G
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.base_options import replace
@@ -109,7 +109,7 @@ def trained(tmp_path_factory, cityscapes_root):
     ]
     if HAVE_TENSORBOARD:
         args.append('--tf_log')
-    result = run_script('train.py', *args)
+    result = run_tool('train.py', *args)
     assert_ok(result)
     return {'base': base, 'checkpoints': checkpoints, 'dir': checkpoints / 'tiny', 'result': result, 'dataroot': cityscapes_root}
 
@@ -341,7 +341,7 @@ def test_train_py_fixes_the_global_generator_for_niter_fix_global_epochs(tmp_pat
     torch.manual_seed(0)
     pretrained = define_G(36, 3, 8, 'global', 2, 1).state_dict()
     torch.save(pretrained, tmp_path / 'pretrain' / 'latest_net_G.pth')
-    result = run_script(
+    result = run_tool(
         'train.py',
         '--name',
         'fix',
@@ -417,7 +417,7 @@ def test_load_pretrain_copies_the_global_generator_into_a_local_one(tmp_path, tr
 
 
 def test_load_pretrain_through_train_py(tmp_path, trained):
-    result = run_script(
+    result = run_tool(
         'train.py',
         '--name',
         'local',
@@ -476,13 +476,13 @@ def test_continue_train_resumes_from_iter_file(tmp_path, cityscapes_root):
         '--niter_decay',
         '0',
     ]
-    assert_ok(run_script('train.py', *common, '--niter', '1'))
+    assert_ok(run_tool('train.py', *common, '--niter', '1'))
     directory = tmp_path / 'resume'
     assert (directory / 'iter.txt').read_text() == '2\n0\n'
     first_G = torch.load(directory / '1_net_G.pth', weights_only=True)
     assert not (directory / '2_net_G.pth').exists()
 
-    result = run_script('train.py', *common, '--niter', '2', '--continue_train')
+    result = run_tool('train.py', *common, '--niter', '2', '--continue_train')
     assert_ok(result)
     assert 'Resuming from epoch 2 at iteration 0' in result.stdout
     assert 'Restored optimisers' in result.stdout
@@ -507,7 +507,7 @@ def test_continue_train_resumes_from_iter_file(tmp_path, cityscapes_root):
 def tested(trained, tmp_path_factory):
     """test.py on the first 3 Cityscapes test maps, architecture flags taken from opt.json."""
     results = tmp_path_factory.mktemp('results')
-    result = run_script(
+    result = run_tool(
         'test.py',
         '--name',
         'tiny',
@@ -589,7 +589,7 @@ def test_test_py_output_matches_the_model(tested, trained, cityscapes_root):
 
 
 def test_test_py_conflicting_architecture_flag(trained, tmp_path):
-    result = run_script(
+    result = run_tool(
         'test.py',
         '--name',
         'tiny',
@@ -613,7 +613,7 @@ def test_test_py_conflicting_architecture_flag(trained, tmp_path):
 
 
 def test_test_py_missing_epoch_lists_the_available_ones(trained, tmp_path):
-    result = run_script(
+    result = run_tool(
         'test.py',
         '--name',
         'tiny',
@@ -636,7 +636,7 @@ def test_test_py_missing_epoch_lists_the_available_ones(trained, tmp_path):
 
 def test_test_py_label_value_not_below_label_nc(trained, tmp_path):
     root = bad_label_root(str(tmp_path / 'data'), 'test')
-    result = run_script(
+    result = run_tool(
         'test.py',
         '--name',
         'tiny',
@@ -656,7 +656,7 @@ def test_test_py_label_value_not_below_label_nc(trained, tmp_path):
 
 def test_test_py_missing_dataroot(trained, tmp_path):
     missing = tmp_path / 'nowhere'
-    result = run_script(
+    result = run_tool(
         'test.py',
         '--name',
         'tiny',
@@ -677,7 +677,7 @@ def test_test_py_missing_dataroot(trained, tmp_path):
 def test_train_py_label_value_not_below_label_nc(tmp_path):
     root = bad_label_root(str(tmp_path / 'data'), 'train')
     # --nThreads 1: the error is raised in a DataLoader worker and re-raised in the main process.
-    result = run_script(
+    result = run_tool(
         'train.py',
         '--name',
         'bad',
@@ -699,14 +699,12 @@ def test_train_py_label_value_not_below_label_nc(tmp_path):
 
 def test_train_py_missing_dataroot(tmp_path):
     missing = tmp_path / 'nowhere'
-    result = run_script(
-        'train.py', '--name', 'none', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', missing, *TINY, *TINY_ARCH
-    )
+    result = run_tool('train.py', '--name', 'none', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', missing, *TINY, *TINY_ARCH)
     assert_one_line_error(result, str(missing / 'train_label'), '--dataroot')
 
 
 def test_debug_flag_runs_one_epoch_showing_every_iteration(tmp_path, cityscapes_root):
-    result = run_script(
+    result = run_tool(
         'train.py',
         '--name',
         'dbg',

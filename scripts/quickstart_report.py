@@ -13,6 +13,10 @@
   * halos: the mean absolute difference on road, sidewalk and sky 1-3 pixels from a label or instance
     edge vs 4 pixels or more from any (both 0 for a perfect copy; a drawn style that misses the scene's
     colours raises both alike, a halo or fringe along edges only the first);
+  * fringes: how much the road right outside a car (1-2 pixels) changes between the styles vs the road
+    8 pixels or more from any car (the standard deviation over the styles, 0-255, mean over RGB and
+    pixels). Only the car's drawn paint changes there, so a car's paint that leaks past its outline
+    raises the first; the road's own drawn style raises both alike;
   * the encoder's car features (training set, from features.npz and the cluster file): the share of
     their variance on each principal axis, and how well the K-means clusters separate the true paints
     of the synthetic cars (styles.json): purity = share of cars whose cluster's majority paint is their
@@ -79,6 +83,14 @@ def interior(label: np.ndarray, inst: np.ndarray, margin: int = 2) -> np.ndarray
     return erode(same, margin)
 
 
+def dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    """Pixels within `steps` 4-neighbour steps of mask (the border adds nothing)."""
+    for _ in range(steps):
+        padded = np.pad(mask, 1, constant_values=False)
+        mask = padded[1:-1, 1:-1] | padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
+    return mask
+
+
 def high_pass(grey: np.ndarray) -> np.ndarray:
     """Grey level minus its 3x3 mean (edge-replicated border): what is left of pixel-level texture."""
     padded = np.pad(grey, 1, mode='edge')
@@ -105,6 +117,7 @@ def image_figures(results: str, dataroot: str, phase: str = 'test') -> dict:
     difference, difference_outside_cars, moves = [], [], []
     speckle_fake, speckle_real, flat_fake, flat_real = [], [], [], []
     near_edge, far_from_edge = [], []
+    next_to_car, far_from_car = [], []
     for name, style_paths in layouts.items():
         stem = name.removesuffix('_gtFine_labelIds')
         real_path = os.path.join(results, 'images', f'{name}_real_image.png')
@@ -130,6 +143,14 @@ def image_figures(results: str, dataroot: str, phase: str = 'test') -> dict:
             if (plain & ~inside).any() and (plain & inside).any():
                 near_edge.append(error[plain & ~inside].mean())
                 far_from_edge.append(error[plain & inside].mean())
+        # Fringes: the road next to a car changes between styles only if the car's paint leaks past its outline.
+        car = label == CAR
+        road = label == ROAD
+        ring, far = road & dilate(car, 2), road & ~dilate(car, 7)
+        if len(fakes) > 1 and ring.any() and far.any():
+            spread = np.stack(fakes).std(axis=0).mean(axis=2)
+            next_to_car.append(spread[ring].mean())
+            far_from_car.append(spread[far].mean())
         flat_road = flat & (label == ROAD)
         real_texture = np.abs(high_pass(real.mean(axis=2)))
         fake_textures = [np.abs(high_pass(fake.mean(axis=2))) for fake in fakes]
@@ -157,6 +178,8 @@ def image_figures(results: str, dataroot: str, phase: str = 'test') -> dict:
         'flat_real': float(np.mean(flat_real)) if flat_real else float('nan'),
         'near_edge': float(np.mean(near_edge)) if near_edge else float('nan'),
         'far_from_edge': float(np.mean(far_from_edge)) if far_from_edge else float('nan'),
+        'next_to_car': float(np.mean(next_to_car)) if next_to_car else float('nan'),
+        'far_from_car': float(np.mean(far_from_car)) if far_from_car else float('nan'),
     }
 
 
@@ -240,6 +263,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f'  halos, mean |difference| on road, sidewalk and sky 1-3 px from an edge vs 4 px or more: '
         f'{figures["near_edge"]:.1f} vs {figures["far_from_edge"]:.1f}'
+    )
+    print(
+        f'  fringes, how much the road changes between styles (std, 0-255) 1-2 px from a car vs 8 px or more: '
+        f'{figures["next_to_car"]:.1f} vs {figures["far_from_car"]:.1f}'
     )
     if args.experiment:
         features = feature_figures(args.experiment, args.dataroot, args.n_clusters)

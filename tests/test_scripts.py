@@ -1,12 +1,14 @@
 """The shell recipes stay in sync with the option parsers, and the quickstart runs end to end."""
 
 import glob
+import importlib.util
 import os
 import re
 import shlex
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from helpers import SUBPROCESS_ENV, TINY, assert_ok, run_tool
@@ -124,6 +126,7 @@ def test_quickstart_runs_end_to_end(tmp_path):
         r'speckle, mean \|grey - its 3x3 mean\| \(0-255\), synthesized vs real: on flat road \d+\.\d\d vs \d+\.\d\d; '
         r'everywhere 2 px from an edge \d+\.\d\d vs \d+\.\d\d',
         r'halos, mean \|difference\| on road, sidewalk and sky 1-3 px from an edge vs 4 px or more: \d+\.\d vs \d+\.\d',
+        r'fringes, how much the road changes between styles \(std, 0-255\) 1-2 px from a car vs 8 px or more: \d+\.\d vs \d+\.\d',
         r'car features \(\d+ training cars\): variance share per principal axis [\d. ]+; \d+ clusters, paint purity \d+%',
     ):
         assert re.search(figure, result.stdout), figure
@@ -145,3 +148,42 @@ def test_benchmark_runs_a_feature_model_and_prints_its_row():
     assert_ok(result)
     row = next(line for line in result.stdout.splitlines() if line.startswith('as flagged'))
     assert float(row.split()[2]) > 0 and float(row.split()[5]) > 0  # ms/iter and inference ms/img measured
+
+
+def _write_styled_results(root, leak: bool) -> str:
+    """A 32x32 road with one 8x8 car drawn red in style 0 and blue in style 1; with `leak` the car's
+    paint also covers the road ring 1 px around it (a coloured fringe). Returns the results folder."""
+    from PIL import Image
+
+    name, stem = 'synthval_000000_000019_gtFine_labelIds', 'synthval_000000_000019'
+    label = np.full((32, 32), 7, np.uint8)  # road
+    label[12:20, 12:20] = 26  # car
+    inst = label.astype(np.uint16)
+    inst[label == 26] = 26000
+    for folder, image in (('test_label', Image.fromarray(label)), ('test_inst', Image.fromarray(inst))):
+        os.makedirs(root / 'data' / folder, exist_ok=True)
+        image.save(root / 'data' / folder / (f'{name}.png' if folder == 'test_label' else f'{stem}_gtFine_instanceIds.png'))
+    images = root / 'res' / 'images'
+    os.makedirs(images)
+    road = np.full((32, 32, 3), 90, np.uint8)
+    Image.fromarray(road).save(images / f'{name}_real_image.png')
+    painted = slice(11, 21) if leak else slice(12, 20)
+    for style, paint in enumerate(((200, 30, 35), (35, 75, 205))):
+        fake = road.copy()
+        fake[painted, painted] = paint
+        Image.fromarray(fake).save(images / f'{name}_synthesized_image_style{style}.png')
+    return str(root / 'res')
+
+
+@pytest.mark.parametrize('leak', [False, True])
+def test_quickstart_report_fringe_figure_reads_paint_leaking_past_a_car(tmp_path, leak):
+    # The fringes figure: the road next to a car changes between styles only where the car's paint leaks out.
+    spec = importlib.util.spec_from_file_location('quickstart_report', os.path.join(REPO_ROOT, 'scripts', 'quickstart_report.py'))
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    figures = report.image_figures(_write_styled_results(tmp_path, leak), str(tmp_path / 'data'))
+    assert figures['far_from_car'] == 0
+    if leak:
+        assert figures['next_to_car'] > 20  # the 1 px ring (a third of the 1-2 px band) swings between red and blue
+    else:
+        assert figures['next_to_car'] == 0

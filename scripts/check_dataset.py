@@ -55,9 +55,7 @@ def main() -> None:
     """Validate, summarise, print the table."""
     opt = TrainOptions(
         'Check a dataset as train.py (or, with --phase, test.py) would read it, then print a summary per class.', METHODS
-    ).parse(
-        sys.argv[1:] + ['--gpu_ids', '-1'], save=False
-    )
+    ).parse(sys.argv[1:] + ['--gpu_ids', '-1'], save=False)
     if opt.phase != 'train':
         opt = replace(opt, isTrain=False)  # checked as test.py reads it: the photos are optional
     dataset = build_dataset(opt)

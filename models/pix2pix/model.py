@@ -55,6 +55,10 @@ class Pix2PixModel(nn.Module):
         """Where the networks live."""
         return next(self.netG.parameters()).device
 
+    def synthesizer(self) -> nn.Module:
+        """The network test.py's images come from, on what inference() feeds it (--export_onnx exports it)."""
+        return self.netG
+
     def networks_by_name(self) -> dict:
         """{'G': netG, 'D': netD} for the networks this model has (the names in checkpoint files)."""
         nets = {'G': self.netG, 'D': self.netD}
@@ -107,8 +111,8 @@ class Pix2PixModel(nn.Module):
             self.netG.train(was_training)
 
     @torch.no_grad()
-    def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
-        """Synthesize images from label maps (and instance maps) as the authors' test.py does."""
+    def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
+        """Synthesize images from label maps (and instance maps) as the authors' test.py does (`image` is unused)."""
         input_A = self.encode_input(label, inst)
         with self._test_mode():
             return self.netG(input_A)

@@ -85,7 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--n_train', type=int, default=32, help='training scenes (default 32)')
     parser.add_argument('--n_test', type=int, default=8, help='test layouts (default 8)')
     parser.add_argument('--epochs', type=int, default=24, help='training epochs of every method, batch 1 (default 24)')
-    parser.add_argument('--seg_iters', type=int, default=300, help='iterations of the segmentation network (default 300)')
+    parser.add_argument('--seg_iters', type=int, default=200, help='iterations of the segmentation network (default 200)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the data, every training and the test-time noise')
     parser.add_argument('--vgg_weights', default=None, help="torchvision VGG19 state_dict for CRN's loss and pix2pixHD's VGG loss")
     parser.add_argument('--crn_vgg_mat', default=None, help="the CRN code's imagenet-vgg-verydeep-19.mat for CRN's loss")

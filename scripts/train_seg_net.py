@@ -143,7 +143,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--dataroot', required=True, help='dataset root holding train_img/ and train_label/ (labelIds), e.g. datasets/synthetic')
     parser.add_argument('--out', required=True, help='TorchScript file to write, e.g. seg_synthetic.pt (evaluate.py --seg_model)')
-    parser.add_argument('--iters', type=int, default=300, help='training iterations (default 300)')
+    parser.add_argument('--iters', type=int, default=200, help='training iterations (default 200)')
     parser.add_argument('--batch_size', type=int, default=8, help='images per iteration (default 8)')
     parser.add_argument('--width', type=int, default=16, help='channels of the first stage (default 16)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')

@@ -77,8 +77,9 @@ def crn_widths(height: int) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument('--out', default='results/table1', help='output folder: data, checkpoints, results, table1.json, index.html')
     parser.add_argument('--width', type=int, default=128, help='scene width, twice the height (default 128)')
     parser.add_argument('--height', type=int, default=64, help='scene height, a power of two >= 32 (default 64)')
@@ -337,5 +338,10 @@ def main(argv=None) -> dict:
     return report
 
 
+def cli() -> None:
+    """The command line: main() on sys.argv, its result printed already."""
+    main()
+
+
 if __name__ == '__main__':
-    run_main(main)
+    run_main(cli)

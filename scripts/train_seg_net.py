@@ -72,7 +72,7 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 def load_split(dataroot: str, phase: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 Nx3xHxW photos, int64 NxHxW trainIds) of DATAROOT/<phase>_img and <phase>_label, paired by name."""
     folders = {kind: os.path.join(dataroot, f'{phase}_{kind}') for kind in ('img', 'label')}
-    for kind, folder in folders.items():
+    for folder in folders.values():
         if not os.path.isdir(folder):
             raise DatasetError(f"{folder}: folder not found; pass --dataroot holding {phase}_img/ and {phase}_label/")
     photos = {pair_key(path): path for path in make_dataset(folders['img'])}
@@ -141,7 +141,7 @@ def save(model: nn.Module, path: str) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--dataroot', required=True, help='dataset root holding train_img/ and train_label/ (labelIds), e.g. datasets/synthetic')
+    parser.add_argument('--dataroot', required=True, help='dataset root with train_img/, train_label/ (labelIds)')
     parser.add_argument('--out', required=True, help='TorchScript file to write, e.g. seg_synthetic.pt (evaluate.py --seg_model)')
     parser.add_argument('--iters', type=int, default=200, help='training iterations (default 200)')
     parser.add_argument('--batch_size', type=int, default=8, help='images per iteration (default 8)')
@@ -175,5 +175,10 @@ def main(argv=None) -> dict:
     return scores
 
 
+def cli() -> None:
+    """The command line: main() on sys.argv, its result printed already."""
+    main()
+
+
 if __name__ == '__main__':
-    run_main(main)
+    run_main(cli)

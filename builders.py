@@ -80,10 +80,13 @@ def cluster_centres(opt: argparse.Namespace) -> dict | None:
     return load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
 
 
-def build_model(opt: argparse.Namespace) -> Any:
-    """--model's model on its device with the weights the options ask for (test: --which_epoch; train: resume or pretrain)."""
+def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> Any:
+    """--model's model on its device with the weights the options ask for (test: --which_epoch; train: resume or pretrain).
+
+    `clusters`: the cluster centres when the caller has read them (the editor); else cluster_centres() reads them.
+    """
     method = load_method(opt.model)
-    model = method.build_model(opt, cluster_centres(opt))
+    model = method.build_model(opt, clusters if clusters is not None else cluster_centres(opt))
     load_networks(model.networks_by_name(), opt, method.ARCHITECTURE_OPTIONS)
     model = model.to(torch.device(opt.device))
     print(f'model [{type(model).__name__}] was created on {opt.device}')

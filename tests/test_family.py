@@ -234,3 +234,46 @@ def test_a_toy_method_is_one_module_and_one_registry_line(monkeypatch, tmp_path,
     assert 'Taking --model toy' in result.stdout and 'toy_kernel 1' in result.stdout
     assert (results / 'toy' / 'test_latest' / 'index.html').is_file()
     assert 'toy model:' in run_captured(capsys, 'train.py', '--model', 'toy', '--help').stdout
+
+
+# ----------------------------------------------------------------------------- the editor
+def test_the_editor_paints_and_synthesizes_without_styles(trained):
+    """A model without instance features in the editor: a stroke changes the image; there are no styles to pick."""
+    from util.editing import EditError
+    from web_editor.app import build_app
+    from web_editor.options import EditorOptions
+
+    args = [*map(str, trained['test_args']), '--phase', 'test'] + (['--eval'] if trained['model'] == 'pix2pix' else [])
+    app = build_app(EditorOptions(methods=METHODS).parse(args, save=False))
+    try:
+        session = app.session(app.new_session())
+        document = session.open_index(0)
+        assert not document['styles'] and not app.info()['styles']
+        first = session.synthesized(document['version'])[1]
+        stroke = session.edit({'op': 'stroke', 'class': 26, 'size': 5, 'points': [[10, 20], [40, 20]]})
+        assert session.synthesized(stroke['version'])[1] != first  # the generator saw the new car
+        with pytest.raises(EditError, match='no styles'):
+            session.download('styles')
+    finally:
+        app.close()
+
+
+# ----------------------------------------------------------------------------- evaluate.py
+class ChannelSegmenter(torch.nn.Module):
+    """A stand-in segmentation network: the three colour channels are the logits of three of the 19 trainIds."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (0, 0, 0, 0, 0, 16))
+
+
+def test_evaluate_scores_the_results_folder(trained, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('evaluate_script', os.path.join(REPO_ROOT, 'scripts', 'evaluate.py'))
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    seg_model, out = str(tmp_path / 'seg.pt'), tmp_path / 'scores.json'
+    torch.jit.script(ChannelSegmenter()).save(seg_model)
+    evaluate.main(['--results_dir', str(trained['web']), '--dataroot', trained['dataroot'], '--seg_model', seg_model, '--json', str(out)])
+    scores = json.loads(out.read_text())
+    assert scores['n_synthesized'] == 1 and 0 <= scores['synthesized']['pixel_accuracy'] <= 1

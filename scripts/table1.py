@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from PIL import Image
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
@@ -218,7 +219,9 @@ def write_page(out: str, results: dict, rows_text: str, title: str) -> str:
     """OUT/index.html: the table, then per test layout the label map, the real render and each method's synthesis."""
     reference = os.path.join(results[METHODS[-1][0]], 'images')
     bases = sorted(name[: -len('_synthesized_image.png')] for name in os.listdir(reference) if name.endswith('_synthesized_image.png'))
-    page = HTML(os.path.join(out, 'page_staging'), title)
+    staging = os.path.join(out, 'page_staging')
+    shutil.rmtree(staging, ignore_errors=True)  # what a failed run left
+    page = HTML(staging, title)
     page.add_markup('<pre>' + rows_text.replace('&', '&amp;').replace('<', '&lt;') + '</pre>')
     columns = [('', 'label map'), ('', 'real render'), *(('synthesized', name) for _, name in METHODS)]
     for base in bases:
@@ -229,13 +232,11 @@ def write_page(out: str, results: dict, rows_text: str, title: str) -> str:
             if not os.path.isfile(source):
                 raise DatasetError(f"{source}: missing; test.py did not write it (see {os.path.join(out, 'logs')})")
             shutil.copyfile(source, os.path.join(page.get_image_dir(), name))
-        from PIL import Image
-
         with Image.open(sources[0]) as image:
             width = image.size[0]
         page.add_image_row(base, columns, names, [display_width(width, len(columns))] * len(columns))
     page.save()
-    # The page and its images replace the previous ones together.
+    # Built aside, so a failure above leaves the previous page whole; then the images, then the page, move in.
     final_images = os.path.join(out, 'images')
     shutil.rmtree(final_images, ignore_errors=True)
     os.replace(page.get_image_dir(), final_images)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from data.synthetic import make_synthetic_dataset
 from helpers import REPO_ROOT, assert_one_line_error, run_in_process
-from test_evaluate import inception_weights  # noqa: F401  (a module fixture: torch-fidelity's Inception, random weights)
+from util import metrics
 
 pytestmark = pytest.mark.filterwarnings('ignore::FutureWarning')  # torch >= 2.10 marks TorchScript deprecated
 
@@ -66,7 +67,7 @@ def test_seg_net_scores_real_renders_high_and_a_blank_image_low(segmented, capsy
     assert blank['synthesized']['pixel_accuracy'] < 0.5 and blank['synthesized']['mean_iou'] < 0.2
 
 
-def test_table1_end_to_end_and_rescore(tmp_path, capsys, inception_weights):  # noqa: F811
+def test_table1_end_to_end_and_rescore(tmp_path, capsys, monkeypatch):
     """Three methods trained with the same iterations, scored by evaluate.py, the table, JSON and one page; --skip_train rescores."""
     out = tmp_path / 't1'
     args = ['--out', out, '--width', '64', '--height', '32', '--n_train', '2', '--n_test', '2', '--epochs', '2', '--seg_iters', '20']
@@ -109,14 +110,20 @@ def test_table1_end_to_end_and_rescore(tmp_path, capsys, inception_weights):  # 
     assert rescored['rows'] == report['rows']  # the same checkpoints and seg net give the same table
     assert not any(step.startswith('train') or step == 'seg_net' for step in rescored['step_cpu_seconds'])
 
-    # with Inception weights the table gains FID and KID columns, one value per method
-    result = run_in_process(capsys, TABLE1, *args, '--skip_train', '--inception_weights', inception_weights)
+    # --inception_weights reaches evaluate.py's --fid for every method and adds FID and KID columns. The Inception
+    # itself is stubbed (tests/test_evaluate.py checks FID and KID against torch-fidelity; a random one costs 12 s here).
+    monkeypatch.setattr(metrics, 'load_inception', lambda weights, dims, device: weights)
+    fid_runs = []
+    evaluate = sys.modules['table1_evaluate']  # evaluate.py as table1.py imported it
+    monkeypatch.setattr(evaluate, 'inception_scores', lambda model, *args: fid_runs.append(model) or {'fid': 12.5, 'kid': 0.25})
+    result = run_in_process(capsys, TABLE1, *args, '--skip_train', '--inception_weights', out / 'seg_net.pt')
     assert result.returncode in (0, None), result.stderr[-3000:]
-    columns = next(line for line in result.stdout.splitlines() if line.lstrip().startswith('Pixel acc'))
-    assert columns.split()[3:6] == ['Mean', 'IoU', 'FID'] and 'KID' in columns
-    with_fid = json.loads((out / 'table1.json').read_text())['rows']
-    assert all(with_fid[name]['fid'] is not None and with_fid[name]['kid'] is not None for name in ROWS[:3])
-    assert with_fid['pix2pix']['pixel_accuracy'] == report['rows']['pix2pix']['pixel_accuracy']
+    assert fid_runs == [str(out / 'seg_net.pt')] * 3
+    lines = result.stdout.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.lstrip().startswith('Pixel acc'))
+    assert lines[header].split()[3:7] == ['Mean', 'IoU', 'FID', 'KID']
+    assert all(line.split()[-3:-1] == ['12.50', '0.2500'] for line in lines[header + 1 : header + 4])
+    assert lines[header + 4].split()[-3:] == ['-', '-', '-']  # the oracle row has no FID
 
 
 @pytest.mark.parametrize(

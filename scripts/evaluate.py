@@ -49,8 +49,13 @@ to Bx19xhxw logits over the 19 Cityscapes trainId classes in trainId order (road
 bicycle). A dict output uses its 'out' entry, a tuple/list output its first element (torchvision
 style). The argmax is the prediction; label maps (labelIds) are mapped to trainIds (other ids are
 ignored) and resized (nearest) to the prediction size. Real photos (--real, --fid) are resized
-(bicubic) to the synthesized size first. pix2pixHD used PSPNet, SPADE DRN-D-105, both trained on
-Cityscapes.
+(bicubic) to the synthesized size first. The mean IoU averages the classes present in the label maps
+or the predictions. pix2pixHD used PSPNet, SPADE DRN-D-105, both trained on Cityscapes.
+
+The built-in synthetic scenes (data/synthetic.py) hold Cityscapes labelIds of 8 classes, so the same
+mapping serves them; scripts/train_seg_net.py trains a model meeting this contract on their training
+photos. Every results folder (test.py of --model pix2pixHD, pix2pix or crn) is scored the same way;
+--method names the row.
 
 --fid computes FID and KID with torch-fidelity (pip install '.[eval]') and its Inception weights
 (weights-inception-2015-12-05-6726825d.pth, downloaded to the torch hub cache on first use; offline,
@@ -109,6 +114,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--real', action='store_true', help='also segment the real photos (resized to the synthesized size): the upper bound row'
+    )
+    parser.add_argument(
+        '--method',
+        default='pix2pixHD',
+        help='name of the method whose results these are, for the table row and the JSON (e.g. pix2pix, crn; default pix2pixHD)',
     )
     parser.add_argument('--json', default=None, help='write every number here (per-class IoU by class name)')
     parser.add_argument('--gpu_ids', default='0', help='GPU id, e.g. 0; -1 for CPU (falls back to CPU without CUDA)')
@@ -417,15 +427,16 @@ def main(argv=None) -> None:
     seg_model = load_seg_model(opt.seg_model, device) if opt.seg_model else None
     inception = metrics.load_inception(opt.inception_weights, dims=opt.fid_dims, device=device) if opt.fid else None
 
-    rows: dict[str, dict] = {'pix2pixHD synthesized': {}}
+    synthesized = f'{opt.method} synthesized'
+    rows: dict[str, dict] = {synthesized: {}}
     if opt.real:
         rows['real photos'] = {}
     if seg_model is not None:
-        rows['pix2pixHD synthesized'].update(segmentation_scores(seg_model, items, 'synthesized', opt, device))
+        rows[synthesized].update(segmentation_scores(seg_model, items, 'synthesized', opt, device))
         if opt.real:
             rows['real photos'].update(segmentation_scores(seg_model, real_items, 'photo', opt, device))
     if opt.fid:
-        rows['pix2pixHD synthesized'].update(inception_scores(inception, items, real_items, opt))
+        rows[synthesized].update(inception_scores(inception, items, real_items, opt))
 
     sizes = ', '.join(f'{w}x{h}' for w, h in found['sizes'])
     header = (
@@ -435,6 +446,7 @@ def main(argv=None) -> None:
     print_table(rows, header)
     if opt.json:
         report = {
+            'method': opt.method,
             'results_dir': opt.results_dir,
             'image_dir': found['image_dir'],
             'dataroot': opt.dataroot,
@@ -448,7 +460,7 @@ def main(argv=None) -> None:
             'kid_subsets': metrics.KID_SUBSETS if opt.fid else None,
             'kid_subset_size': kid_subset_size(len(items), len(real_items), opt) if opt.fid else None,
             'classes': list(metrics.CITYSCAPES_CLASSES),
-            'synthesized': rows['pix2pixHD synthesized'],
+            'synthesized': rows[synthesized],
             'real': rows.get('real photos'),
             'paper': {
                 'synthesized': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['pix2pixHD synthesized'], strict=True)),

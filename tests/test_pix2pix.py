@@ -125,9 +125,9 @@ def levels(net: torch.nn.Module) -> int:
     return sum(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
 
 
-@pytest.mark.parametrize('netG, depth, side', [('unet_128', 7, 128), ('unet_256', 8, 256)])
+@pytest.mark.parametrize('netG, depth, side', [('unet_32', 5, 32), ('unet_64', 6, 64), ('unet_128', 7, 128), ('unet_256', 8, 256)])
 def test_unet_depth(netG, depth, side):
-    """--netG unet_128 / unet_256: 7 / 8 levels, dropout in the inner decoder ones, 1x1 bottleneck at 128 / 256 pixels."""
+    """--netG unet_32 ... unet_256: 5 ... 8 levels, dropout in the inner decoder ones, 1x1 bottleneck at 32 ... 256 pixels."""
     opt = parse_train(['--netG', netG, '--ngf', '1', '--ndf', '1', '--no_instance', '--label_nc', '3'])
     arch = Architecture.from_options(opt)
     assert arch.num_downs == depth

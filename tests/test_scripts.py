@@ -1,5 +1,6 @@
 """The shell recipes stay in sync with the option parsers, and the quickstart runs end to end."""
 
+import argparse
 import glob
 import importlib.util
 import os
@@ -12,12 +13,20 @@ import numpy as np
 import pytest
 
 from helpers import SUBPROCESS_ENV, TINY, assert_ok, run_tool
+from models import METHODS
 from options.test_options import TestOptions as TestOptionsParser
 from options.train_options import TrainOptions
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPES = sorted(glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_512p*.sh')) + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_1024p*.sh')))
-PARSERS = {'train.py': TrainOptions, 'test.py': TestOptionsParser}
+RECIPES = sorted(
+    set(
+        glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_512p*.sh'))
+        + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_1024p*.sh'))
+        + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_pix2pix_*.sh'))
+        + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_crn_*.sh'))
+    )
+)
+PARSERS = {'train.py': lambda: TrainOptions(methods=METHODS), 'test.py': lambda: TestOptionsParser(methods=METHODS)}
 
 
 def python_commands(script_path: str) -> list:
@@ -47,8 +56,57 @@ def test_every_reference_recipe_exists():
         'test_1024p.sh',
         'test_512p_feat.sh',
         'test_1024p_feat.sh',
+        'train_pix2pix_256.sh',
+        'test_pix2pix_256.sh',
+        'train_pix2pix_1024x512.sh',
+        'test_pix2pix_1024x512.sh',
+        'train_crn_256p.sh',
+        'train_crn_512p.sh',
+        'train_crn_1024p.sh',
+        'test_crn_256p.sh',
+        'test_crn_512p.sh',
+        'test_crn_1024p.sh',
     }
     assert expected <= names
+
+
+def parse_recipe(script: str, parser: str = 'train.py') -> argparse.Namespace:
+    """The options of a recipe's one train.py (or test.py) command, as that entry point parses them."""
+    (command,) = [command for command in python_commands(os.path.join(REPO_ROOT, 'scripts', script)) if command[0] == parser]
+    return PARSERS[parser]().parse(command[1:] + ['--gpu_ids', '-1'], save=False)
+
+
+@pytest.mark.parametrize(
+    'script, side, resize, load, fine',
+    [('train_pix2pix_256.sh', 256, 'resize_and_crop', 286, 256), ('train_pix2pix_1024x512.sh', 1024, 'scale_width', 1024, 256)],
+)
+def test_pix2pix_recipes_are_the_authors_settings(script, side, resize, load, fine):
+    """U-Net 256, 70x70 PatchGAN, vanilla GAN + 100 L1, Adam 0.0002 / 0.5, 100 + 100 epochs, batch 1, no instance maps."""
+    opt = parse_recipe(script)
+    expected = ('pix2pix', 'unet_256', 'basic', 'vanilla', 100, 'batch')
+    assert (opt.model, opt.netG, opt.netD, opt.gan_mode, opt.lambda_L1, opt.norm) == expected
+    assert (opt.lr, opt.beta1, opt.niter, opt.niter_decay, opt.batchSize, opt.no_instance) == (0.0002, 0.5, 100, 100, 1, True)
+    assert (opt.resize_or_crop, opt.loadSize) == (resize, load)
+    if resize == 'resize_and_crop':
+        assert opt.fineSize == fine
+
+
+@pytest.mark.parametrize(
+    'script, sp, n_images, loss, epochs, modules, pretrain',
+    [
+        ('train_crn_256p.sh', 256, 9, 'diversity', 200, 0, ''),
+        ('train_crn_512p.sh', 512, 1, 'single', 20, 0, 'checkpoints/label2city_crn_256p'),
+        ('train_crn_1024p.sh', 1024, 1, 'single', 5, 2, 'checkpoints/label2city_crn_512p'),
+    ],
+)
+def test_crn_recipes_are_the_official_demos(script, sp, n_images, loss, epochs, modules, pretrain):
+    """demo_256p.py -> demo_512p.py (fine-tunes 256p) -> demo_1024p.py (the last two modules of 512p); Adam 1e-4, 2sp wide."""
+    opt = parse_recipe(script)
+    assert (opt.model, opt.crn_sp, opt.crn_n_images, opt.crn_loss, opt.crn_train_modules) == ('crn', sp, n_images, loss, modules)
+    assert (opt.niter, opt.niter_decay, opt.lr, opt.loadSize, opt.crn_label_layout) == (epochs, 0, 1e-4, 2 * sp, 'cityscapes')
+    assert opt.load_pretrain.rstrip('/') == pretrain and opt.crn_vgg_mat.endswith('imagenet-vgg-verydeep-19.mat')
+    test = parse_recipe(script.replace('train_', 'test_'), 'test.py')
+    assert (test.model, test.name, test.loadSize) == ('crn', opt.name, 2 * sp)
 
 
 @pytest.mark.parametrize('script_path', RECIPES, ids=os.path.basename)

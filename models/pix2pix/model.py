@@ -72,7 +72,7 @@ class Pix2PixModel(nn.Module):
         if height % size or width % size:
             raise ModelError(
                 f"pix2pix U-Net with {self.arch.num_downs} levels: input {width}x{height} must be a multiple of {size} in both "
-                f"sides; resize (--loadSize/--fineSize) or use --netG unet_128 (128) / unet_256 (256)"
+                f"sides; resize (--loadSize/--fineSize) or use a --netG U-Net whose size divides both (unet_32 ... unet_256)"
             )
         label = label.to(self.device, non_blocking=True)
         encoded = label.float() if self.arch.label_nc == 0 else one_hot_label(label, self.arch.label_nc)

@@ -4,12 +4,12 @@ Flags added here (group 'pix2pix model', the authors' names and defaults): --gan
 --no_dropout, --eval.
 
 Existing flags read (options/base_options.py, options/train_options.py): --label_nc, --input_nc, --no_instance,
---output_nc, --netG (unet_256 | unet_128), --ngf, --ndf, --n_layers_D (with --netD n_layers), --norm, --lr,
+--output_nc, --netG (unet_256 | unet_128 | unet_64 | unet_32), --ngf, --ndf, --n_layers_D (with --netD n_layers), --norm, --lr,
 --beta1, --niter, --niter_decay, --pool_size. Not read: --use_dropout (pix2pix has dropout unless --no_dropout),
 --no_lsgan (--gan_mode instead), the pix2pixHD generator, feature and loss flags.
 
 DEFAULTS holds the authors' values where pix2pixHD's differ or must be restated; the registry applies them with
-parser.set_defaults. add_flags also adds unet_256 and unet_128 to the existing --netG's choices.
+parser.set_defaults. add_flags also adds the U-Nets (unet_32 ... unet_256) to the existing --netG's choices.
 """
 
 import argparse
@@ -39,8 +39,9 @@ DEFAULTS: dict = {
     'resize_or_crop': 'resize_and_crop',
 }
 
-# --netG name -> U-Net levels (the authors' define_G).
-UNET_DOWNS = {'unet_128': 7, 'unet_256': 8}
+# --netG name -> U-Net levels: the authors' define_G has unet_128 and unet_256; unet_32 and unet_64 are the same
+# U-Net with fewer ngf*8 levels, for inputs whose sides are multiples of 32 or 64 (scripts/table1.py's small scenes).
+UNET_DOWNS = {'unet_32': 5, 'unet_64': 6, 'unet_128': 7, 'unet_256': 8}
 
 # Architecture field -> the flag that sets it, for messages about a mismatching checkpoint.
 ARCHITECTURE_FLAGS = {
@@ -153,7 +154,7 @@ class Architecture:
     def from_options(cls, opt: argparse.Namespace) -> 'Architecture':
         """The architecture the parsed options describe."""
         if opt.netG not in UNET_DOWNS:
-            raise OptionsError(f"--netG {opt.netG}: pix2pix's generator is {' or '.join(sorted(UNET_DOWNS))}; pass --netG unet_256")
+            raise OptionsError(f"--netG {opt.netG}: pix2pix's generator is one of {', '.join(UNET_DOWNS)}; pass --netG unet_256")
         return cls(
             label_nc=opt.label_nc,
             input_nc=opt.input_nc,

@@ -2,7 +2,9 @@
 
 import argparse
 import contextlib
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -82,19 +84,22 @@ class Pix2PixHDTrainer:
 
         Construction broadcasts rank 0's parameters and buffers, so every rank starts from rank 0's weights.
         Gradients are averaged in buckets while the backward still runs (overlapping communication with
-        computation). broadcast_buffers=False: InstanceNorm has no buffers; SyncBatchNorm (GPUs) computes
-        the same running statistics on every rank; per-process BatchNorm on CPUs keeps its own (the
-        checkpoint holds rank 0's). gradient_as_bucket_view: the gradients are views into the
+        computation). Buffers are not broadcast before each forward: InstanceNorm has none; SyncBatchNorm
+        (GPUs) computes the same running statistics on every rank; per-process BatchNorm on CPUs keeps
+        its own (the checkpoint holds rank 0's). gradient_as_bucket_view: the gradients are views into the
         communication buckets, so no extra copy of them per step.
         """
         if not self.distributed:
             return
         net = self.model.networks_by_name()[name]
+        # torch >= 2.13 names it forward_sync_buffers (its broadcast_buffers=False also skips them at construction).
+        no_forward_sync: dict[str, Any] = (
+            {'forward_sync_buffers': False}
+            if 'forward_sync_buffers' in inspect.signature(DistributedDataParallel).parameters
+            else {'broadcast_buffers': False}
+        )
         wrapped = DistributedDataParallel(
-            net,
-            device_ids=[self.device.index] if self.device.type == 'cuda' else None,
-            broadcast_buffers=False,
-            gradient_as_bucket_view=True,
+            net, device_ids=[self.device.index] if self.device.type == 'cuda' else None, gradient_as_bucket_view=True, **no_forward_sync
         )
         setattr(self.model, f'net{name}', wrapped)
 

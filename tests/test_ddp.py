@@ -20,7 +20,7 @@ from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY
 from models.pix2pixHD_model import Pix2PixHDModel
 from options.train_options import TrainOptions
 
-TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '0']
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2']
 RUNS = os.path.join(REPO_ROOT, 'tests', 'ddp_runs.py')
 # What differs between the two sides is the summation order of each gradient (the per-sample gradients
 # averaged by the all-reduce vs inside the batch's mean loss): ~1e-7 relative. Adam's first steps move every

@@ -76,14 +76,15 @@ def main() -> None:
                 data = data[-1] if isinstance(data, list) else data
                 visuals = make_visuals(data['label'][0], opt.label_nc, {'synthesized_image': generated[0]}, data['image'][0])
                 visualizer.display_current_results(visuals, epoch, counter.total_steps)
-            if counter.needs_saving():
+            saved = counter.needs_saving()
+            if saved:
                 tqdm.write(f'saving the latest model (epoch {epoch}, total_steps {counter.total_steps})')
                 save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
             if any_rank(stop.requested, trainer.device):
                 if not printed:
                     log_losses(trainer, visualizer, counter, losses, progress)
                 progress.close()
-                return stop_and_save(opt, trainer, counter, stop, is_main)
+                return stop_and_save(opt, trainer, counter, stop, is_main, saved)
             if counter.epoch_done():
                 break
         progress.close()
@@ -132,9 +133,10 @@ def start_position(opt, dataset_size: int) -> tuple[int, int]:
     return epoch, epoch_iter
 
 
-def stop_and_save(opt, trainer, counter: IterationCounter, stop: StopRequest, is_main: bool) -> None:
-    """A signal asked to stop: save `latest` where training is, say how to resume, leave the process group."""
-    save(trainer, is_main, 'latest', counter.epoch, counter.epoch_iter)
+def stop_and_save(opt, trainer, counter: IterationCounter, stop: StopRequest, is_main: bool, saved: bool) -> None:
+    """A signal asked to stop: save `latest` here (unless this iteration just did), say how to resume, leave the process group."""
+    if not saved:
+        save(trainer, is_main, 'latest', counter.epoch, counter.epoch_iter)
     print(
         f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {counter.epoch}, iteration {counter.epoch_iter}; '
         f'latest checkpoint and training state saved in {experiment_dir(opt)}. '

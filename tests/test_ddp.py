@@ -191,7 +191,7 @@ def test_sigterm_to_the_job_saves_once_and_resumes_exactly(runs):
     # Rank 0 saved once per iteration (--save_latest_freq 1), the stop adding none; rank 1 never.
     assert [rank_file(runs, 'preempt', rank, '_stopped')['saves'] for rank in (0, 1)] == [6, 0]
     assert text.count('Traceback') == 1 and 'SignalException' in text  # torchrun's own report of the signal only
-    resumed = output(runs, 'elastic')
+    resumed = output(runs, 'elastic').split('torchrun restart 1', 1)[0]  # the launch's first run, before the restart
     assert resumed.count('Resuming from epoch 2 at iteration 2') == 2, resumed[-3000:]
     expected = rank_file(runs, 'plain')['weights']
     for rank in (0, 1):
@@ -202,7 +202,9 @@ def test_sigterm_to_the_job_saves_once_and_resumes_exactly(runs):
 def test_torchrun_restart_after_a_killed_worker_resumes_every_rank(runs):
     text = output(runs, 'elastic')
     assert 'torchrun restart 1: resuming from the last committed checkpoint' in text, text[-3000:]
-    assert text.count('Resuming from epoch 2 at iteration 1') == 2, text[-3000:]  # the kill hit iteration 2 of epoch 2
+    # Rank 1 died after iteration 2 of epoch 2; rank 0 may have committed that iteration before it noticed.
+    positions = re.findall(r'Resuming from epoch 2 at iteration ([12])\b', text.split('torchrun restart 1', 1)[1])
+    assert len(positions) == 2 and positions[0] == positions[1], text[-3000:]  # every rank at rank 0's position
     expected = rank_file(runs, 'plain')['weights']
     for rank in (0, 1):
         actual = rank_file(runs, 'elastic', rank)['weights']

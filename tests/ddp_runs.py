@@ -19,6 +19,7 @@ import signal
 import sys
 
 import torch
+import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -64,6 +65,8 @@ def main() -> None:
         return built[-1]
 
     train.build_trainer = build_trainer  # to reach the trainer during and after main()
+    # One process group for all runs: leaving and joining it again between runs races with the other rank.
+    train.finish = lambda: None
     rank = int(os.environ.get('RANK', '0'))
     for run in json.loads(sys.argv[1]):
         flags = run['flags']
@@ -79,6 +82,10 @@ def main() -> None:
         nets = built[0].model.networks_by_name()
         state = {f'{label}.{key}': value for label, net in nets.items() for key, value in net.state_dict().items()}
         torch.save({'weights': state, 'seen': list(seen), 'saves': len(saves)}, out)
+        if dist.is_initialized():
+            dist.barrier()  # every rank done with this run before the next one starts
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -21,7 +21,7 @@ def init_distributed(opt) -> None:
 
     The options already hold torchrun's rank, world size and this process's GPU (settled at parse time).
     """
-    if opt.world_size == 1:
+    if opt.world_size == 1 or dist.is_initialized():  # already joined (several runs in one process)
         return
     if opt.gpu_ids:
         torch.cuda.set_device(opt.gpu_ids[0])

@@ -15,6 +15,7 @@ from models.pix2pixHD_model import Pix2PixHDModel
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.train_options import resume_changes
 from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state
+from util.distributed import from_rank0
 from util.errors import OptionsError
 
 
@@ -36,7 +37,7 @@ def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch
         dataset_length(opt, dataset),
         opt.batchSize,
         shuffle=not opt.serial_batches,
-        seed=opt.seed,
+        seed=sampler_seed(opt),
         rank=opt.rank,
         world_size=opt.world_size,
         n_files=dataset.dataset_size,
@@ -58,6 +59,13 @@ def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch
         pin_memory=bool(opt.gpu_ids),
         persistent_workers=workers > 0 and opt.isTrain,
     )
+
+
+def sampler_seed(opt: argparse.Namespace) -> int | None:
+    """--seed; under torchrun without one, a seed rank 0 draws: every rank must shuffle the same order to take its part."""
+    if opt.seed is not None or opt.world_size == 1:
+        return opt.seed
+    return from_rank0(int(torch.randint(2**31 - 1, ()).item()))
 
 
 def build_data(opt: argparse.Namespace) -> tuple:

@@ -6,6 +6,7 @@ from typing import Any, cast
 
 import torch
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
 from util.image_pool import ImagePool
 
@@ -213,7 +214,12 @@ class Pix2PixHDModel(nn.Module):
         return self.netE(real_image, inst_map)
 
     # ---------------------------------------------------------------- networks
-    def networks_by_name(self) -> dict:
-        """{'G': netG, 'D': netD, 'E': netE} for the networks this model has (the names in checkpoint files)."""
+    def networks_by_name(self, wrapped: bool = False) -> dict:
+        """{'G': netG, 'D': netD, 'E': netE} for the networks this model has (the names in checkpoint files).
+
+        Under torchrun the trainer wraps each in DistributedDataParallel; this returns the bare networks
+        (whose state_dict keys are the reference's, no `module.` prefix) unless `wrapped`.
+        """
         nets = {'G': self.netG, 'D': self.netD, 'E': self.netE}
-        return {name: net for name, net in nets.items() if net is not None}
+        bare = {name: net.module if isinstance(net, DistributedDataParallel) else net for name, net in nets.items()}
+        return {name: net for name, net in (nets if wrapped else bare).items() if net is not None}

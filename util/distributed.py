@@ -1,10 +1,14 @@
-"""Data-parallel training over torchrun's processes (one per GPU, gloo on CPU)."""
+"""What DDP does not do for data-parallel training over torchrun's processes (one per GPU, gloo on CPU): the
+process group, loss averaging for the logs, and agreeing on when to stop. Gradients are averaged by
+torch.nn.parallel.DistributedDataParallel (models/pix2pixHD_trainer.py)."""
 
 import os
-from collections.abc import Iterable
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar('T')
 
 
 def launched_by_torchrun() -> bool:
@@ -17,7 +21,7 @@ def init_distributed(opt) -> None:
 
     The options already hold torchrun's rank, world size and this process's GPU (settled at parse time).
     """
-    if opt.world_size == 1:
+    if opt.world_size == 1 or dist.is_initialized():  # already joined (several runs in one process)
         return
     if opt.gpu_ids:
         torch.cuda.set_device(opt.gpu_ids[0])
@@ -29,36 +33,6 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def broadcast_state(modules: Iterable[torch.nn.Module]) -> None:
-    """Give every rank rank 0's parameters and buffers, so all start from the same weights."""
-    if world_size() == 1:
-        return
-    for module in modules:
-        for tensor in module.state_dict().values():
-            dist.broadcast(tensor, src=0)
-
-
-def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
-    """All-reduce the gradients of `parameters` in one flat buffer and divide by the world size.
-
-    Averaging per-process gradients of per-process mean losses equals the gradient of the mean loss
-    over the global batch, so N processes with --batchSize B train like one with N*B.
-    """
-    size = world_size()
-    if size == 1:
-        return
-    grads = [parameter.grad for parameter in parameters if parameter.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([grad.reshape(-1) for grad in grads])
-    dist.all_reduce(flat)
-    flat.div_(size)
-    offset = 0
-    for grad in grads:
-        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-        offset += grad.numel()
-
-
 def average_values(values: torch.Tensor) -> torch.Tensor:
     """Mean of a tensor over all ranks (for logging losses)."""
     if world_size() > 1:
@@ -66,6 +40,21 @@ def average_values(values: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(values)
         values /= world_size()
     return values
+
+
+def from_rank0(value: T) -> T:
+    """Rank 0's `value` on every rank, returned once every rank has reached this call (a barrier)."""
+    if world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    dist.barrier()
+    return box[0]
+
+
+def elastic_restart() -> int:
+    """How many times torchrun --max-restarts has restarted this job's workers (0: the first start)."""
+    return int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:

@@ -1,0 +1,215 @@
+"""DistributedDataParallel through train.py under torchrun (gloo, 2 processes on the CPU): two processes with
+--batchSize 1 train like one with --batchSize 2 (plain, --instance_feat, --amp bf16), --norm batch like
+--accum_steps 2, gradient accumulation like the doubled batch, one model without --seed, a SIGTERM to the whole
+job saves once and resumes exactly, and torchrun --max-restarts resumes every rank after a killed worker.
+
+The runs are grouped (tests/ddp_runs.py runs several train.py mains in one process) so that torchrun's and
+torch's start-up are paid five times for the whole file.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY
+from models.pix2pixHD_model import Pix2PixHDModel
+from options.train_options import TrainOptions
+
+TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2']
+RUNS = os.path.join(REPO_ROOT, 'tests', 'ddp_runs.py')
+# What differs between the two sides is the summation order of each gradient (the per-sample gradients
+# averaged by the all-reduce vs inside the batch's mean loss): ~1e-7 relative. Adam's first steps move every
+# weight by about lr = 2e-4 whatever the gradient's size, so a weight whose gradient is float noise can move
+# the other way; after 8 steps such weights differ by up to ~8 lr. The rest agree to float precision.
+ATOL = 1e-5
+SHARE = 0.99
+RELATIVE_NORM = 1e-3
+
+
+@pytest.fixture(scope='module')
+def dataroot8(tmp_path_factory) -> str:
+    """8 training triples of 128x64: 4 iterations per epoch at 2 images per iteration."""
+    from data.synthetic import make_synthetic_dataset
+
+    root = str(tmp_path_factory.mktemp('synthetic8'))
+    make_synthetic_dataset(root, n_train=8, n_test=1, width=128, height=64, seed=0)
+    return root
+
+
+def flags(name: str, dataroot: str, checkpoints: str, *extra: str, seed: bool = True) -> list:
+    """train.py flags of a tiny 2-epoch run (8 iterations of 2 images), printing and saving `latest` every iteration."""
+    tiny = list(TINY)
+    if not seed:
+        del tiny[tiny.index('--seed') : tiny.index('--seed') + 2]
+    return tiny + [
+        *('--name', name, '--dataroot', dataroot, '--checkpoints_dir', checkpoints),
+        *('--niter', '2', '--niter_decay', '0', '--print_freq', '1', '--save_latest_freq', '1', '--save_epoch_freq', '100'),
+        *extra,
+    ]
+
+
+def launch(command: list, runs: list, timeout: int = 600) -> subprocess.CompletedProcess:
+    """tests/ddp_runs.py over `runs`, as one process or under torchrun."""
+    return subprocess.run(
+        [*command, RUNS, json.dumps(runs)], cwd=REPO_ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope='module')
+def runs(dataroot8, tmp_path_factory) -> str:
+    """Every run of this file; returns the checkpoints folder (each run's `<name>/`)."""
+    root = str(tmp_path_factory.mktemp('ddp'))
+    one = lambda name, *extra, **kw: {'flags': flags(name, dataroot8, root, *extra, **kw)}  # noqa: E731
+    two = [
+        one('plain', '--batchSize', '1'),
+        one('feat', '--batchSize', '1', '--instance_feat'),
+        one('bf16', '--batchSize', '1', '--amp', 'bf16'),
+        one('bn', '--batchSize', '1', '--norm', 'batch'),
+        one('noseed', '--batchSize', '1', seed=False),
+    ]
+    single = [
+        one('plain_single', '--batchSize', '2'),
+        one('feat_single', '--batchSize', '2', '--instance_feat'),
+        one('bf16_single', '--batchSize', '2', '--amp', 'bf16'),
+        one('bn_single', '--batchSize', '1', '--accum_steps', '2', '--norm', 'batch'),
+        one('accum_single', '--batchSize', '1', '--accum_steps', '2'),
+    ]
+    results = {
+        'two': launch(TORCHRUN, two),
+        'single': launch([sys.executable], single),
+        # SIGTERM to torchrun and to rank 0 in the 6th of 8 iterations (epoch 2); then the same command with
+        # --continue_train.
+        'preempt': launch(TORCHRUN, [dict(one('preempt', '--batchSize', '1'), stop_after=6, how='preempt', tag='_stopped')]),
+        'resume': launch(TORCHRUN, [one('preempt', '--batchSize', '1', '--continue_train')]),
+        # rank 1 is killed in its 6th iteration; torchrun restarts both processes.
+        'elastic': launch(
+            TORCHRUN[:3] + ['--max-restarts', '1'] + TORCHRUN[3:], [dict(one('elastic', '--batchSize', '1'), stop_after=6, how='kill')]
+        ),
+    }
+    with open(os.path.join(root, 'outputs.json'), 'w') as handle:
+        json.dump({key: {'rc': r.returncode, 'out': r.stdout, 'err': r.stderr} for key, r in results.items()}, handle)
+    for key in ('two', 'single', 'resume'):
+        errors = [line for line in (results[key].stdout + results[key].stderr).splitlines() if 'Error' in line]
+        assert results[key].returncode == 0, f'{key}: {results[key].stdout[-2000:]}\n' + '\n'.join(errors[-12:])
+    return root
+
+
+def output(runs: str, key: str) -> str:
+    with open(os.path.join(runs, 'outputs.json')) as handle:
+        result = json.load(handle)[key]
+    return result['out'] + result['err']
+
+
+def rank_file(runs: str, name: str, rank: int = 0, tag: str = '') -> dict:
+    return torch.load(os.path.join(runs, name, f'rank{rank}{tag}.pt'), weights_only=True)
+
+
+def logged_losses(runs: str, name: str) -> list:
+    """Every logged loss value of the run's loss_log.txt, in order."""
+    with open(os.path.join(runs, name, 'loss_log.txt')) as handle:
+        lines = [line for line in handle if line.startswith('(epoch')]
+    return [[float(value) for value in re.findall(r'[A-Za-z_]+: (-?[\d.]+|nan|inf)', line.split(')', 1)[1])] for line in lines]
+
+
+def assert_same_training(actual: dict, expected: dict, atol: float = ATOL, share: float = SHARE, relative: float = RELATIVE_NORM) -> None:
+    """Same keys; share of values within atol, and the difference's norm relative to the weights'."""
+    assert list(actual) == list(expected)
+    differences = torch.cat([(actual[key].double() - expected[key].double()).abs().flatten() for key in expected])
+    norm = torch.cat([expected[key].double().flatten() for key in expected]).norm()
+    assert (differences <= atol).double().mean() >= share, (differences <= atol).double().mean()
+    assert differences.norm() / norm <= relative, differences.norm() / norm
+
+
+def parameters_only(state: dict) -> dict:
+    """The weights without BatchNorm's running statistics."""
+    return {key: value for key, value in state.items() if 'running_' not in key and 'num_batches_tracked' not in key}
+
+
+def test_ranks_hold_one_model_and_one_checkpoint_with_the_reference_keys(runs, dataroot8, tmp_path):
+    for name in ('plain', 'feat', 'bf16', 'noseed'):
+        rank0, rank1 = rank_file(runs, name, 0)['weights'], rank_file(runs, name, 1)['weights']
+        assert all(torch.equal(rank0[key], rank1[key]) for key in rank0), name
+    # --norm batch on CPU processes: per-process batch statistics; the parameters are one model.
+    bn0, bn1 = (parameters_only(rank_file(runs, 'bn', rank)['weights']) for rank in (0, 1))
+    assert all(torch.equal(bn0[key], bn1[key]) for key in bn0)
+    # Rank 0's checkpoint: the reference's keys (no `module.`), loadable by one process as test.py does.
+    opt = TrainOptions().parse(flags('feat', dataroot8, str(tmp_path), '--instance_feat'), save=False)
+    model = Pix2PixHDModel(opt)
+    for label, net in model.networks_by_name().items():
+        saved = torch.load(os.path.join(runs, 'feat', f'latest_net_{label}.pth'), weights_only=True)
+        assert not [key for key in saved if key.startswith('module.')]
+        net.load_state_dict(saved, strict=True)
+        assert all(torch.equal(saved[key], rank_file(runs, 'feat')['weights'][f'{label}.{key}']) for key in saved)
+    assert 'per process, 2 processes' in output(runs, 'two')
+    assert not [name for name in os.listdir(os.path.join(runs, 'plain')) if '.tmp-' in name or name.startswith('.ckpt-')]
+
+
+@pytest.mark.parametrize('name', ['plain', 'feat', 'bf16'])
+def test_two_processes_with_batch_1_train_like_one_with_batch_2(runs, name):
+    atol = 1e-2 if name == 'bf16' else ATOL
+    # bf16: the two sides round different convolution blockings; the loss stays within its bf16 precision.
+    assert_same_training(rank_file(runs, name)['weights'], rank_file(runs, f'{name}_single')['weights'], atol=atol)
+    two, single = logged_losses(runs, name), logged_losses(runs, f'{name}_single')
+    assert len(two) == len(single) == 8  # every iteration logged once, by rank 0
+    with open(os.path.join(runs, name, 'loss_log.txt')) as handle:
+        assert sum(line.startswith('=====') for line in handle) == 1
+    assert torch.allclose(torch.tensor(two), torch.tensor(single), atol=2e-3 if name != 'bf16' else 2e-2)
+
+
+def test_batch_norm_on_cpu_processes_trains_like_accumulated_single_images(runs):
+    # Per-process BatchNorm statistics over one image each = --accum_steps 2 micro-batches of one image.
+    two = parameters_only(rank_file(runs, 'bn')['weights'])
+    single = parameters_only(rank_file(runs, 'bn_single')['weights'])
+    assert_same_training(two, single)
+    assert torch.allclose(torch.tensor(logged_losses(runs, 'bn')), torch.tensor(logged_losses(runs, 'bn_single')), atol=2e-3)
+
+
+def test_gradient_accumulation_trains_like_the_doubled_batch(runs):
+    assert_same_training(rank_file(runs, 'accum_single')['weights'], rank_file(runs, 'plain_single')['weights'])
+    assert torch.allclose(torch.tensor(logged_losses(runs, 'accum_single')), torch.tensor(logged_losses(runs, 'plain_single')), atol=2e-3)
+    assert [len(images) for images in rank_file(runs, 'accum_single')['seen']] == [2] * 8  # 8 steps of 2 micro-batches
+
+
+def test_without_seed_the_ranks_split_each_epoch(runs):
+    # Each rank drew its own initial weights (no --seed); DDP gave every rank rank 0's (above: one model).
+    # Each epoch's shuffled order is rank 0's: the ranks' images are disjoint and cover the dataset.
+    seen = [[image for step in rank_file(runs, 'noseed', rank)['seen'] for image in step] for rank in (0, 1)]
+    for epoch in range(2):
+        mine = [set(images[epoch * 4 : epoch * 4 + 4]) for images in seen]
+        assert len(mine[0]) == len(mine[1]) == 4 and not mine[0] & mine[1], epoch
+    assert len(set(seen[0][:4]) | set(seen[1][:4])) == 8
+    assert set(seen[0][:4]) | set(seen[1][:4]) == set(seen[0][4:]) | set(seen[1][4:])
+
+
+def test_sigterm_to_the_job_saves_once_and_resumes_exactly(runs):
+    text = output(runs, 'preempt')
+    # Both ranks stopped cleanly after the same iteration (rank 1 perhaps before torchrun's SIGTERM reached it).
+    assert len(re.findall(r'Stopped by (SIGTERM|a signal on another process) at epoch 2, iteration 2', text)) == 2, text[-3000:]
+    # Rank 0 saved once per iteration (--save_latest_freq 1), the stop adding none; rank 1 never.
+    assert [rank_file(runs, 'preempt', rank, '_stopped')['saves'] for rank in (0, 1)] == [6, 0]
+    assert text.count('Traceback') == 1 and 'SignalException' in text  # torchrun's own report of the signal only
+    resumed = output(runs, 'resume')
+    assert resumed.count('Resuming from epoch 2 at iteration 2') == 2, resumed[-3000:]
+    expected = rank_file(runs, 'plain')['weights']
+    for rank in (0, 1):
+        actual = rank_file(runs, 'preempt', rank)['weights']
+        assert all(torch.equal(actual[key], expected[key]) for key in expected), rank
+
+
+def test_torchrun_restart_after_a_killed_worker_resumes_every_rank(runs):
+    text = output(runs, 'elastic')
+    with open(os.path.join(runs, 'outputs.json')) as handle:
+        assert json.load(handle)['elastic']['rc'] == 0, [line for line in text.splitlines() if 'Error' in line][-12:]
+    assert 'torchrun restart 1: resuming from the last committed checkpoint' in text, text[-3000:]
+    # Rank 1 died after iteration 2 of epoch 2; rank 0 may have committed that iteration before it noticed.
+    positions = re.findall(r'Resuming from epoch 2 at iteration ([12])\b', text)
+    assert len(positions) == 2 and positions[0] == positions[1], text[-3000:]  # every rank at rank 0's position
+    expected = rank_file(runs, 'plain')['weights']
+    for rank in (0, 1):
+        actual = rank_file(runs, 'elastic', rank)['weights']
+        assert all(torch.equal(actual[key], expected[key]) for key in expected), rank

@@ -25,10 +25,12 @@ RUNS = os.path.join(REPO_ROOT, 'tests', 'ddp_runs.py')
 # What differs between the two sides is the summation order of each gradient (the per-sample gradients
 # averaged by the all-reduce vs inside the batch's mean loss): ~1e-7 relative. Adam's first steps move every
 # weight by about lr = 2e-4 whatever the gradient's size, so a weight whose gradient is float noise can move
-# the other way; after 8 steps such weights differ by up to ~8 lr. The rest agree to float precision.
+# the other way; after 8 steps such weights differ by up to ~8 lr. The rest agree to float precision. Measured:
+# 1.5e-3 relative norm for the plain tiny run (those few weights dominate it), so 1e-2 as the gloo test before DDP;
+# a wrong average (a sum, or one rank's gradient) is off by far more.
 ATOL = 1e-5
 SHARE = 0.99
-RELATIVE_NORM = 1e-3
+RELATIVE_NORM = 1e-2
 
 
 @pytest.fixture(scope='module')

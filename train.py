@@ -45,7 +45,8 @@ def main() -> None:
     if opt.seed is not None:
         seed_everything(opt.seed)
     dataset, data_loader = build_data(opt)
-    dataset.check_label_range()
+    if is_main:  # the same files for every process: one decodes them (torchrun stops the others if it refuses)
+        dataset.check_label_range()
     # An iteration is one optimiser step: --accum_steps batches (an epoch keeps only whole iterations).
     dataset_size = data_loader.sampler.batches_per_epoch() // opt.accum_steps * opt.accum_steps * opt.batchSize
     if dataset_size == 0:

@@ -181,17 +181,8 @@ class AlignedDataset(torch.utils.data.Dataset):
     def check_label_range(self) -> None:
         """Every label map's largest id is below --label_nc: train.py asks before it writes anything, so a wrong
         --label_nc is refused at the start and not at the first bad file of some epoch."""
-        if self.opt.label_nc == 0:
-            return
-        maxima = label_maxima(self.A_paths)
-        too_large = [(path, value) for path, value in zip(self.A_paths, maxima) if value >= self.opt.label_nc]
-        if too_large:
-            largest = max(value for _, value in too_large)
-            raise DatasetError(
-                f"{too_large[0][0]}: label value {too_large[0][1]} >= --label_nc {self.opt.label_nc}; {len(too_large)} of "
-                f"{len(self.A_paths)} label maps hold values >= {self.opt.label_nc}, the largest {largest}: "
-                f"pass --label_nc {largest + 1} to cover the whole dataset, or fix those label maps"
-            )
+        if self.opt.label_nc != 0:
+            check_label_maxima(dict(zip(self.A_paths, label_maxima(self.A_paths))), self.opt.label_nc)
 
     def __len__(self) -> int:
         """Whole batches only, as the reference (the last partial batch is dropped)."""
@@ -246,6 +237,20 @@ def image_header(path: str, lossless_what: str = '') -> tuple:
         if lossless_what:
             check_lossless_map(path, img, lossless_what)
         return img.size, img.mode
+
+
+def check_label_maxima(maxima: dict, label_nc: int) -> None:
+    """{label map: its largest id} for a whole dataset: DatasetError naming the first map at or above --label_nc, how
+    many there are and the --label_nc that covers them all."""
+    too_large = {path: value for path, value in maxima.items() if value >= label_nc}
+    if too_large:
+        first_path, first_value = next(iter(too_large.items()))
+        largest = max(too_large.values())
+        raise DatasetError(
+            f"{first_path}: label value {first_value} >= --label_nc {label_nc}; {len(too_large)} of "
+            f"{len(maxima)} label maps hold values >= {label_nc}, the largest {largest}: "
+            f"pass --label_nc {largest + 1} to cover the whole dataset, or fix those label maps"
+        )
 
 
 def label_maxima(paths: list) -> list:

@@ -41,7 +41,8 @@ class Pix2PixHDTrainer:
             elif opt.norm == 'batch':
                 print('--norm batch on CPU processes: batch statistics are per process (SyncBatchNorm needs CUDA)')
         if opt.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            # torch 2.13's type stubs lack the memory_format overload of Module.to (the call itself works from 1.5 on).
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload,unused-ignore]
         if opt.compile:
             for net in self.model.networks_by_name().values():
                 net.compile()  # in place: state_dict keys stay the reference's

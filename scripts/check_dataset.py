@@ -19,8 +19,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from builders import build_dataset  # noqa: E402
-from data.aligned_dataset import AlignedDataset  # noqa: E402
-from data.base_dataset import DatasetError, open_map  # noqa: E402
+from data.aligned_dataset import AlignedDataset, check_label_maxima  # noqa: E402
+from data.base_dataset import open_map  # noqa: E402
 from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util import cityscapes  # noqa: E402
@@ -32,7 +32,7 @@ def summarise(dataset: AlignedDataset) -> dict:
     sizes: collections.Counter[tuple[int, int]] = collections.Counter()
     pixels: collections.Counter[int] = collections.Counter()
     instances: collections.Counter[int] = collections.Counter()
-    too_large: dict[str, int] = {}  # label map -> its largest value, for those with values >= --label_nc
+    maxima: dict[str, int] = {}  # label map -> its largest value
     for index, label_path in enumerate(dataset.A_paths):
         label_image = open_map(label_path)
         sizes[label_image.size] += 1
@@ -40,21 +40,13 @@ def summarise(dataset: AlignedDataset) -> dict:
             continue
         label = np.asarray(label_image)
         values, counts = np.unique(label, return_counts=True)
-        if values.max() >= dataset.opt.label_nc:
-            too_large[label_path] = int(values.max())
+        maxima[label_path] = int(values.max())
         pixels.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         if dataset.inst_paths:
             ids = np.unique(np.asarray(open_map(dataset.inst_paths[index])))
             objects = ids[ids >= 1000]
             instances.update(collections.Counter((objects // 1000).tolist()))
-    if too_large:
-        first_path, first_value = next(iter(too_large.items()))
-        largest = max(too_large.values())
-        raise DatasetError(
-            f"{first_path}: label value {first_value} >= --label_nc {dataset.opt.label_nc}; {len(too_large)} of "
-            f"{len(dataset.A_paths)} label maps hold values >= {dataset.opt.label_nc}, the largest {largest}: "
-            f"pass --label_nc {largest + 1} to cover the whole dataset, or fix those label maps"
-        )
+    check_label_maxima(maxima, dataset.opt.label_nc)  # empty with --label_nc 0
     return {'sizes': sizes, 'pixels': pixels, 'instances': instances}
 
 

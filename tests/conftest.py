@@ -36,27 +36,20 @@ FIXTURES = os.path.join(TESTS_DIR, 'fixtures')
 SAMPLES_VARIABLE = 'PIX2PIXHD_CITYSCAPES_SAMPLES'
 
 
-def cityscapes_samples_path() -> str:
-    """Where the licensed Cityscapes samples are looked for: $PIX2PIXHD_CITYSCAPES_SAMPLES, else ../shared beside the checkout."""
-    return os.environ.get(SAMPLES_VARIABLE) or os.path.join(SHARED, 'datasets', 'cityscapes_samples')
-
-
 @pytest.fixture(scope='session')
 def cityscapes_root() -> str:
-    """The Cityscapes samples (8 train triples, 15 test pairs); a test that needs them skips where they are absent.
-
-    They are licensed, so a clone does not carry them. Under CI (CI=true) a missing folder fails instead:
-    a silently skipped test proves nothing there.
+    """The Cityscapes samples (8 train triples, 15 test pairs) at $PIX2PIXHD_CITYSCAPES_SAMPLES, else ../shared beside the
+    checkout. They are licensed, so a clone does not carry them: a test that needs them skips (fails under CI).
     """
-    path = cityscapes_samples_path()
+    path = os.environ.get(SAMPLES_VARIABLE) or os.path.join(SHARED, 'datasets', 'cityscapes_samples')
     if not os.path.isdir(path):
         reason = (
             f'needs the Cityscapes samples (licensed, not in the repository): not found at {path}; '
             f'set {SAMPLES_VARIABLE}=DIR (train_label/, train_inst/, train_img/, test_label/, test_inst/, test_img/)'
         )
-        if os.environ.get('CI', '').lower() == 'true':
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        from helpers import skip_unless_ci
+
+        skip_unless_ci(reason)
     return path
 
 

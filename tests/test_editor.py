@@ -27,7 +27,7 @@ import scipy.ndimage
 from PIL import Image
 
 from data.synthetic import make_synthetic_dataset
-from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, run_script
+from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, run_script, skip_unless_ci
 
 CHROMIUM = '/usr/bin/chromium'
 # Debian's Chromium, headless, with nothing that reaches the network on its own.
@@ -509,9 +509,7 @@ def launch_chromium(playwright):
     if not os.path.exists(CHROMIUM):
         # scripts/check.sh installs it where apt exists; elsewhere (macOS) the browser test skips, except under CI.
         reason = f'needs the OS Chromium at {CHROMIUM}: apt-get install chromium (the browser test drives it; never `playwright install`)'
-        if os.environ.get('CI', '').lower() == 'true':
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        skip_unless_ci(reason)
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 

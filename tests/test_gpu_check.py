@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from helpers import REPO_ROOT, SUBPROCESS_ENV
+from helpers import REPO_ROOT, SUBPROCESS_ENV, UNDER_CI
 
 STEPS = (
     'env',
@@ -37,11 +37,16 @@ def test_dry_run_runs_every_step(tmp_path):
     }
     assert set(rows) == {'step', *STEPS}, summary
     statuses = {name: row[1] for name, row in rows.items() if name != 'step'}
+    # The paired reference benchmark lives outside the repository (../shared/bench): a fresh clone without it records
+    # the step as skipped; CI has it, so there it must run.
+    bench_found = os.path.isfile(os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'bench', 'step_pairs.py'))
+    if not bench_found and not UNDER_CI:
+        assert statuses.pop('step_pairs').startswith('skipped: not found'), summary
     assert all(status == 'ok' for status in statuses.values()), statuses
-    for name in STEPS:
+    for name in statuses:  # every step that ran left its log
         assert (out / f'{name}.log').is_file(), name
     # the key figures came through from the logs and the benchmark's JSON
-    assert 'passed' in rows['tests'][3] and 'ratio' in rows['step_pairs'][3], summary
+    assert 'passed' in rows['tests'][3] and ('ratio' in rows['step_pairs'][3] or 'step_pairs' not in statuses), summary
     assert 'fp32' in rows['bench_fp32_bf16'][3] and 'bf16' in rows['bench_fp32_bf16'][3] and 'x fp32' in rows['bench_fp32_bf16'][3]
     assert 'ms/image' in rows['infer_1024p'][3] and 'GB' in rows['bench_local_2048_bf16'][3]
     assert 'median' in rows['editor_512p'][3] and 'random-weights' in rows['vgg_weights'][3]

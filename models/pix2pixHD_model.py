@@ -6,8 +6,8 @@ from typing import Any, cast
 
 import torch
 import torch.nn as nn
-from torch.nn.parallel import DistributedDataParallel
 
+from util.distributed import bare
 from util.image_pool import ImagePool
 
 from . import networks
@@ -221,5 +221,4 @@ class Pix2PixHDModel(nn.Module):
         (whose state_dict keys are the reference's, no `module.` prefix) unless `wrapped`.
         """
         nets = {'G': self.netG, 'D': self.netD, 'E': self.netE}
-        bare = {name: net.module if isinstance(net, DistributedDataParallel) else net for name, net in nets.items()}
-        return {name: net for name, net in (nets if wrapped else bare).items() if net is not None}
+        return {name: net if wrapped else bare(net) for name, net in nets.items() if net is not None}

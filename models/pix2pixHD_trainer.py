@@ -2,15 +2,12 @@
 
 import argparse
 import contextlib
-import inspect
 from collections.abc import Sequence
-from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
-from util.distributed import world_size
+from util.distributed import data_parallel, no_sync, world_size
 from util.errors import TrainingError
 
 from .pix2pixHD_model import Pix2PixHDModel
@@ -83,28 +80,9 @@ class Pix2PixHDTrainer:
         return make_adam(params, self.opt)
 
     def _data_parallel(self, name: str) -> None:
-        """Under torchrun, wrap network `name` in its own DistributedDataParallel (in the model, for its forward).
-
-        Construction broadcasts rank 0's parameters and buffers, so every rank starts from rank 0's weights.
-        Gradients are averaged in buckets while the backward still runs (overlapping communication with
-        computation). Buffers are not broadcast before each forward: InstanceNorm has none; SyncBatchNorm
-        (GPUs) computes the same running statistics on every rank; per-process BatchNorm on CPUs keeps
-        its own (the checkpoint holds rank 0's). gradient_as_bucket_view: the gradients are views into the
-        communication buckets, so no extra copy of them per step.
-        """
-        if not self.distributed:
-            return
-        net = self.model.networks_by_name()[name]
-        # torch >= 2.13 names it forward_sync_buffers (its broadcast_buffers=False also skips them at construction).
-        no_forward_sync: dict[str, Any] = (
-            {'forward_sync_buffers': False}
-            if 'forward_sync_buffers' in inspect.signature(DistributedDataParallel).parameters
-            else {'broadcast_buffers': False}
-        )
-        wrapped = DistributedDataParallel(
-            net, device_ids=[self.device.index] if self.device.type == 'cuda' else None, gradient_as_bucket_view=True, **no_forward_sync
-        )
-        setattr(self.model, f'net{name}', wrapped)
+        """Under torchrun, network `name` in its own DistributedDataParallel, in the model (for its forward)."""
+        if self.distributed:
+            setattr(self.model, f'net{name}', data_parallel(self.model.networks_by_name()[name], self.device))
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """torch.autocast in the --amp dtype, or nothing for float32."""
@@ -114,11 +92,7 @@ class Pix2PixHDTrainer:
 
     def no_sync(self) -> contextlib.ExitStack:
         """DDP's no_sync on every network (gradients accumulate locally); nothing for one process."""
-        stack = contextlib.ExitStack()
-        for net in self.model.networks_by_name(wrapped=True).values():
-            if isinstance(net, DistributedDataParallel):
-                stack.enter_context(net.no_sync())
-        return stack
+        return no_sync(self.model.networks_by_name(wrapped=True).values())
 
     def train_step(self, data: dict | Sequence[dict], infer: bool = False, step: int = 0) -> tuple:
         """One iteration on a batch, or on --accum_steps micro-batches; returns (detached losses, fake image or None).

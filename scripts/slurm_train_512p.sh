@@ -17,6 +17,9 @@
 # A killed worker: torchrun --max-restarts restarts every process, which resume from the last committed
 # checkpoint by themselves. A requeued job starts afresh: it resumes when iter.txt exists.
 set -e
+# Each restart gets a fresh rendezvous store: torchrun's shared one keeps the previous attempt's addresses, and
+# across nodes train.py cannot tell the attempts apart (it refuses --max-restarts without this).
+export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
 NAME=label2city_512p
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)

@@ -80,6 +80,8 @@ def runs(dataroot8, tmp_path_factory) -> str:
         one('bf16_single', '--batchSize', '2', '--amp', 'bf16'),
         one('bn_single', '--batchSize', '1', '--accum_steps', '2', '--norm', 'batch'),
         one('accum_single', '--batchSize', '1', '--accum_steps', '2'),
+        one('feat_accum', '--batchSize', '1', '--accum_steps', '2', '--instance_feat'),
+        one('bf16_accum', '--batchSize', '1', '--accum_steps', '2', '--amp', 'bf16'),
     ]
     results = {
         'two': launch(TORCHRUN, two),
@@ -151,16 +153,37 @@ def test_ranks_hold_one_model_and_one_checkpoint_with_the_reference_keys(runs, d
     assert not [name for name in os.listdir(os.path.join(runs, 'plain')) if '.tmp-' in name or name.startswith('.ckpt-')]
 
 
-@pytest.mark.parametrize('name', ['plain', 'feat', 'bf16'])
-def test_two_processes_with_batch_1_train_like_one_with_batch_2(runs, name):
-    atol = 1e-2 if name == 'bf16' else ATOL
-    # bf16: the two sides round different convolution blockings; the loss stays within its bf16 precision.
-    assert_same_training(rank_file(runs, name)['weights'], rank_file(runs, f'{name}_single')['weights'], atol=atol)
-    two, single = logged_losses(runs, name), logged_losses(runs, f'{name}_single')
+def test_two_processes_with_batch_1_train_like_one_with_batch_2(runs):
+    assert_same_training(rank_file(runs, 'plain')['weights'], rank_file(runs, 'plain_single')['weights'])
+    two, single = logged_losses(runs, 'plain'), logged_losses(runs, 'plain_single')
     assert len(two) == len(single) == 8  # every iteration logged once, by rank 0
-    with open(os.path.join(runs, name, 'loss_log.txt')) as handle:
+    with open(os.path.join(runs, 'plain', 'loss_log.txt')) as handle:
         assert sum(line.startswith('=====') for line in handle) == 1
-    assert torch.allclose(torch.tensor(two), torch.tensor(single), atol=2e-3 if name != 'bf16' else 2e-2)
+    assert torch.allclose(torch.tensor(two), torch.tensor(single), atol=2e-3)
+
+
+@pytest.mark.parametrize('name', ['plain', 'feat', 'bf16'])
+def test_two_processes_train_exactly_like_one_accumulating_their_two_batches(runs, name):
+    # DDP averages g0/2 + g1/2; one process with --accum_steps 2 adds the gradients of loss/2 of the same two
+    # images in the same order: the same float operations (halving is exact, a + b == b + a), so the same bits,
+    # in float32 and in bf16, and with E (--instance_feat). A missing, doubled or one-rank gradient would differ.
+    single = 'accum_single' if name == 'plain' else f'{name}_accum'
+    two, one = rank_file(runs, name)['weights'], rank_file(runs, single)['weights']
+    assert list(two) == list(one)
+    assert [key for key in one if not torch.equal(two[key], one[key])] == []
+    assert logged_losses(runs, name) == logged_losses(runs, single)
+
+
+@pytest.mark.parametrize('name', ['feat', 'bf16'])
+def test_batch_2_differs_from_two_batches_of_1_only_by_rounding(runs, name):
+    # One batch of 2 rounds differently from two batches of 1 (other convolution blockings; in bf16 each
+    # output is rounded to 8 bits). With E the GAN amplifies that rounding: measured in one process (no DDP),
+    # E's gradients of batch 2 and of --accum_steps 2 agree to 6e-6 relative for two steps, then to 7e-3
+    # at the third, and after 8 steps most of E's weights differ by more than 1e-5 (DDP equals the latter
+    # bit for bit, test above). So this compares the losses, averaged over the run, not the weights.
+    two, single = torch.tensor(logged_losses(runs, name)), torch.tensor(logged_losses(runs, f'{name}_single'))
+    assert two.shape == single.shape == (8, 4)
+    assert torch.allclose(two.mean(0), single.mean(0), rtol=5e-2)
 
 
 def test_batch_norm_on_cpu_processes_trains_like_accumulated_single_images(runs):

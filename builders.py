@@ -6,17 +6,23 @@ is wired in once.
 """
 
 import argparse
+import json
+import os
+from typing import Any
 
 import torch
 
 from data.aligned_dataset import AlignedDataset
 from data.sampler import ResumableSampler
-from models.pix2pixHD_model import Pix2PixHDModel
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
-from options.train_options import resume_changes
-from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state
+from models import METHODS, load_method
+from models.manipulation import load_clusters, resolve_cluster_path
+from options.train_options import resume_changes, resume_policy
+from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state, write_text
 from util.distributed import from_rank0
 from util.errors import OptionsError
+
+# The architecture value of an experiment's networks, written beside opt.json when training starts.
+ARCHITECTURE_FILE = 'architecture.json'
 
 
 def build_dataset(opt: argparse.Namespace) -> AlignedDataset:
@@ -74,22 +80,76 @@ def build_data(opt: argparse.Namespace) -> tuple:
     return dataset, build_data_loader(opt, dataset)
 
 
-def build_model(opt: argparse.Namespace) -> Pix2PixHDModel:
-    """The model on its device with the weights the options ask for (test: --which_epoch; train: resume or pretrain)."""
-    model = Pix2PixHDModel(opt)
-    load_networks(model.networks_by_name(), opt)
+def cluster_centres(opt: argparse.Namespace) -> dict | None:
+    """The cluster centres test-time feature sampling draws from (a model with instance features, without
+    --use_encoded_image), read from --cluster_path; None where none are needed."""
+    if opt.isTrain or not opt.use_features or opt.use_encoded_image:
+        return None
+    return load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
+
+
+def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> Any:
+    """--model's model on its device with the weights the options ask for (test: --which_epoch; train: resume or pretrain).
+
+    `clusters`: the cluster centres when the caller has read them (the editor); else cluster_centres() reads them.
+    """
+    method = load_method(opt.model)
+    model = method.build_model(opt, clusters if clusters is not None else cluster_centres(opt))
+    load_networks(model.networks_by_name(), opt, method.ARCHITECTURE_OPTIONS)
     model = model.to(torch.device(opt.device))
     print(f'model [{type(model).__name__}] was created on {opt.device}')
     return model
 
 
-def build_trainer(opt: argparse.Namespace) -> Pix2PixHDTrainer:
-    """The trainer around build_model(); with --continue_train also the saved optimisers, lr and RNG states."""
-    trainer = Pix2PixHDTrainer(opt, build_model(opt))
+def architecture_record(opt: argparse.Namespace) -> dict:
+    """{'model': --model, 'architecture': its Architecture value} as the options describe it."""
+    return {'model': opt.model, 'architecture': load_method(opt.model).Architecture.from_options(opt).to_dict()}
+
+
+def save_architecture(opt: argparse.Namespace) -> None:
+    """Write <experiment>/architecture.json (train.py, with opt.json): what a resume compares against."""
+    write_text(os.path.join(experiment_dir(opt), ARCHITECTURE_FILE), json.dumps(architecture_record(opt), indent=1, sort_keys=True))
+
+
+def check_architecture(opt: argparse.Namespace) -> None:
+    """--continue_train: refuse, naming the flags, when the options describe other networks than the saved architecture.json."""
+    path = os.path.join(experiment_dir(opt), ARCHITECTURE_FILE)
+    if not os.path.isfile(path):  # an experiment trained before the file existed: opt.json's flags were compared
+        return
+    try:
+        with open(path) as handle:
+            saved = json.load(handle)
+        saved_model, saved_values = saved['model'], saved['architecture']
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise OptionsError(f"{path}: unreadable ({type(error).__name__}: {error}); delete it to resume without the check") from None
+    now = architecture_record(opt)
+    if saved_model != opt.model:
+        raise OptionsError(f"--continue_train: {path} says --model {saved_model}, not {opt.model}; pass --model {saved_model}")
+    method = load_method(opt.model)
+    method.Architecture.from_dict(saved_values)  # a ModelError if the file is not this model's
+    differing = [
+        f"{method.FIELD_FLAGS.get(field, '--' + field)}: {field} {saved_values[field]} (saved) vs {value} (now)"
+        for field, value in now['architecture'].items()
+        if saved_values.get(field) != value
+    ]
+    if differing:
+        raise OptionsError(
+            f"--continue_train: the options build other networks than {path}: {'; '.join(differing)}; "
+            f"pass the saved flags, or train from scratch under another --name"
+        )
+
+
+def build_trainer(opt: argparse.Namespace) -> Any:
+    """--model's trainer around build_model(); with --continue_train also the saved optimisers, lr and RNG states."""
+    method = METHODS[opt.model]
+    if opt.continue_train:
+        check_architecture(opt)
+    trainer = method.build_trainer(opt, build_model(opt))
     if opt.continue_train:
         state = load_training_state(experiment_dir(opt), opt.which_epoch)
         if state is not None:
-            trainer.restore_training_state(state, resume_changes(load_saved_options(experiment_dir(opt)) or {}, opt))
+            saved = load_saved_options(experiment_dir(opt)) or {}
+            trainer.restore_training_state(state, resume_changes(saved, opt, resume_policy(method)))
             print(f'Restored optimisers, lr {trainer.current_lr:g} and RNG states from {opt.which_epoch}_train_state.pth')
         # The weights (and the training state) were checked finite as they were read.
         trainer.last_good = f'the {opt.which_epoch!r} checkpoint this run resumed from'

@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from builders import build_data, build_model
+from models import METHODS
 from models.manipulation import class_arrays_writer, cluster_features
 from options.base_options import check_writable, experiment_dir
 from options.test_options import FeatureOptions
@@ -35,7 +36,8 @@ def main() -> None:
     """Encode, save the raw features, cluster and save the centres; print a per-class summary."""
     opt = FeatureOptions(
         'Encode every training photo with the trained encoder E and '
-        'cluster the per-object features of each class (the styles test.py and the editor offer).'
+        'cluster the per-object features of each class (the styles test.py and the editor offer).',
+        METHODS,
     ).parse()
     check_writable(experiment_dir(opt), '--checkpoints_dir')
     _, data_loader = build_data(opt)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from builders import build_data, build_model
+from models import METHODS
 from options.base_options import OptionsError, check_writable
 from options.test_options import FeatureOptions
 from util.cli import run_main
@@ -16,7 +17,8 @@ from util.util import save_image, tensor2im
 def main() -> None:
     """Encode every image of the phase and write its feature map next to the dataset's folders."""
     opt = FeatureOptions(
-        "Write E's feature maps of the training photos as PNGs in <dataroot>/<phase>_feat, for train.py --load_features."
+        "Write E's feature maps of the training photos as PNGs in <dataroot>/<phase>_feat, for train.py --load_features.",
+        METHODS,
     ).parse()
     if opt.feat_num != 3:
         raise OptionsError(f"feature maps are saved as RGB PNGs, which needs --feat_num 3 (the experiment has {opt.feat_num})")

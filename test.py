@@ -1,9 +1,11 @@
-"""Synthesize images from label maps with a trained pix2pixHD and write results/<name>/<phase>_<epoch>/index.html."""
+"""Synthesize images from label maps with a trained model (pix2pixHD, pix2pix or CRN); write
+results/<name>/<phase>_<epoch>/index.html."""
 
 import os
 import shutil
 
 from builders import build_data, build_model
+from models import METHODS
 from models.manipulation import check_relabel, parse_int_pairs, relabel_maps
 from models.pix2pixHD_model import inference_precision
 from options.base_options import check_writable
@@ -18,7 +20,8 @@ def main() -> None:
     """Run the generator over the test set and write the results page (or export it with --export_onnx)."""
     opt = TestOptions(
         'Synthesize images from the label maps of <dataroot>/<phase>_label with a trained model'
-        '; writes <results_dir>/<name>/<phase>_<which_epoch>/index.html.'
+        '; writes <results_dir>/<name>/<phase>_<which_epoch>/index.html.',
+        METHODS,
     ).parse()
     if opt.export_onnx:
         from models.onnx_export import check_onnx_available
@@ -33,7 +36,7 @@ def main() -> None:
     if opt.export_onnx:
         from models.onnx_export import export_generator
 
-        export_generator(model, next(iter(data_loader)), opt.export_onnx, opt.size_base)
+        export_generator(model, next(iter(data_loader)), opt.export_onnx, opt.size_base, opt.use_encoded_image)
         return
     visualizer = Visualizer(opt)
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.which_epoch}')

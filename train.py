@@ -1,4 +1,5 @@
-"""Train pix2pixHD: build, loop over epochs, log, save (one process, or one per GPU under torchrun)."""
+"""Train a model of the family (--model pix2pixHD, pix2pix, crn): build, loop over epochs, log, save (under torchrun:
+one process per GPU)."""
 
 import random
 from collections.abc import Iterator
@@ -7,7 +8,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from builders import build_data, build_trainer
+from builders import build_data, build_trainer, save_architecture
+from models import METHODS
 from options.base_options import check_writable
 from options.train_options import TrainOptions
 from util.checkpoint import experiment_dir, finish_interrupted_saves, read_iter_file, save_options
@@ -35,8 +37,9 @@ def main() -> None:
     before anything is written, so a refused start leaves the experiment folder as it was.
     """
     opt = TrainOptions(
-        'Train pix2pixHD on a dataset of label maps (or RGB inputs) and photos'
-        '; checkpoints and a training page go to <checkpoints_dir>/<name>/.'
+        'Train pix2pixHD (or --model pix2pix, crn) on a dataset of label maps (or RGB inputs) and photos'
+        '; checkpoints and a training page go to <checkpoints_dir>/<name>/.',
+        METHODS,
     ).parse(save=False)
     init_distributed(opt)
     is_main = opt.rank == 0
@@ -62,6 +65,7 @@ def main() -> None:
         _run_lock = acquire_run_lock(experiment_dir(opt))  # held until the process ends: one run per folder
         finish_interrupted_saves(experiment_dir(opt))
         save_options(opt)
+        save_architecture(opt)
     visualizer = Visualizer(opt) if is_main else None
     stop = StopRequest()
     monitor = None if opt.no_divergence_check else DivergenceMonitor()
@@ -175,14 +179,13 @@ def log_losses(
 
 
 def end_of_epoch(opt, trainer, counter: IterationCounter, is_main: bool) -> None:
-    """Unfix the global generator, decay the lr, then save `<epoch>` + `latest` every --save_epoch_freq epochs."""
+    """Unfix the global generator, move the lr schedule, then save `<epoch>` + `latest` every --save_epoch_freq epochs."""
     epoch = counter.epoch
     # The schedule moves before the end-of-epoch save (the reference saves first) so that the saved
     # training state holds the optimiser and lr the next epoch starts with; the weights are the same.
     if opt.niter_fix_global != 0 and epoch == opt.niter_fix_global:
         trainer.update_fixed_params()
-    if epoch > opt.niter:
-        trainer.update_learning_rate(epoch)
+    trainer.update_learning_rate(epoch)  # each trainer follows its method's schedule (pix2pixHD's: flat for --niter epochs)
     if counter.needs_epoch_checkpoint():
         print(f'saving the model at the end of epoch {epoch}, iters {counter.total_steps}')
         save(trainer, is_main, 'latest', epoch + 1, 0)

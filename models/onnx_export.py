@@ -9,23 +9,26 @@ the legacy path, switch to `dynamo=True` with `dynamic_shapes=({0: Dim('batch'),
 3: Dim('width')},)` and add onnxscript to the requirements; the verification below catches a bad graph
 either way.
 
-The graph is netG alone. Its input is what test.py feeds netG: the one-hot label map (label_nc channels,
-or the RGB input for --label_nc 0), then the instance edge map (1 channel, unless --no_instance), then the
-feature map (feat_num channels, with --instance_feat/--label_feat); sides must be multiples of the size
-base (data.base_dataset.size_base). The output is the image in [-1, 1]. The graph is float32 whatever
---data_type/--amp say, and dropout (--use_dropout) is exported in eval mode (off).
+The graph is the model's synthesizer alone (netG; for CRN netG and the choice of its first image, clipped, as
+test.py shows it). Its input is what test.py feeds netG: for pix2pixHD the one-hot label map (label_nc
+channels, or the RGB input for --label_nc 0), then the instance edge map (1 channel, unless --no_instance),
+then the feature map (feat_num channels, with --instance_feat/--label_feat); for pix2pix the same without
+features; for CRN its label encoding (models/crn/model.py). Sides must be multiples of the size base
+(opt.size_base). The output is the image in [-1, 1]. The graph is float32 whatever --data_type/--amp say, in
+eval mode: dropout is off and BatchNorm uses its running statistics (pix2pix: as test.py --eval, not the
+authors' default batch statistics).
 """
 
 import copy
 import importlib.util
 import os
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
 
 from models.networks import ModelError
-from models.pix2pixHD_model import Pix2PixHDModel
 from util.util import atomic_write
 
 # Largest max-abs difference between onnxruntime and PyTorch outputs (images in [-1, 1]) that passes.
@@ -41,16 +44,17 @@ def check_onnx_available(path: str) -> None:
         raise ModelError(f"--export_onnx {path}: {' and '.join(missing)} not installed; pip install onnx onnxruntime")
 
 
-def generator_input(model: Pix2PixHDModel, data: dict) -> torch.Tensor:
+def generator_input(model: Any, data: dict, use_image: bool = False) -> torch.Tensor:
     """Exactly what test.py would feed netG for one loaded batch (sampled or encoded features included).
 
     Captured with a hook on netG during model.inference, so it follows the model's input encoding
     (one-hot labels, edges, --feat_choice / cluster sampling, --use_encoded_image) without repeating it.
+    `use_image`: the photo is encoded for the features (--use_encoded_image).
     """
     captured = []
     handle = model.netG.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach()))
     try:
-        image = data['image'] if model.opt.use_encoded_image else None
+        image = data['image'] if use_image else None
         model.inference(data['label'], data['inst'], image)
     finally:
         handle.remove()
@@ -128,17 +132,18 @@ def verify_onnx(path: str, net: torch.nn.Module, inputs: list, shown_path: str |
     return results
 
 
-def export_generator(model: Pix2PixHDModel, data: dict, path: str, base: int) -> list:
-    """Export netG to `path` and verify it against PyTorch on the loaded batch and on another size.
+def export_generator(model: Any, data: dict, path: str, base: int, use_image: bool = False) -> list:
+    """Export the model's synthesizer to `path` and verify it against PyTorch on the loaded batch and on another size.
 
-    `base` is the size base of the model's inputs. The file appears (atomically) only once verified.
+    `base` is the size base of the model's inputs; `use_image` as generator_input's. The file appears
+    (atomically) only once verified.
     Returns [(input shape, max abs difference)].
     """
     check_onnx_available(path)
-    example = generator_input(model, data)
+    example = generator_input(model, data, use_image)
     # A float32 eval copy on the CPU: the graph does not depend on --gpu_ids/--data_type, and the
     # PyTorch reference is not subject to TF32 or cuDNN algorithm choices.
-    net = copy.deepcopy(model.netG).float().cpu().eval()
+    net = copy.deepcopy(model.synthesizer()).float().cpu().eval()
     inputs = [example, other_size_input(example, base)]
     results = []
 

@@ -11,7 +11,7 @@ from util.distributed import bare
 from util.image_pool import ImagePool
 
 from . import networks
-from .manipulation import AREA_BLOCKS, FeatureSampler, load_clusters, parse_int_pairs, resolve_cluster_path
+from .manipulation import AREA_BLOCKS, FeatureSampler, parse_int_pairs
 from .networks import ModelError, instance_class  # noqa: F401  (instance_class: part of this module's API)
 
 
@@ -48,7 +48,9 @@ def inference_precision(opt, device: torch.device) -> contextlib.AbstractContext
 class Pix2PixHDModel(nn.Module):
     """Owns netG, netD, netE and the criteria; computes losses and images (util/checkpoint.py saves and loads them)."""
 
-    def __init__(self, opt: argparse.Namespace) -> None:
+    def __init__(self, opt: argparse.Namespace, centers: dict | None = None) -> None:
+        """The networks the options need; `centers` ({class id: cluster centres}, read by builders.py) feed test-time
+        feature sampling (needed with instance features, unless --use_encoded_image)."""
         super().__init__()
         self.opt = opt
         self.isTrain = opt.isTrain
@@ -90,7 +92,10 @@ class Pix2PixHDModel(nn.Module):
             self.netE = networks.define_E(opt.output_nc, opt.feat_num, opt.nef, opt.n_downsample_E, opt.norm)
         self.feature_sampler: Any = None
         if not self.isTrain and self.use_features and not opt.use_encoded_image:
-            centers = load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
+            if centers is None:
+                raise ModelError(
+                    "a pix2pixHD model with instance features samples cluster centres at test time: pass them (builders.py reads them)"
+                )
             self.feature_sampler = FeatureSampler(centers, opt.feat_num, parse_int_pairs(opt.feat_choice, '--feat_choice'), opt.seed)
         if opt.verbose:
             for net in (self.netG, self.netD, self.netE):
@@ -214,6 +219,10 @@ class Pix2PixHDModel(nn.Module):
         return self.netE(real_image, inst_map)
 
     # ---------------------------------------------------------------- networks
+    def synthesizer(self) -> nn.Module:
+        """The network test.py's images come from, on what inference() feeds it (--export_onnx exports it)."""
+        return bare(self.netG)
+
     def networks_by_name(self, wrapped: bool = False) -> dict:
         """{'G': netG, 'D': netD, 'E': netE} for the networks this model has (the names in checkpoint files).
 

@@ -186,6 +186,8 @@ class Pix2PixHDTrainer:
 
     def update_learning_rate(self, epoch: int) -> None:
         """Linear decay after each epoch past niter, computed from the flags (so a resume with new ones stays consistent)."""
+        if epoch <= self.opt.niter:
+            return
         lr = self.scheduled_lr(epoch)
         print(f'update learning rate: {self.current_lr:f} -> {lr:f}')
         self._set_lr(lr)

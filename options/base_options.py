@@ -11,12 +11,13 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 
-from util.checkpoint import ARCHITECTURE_FLAGS, experiment_dir, format_options, load_saved_options, save_options
+from util.checkpoint import experiment_dir, format_options, load_saved_options, save_options
 from util.distributed import launched_by_torchrun
 from util.errors import OptionsError
 
@@ -27,6 +28,7 @@ __all__ = [
     'OptionsError',
     'check_writable',
     'experiment_dir',
+    'PIX2PIXHD_FLAGS',
     'inherit_architecture',
     'is_plain_name',
     'load_saved_options',
@@ -34,6 +36,41 @@ __all__ = [
     'resolve_gpu_ids',
     'save_options',
 ]
+
+# pix2pixHD's flags that fix the shape of its networks or of their input encoding (models/pix2pixHD.py's
+# ARCHITECTURE_OPTIONS, the fields of its Architecture). At test time (and in the feature scripts) they are
+# taken from the experiment's saved opt.json unless given explicitly, because a train/test mismatch
+# (e.g. `--netG local --ngf 32`) otherwise loads garbage or crashes.
+ARCHITECTURE_FLAGS = (
+    'label_nc',
+    'input_nc',
+    'output_nc',
+    'netG',
+    'ngf',
+    'n_downsample_global',
+    'n_blocks_global',
+    'n_blocks_local',
+    'n_local_enhancers',
+    'norm',
+    'use_dropout',
+    'no_instance',
+    'instance_feat',
+    'label_feat',
+    'feat_num',
+    'n_downsample_E',
+    'nef',
+)
+MUST_MATCH_NOTE = 'the saved networks depend on it'
+# What options/ knows of --model pix2pixHD when no registry is given (tools and tests that parse in-process):
+# its flags are the common ones. options/ imports no models/ (the layering), so the entry points hand the
+# registry (models.METHODS) to the options classes; models/pix2pixHD.py declares the same values.
+PIX2PIXHD_FLAGS = SimpleNamespace(
+    add_flags=lambda parser: None,
+    DEFAULTS={},
+    ARCHITECTURE_OPTIONS=ARCHITECTURE_FLAGS,
+    RESUME_POLICY={flag: ('must match', MUST_MATCH_NOTE) for flag in ('num_D', 'n_layers_D', 'ndf')},
+    INSTANCE_FEATURES=True,
+)
 
 # Help sections, in the order `--help` shows them.
 GROUPS = (
@@ -122,9 +159,18 @@ class BaseOptions:
     # What --help says after the usage line; entry points pass their own first docstring line.
     epilog = ''
 
-    def __init__(self, description: str = '') -> None:
+    def __init__(self, description: str = '', methods: Mapping[str, Any] | None = None) -> None:
+        """`methods`: --model name -> the method's flag declarations (models.METHODS; None: pix2pixHD only)."""
         self.isTrain = False
         self.description = description
+        self.methods: Mapping[str, Any] = methods if methods is not None else {'pix2pixHD': PIX2PIXHD_FLAGS}
+        # The --model this parse is for: its flags are added to the parser (settled by parse()).
+        self.model = 'pix2pixHD'
+
+    @property
+    def method(self) -> Any:
+        """The chosen model's flag declarations (add_flags, DEFAULTS, ARCHITECTURE_OPTIONS, RESUME_POLICY, ...)."""
+        return self.methods[self.model]
 
     @staticmethod
     def group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
@@ -150,8 +196,9 @@ class BaseOptions:
             '--model',
             type=str,
             default='pix2pixHD',
-            choices=['pix2pixHD'],
-            help='kept for script compatibility: pix2pixHD is the only model',
+            choices=list(self.methods),
+            help='the method: pix2pixHD, pix2pix (Isola et al. 2017) or crn (Chen and Koltun 2017); its own flags '
+            'are listed in the help group "<model> model" of `--model NAME --help`',
         )
         add('--seed', type=int, default=None, help='seed python, numpy and torch RNGs for a reproducible run')
         add('--verbose', action='store_true', default=False, help='print the networks and their parameter counts')
@@ -258,13 +305,25 @@ class BaseOptions:
 
     def make_parser(self) -> argparse.ArgumentParser:
         """A fresh parser with every flag of this options class."""
-        parser = SummaryFirstParser(
-            summary=self.description,
-            usage='%(prog)s [flags]',
-            epilog=self.epilog or None,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        parser = self.initialize(
+            SummaryFirstParser(
+                summary=self.description,
+                usage='%(prog)s [flags]',
+                epilog=self.epilog or None,
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            )
         )
-        return self.initialize(parser)
+        if self.model in self.methods:  # an unknown --model: argparse refuses it, naming the choices
+            self.method.add_flags(parser)
+            # --model's default is the chosen one: test.py's may come from opt.json (TestOptions.choose_model).
+            parser.set_defaults(model=self.model, **self.method.DEFAULTS)
+        return parser
+
+    def choose_model(self, args: Sequence[str] | None) -> str:
+        """The --model of the command line (pix2pixHD when absent), read before the full parser is built."""
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument('--model', type=str, default='pix2pixHD')
+        return parser.parse_known_args(args)[0].model
 
     def explicit_flags(self, args: Sequence[str] | None) -> set:
         """Names of the options the user set on the command line (as opposed to defaults)."""
@@ -275,6 +334,7 @@ class BaseOptions:
 
     def parse(self, args: Sequence[str] | None = None, save: bool = True) -> FrozenOptions:
         """Parse `args` (sys.argv when None), settle and validate every option; print and save them when `save`."""
+        self.model = self.choose_model(args)
         opt = self.make_parser().parse_args(args)
         opt.isTrain = self.isTrain
         opt.explicit = sorted(self.explicit_flags(args))
@@ -312,7 +372,8 @@ class BaseOptions:
         if opt.fp16:
             opt.amp = 'fp16'
         opt.use_features = opt.instance_feat or opt.label_feat
-        opt.size_base = size_base(opt)
+        # A model may declare its own rule (pix2pix's U-Net, CRN's cascade); pix2pixHD's is size_base() below.
+        opt.size_base = getattr(self.method, 'size_base', size_base)(opt)
         # torchrun describes the process group in the environment; one process per GPU, at LOCAL_RANK.
         opt.world_size = int(os.environ.get('WORLD_SIZE', '1'))
         opt.rank = int(os.environ.get('RANK', '0'))
@@ -341,6 +402,8 @@ class BaseOptions:
             raise OptionsError("--netG local needs --n_local_enhancers >= 1")
         if opt.label_feat and opt.label_nc == 0:
             raise OptionsError("--label_feat needs a label map: it cannot be used with --label_nc 0")
+        if opt.use_features and not self.method.INSTANCE_FEATURES:
+            raise OptionsError(f"--instance_feat/--label_feat: --model {opt.model} has no feature encoder; remove them")
         if opt.instance_feat and opt.no_instance:
             raise OptionsError("--instance_feat needs instance maps: remove --no_instance")
         for flag in ('which_epoch', 'phase'):
@@ -406,11 +469,12 @@ def resolve_gpu_ids(gpu_ids: Any) -> list:
     return ids
 
 
-def inherit_architecture(opt: argparse.Namespace, saved: dict, source: str) -> list:
-    """Copy the saved architecture flags the user did not set explicitly; return what was taken."""
+def inherit_architecture(opt: argparse.Namespace, saved: dict, source: str, flags: Sequence[str] = ARCHITECTURE_FLAGS) -> list:
+    """Copy the saved architecture `flags` the user did not set explicitly; return what was taken."""
     taken = []
-    for key in ARCHITECTURE_FLAGS:
-        if key in saved and key not in opt.explicit and getattr(opt, key) != saved[key]:
+    for key in flags:
+        # A flag of training only (pix2pix's D shape) is absent from test.py's options: it is taken as saved.
+        if key in saved and key not in opt.explicit and getattr(opt, key, None) != saved[key]:
             setattr(opt, key, saved[key])
             taken.append(f'--{key} {saved[key]}')
     if taken:

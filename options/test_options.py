@@ -1,18 +1,44 @@
 """Test flags, with the reference's names and defaults, and option inheritance from training."""
 
 import argparse
+import os
+from collections.abc import Sequence
 
-from .base_options import ARCHITECTURE_FLAGS, BaseOptions, OptionsError, experiment_dir, inherit_architecture
+from .base_options import BaseOptions, OptionsError, experiment_dir, inherit_architecture, is_plain_name, load_saved_options
 
 
 class TestOptions(BaseOptions):
     """Options of test.py (and of the feature scripts and the editor, which also run a trained model)."""
 
     __test__ = False  # tells pytest this is not a test class despite its name
-    epilog = (
-        'The architecture flags (' + ', '.join('--' + flag for flag in ARCHITECTURE_FLAGS) + ') are taken from '
-        '<checkpoints_dir>/<name>/opt.json, the options the experiment was trained with, unless given on the command line.'
-    )
+
+    @property
+    def epilog(self) -> str:  # type: ignore[override]
+        """What --help says about inherited flags, for the chosen model."""
+        flags = ', '.join('--' + flag for flag in ('model', *self.method.ARCHITECTURE_OPTIONS))
+        return (
+            f'The architecture flags ({flags}) are taken from <checkpoints_dir>/<name>/opt.json, the options the '
+            'experiment was trained with, unless given on the command line.'
+        )
+
+    def choose_model(self, args: Sequence[str] | None) -> str:
+        """--model as given, else the one the experiment was trained with (its opt.json), else pix2pixHD."""
+        parser = argparse.ArgumentParser(add_help=False)
+        for flag, default in (('--model', None), ('--name', 'label2city'), ('--checkpoints_dir', './checkpoints')):
+            parser.add_argument(flag, type=str, default=default)
+        known = parser.parse_known_args(args)[0]
+        if known.model is not None or not is_plain_name(known.name):  # a bad --name: the full parser names it
+            return known.model or 'pix2pixHD'
+        expr_dir = os.path.join(known.checkpoints_dir, known.name)
+        model = (load_saved_options(expr_dir) or {}).get('model', 'pix2pixHD')
+        if model not in self.methods:
+            raise OptionsError(
+                f'{os.path.join(expr_dir, "opt.json")}: "model": {model!r} is not one of {", ".join(self.methods)}; '
+                f'fix the value, or pass --model'
+            )
+        if model != 'pix2pixHD':
+            print(f"Taking --model {model} from {expr_dir}/opt.json")
+        return model
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the test flags to the common ones."""
@@ -66,11 +92,12 @@ class TestOptions(BaseOptions):
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """Take the architecture flags from the experiment's opt.json unless set on the command line."""
         expr_dir = experiment_dir(opt)
-        saved = self.read_saved_options(expr_dir, ARCHITECTURE_FLAGS)
+        flags = self.method.ARCHITECTURE_OPTIONS
+        saved = self.read_saved_options(expr_dir, flags)
         if saved is None:
             print(f"No saved options in {expr_dir}/opt.json: using the command-line architecture flags as given")
             return
-        inherit_architecture(opt, saved, f"{expr_dir}/opt.json")
+        inherit_architecture(opt, saved, f"{expr_dir}/opt.json", flags)
 
     def derive(self, opt: argparse.Namespace) -> None:
         """Test time runs one image at a time, in order, without augmentation (as the reference)."""

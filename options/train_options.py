@@ -2,11 +2,21 @@
 
 import argparse
 import math
+from collections.abc import Mapping
+from typing import Any
 
-from util.checkpoint import RESUME_FLAGS, checkpoint_file, differing_flags
+from util.checkpoint import checkpoint_file, differing_flags
 from util.distributed import elastic_restart
 
-from .base_options import BaseOptions, OptionsError, experiment_dir
+from .base_options import (
+    ARCHITECTURE_FLAGS,
+    MUST_MATCH_NOTE,
+    PIX2PIXHD_FLAGS,
+    BaseOptions,
+    OptionsError,
+    experiment_dir,
+    load_saved_options,
+)
 
 MUST, MAY, RESTORED = 'must match', 'may change', 'restored'
 _DATA = 'the data loader reads with it from now on; the epoch position is kept'
@@ -15,12 +25,14 @@ _SPEED = 'takes effect now; the weights are the same'
 # What --continue_train does with each flag whose value differs from the saved opt.json: refuse the resume
 # (must match: the networks or the run's identity depend on it), accept it with the note (may change), or
 # say that the checkpoint's saved state is used instead (restored). A note '' is a flag that is not compared:
-# it selects what to resume rather than how to train.
+# it selects what to resume rather than how to train. These are the common flags' rules (and pix2pixHD's);
+# resume_policy() adds the chosen model's.
 RESUME_POLICY = {
-    **{flag: (MUST, 'the saved networks depend on it') for flag in RESUME_FLAGS},
+    **{flag: (MUST, MUST_MATCH_NOTE) for flag in ARCHITECTURE_FLAGS},
+    **PIX2PIXHD_FLAGS.RESUME_POLICY,
     'name': (MAY, ''),  # name and checkpoints_dir found the saved opt.json: the same folder by construction
     'checkpoints_dir': (MAY, ''),
-    'model': (MUST, 'the saved networks depend on it'),
+    'model': (MUST, MUST_MATCH_NOTE),
     'load_features': (MUST, 'it decides whether the encoder E is trained and saved'),
     'niter_fix_global': (MUST, 'the saved optimiser of G covers the parameters it fixed'),
     'seed': (RESTORED, 'not used: the RNG states are restored from the checkpoint'),
@@ -67,14 +79,20 @@ RESUME_POLICY = {
     'compile': (MAY, _SPEED),
 }
 
-MUST_MATCH = tuple(flag for flag, (kind, _) in RESUME_POLICY.items() if kind == MUST)
+# pix2pixHD's flags a resumed run must share with the run that saved the checkpoint: the architecture and D's shape.
+RESUME_FLAGS = tuple(flag for flag, (kind, _) in RESUME_POLICY.items() if kind == MUST and flag != 'model')
 
 
-def resume_changes(saved: dict, opt: argparse.Namespace) -> dict:
-    """{flag: (saved value, value now)} of the compared flags whose value differs from the saved run's."""
+def resume_policy(method: Any) -> dict:
+    """RESUME_POLICY with the rules of a model's own flags: its architecture flags must match, the rest as it says."""
+    return {**RESUME_POLICY, **{flag: (MUST, MUST_MATCH_NOTE) for flag in method.ARCHITECTURE_OPTIONS}, **method.RESUME_POLICY}
+
+
+def resume_changes(saved: dict, opt: argparse.Namespace, policy: dict | None = None) -> dict:
+    """{flag: (saved value, value now)} of the compared flags (of `policy`, default RESUME_POLICY) whose value differs."""
     return {
         flag: (saved[flag], getattr(opt, flag))
-        for flag, (_, note) in RESUME_POLICY.items()
+        for flag, (_, note) in (policy or RESUME_POLICY).items()
         if note and flag in saved and hasattr(opt, flag) and saved[flag] != getattr(opt, flag)
     }
 
@@ -82,8 +100,8 @@ def resume_changes(saved: dict, opt: argparse.Namespace) -> dict:
 class TrainOptions(BaseOptions):
     """Options of train.py."""
 
-    def __init__(self, description: str = '') -> None:
-        super().__init__(description)
+    def __init__(self, description: str = '', methods: Mapping[str, Any] | None = None) -> None:
+        super().__init__(description, methods)
         self.isTrain = True
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -172,13 +190,21 @@ class TrainOptions(BaseOptions):
         if opt.accum_steps < 1:
             raise OptionsError(f"--accum_steps {opt.accum_steps} must be >= 1 (1: a step per batch)")
         if opt.continue_train:
-            saved = self.read_saved_options(experiment_dir(opt), MUST_MATCH) or {}
-            differing = differing_flags(saved, opt, MUST_MATCH)
+            saved_model = (load_saved_options(experiment_dir(opt)) or {}).get('model', 'pix2pixHD')
+            if saved_model != opt.model:  # before its flags are read: they are another model's
+                raise OptionsError(
+                    f"--continue_train: {experiment_dir(opt)}/opt.json was saved with --model {saved_model}, not {opt.model}; "
+                    f"pass --model {saved_model}, or train from scratch under another --name"
+                )
+            policy = resume_policy(self.method)
+            must_match = tuple(flag for flag, (kind, _) in policy.items() if kind == MUST)
+            saved = self.read_saved_options(experiment_dir(opt), must_match) or {}
+            differing = differing_flags(saved, opt, must_match)
             if differing:
                 raise OptionsError(
                     f"--continue_train: {experiment_dir(opt)}/opt.json was saved with other flags: {'; '.join(differing)}; "
                     f"pass the saved values, or train from scratch under another --name"
                 )
-            for flag, (before, now) in resume_changes(saved, opt).items():
-                kind, note = RESUME_POLICY[flag]
+            for flag, (before, now) in resume_changes(saved, opt, policy).items():
+                kind, note = policy[flag]
                 print(f"--continue_train: --{flag} {before} -> {now} ({kind}): {note}")

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from builders import build_dataset  # noqa: E402
 from data.aligned_dataset import AlignedDataset, check_label_maxima  # noqa: E402
 from data.base_dataset import open_map  # noqa: E402
+from models import METHODS  # noqa: E402
 from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util import cityscapes  # noqa: E402
@@ -52,9 +53,9 @@ def summarise(dataset: AlignedDataset) -> dict:
 
 def main() -> None:
     """Validate, summarise, print the table."""
-    opt = TrainOptions('Check a dataset as train.py (or, with --phase, test.py) would read it, then print a summary per class.').parse(
-        sys.argv[1:] + ['--gpu_ids', '-1'], save=False
-    )
+    opt = TrainOptions(
+        'Check a dataset as train.py (or, with --phase, test.py) would read it, then print a summary per class.', METHODS
+    ).parse(sys.argv[1:] + ['--gpu_ids', '-1'], save=False)
     if opt.phase != 'train':
         opt = replace(opt, isTrain=False)  # checked as test.py reads it: the photos are optional
     dataset = build_dataset(opt)

@@ -13,6 +13,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from models import METHODS  # noqa: E402
 from util.cli import run_main  # noqa: E402
 from web_editor.app import build_app  # noqa: E402
 from web_editor.latency import format_latency, measure_latency  # noqa: E402
@@ -23,7 +24,8 @@ from web_editor.server import make_server, server_url  # noqa: E402
 def main() -> None:
     """Load the model, serve the editor until Ctrl-C (or measure its latency)."""
     opt = EditorOptions(
-        'Serve the interactive editor: paint a label map, pick each object\'s style, see the synthesized photo update.'
+        'Serve the interactive editor: paint a label map, pick each object\'s style, see the synthesized photo update.',
+        METHODS,
     ).parse()
     app = build_app(opt)
     server = make_server(app, opt.host, opt.port)

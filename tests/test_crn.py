@@ -104,7 +104,7 @@ def step(vgg_weights, batch, tmp_path_factory) -> dict:
     trainer.model.netG.load_state_dict(crn.tf_variables_to_state_dict(load_vars('init')), strict=True)
     with torch.no_grad():
         losses, images = trainer.model(batch['label'], batch['image'])
-    step_losses = trainer.train_step(batch)
+    step_losses, _ = trainer.train_step(batch)
     params = dict(trainer.model.netG.named_parameters())
     return {
         'trainer': trainer,
@@ -375,7 +375,7 @@ def test_1024p_recipe_trains_the_last_two_modules(tmp_path, vgg_weights, vgg, ba
     assert opt.crn_train_modules == 0
     trainer = crn.CRNTrainer(opt_last_two, crn.CRNModel(crn.Architecture.from_options(opt), 'single', vgg))
     before = {key: value.clone() for key, value in trainer.model.netG.state_dict().items()}
-    losses = trainer.train_step(batch)
+    losses, _ = trainer.train_step(batch)
     assert set(losses) == {'G_loss', 'p0', 'p1', 'p2', 'p3', 'p4', 'p5'} and losses['p5'].dim() == 0
     after = trainer.model.netG.state_dict()
     changed = {key.split('.')[0] for key in before if not torch.equal(before[key], after[key])}

@@ -16,9 +16,10 @@ import sys
 import pytest
 import torch
 
-from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY
+from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, reference_vgg19_state_dict
 from models.pix2pixHD_model import Pix2PixHDModel
 from options.train_options import TrainOptions
+from test_family import TINY_FLAGS
 
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2']
 RUNS = os.path.join(REPO_ROOT, 'tests', 'ddp_runs.py')
@@ -43,16 +44,28 @@ def dataroot8(tmp_path_factory) -> str:
     return root
 
 
+def schedule(name: str, dataroot: str, checkpoints: str) -> list:
+    """A 2-epoch run of 8 images (8 iterations of 2), printing and saving `latest` every iteration."""
+    return [
+        *('--name', name, '--dataroot', dataroot, '--checkpoints_dir', checkpoints),
+        *('--niter', '2', '--niter_decay', '0', '--print_freq', '1', '--save_latest_freq', '1', '--save_epoch_freq', '100'),
+    ]
+
+
 def flags(name: str, dataroot: str, checkpoints: str, *extra: str, seed: bool = True) -> list:
-    """train.py flags of a tiny 2-epoch run (8 iterations of 2 images), printing and saving `latest` every iteration."""
+    """train.py flags of the tiny pix2pixHD run `name`."""
     tiny = list(TINY)
     if not seed:
         del tiny[tiny.index('--seed') : tiny.index('--seed') + 2]
-    return tiny + [
-        *('--name', name, '--dataroot', dataroot, '--checkpoints_dir', checkpoints),
-        *('--niter', '2', '--niter_decay', '0', '--print_freq', '1', '--save_latest_freq', '1', '--save_epoch_freq', '100'),
-        *extra,
-    ]
+    return [*tiny, *schedule(name, dataroot, checkpoints), *extra]
+
+
+def family_flags(model: str, name: str, dataroot: str, checkpoints: str, vgg_weights: str, *extra: str) -> list:
+    """train.py flags of the tiny run `name` of --model pix2pix or crn (test_family's sizes)."""
+    common = ['--gpu_ids', '-1', '--seed', '0', '--nThreads', '0', *TINY_FLAGS[model]]
+    if model == 'crn':
+        common += ['--vgg_weights', vgg_weights]
+    return ['--model', model, *common, *schedule(name, dataroot, checkpoints), *extra]
 
 
 def launch(command: list, runs: list, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -67,12 +80,22 @@ def runs(dataroot8, tmp_path_factory) -> str:
     """Every run of this file; returns the checkpoints folder (each run's `<name>/`)."""
     root = str(tmp_path_factory.mktemp('ddp'))
     one = lambda name, *extra, **kw: {'flags': flags(name, dataroot8, root, *extra, **kw)}  # noqa: E731
+    vgg_weights = os.path.join(root, 'vgg19.pth')  # CRN's loss network (random: nothing is downloaded)
+    torch.save(reference_vgg19_state_dict(), vgg_weights)
+    # pix2pix with InstanceNorm and no dropout: its BatchNorm (the authors') has per-process statistics on CPUs,
+    # and dropout draws per process.
+    family = lambda model, name, *extra: {  # noqa: E731
+        'flags': family_flags(model, name, dataroot8, root, vgg_weights, *extra)
+        + (['--norm', 'instance', '--no_dropout'] if model == 'pix2pix' else [])
+    }
     two = [
         one('plain', '--batchSize', '1'),
         one('feat', '--batchSize', '1', '--instance_feat'),
         one('bf16', '--batchSize', '1', '--amp', 'bf16'),
         one('bn', '--batchSize', '1', '--norm', 'batch'),
         one('noseed', '--batchSize', '1', seed=False),
+        family('pix2pix', 'pix2pix', '--batchSize', '1'),
+        family('crn', 'crn', '--batchSize', '1'),
     ]
     single = [
         one('plain_single', '--batchSize', '2'),
@@ -82,6 +105,8 @@ def runs(dataroot8, tmp_path_factory) -> str:
         one('accum_single', '--batchSize', '1', '--accum_steps', '2'),
         one('feat_accum', '--batchSize', '1', '--accum_steps', '2', '--instance_feat'),
         one('bf16_accum', '--batchSize', '1', '--accum_steps', '2', '--amp', 'bf16'),
+        family('pix2pix', 'pix2pix_single', '--batchSize', '2'),
+        family('crn', 'crn_single', '--batchSize', '2'),
     ]
     results = {
         'two': launch(TORCHRUN, two),
@@ -184,6 +209,19 @@ def test_batch_2_differs_from_two_batches_of_1_only_by_rounding(runs, name):
     two, single = torch.tensor(logged_losses(runs, name)), torch.tensor(logged_losses(runs, f'{name}_single'))
     assert two.shape == single.shape == (8, 4)
     assert torch.allclose(two.mean(0), single.mean(0), rtol=5e-2)
+
+
+@pytest.mark.parametrize('model', ['pix2pix', 'crn'])
+def test_every_model_of_the_family_trains_under_ddp_like_the_doubled_batch(runs, model):
+    # Each trained network in its own DDP (TrainerBase.wrap_networks): one model on both ranks, rank 0's
+    # checkpoint with bare keys, two processes with batch 1 like one with batch 2.
+    two, two_rank1 = rank_file(runs, model)['weights'], rank_file(runs, model, 1)['weights']
+    assert all(torch.equal(two[key], two_rank1[key]) for key in two)
+    saved = torch.load(os.path.join(runs, model, 'latest_net_G.pth'), weights_only=True)
+    assert all(torch.equal(saved[key], two[f'G.{key}']) for key in saved)
+    assert_same_training(two, rank_file(runs, f'{model}_single')['weights'])
+    losses, single = torch.tensor(logged_losses(runs, model)), torch.tensor(logged_losses(runs, f'{model}_single'))
+    assert losses.shape[0] == 8 and torch.allclose(losses, single, rtol=1e-3, atol=1e-3)
 
 
 def test_batch_norm_on_cpu_processes_trains_like_accumulated_single_images(runs):

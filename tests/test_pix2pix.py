@@ -73,11 +73,11 @@ def test_fixture_one_iteration(fixture):
     # meta.json: the iteration runs the same weights without dropout.
     model = fixture_model(states, dataclasses.replace(FIXTURE_ARCH, use_dropout=False))
     trainer = Pix2PixTrainer(model, lr=LR, beta1=0.5)
-    losses = trainer.train_step({'label': sample['A'], 'inst': torch.zeros(0), 'image': sample['B']})
+    losses, generated = trainer.train_step({'label': sample['A'], 'inst': torch.zeros(0), 'image': sample['B']}, infer=True)
     assert set(losses) == set(meta['losses'])
     for name, expected in meta['losses'].items():
         assert losses[name].item() == pytest.approx(expected, rel=1e-5), name
-    torch.testing.assert_close(trainer.generated, sample['fake_train'], rtol=0, atol=1e-5)
+    torch.testing.assert_close(generated, sample['fake_train'], rtol=0, atol=1e-5)
     for name, net in model.networks_by_name().items():
         expected_state = states[f'after1_{name}']
         parameters = dict(net.named_parameters())
@@ -244,7 +244,7 @@ def test_lr_schedule_and_training_state(fixture):
     _, sample, states = fixture
     trainer = Pix2PixTrainer(fixture_model(states), lr=0.0002, niter=100, niter_decay=100)
     lrs = []
-    for epoch in (1, 100, 101, 200):
+    for epoch in (0, 99, 100, 199):  # the epoch that ended: the lr is the next one's (1, 100, 101, 200)
         trainer.update_learning_rate(epoch)
         lrs.append(trainer.optimizer_G.param_groups[0]['lr'])
     assert lrs == pytest.approx([0.0002, 0.0002, 0.0002 * 100 / 101, 0.0002 / 101])

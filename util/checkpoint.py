@@ -27,31 +27,6 @@ import torch.nn as nn
 from util.errors import ModelError, OptionsError, TrainingError, describe
 from util.util import atomic_write, mkdirs, process_alive, sweep_temporaries
 
-# Flags that fix the shape of the networks or of their input encoding. At test time (and in the
-# feature scripts) they are taken from the experiment's saved opt.json unless given explicitly,
-# because a train/test mismatch (e.g. `--netG local --ngf 32`) otherwise loads garbage or crashes.
-ARCHITECTURE_FLAGS = (
-    'label_nc',
-    'input_nc',
-    'output_nc',
-    'netG',
-    'ngf',
-    'n_downsample_global',
-    'n_blocks_global',
-    'n_blocks_local',
-    'n_local_enhancers',
-    'norm',
-    'use_dropout',
-    'no_instance',
-    'instance_feat',
-    'label_feat',
-    'feat_num',
-    'n_downsample_E',
-    'nef',
-)
-# Flags a resumed run must share with the run that saved the checkpoint: the architecture and D's shape.
-RESUME_FLAGS = ARCHITECTURE_FLAGS + ('num_D', 'n_layers_D', 'ndf')
-
 
 def experiment_dir(opt: argparse.Namespace) -> str:
     """checkpoints_dir/name, the folder of one experiment."""
@@ -106,7 +81,7 @@ def load_saved_options(expr_dir: str) -> dict | None:
     return saved
 
 
-def differing_flags(saved: dict, opt: argparse.Namespace, keys: Sequence[str] = ARCHITECTURE_FLAGS) -> list:
+def differing_flags(saved: dict, opt: argparse.Namespace, keys: Sequence[str]) -> list:
     """`--flag saved (saved) vs now (now)` for each of `keys` whose saved value differs from the current options."""
     return [
         f'--{key} {saved[key]} (saved) vs {getattr(opt, key)} (now)'
@@ -282,18 +257,19 @@ def state_dict_mismatch(net: nn.Module, state_dict: dict) -> list:
     return problems
 
 
-def load_network_strict(net: nn.Module, save_dir: str, name: str, which_epoch: str, opt: argparse.Namespace) -> None:
-    """Load a checkpoint that must fit exactly (strict=True); name the flags that differ when it does not."""
+def load_network_strict(
+    net: nn.Module, save_dir: str, name: str, which_epoch: str, opt: argparse.Namespace, flags: Sequence[str] = ()
+) -> None:
+    """Load a checkpoint that must fit exactly (strict=True); name those of the architecture `flags` that differ when it does not."""
     path = network_path(save_dir, name, which_epoch)
     state_dict = read_state_dict(path, name, which_epoch, save_dir)
     problems = state_dict_mismatch(net, state_dict)
     if problems:
-        flags = differing_flags(load_saved_options(save_dir) or {}, opt)
+        differing = differing_flags(load_saved_options(save_dir) or {}, opt, flags)
         hint = (
-            f"flags that differ from training: {'; '.join(flags)}"
-            if flags
-            else "check --netG, --ngf, --n_downsample_global, --n_blocks_*, --label_nc, --no_instance, "
-            "--instance_feat, --feat_num, --num_D, --ndf, --norm"
+            f"flags that differ from training: {'; '.join(differing)}"
+            if differing
+            else f"check the architecture flags ({', '.join('--' + flag for flag in flags) or 'see opt.json'}) against training"
         )
         raise ModelError(f"{path} does not fit the options: {'; '.join(problems)}; {hint}")
     net.load_state_dict(state_dict, strict=True)
@@ -324,11 +300,12 @@ def load_network_partial(net: nn.Module, save_dir: str, name: str, which_epoch: 
     return left
 
 
-def load_networks(networks: dict, opt: argparse.Namespace) -> None:
-    """Weights for testing (--which_epoch), resuming (--continue_train, strict) or --load_pretrain (partial)."""
+def load_networks(networks: dict, opt: argparse.Namespace, flags: Sequence[str] = ()) -> None:
+    """Weights for testing (--which_epoch), resuming (--continue_train, strict) or --load_pretrain (partial);
+    a strict load that does not fit names those of the architecture `flags` that differ from opt.json."""
     if not opt.isTrain or opt.continue_train:
         for name, net in networks.items():
-            load_network_strict(net, experiment_dir(opt), name, opt.which_epoch, opt)
+            load_network_strict(net, experiment_dir(opt), name, opt.which_epoch, opt, flags)
     elif opt.load_pretrain:
         for name, net in networks.items():
             load_network_partial(net, opt.load_pretrain, name, opt.which_epoch)

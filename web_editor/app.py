@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from builders import build_dataset, build_model
+from builders import build_dataset, build_model, cluster_centres
 from data.aligned_dataset import CITYSCAPES_PREFIX, AlignedDataset
 from data.base_dataset import open_map
-from models.manipulation import FeatureSampler, check_relabel, load_clusters, parse_int_pairs, relabel_maps, resolve_cluster_path
-from models.pix2pixHD_model import Pix2PixHDModel, inference_precision
+from models.manipulation import FeatureSampler, check_relabel, parse_int_pairs, relabel_maps
+from models.pix2pixHD_model import inference_precision
 from util import editing
 from util.editing import EditError, EditState, History
 from util.util import label_colormap, tensor2im
@@ -309,7 +309,7 @@ class EditorApp:
     def __init__(
         self,
         opt: argparse.Namespace,
-        model: Pix2PixHDModel,
+        model: Any,
         dataset: AlignedDataset | None,
         centers: dict | None,
         clock: Callable[[], float] = time.monotonic,
@@ -447,8 +447,6 @@ def build_app(opt: argparse.Namespace) -> EditorApp:
         print(f'Gallery: {len(dataset.A_paths)} label maps of {os.path.join(opt.dataroot, opt.phase + "_label")}')
     else:
         print(f'No gallery: {os.path.join(opt.dataroot, opt.phase + "_label")} does not exist; pass --dataroot DIR, or upload label maps')
-    model = build_model(opt)
-    centers = None
-    if opt.use_features:
-        centers = load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
-    return EditorApp(opt, model, dataset, centers)
+    # Styles come from the cluster file of a model with instance features; any other model paints and synthesizes.
+    centers = cluster_centres(opt)
+    return EditorApp(opt, build_model(opt, centers), dataset, centers)

@@ -18,7 +18,18 @@ are TF's defaults), --vgg_weights (torchvision's VGG19, the alternative to --crn
 defaults differ for CRN. The batch is the project's ({'label', 'image', ...} of data/aligned_dataset.py).
 """
 
-from .architecture import DEFAULTS, Architecture, add_flags
+import argparse
+
+from .architecture import (
+    ARCHITECTURE_OPTIONS,
+    DEFAULTS,
+    FIELD_FLAGS,
+    INSTANCE_FEATURES,
+    RESUME_POLICY,
+    Architecture,
+    add_flags,
+    size_base,
+)
 from .convert import architecture_from_state_dict, tf_variables_to_state_dict
 from .model import CRNModel
 from .networks import CRNGenerator, build_networks
@@ -26,7 +37,11 @@ from .trainer import CRNTrainer, TFAdam
 from .vgg import CRNVgg19, load_vgg, read_vgg_mat
 
 __all__ = [
+    'ARCHITECTURE_OPTIONS',
     'DEFAULTS',
+    'FIELD_FLAGS',
+    'INSTANCE_FEATURES',
+    'RESUME_POLICY',
     'Architecture',
     'CRNGenerator',
     'CRNModel',
@@ -35,8 +50,21 @@ __all__ = [
     'TFAdam',
     'add_flags',
     'architecture_from_state_dict',
+    'build_model',
     'build_networks',
+    'build_trainer',
     'load_vgg',
     'read_vgg_mat',
+    'size_base',
     'tf_variables_to_state_dict',
 ]
+
+
+def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> CRNModel:
+    """CRN's model for the options: with the VGG19 of its loss when training (--crn_vgg_mat or --vgg_weights), without at test time."""
+    return CRNModel(Architecture.from_options(opt), opt.crn_loss, load_vgg(opt) if opt.isTrain else None)
+
+
+def build_trainer(opt: argparse.Namespace, model: CRNModel) -> CRNTrainer:
+    """The official iteration around `model`."""
+    return CRNTrainer(opt, model)

@@ -26,6 +26,24 @@ DEFAULTS: dict = {
 }
 
 
+# The registry's protocol (models/__init__.py): the flags test.py takes from opt.json and a resume must keep, the
+# rules of CRN's other flags on --continue_train, the field -> flag table of messages, no instance features.
+ARCHITECTURE_OPTIONS = ('label_nc', 'input_nc', 'output_nc', 'no_instance', 'crn_sp', 'crn_widths', 'crn_n_images', 'crn_label_layout')
+RESUME_POLICY = {
+    'crn_loss': ('may change', 'the loss changes from the next iteration'),
+    'crn_train_modules': ('must match', 'the saved optimiser covers the modules it trained'),
+    'crn_vgg_mat': ('may change', 'the loss uses these VGG19 weights from the next iteration'),
+}
+FIELD_FLAGS = {
+    'label_layout': '--label_nc/--crn_label_layout',
+    'input_nc': '--label_nc/--input_nc/--crn_label_layout',
+    'widths': '--crn_sp/--crn_widths',
+    'n_images': '--crn_n_images',
+    'output_nc': '--output_nc',
+}
+INSTANCE_FEATURES = False
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """The flags CRN adds, in a help group of its own ('crn model')."""
     add = parser.add_argument_group('crn model').add_argument
@@ -75,6 +93,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         default='',
         help='MatConvNet imagenet-vgg-verydeep-19.mat, the VGG19 weights the CRN code loads; else --vgg_weights (torchvision VGG19)',
     )
+
+
+def size_base(opt: argparse.Namespace) -> int:
+    """Both sides must be multiples of sp / 4: each refinement module below the last halves them (4x8 is sp / 4 smaller)."""
+    return max(1, opt.crn_sp // 4)
 
 
 def official_width(sp: int) -> int:

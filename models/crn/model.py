@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from util.cityscapes import LABEL_TO_TRAIN_ID
+from util.distributed import bare
 
 from ..pix2pixHD_model import one_hot_label
 from .architecture import CITYSCAPES_INPUT_NC, Architecture
@@ -24,6 +25,18 @@ def cityscapes_train_ids() -> torch.Tensor:
     return table
 
 
+class FirstImage(nn.Module):
+    """The generator's first of its K images, clipped to [-1, 1]: what inference() returns, as one network."""
+
+    def __init__(self, netG: CRNGenerator) -> None:
+        super().__init__()
+        self.netG = netG
+
+    def forward(self, input_label: torch.Tensor) -> torch.Tensor:
+        """Encoded labels -> B x 3 x H x W."""
+        return self.netG(input_label)[:, 0].clamp(-1.0, 1.0)
+
+
 class CRNModel(nn.Module):
     """Owns the generator (and, for training, the loss network); computes images and CRN's loss."""
 
@@ -37,6 +50,11 @@ class CRNModel(nn.Module):
         self.netG = cast(CRNGenerator, build_networks(arch)['G'])
         self.vgg = vgg
         self.register_buffer('train_ids', cityscapes_train_ids(), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks live."""
+        return self.train_ids.device
 
     def encode_input(self, label: torch.Tensor) -> torch.Tensor:
         """Label ids B x 1 x H x W (or RGB B x 3 x H x W for the rgb layout) -> the generator's input channels."""
@@ -63,8 +81,12 @@ class CRNModel(nn.Module):
     @torch.no_grad()
     def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
         """The first of the K images per label map, clipped to [-1, 1] as the demos clip to 0..255 (inst and image unused)."""
-        return self.netG(self.encode_input(label))[:, 0].clamp(-1.0, 1.0)
+        return self.synthesizer()(self.encode_input(label))
+
+    def synthesizer(self) -> nn.Module:
+        """The network test.py's images come from, on the encoded labels (--export_onnx exports it)."""
+        return FirstImage(bare(self.netG))
 
     def networks_by_name(self) -> dict[str, nn.Module]:
         """{'G': netG}: the names in checkpoint files."""
-        return {'G': self.netG}
+        return {'G': bare(self.netG)}  # the trainer's DDP (torchrun) unwrapped

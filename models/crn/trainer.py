@@ -7,6 +7,7 @@ import torch
 
 from util.errors import OptionsError
 
+from ..trainer_base import TrainerBase
 from .architecture import Architecture
 from .model import CRNModel
 from .vgg import load_vgg
@@ -46,22 +47,21 @@ class TFAdam(torch.optim.Optimizer):
                 param.addcdiv_(state['m'], state['v'].sqrt().add_(group['eps']), value=-lr)
 
 
-class CRNTrainer:
+class CRNTrainer(TrainerBase):
     """Owns the model and Adam over the trained refinement modules; train_step runs one official iteration."""
 
     def __init__(self, opt: argparse.Namespace, model: CRNModel | None = None) -> None:
         """Wrap `model` (when None: built from the options, with the VGG19 of --crn_vgg_mat or --vgg_weights) for training."""
-        self.opt = opt
-        self.device = torch.device(opt.device)
         if model is None:
             model = CRNModel(Architecture.from_options(opt), opt.crn_loss, load_vgg(opt))
-        self.model = model.to(self.device)
-        modules = self.model.netG.refinement_modules()
+        model = model.to(torch.device(opt.device))
+        modules = model.netG.refinement_modules()
         if not 0 <= opt.crn_train_modules <= len(modules):
             raise OptionsError(
                 f"--crn_train_modules {opt.crn_train_modules}: the generator has {len(modules)} refinement modules; "
                 f"give 0 (all) to {len(modules)}"
             )
+        super().__init__(model, opt)
         trained = modules[-opt.crn_train_modules :] if opt.crn_train_modules > 0 else modules
         # The modules that do not train get no gradients at all (demo_1024p.py: "due to memory limitation").
         for module in modules:
@@ -69,18 +69,15 @@ class CRNTrainer:
         self.params_G = [param for module in trained for param in module.parameters()]
         self.optimizer_G = TFAdam(self.params_G, lr=opt.lr, betas=(opt.beta1, 0.999))
 
-    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        """One iteration on a batch ({'label', 'image', ...} as the data loader gives it): the detached losses (p0..p5 averaged)."""
-        losses, _ = self.model(batch['label'], batch['image'])
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """{name in the training state: optimiser}."""
+        return {'optimizer_G': self.optimizer_G}
+
+    def iterate(self, batch: dict) -> tuple[dict, torch.Tensor]:
+        """One iteration on a batch ({'label', 'image', ...} as the data loader gives it): (the losses, p0..p5 averaged;
+        the first of the K images, clipped as the demos save them)."""
+        losses, images = self.model(batch['label'], batch['image'])
         self.optimizer_G.zero_grad(set_to_none=True)
         losses['G_loss'].backward()
         self.optimizer_G.step()
-        return {name: value.detach().mean() for name, value in losses.items()}
-
-    def training_state(self) -> dict:
-        """What resuming needs besides the weights: the optimiser's moments and step counts."""
-        return {'optimizer_G': self.optimizer_G.state_dict()}
-
-    def restore_training_state(self, state: dict) -> None:
-        """Inverse of training_state()."""
-        self.optimizer_G.load_state_dict(state['optimizer_G'])
+        return {name: value.mean() for name, value in losses.items()}, images[:, 0].clamp(-1.0, 1.0)

@@ -1,7 +1,48 @@
-"""pix2pix (Isola et al., CVPR 2017) as its authors' PyTorch code trains and tests it: flags, networks, model, trainer."""
+"""pix2pix (Isola et al., CVPR 2017) as its authors' PyTorch code trains and tests it: flags, networks, model, trainer.
+
+A method of the registry (models/__init__.py): the names below are its interface.
+"""
+
+import argparse
 
 from .model import Pix2PixModel
-from .options import ARCHITECTURE_FLAGS, DEFAULTS, Architecture, add_flags, build_networks
+from .options import (
+    ARCHITECTURE_FLAGS,
+    ARCHITECTURE_OPTIONS,
+    DEFAULTS,
+    FIELD_FLAGS,
+    INSTANCE_FEATURES,
+    RESUME_POLICY,
+    Architecture,
+    add_flags,
+    build_networks,
+    size_base,
+)
 from .trainer import Pix2PixTrainer
 
-__all__ = ['ARCHITECTURE_FLAGS', 'DEFAULTS', 'Architecture', 'Pix2PixModel', 'Pix2PixTrainer', 'add_flags', 'build_networks']
+__all__ = [
+    'ARCHITECTURE_FLAGS',
+    'ARCHITECTURE_OPTIONS',
+    'DEFAULTS',
+    'FIELD_FLAGS',
+    'INSTANCE_FEATURES',
+    'RESUME_POLICY',
+    'Architecture',
+    'Pix2PixModel',
+    'Pix2PixTrainer',
+    'add_flags',
+    'build_model',
+    'build_networks',
+    'build_trainer',
+    'size_base',
+]
+
+
+def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> Pix2PixModel:
+    """pix2pix's model for the options (G, and D when training); it has no instance features, so no `clusters`."""
+    return Pix2PixModel.from_options(opt)
+
+
+def build_trainer(opt: argparse.Namespace, model: Pix2PixModel) -> Pix2PixTrainer:
+    """The authors' iteration around `model`."""
+    return Pix2PixTrainer.from_options(opt, model)

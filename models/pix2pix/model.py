@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from util.distributed import bare
 from util.errors import ModelError
 from util.image_pool import ImagePool
 
@@ -55,10 +56,14 @@ class Pix2PixModel(nn.Module):
         """Where the networks live."""
         return next(self.netG.parameters()).device
 
+    def synthesizer(self) -> nn.Module:
+        """The network test.py's images come from, on what inference() feeds it (--export_onnx exports it)."""
+        return bare(self.netG)
+
     def networks_by_name(self) -> dict:
         """{'G': netG, 'D': netD} for the networks this model has (the names in checkpoint files)."""
         nets = {'G': self.netG, 'D': self.netD}
-        return {name: net for name, net in nets.items() if net is not None}
+        return {name: bare(net) for name, net in nets.items() if net is not None}  # the trainer's DDP (torchrun) unwrapped
 
     # ---------------------------------------------------------------- inputs
     def encode_input(self, label: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
@@ -107,8 +112,8 @@ class Pix2PixModel(nn.Module):
             self.netG.train(was_training)
 
     @torch.no_grad()
-    def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
-        """Synthesize images from label maps (and instance maps) as the authors' test.py does."""
+    def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
+        """Synthesize images from label maps (and instance maps) as the authors' test.py does (`image` is unused)."""
         input_A = self.encode_input(label, inst)
         with self._test_mode():
             return self.netG(input_A)

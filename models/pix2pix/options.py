@@ -57,6 +57,35 @@ ARCHITECTURE_FLAGS = {
 }
 
 
+# The registry's protocol (models/__init__.py): the flags test.py takes from opt.json and a resume must keep, the
+# rules of pix2pix's other flags on --continue_train, the field -> flag table of messages, no instance features.
+ARCHITECTURE_OPTIONS = (
+    'label_nc',
+    'input_nc',
+    'no_instance',
+    'output_nc',
+    'netG',
+    'ngf',
+    'ndf',
+    'n_layers_D',
+    'netD',
+    'norm',
+    'no_dropout',
+)
+RESUME_POLICY = {
+    'gan_mode': ('may change', 'the GAN loss changes from the next iteration'),
+    'lambda_L1': ('may change', 'the L1 weight changes from the next iteration'),
+    'eval': ('may change', 'only used at test time'),
+}
+FIELD_FLAGS = ARCHITECTURE_FLAGS
+INSTANCE_FEATURES = False
+
+
+def size_base(opt: argparse.Namespace) -> int:
+    """Both sides must be multiples of 2^levels: the U-Net halves them down to a 1x1 bottleneck."""
+    return 2 ** UNET_DOWNS.get(opt.netG, max(UNET_DOWNS.values()))
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """Add pix2pix's own flags in the help group 'pix2pix model'; let the existing --netG take the U-Nets."""
     for action in parser._actions:
@@ -132,8 +161,9 @@ class Architecture:
             output_nc=opt.output_nc,
             num_downs=UNET_DOWNS[opt.netG],
             ngf=opt.ngf,
-            ndf=opt.ndf,
-            n_layers_D=3 if opt.netD == 'basic' else opt.n_layers_D,
+            # test.py's options have D's flags only as opt.json gave them (D is not built there): else the defaults.
+            ndf=getattr(opt, 'ndf', 64),
+            n_layers_D=3 if opt.netD == 'basic' else getattr(opt, 'n_layers_D', 3),
             norm=opt.norm,
             use_dropout=not opt.no_dropout,
         )

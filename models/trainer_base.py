@@ -1,0 +1,192 @@
+"""What every method's trainer shares with train.py's loop: AMP autocast, NaN/Inf tracking of the losses, weight
+checks, the lr schedule's bookkeeping, the training state and saving a checkpoint through util/checkpoint.py.
+
+A method's trainer subclasses TrainerBase and writes `iterate(data)` (its own order of G and D updates),
+`optimizers()` and, if its schedule is not pix2pixHD's linear decay, `lr_after(epoch)`. Under torchrun the first
+train_step puts every network with trained parameters in its own DistributedDataParallel (which averages the
+gradients during each backward); a forward pass whose backward gives that network no gradients (a frozen D
+scoring G's fake) runs inside `self.no_sync(net)`.
+"""
+
+import argparse
+import contextlib
+from typing import Any
+
+import torch
+
+from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
+from util.distributed import data_parallel, no_sync, world_size
+from util.errors import OptionsError, TrainingError
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+class TrainerBase:
+    """train.py's side of a trainer: train_step, check_finite, check_weights, update_learning_rate, save, resume."""
+
+    def __init__(self, model: Any, opt: argparse.Namespace | None = None, lr: float = 0.0002) -> None:
+        """`model` on its device; `opt` (None for a trainer driven by hand, e.g. a fixture test) gives --amp, the lr
+        schedule (--lr, --niter, --niter_decay, --beta1) and the experiment folder checkpoints go to."""
+        # Typed Any: each method's model has its own networks (netG, netD, ...) beside the common interface.
+        self.model: Any = model
+        self.opt = opt
+        self.device = next(model.parameters()).device
+        if opt is not None and opt.amp == 'fp16':
+            # fp16 needs a GradScaler per optimiser, which only pix2pixHD's trainer has; bf16 has float32's range.
+            raise OptionsError(f"--amp fp16: --model {opt.model} trains in float32 or with --amp bf16; pass --amp bf16 or --amp off")
+        self.amp_dtype = AMP_DTYPES.get(opt.amp) if opt is not None else None
+        self.lr = opt.lr if opt is not None else lr
+        self.current_lr = self.lr
+        # Which checkpoint this run last saved (or resumed from), all of it checked finite; None: none yet.
+        self.last_good: str | None = None
+        # Per loss, the first step at which it was NaN/Inf (-1: never), kept on the device (no host sync per step).
+        self.first_nonfinite_step = torch.full((len(model.loss_names),), -1, dtype=torch.long, device=self.device)
+        if opt is not None and getattr(opt, 'accum_steps', 1) > 1:
+            # The method's iterate() steps its optimisers itself; only pix2pixHD's trainer accumulates micro-batches.
+            raise OptionsError(f"--accum_steps {opt.accum_steps}: --model {opt.model} steps once per batch; use --accum_steps 1")
+        self.data_parallel = False
+
+    # ---------------------------------------------------------------- what a method writes
+    def iterate(self, data: dict) -> tuple[dict, torch.Tensor]:
+        """One iteration of the method on a batch: ({loss name: tensor}, the synthesized images B x C x H x W)."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """{name in the training state: optimiser}."""
+        raise NotImplementedError
+
+    def lr_after(self, epoch: int) -> float:
+        """The lr once `epoch` has ended: --lr for --niter epochs, then linearly down to 0 over --niter_decay (pix2pixHD's)."""
+        niter, niter_decay = self._schedule()
+        decayed = max(0, epoch - niter)
+        if decayed == 0:
+            return self.lr
+        return self.lr * max(0.0, 1.0 - decayed / niter_decay) if niter_decay > 0 else 0.0
+
+    def _schedule(self) -> tuple[int, int]:
+        """(--niter, --niter_decay)."""
+        if self.opt is None:
+            raise TrainingError('this trainer was built without options: it has no lr schedule')
+        return self.opt.niter, self.opt.niter_decay
+
+    # ---------------------------------------------------------------- train.py's interface
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """torch.autocast in the --amp dtype, or nothing for float32."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def wrap_networks(self) -> None:
+        """Under torchrun, each network with trained parameters in its own DistributedDataParallel (in the model, for its forward).
+
+        Run at the first step, once the method has chosen what trains (requires_grad): DDP expects a gradient for
+        each of those in every synchronised backward. Construction gives every rank rank 0's weights.
+        """
+        self.data_parallel = True
+        if world_size() == 1:
+            return
+        for name, net in self.model.networks_by_name().items():
+            if any(param.requires_grad for param in net.parameters()):
+                setattr(self.model, f'net{name}', data_parallel(net, self.device))
+
+    def no_sync(self, net: torch.nn.Module) -> contextlib.AbstractContextManager:
+        """A pass of `net` whose backward gives it no gradients (nothing for DDP to wait for); nothing in one process."""
+        return no_sync([net])
+
+    def train_step(self, data: dict, infer: bool = False, step: int = 0) -> tuple[dict, torch.Tensor | None]:
+        """One iteration: (detached losses, the synthesized images if `infer` else None); no host sync.
+
+        `step` (images seen so far) is recorded if a loss turns non-finite, for check_finite().
+        """
+        if not self.data_parallel:
+            self.wrap_networks()
+        with self.autocast():
+            losses, generated = self.iterate(data)
+        detached = {name: losses[name].detach() for name in self.model.loss_names}
+        nonfinite = ~torch.isfinite(torch.stack([value.float() for value in detached.values()]))
+        first_time = nonfinite & (self.first_nonfinite_step < 0)
+        self.first_nonfinite_step = torch.where(first_time, torch.full_like(self.first_nonfinite_step, step), self.first_nonfinite_step)
+        return detached, (generated.detach() if infer else None)
+
+    def check_finite(self) -> None:
+        """Raise TrainingError naming the first loss that became NaN/Inf and when (one host sync)."""
+        steps = self.first_nonfinite_step.tolist()
+        bad = [(step, name) for step, name in zip(steps, self.model.loss_names) if step >= 0]
+        if bad:
+            step, name = min(bad)
+            raise TrainingError(
+                f"loss {name} became NaN or Inf at iteration {step} (images seen); stopped without saving ({self.saved_note()}); "
+                f"try a lower --lr, --amp off, or check the data"
+            )
+
+    def saved_note(self) -> str:
+        """What this run can truthfully say about the checkpoints on disk when it stops on a non-finite value."""
+        if self.last_good is None:
+            return 'nothing was saved by this run'
+        return f'{self.last_good} was checked and holds only finite values'
+
+    def check_weights(self, epoch: int, epoch_iter: int) -> dict:
+        """{'weights of X': largest |weight|} per network (one host sync); TrainingError on NaN/Inf."""
+        magnitudes = largest_magnitudes({f'network {name}': net.state_dict() for name, net in self.model.networks_by_name().items()})
+        bad = first_nonfinite(magnitudes)
+        if bad is not None:
+            raise TrainingError(
+                f"{bad} holds NaN or Inf values at epoch {epoch}, iteration {epoch_iter}; stopped without saving ({self.saved_note()}); "
+                f"try a lower --lr or --amp off"
+            )
+        return {
+            f'weights of {group.split()[-1]}': max((value for _, value in entries), default=0.0) for group, entries in magnitudes.items()
+        }
+
+    def update_fixed_params(self) -> None:
+        """--niter_fix_global is pix2pixHD's: nothing is fixed here."""
+
+    def update_learning_rate(self, epoch: int) -> None:
+        """`epoch` has ended: set the lr the next one runs with."""
+        lr = self.lr_after(epoch)
+        if lr != self.current_lr:
+            print(f'update learning rate: {self.current_lr:f} -> {lr:f}')
+        self._set_lr(lr)
+
+    def _set_lr(self, lr: float) -> None:
+        self.current_lr = lr
+        for optimizer in self.optimizers().values():
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+
+    # ---------------------------------------------------------------- checkpoints
+    def training_state(self, epoch: int = 0, epoch_iter: int = 0) -> dict:
+        """Optimisers, the current lr and RNG states: what --continue_train needs besides the weights."""
+        state = {'epoch': epoch, 'epoch_iter': epoch_iter, 'lr': self.current_lr, 'rng': rng_state()}
+        return {**state, **{name: optimizer.state_dict() for name, optimizer in self.optimizers().items()}}
+
+    def restore_training_state(self, state: dict, changed: dict | None = None) -> None:
+        """Inverse of training_state(). `changed` ({flag: (saved, now)}): a new --lr/--niter/--niter_decay recomputes the
+        lr at the resumed epoch, a new --beta1 replaces the saved one."""
+        changed = changed or {}
+        for name, optimizer in self.optimizers().items():
+            optimizer.load_state_dict(state[name])
+        if {'lr', 'niter', 'niter_decay'} & set(changed):
+            self._set_lr(self.lr_after(state['epoch'] - 1))
+            print(f'--continue_train: the lr schedule follows the new flags: lr {self.current_lr:g} from epoch {state["epoch"]}')
+        else:
+            self._set_lr(state['lr'])
+        if 'beta1' in changed and self.opt is not None:
+            for optimizer in self.optimizers().values():
+                for group in optimizer.param_groups:
+                    group['betas'] = (self.opt.beta1, group['betas'][1])
+        set_rng_state(state['rng'])
+
+    def save(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
+        """Write the checkpoint `which_epoch` (iter.txt too for 'latest') as one transaction; never after a NaN/Inf loss."""
+        if self.opt is None:
+            raise TrainingError('this trainer was built without options: it has no experiment folder to save to')
+        self.check_finite()
+        save_checkpoint(
+            experiment_dir(self.opt),
+            which_epoch,
+            self.model.networks_by_name(),
+            self.training_state(epoch, epoch_iter),
+            (epoch, epoch_iter) if which_epoch == 'latest' else None,
+        )
+        self.last_good = f"the '{which_epoch}' checkpoint saved at epoch {epoch}, iteration {epoch_iter}"

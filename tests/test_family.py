@@ -1,0 +1,279 @@
+"""The model family through the entry points: --model pix2pix and crn trained, tested, resumed and exported by train.py
+and test.py (in-process), the architecture value saved and compared, test.py inheriting --model, and a fourth method
+added by a test alone (tests/toy_method.py + one registry entry)."""
+
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import models
+from builders import build_data, build_model
+from helpers import REPO_ROOT, reference_vgg19_state_dict
+from models import METHODS
+from options.base_options import ARCHITECTURE_FLAGS, PIX2PIXHD_FLAGS, replace
+from options.test_options import TestOptions as _TestOptions  # not collected by pytest
+from options.train_options import TrainOptions, resume_policy
+from util.checkpoint import read_iter_file
+
+# The tiny configuration of each method on the 128x64 synthetic pairs of conftest's `dataroot`.
+TINY_FLAGS = {
+    'pix2pix': ['--netG', 'unet_128', '--ngf', '2', '--ndf', '2', '--loadSize', '128', '--fineSize', '128'],
+    'crn': ['--crn_sp', '32', '--crn_widths', '4', '--crn_n_images', '2', '--loadSize', '64'],
+}
+COMMON = ['--gpu_ids', '-1', '--seed', '0', '--nThreads', '0']
+
+
+def run(script: str, *args) -> subprocess.CompletedProcess:
+    """`python script args` in this process; output is not captured (pytest shows it on failure), only the exit code."""
+    saved_argv, code = sys.argv, 0
+    sys.argv = [script, *[str(arg) for arg in args]]
+    try:
+        runpy.run_path(os.path.join(REPO_ROOT, script), run_name='__main__')
+    except SystemExit as stopped:
+        code = stopped.code or 0
+    finally:
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess([script, *args], code)
+
+
+def run_captured(capsys, script: str, *args) -> subprocess.CompletedProcess:
+    """run() with stdout and stderr."""
+    capsys.readouterr()
+    result = run(script, *args)
+    output = capsys.readouterr()
+    return subprocess.CompletedProcess(result.args, result.returncode, output.out, output.err)
+
+
+def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 1 and one `error: ...` line on stderr naming every fragment."""
+    assert result.returncode == 1, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope='module')
+def vgg_weights(tmp_path_factory) -> str:
+    """A torchvision VGG19 state_dict (reference_step's random recipe) for CRN's loss: nothing is downloaded."""
+    path = str(tmp_path_factory.mktemp('vgg') / 'vgg19.pth')
+    torch.save(reference_vgg19_state_dict(), path)
+    return path
+
+
+def train_args(model: str, checkpoints, dataroot: str, vgg_weights: str, *extra) -> list:
+    """train.py's flags for a tiny run of `model`: 2 epochs of 4 images, a checkpoint per epoch."""
+    args = ['--model', model, '--name', model, '--checkpoints_dir', checkpoints, '--dataroot', dataroot, *COMMON, *TINY_FLAGS[model]]
+    if model == 'crn':
+        args += ['--vgg_weights', vgg_weights]
+    return [*args, '--niter', '1', '--niter_decay', '1', '--save_epoch_freq', '1', *extra]
+
+
+@pytest.fixture(scope='module', params=['pix2pix', 'crn'])
+def trained(request, tmp_path_factory, dataroot, vgg_weights) -> dict:
+    """train.py --model <model> for 2 epochs, then test.py --name <model> (no --model, no architecture flags)."""
+    model = request.param
+    base = tmp_path_factory.mktemp(model)
+    checkpoints, results = base / 'checkpoints', base / 'results'
+    assert run('train.py', *train_args(model, checkpoints, dataroot, vgg_weights)).returncode == 0
+    load = ['--loadSize', '128', '--fineSize', '128'] if model == 'pix2pix' else ['--loadSize', '64']
+    test_args = ['--name', model, '--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1', *load]
+    assert run('test.py', *test_args, '--results_dir', results).returncode == 0
+    return {
+        'model': model,
+        'dir': checkpoints / model,
+        'checkpoints': checkpoints,
+        'web': results / model / 'test_latest',
+        'test_args': test_args,
+        'dataroot': dataroot,
+    }
+
+
+# ----------------------------------------------------------------------------- train, test, resume, ONNX, page
+def test_train_writes_the_checkpoint_set_and_the_architecture(trained):
+    folder = trained['dir']
+    nets = ['G', 'D'] if trained['model'] == 'pix2pix' else ['G']
+    for which in ('latest', '1', '2'):
+        assert {f'{which}_net_{name}.pth' for name in nets} | {f'{which}_train_state.pth'} <= set(os.listdir(folder))
+    assert (folder / 'latest_net_D.pth').exists() == ('D' in nets)
+    assert read_iter_file(str(folder)) == (3, 0)
+    record = json.loads((folder / 'architecture.json').read_text())
+    method = METHODS[trained['model']]
+    opt = TrainOptions(methods=METHODS).parse(['--model', trained['model'], *TINY_FLAGS[trained['model']]], save=False)
+    # The value round-trips: what the file holds is the options' architecture, and from_dict rebuilds it.
+    assert record['model'] == trained['model']
+    assert method.Architecture.from_dict(record['architecture']) == method.Architecture.from_options(opt)
+    # The weights are the architecture's networks (strict load of the saved G into a fresh model of the value).
+    state = torch.load(folder / 'latest_net_G.pth', weights_only=True)
+    method.build_model(replace(opt, isTrain=False)).netG.load_state_dict(state, strict=True)
+
+
+def test_test_py_inherits_the_model_and_writes_the_page(trained):
+    web = trained['web']
+    html = (web / 'index.html').read_text()
+    synthesized = sorted(name for name in os.listdir(web / 'images') if name.endswith('_synthesized_image.png'))
+    assert len(synthesized) == 1 and synthesized[0] in html
+    assert any(name.endswith('_input_label.png') for name in os.listdir(web / 'images'))
+
+
+def test_test_py_output_is_the_model_inference(trained):
+    """test.py's image is the model's inference on the first test map (its model and architecture taken from opt.json)."""
+    opt = _TestOptions(methods=METHODS).parse([*map(str, trained['test_args'])], save=False)
+    assert opt.model == trained['model']
+    model = build_model(opt)
+    data = next(iter(build_data(opt)[1]))
+    torch.manual_seed(0)
+    fake = model.inference(data['label'], data['inst'], data['image'])[0]
+    name = os.path.splitext(os.path.basename(data['path'][0]))[0]
+    page = torch.from_numpy(np.asarray(Image.open(trained['web'] / 'images' / f'{name}_synthesized_image.png'), dtype=np.float32))
+    expected = ((fake.clamp(-1, 1).permute(1, 2, 0) + 1) / 2 * 255).round()
+    assert page.shape == expected.shape
+    if trained['model'] == 'crn':  # deterministic; pix2pix's test mode runs dropout (the authors' default)
+        assert (page - expected).abs().max() <= 1
+
+
+def test_continue_train_restores_the_optimiser_state(trained, tmp_path, vgg_weights):
+    """--continue_train from epoch 2's end runs epoch 3 with the saved Adam moments: its step count goes on from 8."""
+    checkpoints = tmp_path / 'checkpoints'
+    shutil.copytree(trained['checkpoints'], checkpoints)
+    args = train_args(trained['model'], checkpoints, trained['dataroot'], vgg_weights, '--niter_decay', '2', '--continue_train')
+    assert run('train.py', *args).returncode == 0
+    state = torch.load(checkpoints / trained['model'] / 'latest_train_state.pth', weights_only=True)
+    steps = {int(entry['step']) for entry in state['optimizer_G']['state'].values()}
+    assert steps == {12}, steps  # 4 iterations per epoch x 3 epochs: not 4 (a fresh optimiser)
+    assert state['epoch'] == 4
+
+
+def test_a_resume_with_other_architecture_flags_is_refused_naming_them(trained, vgg_weights, capsys):
+    model = trained['model']
+    change = ['--ngf', '3'] if model == 'pix2pix' else ['--crn_widths', '8']
+    before = (trained['dir'] / 'latest_net_G.pth').stat().st_mtime_ns
+    args = [*train_args(model, trained['checkpoints'], trained['dataroot'], vgg_weights), *change, '--continue_train']
+    expected = '--ngf 2 (saved) vs 3 (now)' if model == 'pix2pix' else '--crn_widths 4 (saved) vs 8 (now)'
+    one_line_error(run_captured(capsys, 'train.py', *args), '--continue_train', expected)
+    assert (trained['dir'] / 'latest_net_G.pth').stat().st_mtime_ns == before
+
+
+def test_a_resume_whose_architecture_value_differs_is_refused_naming_the_flag(trained, tmp_path, vgg_weights, capsys):
+    """architecture.json is compared too (the same flags can describe other networks, e.g. after a change of defaults)."""
+    checkpoints = tmp_path / 'checkpoints'
+    shutil.copytree(trained['checkpoints'], checkpoints)
+    path = checkpoints / trained['model'] / 'architecture.json'
+    record = json.loads(path.read_text())
+    field, flag = ('ngf', '--ngf') if trained['model'] == 'pix2pix' else ('n_images', '--crn_n_images')
+    record['architecture'][field] = 5
+    path.write_text(json.dumps(record))
+    args = [*train_args(trained['model'], checkpoints, trained['dataroot'], vgg_weights), '--continue_train']
+    one_line_error(run_captured(capsys, 'train.py', *args), 'architecture.json', f'{flag}: {field} 5 (saved) vs 2 (now)')
+
+
+def test_resume_with_another_model_is_refused(trained, capsys):
+    other = 'crn' if trained['model'] == 'pix2pix' else 'pix2pix'
+    args = ['--model', other, '--name', trained['model'], '--checkpoints_dir', trained['checkpoints'], '--dataroot', trained['dataroot']]
+    one_line_error(
+        run_captured(capsys, 'train.py', *args, *COMMON, '--continue_train'), f'saved with --model {trained["model"]}, not {other}'
+    )
+
+
+def test_export_onnx(trained, tmp_path, capsys):
+    pytest.importorskip('onnxruntime')
+    path = tmp_path / 'g.onnx'
+    result = run_captured(capsys, 'test.py', *trained['test_args'], '--export_onnx', path)
+    assert result.returncode == 0, result.stderr
+    assert path.is_file() and 'Verified with onnxruntime' in result.stdout
+
+
+# ----------------------------------------------------------------------------- options
+@pytest.mark.parametrize('model', ['pix2pix', 'crn'])
+def test_help_shows_the_model_group(model, capsys):
+    result = run_captured(capsys, 'train.py', '--model', model, '--help')
+    assert result.returncode == 0
+    assert f'{model} model:' in result.stdout
+    assert 'crn model:' not in run_captured(capsys, 'train.py', '--help').stdout
+
+
+@pytest.mark.parametrize('model', list(models.MODELS))
+def test_every_training_flag_of_every_model_is_classified_for_resume(model):
+    options = TrainOptions(methods=METHODS)
+    options.model = model
+    dests = {action.dest for action in options.make_parser()._actions if action.dest != 'help'}
+    policy = resume_policy(METHODS[model])
+    assert dests == set(policy), dests ^ set(policy)
+    assert all(policy[flag][0] == 'must match' for flag in METHODS[model].ARCHITECTURE_OPTIONS)
+
+
+def test_pix2pixHD_declares_what_options_assume_without_a_registry():
+    method = METHODS['pix2pixHD']
+    assert method.ARCHITECTURE_OPTIONS == ARCHITECTURE_FLAGS == PIX2PIXHD_FLAGS.ARCHITECTURE_OPTIONS
+    assert method.RESUME_POLICY == PIX2PIXHD_FLAGS.RESUME_POLICY and method.DEFAULTS == PIX2PIXHD_FLAGS.DEFAULTS
+
+
+# ----------------------------------------------------------------------------- a fourth method
+def test_a_toy_method_is_one_module_and_one_registry_line(monkeypatch, tmp_path, dataroot, capsys):
+    monkeypatch.setitem(models.MODELS, 'toy', 'toy_method')
+    checkpoints, results = tmp_path / 'checkpoints', tmp_path / 'results'
+    common = ['--name', 'toy', '--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1', '--loadSize', '64']
+    result = run_captured(capsys, 'train.py', '--model', 'toy', *common, '--nThreads', '0', '--seed', '0', '--toy_kernel', '1')
+    assert result.returncode == 0, result.stderr
+    assert 'G_L1' in (checkpoints / 'toy' / 'loss_log.txt').read_text()
+    assert json.loads((checkpoints / 'toy' / 'architecture.json').read_text()) == {
+        'model': 'toy',
+        'architecture': {'label_nc': 35, 'output_nc': 3, 'kernel': 1},
+    }
+    result = run_captured(capsys, 'test.py', *common, '--results_dir', results)
+    assert result.returncode == 0, result.stderr
+    assert 'Taking --model toy' in result.stdout and 'toy_kernel 1' in result.stdout
+    assert (results / 'toy' / 'test_latest' / 'index.html').is_file()
+    assert 'toy model:' in run_captured(capsys, 'train.py', '--model', 'toy', '--help').stdout
+
+
+# ----------------------------------------------------------------------------- the editor
+def test_the_editor_paints_and_synthesizes_without_styles(trained):
+    """A model without instance features in the editor: a stroke changes the image; there are no styles to pick."""
+    from util.editing import EditError
+    from web_editor.app import build_app
+    from web_editor.options import EditorOptions
+
+    args = [*map(str, trained['test_args']), '--phase', 'test'] + (['--eval'] if trained['model'] == 'pix2pix' else [])
+    app = build_app(EditorOptions(methods=METHODS).parse(args, save=False))
+    try:
+        session = app.session(app.new_session())
+        document = session.open_index(0)
+        assert not document['styles'] and not app.info()['styles']
+        first = session.synthesized(document['version'])[1]
+        stroke = session.edit({'op': 'stroke', 'class': 26, 'size': 5, 'points': [[10, 20], [40, 20]]})
+        assert session.synthesized(stroke['version'])[1] != first  # the generator saw the new car
+        with pytest.raises(EditError, match='no styles'):
+            session.download('styles')
+    finally:
+        app.close()
+
+
+# ----------------------------------------------------------------------------- evaluate.py
+class ChannelSegmenter(torch.nn.Module):
+    """A stand-in segmentation network: the three colour channels are the logits of three of the 19 trainIds."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (0, 0, 0, 0, 0, 16))
+
+
+def test_evaluate_scores_the_results_folder(trained, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('evaluate_script', os.path.join(REPO_ROOT, 'scripts', 'evaluate.py'))
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    seg_model, out = str(tmp_path / 'seg.pt'), tmp_path / 'scores.json'
+    torch.jit.script(ChannelSegmenter()).save(seg_model)
+    evaluate.main(['--results_dir', str(trained['web']), '--dataroot', trained['dataroot'], '--seg_model', seg_model, '--json', str(out)])
+    scores = json.loads(out.read_text())
+    assert scores['n_synthesized'] == 1 and 0 <= scores['synthesized']['pixel_accuracy'] <= 1

@@ -1,11 +1,11 @@
 """DistributedDataParallel through train.py under torchrun (gloo, 2 processes on the CPU): two processes with
---batchSize 1 train like one with --batchSize 2 (plain, --instance_feat, --amp bf16), --norm batch like
---accum_steps 2, gradient accumulation like the doubled batch, one model without --seed, a SIGTERM to the whole
-job saves once and resumes exactly, and torchrun --max-restarts resumes every rank after a killed worker.
+--batchSize 1 train bit for bit like one process with --accum_steps 2 (plain, --instance_feat, --amp bf16) and like
+one with --batchSize 2 to rounding, --norm batch like --accum_steps 2, gradient accumulation like the doubled batch,
+one model without --seed, --model pix2pix and crn like their doubled batch, a SIGTERM to the whole job saves once
+and resumes exactly, and torchrun --max-restarts resumes every rank after a killed worker.
 
 The runs are grouped (tests/ddp_runs.py runs several train.py mains in one process) so that torchrun's and
-torch's start-up are paid five times for the whole file.
-"""
+torch's start-up are paid five times for the whole file."""
 
 import json
 import os
@@ -200,15 +200,20 @@ def test_two_processes_train_exactly_like_one_accumulating_their_two_batches(run
 
 
 @pytest.mark.parametrize('name', ['feat', 'bf16'])
-def test_batch_2_differs_from_two_batches_of_1_only_by_rounding(runs, name):
-    # One batch of 2 rounds differently from two batches of 1 (other convolution blockings; in bf16 each
-    # output is rounded to 8 bits). With E the GAN amplifies that rounding: measured in one process (no DDP),
-    # E's gradients of batch 2 and of --accum_steps 2 agree to 6e-6 relative for two steps, then to 7e-3
-    # at the third, and after 8 steps most of E's weights differ by more than 1e-5 (DDP equals the latter
-    # bit for bit, test above). So this compares the losses, averaged over the run, not the weights.
-    two, single = torch.tensor(logged_losses(runs, name)), torch.tensor(logged_losses(runs, f'{name}_single'))
-    assert two.shape == single.shape == (8, 4)
-    assert torch.allclose(two.mean(0), single.mean(0), rtol=5e-2)
+def test_with_features_or_bf16_batch_2_and_two_batches_of_1_differ_by_rounding_only(runs, name):
+    # One batch of 2 rounds differently from two batches of 1 (other convolution blockings; in bf16 every
+    # output rounded to 8 bits), and that difference is one process's: DDP equals --accum_steps 2 bit for bit
+    # (test above). With E the rounding grows: measured in one process, E's gradients of batch 2 and of two
+    # batches of 1 agree to 2e-6 relative for two steps and to 7e-3 at the third (E's step-3 gradient is that
+    # sensitive to E's weights, which Adam's first steps moved by up to 6e-5 where their gradient was float
+    # noise, ~5e-9); after 8 steps 14% of the weights are within 1e-5 (bf16: 38%), 0.5% relative norm, and
+    # the logged losses within 1.3% per iteration (bf16: 1.0%; float32 without E: 99.6% of the weights).
+    # So the weights' relative norm and the losses, with margin; a wrong average is off by far more.
+    two, single = rank_file(runs, name)['weights'], rank_file(runs, f'{name}_single')['weights']
+    assert_same_training(two, single, share=0.1)
+    losses, single_losses = torch.tensor(logged_losses(runs, name)), torch.tensor(logged_losses(runs, f'{name}_single'))
+    assert losses.shape == single_losses.shape == (8, 4)
+    assert torch.allclose(losses, single_losses, rtol=3e-2, atol=2e-3)
 
 
 @pytest.mark.parametrize('model', ['pix2pix', 'crn'])
@@ -270,7 +275,8 @@ def test_torchrun_restart_after_a_killed_worker_resumes_every_rank(runs):
         assert json.load(handle)['elastic']['rc'] == 0, [line for line in text.splitlines() if 'Error' in line][-12:]
     assert 'torchrun restart 1: resuming from the last committed checkpoint' in text, text[-3000:]
     # Rank 1 died after iteration 2 of epoch 2; rank 0 may have committed that iteration before it noticed.
-    positions = re.findall(r'Resuming from epoch 2 at iteration ([12])\b', text)
+    # (the ranks' lines may share one line of the captured output: no word boundary after the number)
+    positions = re.findall(r'Resuming from epoch 2 at iteration ([12])(?!\d)', text)
     assert len(positions) == 2 and positions[0] == positions[1], text[-3000:]  # every rank at rank 0's position
     expected = rank_file(runs, 'plain')['weights']
     for rank in (0, 1):

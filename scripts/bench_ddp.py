@@ -120,6 +120,8 @@ def main() -> None:
     torch.manual_seed(0)
     with mock.patch.object(trainer_module, 'world_size', lambda: 1):  # the same model, no DDP
         hand = build_trainer(opt)
+    if args.vgg_random:
+        os.remove(opt.vgg_weights)  # loaded into both models
     data = synthetic_batch(opt, opt.loadSize, opt.loadSize // 2)
     sides = {'DDP': (ddp_step, wrapped), 'hand-written': (hand_step, hand)}
     for _ in range(args.warmup):

@@ -2,6 +2,7 @@
 and test.py (in-process), the architecture value saved and compared, test.py inheriting --model, and a fourth method
 added by a test alone (tests/toy_method.py + one registry entry)."""
 
+import importlib.util
 import json
 import os
 import runpy
@@ -29,6 +30,7 @@ TINY_FLAGS = {
     'crn': ['--crn_sp', '32', '--crn_widths', '4', '--crn_n_images', '2', '--loadSize', '64'],
 }
 COMMON = ['--gpu_ids', '-1', '--seed', '0', '--nThreads', '0']
+HAVE_TENSORBOARD = importlib.util.find_spec('tensorboard') is not None
 
 
 def run(script: str, *args) -> subprocess.CompletedProcess:
@@ -84,7 +86,8 @@ def trained(request, tmp_path_factory, dataroot, vgg_weights) -> dict:
     model = request.param
     base = tmp_path_factory.mktemp(model)
     checkpoints, results = base / 'checkpoints', base / 'results'
-    assert run('train.py', *train_args(model, checkpoints, dataroot, vgg_weights)).returncode == 0
+    logging = ['--tf_log'] if HAVE_TENSORBOARD else []
+    assert run('train.py', *train_args(model, checkpoints, dataroot, vgg_weights, *logging)).returncode == 0
     load = ['--loadSize', '128', '--fineSize', '128'] if model == 'pix2pix' else ['--loadSize', '64']
     test_args = ['--name', model, '--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1', *load]
     assert run('test.py', *test_args, '--results_dir', results).returncode == 0
@@ -115,6 +118,17 @@ def test_train_writes_the_checkpoint_set_and_the_architecture(trained):
     # The weights are the architecture's networks (strict load of the saved G into a fresh model of the value).
     state = torch.load(folder / 'latest_net_G.pth', weights_only=True)
     method.build_model(replace(opt, isTrain=False)).netG.load_state_dict(state, strict=True)
+
+
+@pytest.mark.skipif(not HAVE_TENSORBOARD, reason='tensorboard is not installed')
+def test_tf_log_and_the_training_page_show_the_model_losses(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(trained['dir'] / 'logs'))
+    accumulator.Reload()
+    expected = {'G_GAN', 'G_L1', 'D_real', 'D_fake'} if trained['model'] == 'pix2pix' else {'G_loss', 'p0', 'p5'}
+    assert expected <= set(accumulator.Tags()['scalars'])
+    assert any(name.endswith('.png') for name in os.listdir(trained['dir'] / 'web' / 'images'))
 
 
 def test_test_py_inherits_the_model_and_writes_the_page(trained):
@@ -192,6 +206,20 @@ def test_export_onnx(trained, tmp_path, capsys):
     assert path.is_file() and 'Verified with onnxruntime' in result.stdout
 
 
+@pytest.mark.parametrize('model', ['pix2pix', 'crn'])
+def test_amp_bf16_trains_and_fp16_is_refused(model, tmp_path, dataroot, vgg_weights, capsys):
+    from builders import build_trainer
+
+    args = train_args(model, tmp_path, dataroot, vgg_weights)
+    trainer = build_trainer(TrainOptions(methods=METHODS).parse([*map(str, args), '--amp', 'bf16'], save=False))
+    batch = next(iter(build_data(trainer.opt)[1]))
+    losses, generated = trainer.train_step(batch, infer=True)
+    trainer.check_finite()
+    assert generated is not None and all(torch.isfinite(value) for value in losses.values())
+    one_line_error(run_captured(capsys, 'train.py', *args, '--amp', 'fp16'), '--amp fp16', '--amp bf16')
+    assert not (tmp_path / model).exists()  # refused before anything was written
+
+
 # ----------------------------------------------------------------------------- options
 @pytest.mark.parametrize('model', ['pix2pix', 'crn'])
 def test_help_shows_the_model_group(model, capsys):
@@ -267,8 +295,6 @@ class ChannelSegmenter(torch.nn.Module):
 
 
 def test_evaluate_scores_the_results_folder(trained, tmp_path):
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location('evaluate_script', os.path.join(REPO_ROOT, 'scripts', 'evaluate.py'))
     evaluate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(evaluate)

@@ -43,6 +43,7 @@ RESUME_POLICY = {
     'dataroot': (MAY, _DATA),
     'phase': (MAY, _DATA),
     'batchSize': (MAY, 'the run resumes at the last whole batch of the new size'),
+    'accum_steps': (MAY, 'the run resumes at the last whole step of the new size'),
     'loadSize': (MAY, _DATA),
     'fineSize': (MAY, _DATA),
     'resize_or_crop': (MAY, _DATA),

@@ -283,3 +283,18 @@ def test_torchrun_restart_after_a_killed_worker_resumes_every_rank(runs):
     for rank in (0, 1):
         actual = rank_file(runs, 'elastic', rank)['weights']
         assert all(torch.equal(actual[key], expected[key]) for key in expected), rank
+
+
+def test_max_restarts_across_nodes_on_torchruns_shared_store_is_refused_in_one_line(monkeypatch):
+    # Across nodes the agents' restart counts differ, so train.py cannot give each attempt its own keys in
+    # torchrun's shared store: it asks for a fresh store per attempt instead of hanging on a stale one.
+    from argparse import Namespace
+
+    from util.distributed import init_distributed
+    from util.errors import OptionsError
+
+    for name, value in {'TORCHELASTIC_USE_AGENT_STORE': 'True', 'TORCHELASTIC_MAX_RESTARTS': '3', 'LOCAL_WORLD_SIZE': '8'}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(OptionsError, match='TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1') as refused:
+        init_distributed(Namespace(world_size=16, gpu_ids=[]))
+    assert '\n' not in str(refused.value) and '--max-restarts 3' in str(refused.value)

@@ -386,7 +386,9 @@ def test_refused_resume_names_every_differing_flag_and_changes_nothing(experimen
 
 def test_refused_resume_on_checkpoint_shapes_changes_nothing(experiment, dataroot, capsys):
     checkpoints, folder = experiment
-    os.remove(os.path.join(folder, 'opt.json'))  # e.g. weights copied from the reference code: only the shapes can tell
+    # e.g. weights copied from the reference code: no opt.json nor architecture.json, only the shapes can tell
+    for name in ('opt.json', 'architecture.json'):
+        os.remove(os.path.join(folder, name))
     before = tree_bytes(folder)
     result = run_in_process(capsys, 'train.py', *train_args(checkpoints, dataroot, '--continue_train', '--ngf', '8'))
     assert_one_line_error(result, 'latest_net_G.pth does not fit the options', 'shape mismatches')

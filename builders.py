@@ -18,6 +18,7 @@ from models import METHODS, load_method
 from models.manipulation import load_clusters, resolve_cluster_path
 from options.train_options import resume_changes, resume_policy
 from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state, write_text
+from util.distributed import from_rank0
 from util.errors import OptionsError
 
 # The architecture value of an experiment's networks, written beside opt.json when training starts.
@@ -42,7 +43,7 @@ def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch
         dataset_length(opt, dataset),
         opt.batchSize,
         shuffle=not opt.serial_batches,
-        seed=opt.seed,
+        seed=sampler_seed(opt),
         rank=opt.rank,
         world_size=opt.world_size,
         n_files=dataset.dataset_size,
@@ -64,6 +65,13 @@ def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch
         pin_memory=bool(opt.gpu_ids),
         persistent_workers=workers > 0 and opt.isTrain,
     )
+
+
+def sampler_seed(opt: argparse.Namespace) -> int | None:
+    """--seed; under torchrun without one, a seed rank 0 draws: every rank must shuffle the same order to take its part."""
+    if opt.seed is not None or opt.world_size == 1:
+        return opt.seed
+    return from_rank0(int(torch.randint(2**31 - 1, ()).item()))
 
 
 def build_data(opt: argparse.Namespace) -> tuple:

@@ -2,6 +2,7 @@
 one process per GPU)."""
 
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -13,8 +14,9 @@ from options.base_options import check_writable
 from options.train_options import TrainOptions
 from util.checkpoint import experiment_dir, finish_interrupted_saves, read_iter_file, save_options
 from util.cli import run_main
-from util.distributed import any_rank, average_values, finish, init_distributed
+from util.distributed import any_rank, average_values, finish, from_rank0, init_distributed
 from util.divergence import DivergenceMonitor
+from util.errors import OptionsError
 from util.iter_counter import IterationCounter, resume_position
 from util.preemption import StopRequest
 from util.run_lock import acquire_run_lock
@@ -48,7 +50,13 @@ def main() -> None:
     dataset, data_loader = build_data(opt)
     if is_main:  # the same files for every process: one decodes them (torchrun stops the others if it refuses)
         dataset.check_label_range()
-    dataset_size = data_loader.sampler.batches_per_epoch() * opt.batchSize
+    # An iteration is one optimiser step: --accum_steps batches (an epoch keeps only whole iterations).
+    dataset_size = data_loader.sampler.batches_per_epoch() // opt.accum_steps * opt.accum_steps * opt.batchSize
+    if dataset_size == 0:
+        raise OptionsError(
+            f"--accum_steps {opt.accum_steps}: an epoch has only {data_loader.sampler.batches_per_epoch()} batches per process; "
+            f"use --accum_steps {data_loader.sampler.batches_per_epoch()} or less"
+        )
     print(f'#training images = {dataset_size}' + (f' per process, {opt.world_size} processes' if opt.world_size > 1 else ''))
     trainer = build_trainer(opt)
     counter = IterationCounter(opt, dataset_size, *start_position(opt, dataset_size))
@@ -64,7 +72,9 @@ def main() -> None:
 
     for epoch in counter.training_epochs():
         data_loader.sampler.set_epoch(epoch, skip_batches=counter.record_epoch_start(epoch))
-        progress = progress_bar(data_loader, epoch, counter.n_epochs, is_main)
+        progress = progress_bar(
+            iterations(data_loader, opt.accum_steps), len(data_loader) // opt.accum_steps, epoch, counter.n_epochs, is_main
+        )
         for data in progress:
             counter.record_one_iteration()
             # The run's last iteration (or one a signal stops) always logs and displays, so that the loss
@@ -76,16 +86,18 @@ def main() -> None:
             if printed:
                 log_losses(trainer, visualizer, counter, losses, progress, monitor)
             if display and visualizer is not None:
+                data = data[-1] if isinstance(data, list) else data
                 visuals = make_visuals(data['label'][0], opt.label_nc, {'synthesized_image': generated[0]}, data['image'][0])
                 visualizer.display_current_results(visuals, epoch, counter.total_steps)
-            if counter.needs_saving():
+            saved = counter.needs_saving()
+            if saved:
                 tqdm.write(f'saving the latest model (epoch {epoch}, total_steps {counter.total_steps})')
                 save(trainer, is_main, 'latest', epoch, counter.epoch_iter)
             if any_rank(stop.requested, trainer.device):
                 if not printed:
                     log_losses(trainer, visualizer, counter, losses, progress, monitor)
                 progress.close()
-                return stop_and_save(opt, trainer, counter, stop, is_main)
+                return stop_and_save(opt, trainer, counter, stop, is_main, saved)
             if counter.epoch_done():
                 break
         progress.close()
@@ -97,11 +109,24 @@ def main() -> None:
     finish()
 
 
-def progress_bar(data_loader, epoch: int, n_epochs: int, is_main: bool) -> tqdm:
+def iterations(data_loader, accum_steps: int) -> Iterator:
+    """The loader's batches, or lists of `accum_steps` consecutive batches: what one optimiser step trains on."""
+    if accum_steps == 1:
+        yield from data_loader
+        return
+    group: list = []
+    for data in data_loader:
+        group.append(data)
+        if len(group) == accum_steps:
+            yield group
+            group = []
+
+
+def progress_bar(batches: Iterator, total: int, epoch: int, n_epochs: int, is_main: bool) -> tqdm:
     """The epoch's progress bar (on the main process only), which also shows the last printed losses."""
     return tqdm(
-        data_loader,
-        total=len(data_loader),
+        batches,
+        total=total,
         desc=f'epoch {epoch}/{n_epochs}',
         dynamic_ncols=True,
         leave=False,
@@ -113,14 +138,18 @@ def start_position(opt, dataset_size: int) -> tuple[int, int]:
     """(epoch, images into it) to start from: iter.txt's position with --continue_train (fitted to today's dataset), else (1, 0)."""
     if not opt.continue_train:
         return 1, 0
-    epoch, epoch_iter, note = resume_position(*read_iter_file(experiment_dir(opt)), dataset_size, opt.batchSize)
+    # Every rank resumes at rank 0's position, and only after every rank has loaded the checkpoint (rank 0
+    # then may finish an interrupted save, moving files the others read).
+    position = from_rank0(read_iter_file(experiment_dir(opt)))
+    epoch, epoch_iter, note = resume_position(*position, dataset_size, opt.batchSize * opt.accum_steps)
     print(note or f'Resuming from epoch {epoch} at iteration {epoch_iter}')
     return epoch, epoch_iter
 
 
-def stop_and_save(opt, trainer, counter: IterationCounter, stop: StopRequest, is_main: bool) -> None:
-    """A signal asked to stop: save `latest` where training is, say how to resume, leave the process group."""
-    save(trainer, is_main, 'latest', counter.epoch, counter.epoch_iter)
+def stop_and_save(opt, trainer, counter: IterationCounter, stop: StopRequest, is_main: bool, saved: bool) -> None:
+    """A signal asked to stop: save `latest` here (unless this iteration just did), say how to resume, leave the process group."""
+    if not saved:
+        save(trainer, is_main, 'latest', counter.epoch, counter.epoch_iter)
     print(
         f'Stopped by {stop.signal_name or "a signal on another process"} at epoch {counter.epoch}, iteration {counter.epoch_iter}; '
         f'latest checkpoint and training state saved in {experiment_dir(opt)}. '

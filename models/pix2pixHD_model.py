@@ -7,6 +7,7 @@ from typing import Any, cast
 import torch
 import torch.nn as nn
 
+from util.distributed import bare
 from util.image_pool import ImagePool
 
 from . import networks
@@ -220,9 +221,13 @@ class Pix2PixHDModel(nn.Module):
     # ---------------------------------------------------------------- networks
     def synthesizer(self) -> nn.Module:
         """The network test.py's images come from, on what inference() feeds it (--export_onnx exports it)."""
-        return self.netG
+        return bare(self.netG)
 
-    def networks_by_name(self) -> dict:
-        """{'G': netG, 'D': netD, 'E': netE} for the networks this model has (the names in checkpoint files)."""
+    def networks_by_name(self, wrapped: bool = False) -> dict:
+        """{'G': netG, 'D': netD, 'E': netE} for the networks this model has (the names in checkpoint files).
+
+        Under torchrun the trainer wraps each in DistributedDataParallel; this returns the bare networks
+        (whose state_dict keys are the reference's, no `module.` prefix) unless `wrapped`.
+        """
         nets = {'G': self.netG, 'D': self.netD, 'E': self.netE}
-        return {name: net for name, net in nets.items() if net is not None}
+        return {name: net if wrapped else bare(net) for name, net in nets.items() if net is not None}

@@ -2,11 +2,12 @@
 
 import argparse
 import contextlib
+from collections.abc import Sequence
 
 import torch
 
 from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
-from util.distributed import average_gradients, broadcast_state, world_size
+from util.distributed import data_parallel, no_sync, world_size
 from util.errors import TrainingError
 
 from .pix2pixHD_model import Pix2PixHDModel
@@ -29,19 +30,18 @@ class Pix2PixHDTrainer:
         self.opt = opt
         self.device = torch.device(opt.device)
         self.model = (model if model is not None else Pix2PixHDModel(opt)).to(self.device)
-        if world_size() > 1:
+        self.distributed = world_size() > 1
+        if self.distributed:
             if opt.norm == 'batch' and self.device.type == 'cuda':
                 for name, net in self.model.networks_by_name().items():
                     setattr(self.model, f'net{name}', torch.nn.SyncBatchNorm.convert_sync_batchnorm(net))
             elif opt.norm == 'batch':
                 print('--norm batch on CPU processes: batch statistics are per process (SyncBatchNorm needs CUDA)')
-        nets = list(self.model.networks_by_name().values())
-        broadcast_state(nets)
         if opt.channels_last:
             # torch 2.13's type stubs lack the memory_format overload of Module.to (the call itself works from 1.5 on).
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload,unused-ignore]
         if opt.compile:
-            for net in nets:
+            for net in self.model.networks_by_name().values():
                 net.compile()  # in place: state_dict keys stay the reference's
         self.amp_dtype = AMP_DTYPES.get(opt.amp)
         # A GradScaler per optimiser: fp16 gradients of G and D have different ranges.
@@ -54,24 +54,35 @@ class Pix2PixHDTrainer:
         # Per loss, the first step at which it was NaN/Inf (-1: never), kept on the device so that
         # checking costs no host sync per step; check_finite() reads it at print and save time.
         self.first_nonfinite_step = torch.full((len(self.model.loss_names),), -1, dtype=torch.long, device=self.device)
-        self.optimizer_G = self._make_optimizer_G(fix_global=opt.niter_fix_global > 0)
-        self.params_D = list(self.model.netD.parameters())
+        self.params_D = list(self.model.networks_by_name()['D'].parameters())
         self.optimizer_D = make_adam(self.params_D, opt)
+        self.optimizer_G = self._make_optimizer_G(fix_global=opt.niter_fix_global > 0)
+        for name in self.model.networks_by_name():
+            if name != 'G':  # G is wrapped by _make_optimizer_G, over the parameters it trains
+                self._data_parallel(name)
 
     def _make_optimizer_G(self, fix_global: bool) -> torch.optim.Optimizer:
         """Adam over G (+E); with --niter_fix_global only over the outermost local enhancer (+E)."""
-        model = self.model
+        nets = self.model.networks_by_name()
+        prefix = f'model{self.opt.n_local_enhancers}'
         if fix_global:
-            prefix = f'model{self.opt.n_local_enhancers}'
-            params = [value for key, value in model.netG.named_parameters() if key.startswith(prefix)]
             print(f'------------- Only training the local enhancer network (for {self.opt.niter_fix_global} epochs) ------------')
-        else:
-            params = list(model.netG.parameters())
-        if model.netE is not None:
-            params += list(model.netE.parameters())
+        # The fixed part of G takes no gradient at all (as the backward's inputs= did before): DDP then
+        # expects none for it, and G's DDP is rebuilt over the whole generator when it is unfixed.
+        for key, value in nets['G'].named_parameters():
+            value.requires_grad_(not fix_global or key.startswith(prefix))
+        params = [value for value in nets['G'].parameters() if value.requires_grad]
+        if 'E' in nets:
+            params += list(nets['E'].parameters())
         self.params_G = params
         self.fix_global = fix_global
+        self._data_parallel('G')
         return make_adam(params, self.opt)
+
+    def _data_parallel(self, name: str) -> None:
+        """Under torchrun, network `name` in its own DistributedDataParallel, in the model (for its forward)."""
+        if self.distributed:
+            setattr(self.model, f'net{name}', data_parallel(self.model.networks_by_name()[name], self.device))
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """torch.autocast in the --amp dtype, or nothing for float32."""
@@ -79,11 +90,37 @@ class Pix2PixHDTrainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def train_step(self, data: dict, infer: bool = False, step: int = 0) -> tuple:
-        """One iteration on a batch; returns (detached losses, fake image or None). No host sync.
+    def no_sync(self) -> contextlib.ExitStack:
+        """DDP's no_sync on every network (gradients accumulate locally); nothing for one process."""
+        return no_sync(self.model.networks_by_name(wrapped=True).values())
 
+    def train_step(self, data: dict | Sequence[dict], infer: bool = False, step: int = 0) -> tuple:
+        """One iteration on a batch, or on --accum_steps micro-batches; returns (detached losses, fake image or None).
+
+        No host sync. The losses are the mean over the micro-batches; the fake image is the last one's.
         `step` (images seen so far) is recorded if a loss turns non-finite, for check_finite().
         """
+        batches = [data] if isinstance(data, dict) else list(data)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        total: dict = {}
+        generated = None
+        for index, batch in enumerate(batches):
+            # Gradients of all but the last micro-batch accumulate locally; the last one's backward
+            # all-reduces the sum (each micro-batch's loss is divided by their number: the mean).
+            last = index == len(batches) - 1
+            with contextlib.nullcontext() if last else self.no_sync():
+                losses, generated = self._accumulate(batch, infer and last, step, len(batches))
+            for name, value in losses.items():
+                total[name] = total.get(name, 0) + value / len(batches)
+        self.scaler_G.step(self.optimizer_G)
+        self.scaler_G.update()
+        self.scaler_D.step(self.optimizer_D)
+        self.scaler_D.update()
+        return total, generated
+
+    def _accumulate(self, data: dict, infer: bool, step: int, n_batches: int) -> tuple:
+        """Forward and both backward passes of one (micro-)batch, adding its gradients / n_batches to the networks'."""
         with self.autocast():
             losses, generated = self.model(data['label'], data['inst'], data['image'], data['feat'], infer=infer)
         nonfinite = ~torch.isfinite(torch.stack([losses[name].detach().float() for name in self.model.loss_names]))
@@ -91,22 +128,18 @@ class Pix2PixHDTrainer:
         self.first_nonfinite_step = torch.where(first_time, torch.full_like(self.first_nonfinite_step, step), self.first_nonfinite_step)
         loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
         loss_G = losses['G_GAN'] + losses.get('G_GAN_Feat', 0) + losses.get('G_VGG', 0)
+        if n_batches > 1:
+            loss_D, loss_G = loss_D / n_batches, loss_G / n_batches
 
         # Both backward passes run before either step changes weights in place. Each reaches only its own
         # network's parameters: G's backward gives D no gradients (the reference computes and discards
         # them), and D's stops at D even where D_fake shares G_GAN's pass of D (see shares_fake_pass),
-        # whose graph must then survive D's backward for G's.
-        self.optimizer_D.zero_grad(set_to_none=True)
+        # whose graph must then survive D's backward for G's. Under DDP this ordering is what its reducers
+        # need: every parameter of D gets its gradient in D's backward only, and of G and E in G's only, so
+        # each network's all-reduce runs once, during its own backward; G's backward through D's passes
+        # (G_GAN, feature matching) reaches no D parameter and so starts no D communication.
         self.scaler_D.scale(loss_D).backward(inputs=self.params_D, retain_graph=self.model.shares_fake_pass)
-        self.optimizer_G.zero_grad(set_to_none=True)
         self.scaler_G.scale(loss_G).backward(inputs=self.params_G)
-
-        average_gradients(self.params_G)
-        self.scaler_G.step(self.optimizer_G)
-        self.scaler_G.update()
-        average_gradients(self.params_D)
-        self.scaler_D.step(self.optimizer_D)
-        self.scaler_D.update()
         return {name: value.detach() for name, value in losses.items()}, generated
 
     def check_finite(self) -> None:
@@ -140,7 +173,7 @@ class Pix2PixHDTrainer:
         }
 
     def update_fixed_params(self) -> None:
-        """After --niter_fix_global epochs, train the whole generator (+E) from now on."""
+        """After --niter_fix_global epochs, train the whole generator (+E) from now on (G's DDP is rebuilt over all of G)."""
         self.optimizer_G = self._make_optimizer_G(fix_global=False)
         print('------------ Now also finetuning global generator -----------')
 

@@ -2,7 +2,10 @@
 checks, the lr schedule's bookkeeping, the training state and saving a checkpoint through util/checkpoint.py.
 
 A method's trainer subclasses TrainerBase and writes `iterate(data)` (its own order of G and D updates),
-`optimizers()` and, if its schedule is not pix2pixHD's linear decay, `lr_after(epoch)`.
+`optimizers()` and, if its schedule is not pix2pixHD's linear decay, `lr_after(epoch)`. Under torchrun the first
+train_step puts every network with trained parameters in its own DistributedDataParallel (which averages the
+gradients during each backward); a forward pass whose backward gives that network no gradients (a frozen D
+scoring G's fake) runs inside `self.no_sync(net)`.
 """
 
 import argparse
@@ -12,7 +15,7 @@ from typing import Any
 import torch
 
 from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
-from util.distributed import average_gradients, broadcast_state, world_size
+from util.distributed import data_parallel, no_sync, world_size
 from util.errors import OptionsError, TrainingError
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -38,9 +41,10 @@ class TrainerBase:
         self.last_good: str | None = None
         # Per loss, the first step at which it was NaN/Inf (-1: never), kept on the device (no host sync per step).
         self.first_nonfinite_step = torch.full((len(model.loss_names),), -1, dtype=torch.long, device=self.device)
-        # torchrun: every process starts from rank 0's weights (gradients are averaged in average_gradients()).
-        if world_size() > 1:
-            broadcast_state(list(model.networks_by_name().values()))
+        if opt is not None and getattr(opt, 'accum_steps', 1) > 1:
+            # The method's iterate() steps its optimisers itself; only pix2pixHD's trainer accumulates micro-batches.
+            raise OptionsError(f"--accum_steps {opt.accum_steps}: --model {opt.model} steps once per batch; use --accum_steps 1")
+        self.data_parallel = False
 
     # ---------------------------------------------------------------- what a method writes
     def iterate(self, data: dict) -> tuple[dict, torch.Tensor]:
@@ -72,15 +76,30 @@ class TrainerBase:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def average_gradients(self, params: list) -> None:
-        """Average `params`' gradients over torchrun's processes (nothing in one process); call before a step."""
-        average_gradients(params)
+    def wrap_networks(self) -> None:
+        """Under torchrun, each network with trained parameters in its own DistributedDataParallel (in the model, for its forward).
+
+        Run at the first step, once the method has chosen what trains (requires_grad): DDP expects a gradient for
+        each of those in every synchronised backward. Construction gives every rank rank 0's weights.
+        """
+        self.data_parallel = True
+        if world_size() == 1:
+            return
+        for name, net in self.model.networks_by_name().items():
+            if any(param.requires_grad for param in net.parameters()):
+                setattr(self.model, f'net{name}', data_parallel(net, self.device))
+
+    def no_sync(self, net: torch.nn.Module) -> contextlib.AbstractContextManager:
+        """A pass of `net` whose backward gives it no gradients (nothing for DDP to wait for); nothing in one process."""
+        return no_sync([net])
 
     def train_step(self, data: dict, infer: bool = False, step: int = 0) -> tuple[dict, torch.Tensor | None]:
         """One iteration: (detached losses, the synthesized images if `infer` else None); no host sync.
 
         `step` (images seen so far) is recorded if a loss turns non-finite, for check_finite().
         """
+        if not self.data_parallel:
+            self.wrap_networks()
         with self.autocast():
             losses, generated = self.iterate(data)
         detached = {name: losses[name].detach() for name in self.model.loss_names}

@@ -5,7 +5,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from util.checkpoint import differing_flags
+from util.checkpoint import checkpoint_file, differing_flags
+from util.distributed import elastic_restart
 
 from .base_options import (
     ARCHITECTURE_FLAGS,
@@ -42,6 +43,7 @@ RESUME_POLICY = {
     'dataroot': (MAY, _DATA),
     'phase': (MAY, _DATA),
     'batchSize': (MAY, 'the run resumes at the last whole batch of the new size'),
+    'accum_steps': (MAY, 'the run resumes at the last whole step of the new size'),
     'loadSize': (MAY, _DATA),
     'fineSize': (MAY, _DATA),
     'resize_or_crop': (MAY, _DATA),
@@ -140,6 +142,12 @@ class TrainOptions(BaseOptions):
         add('--phase', type=str, default='train', help='dataset split to read: <dataroot>/<phase>_label etc.')
         add('--niter', type=int, default=100, help='number of epochs at the starting learning rate')
         add('--niter_decay', type=int, default=100, help='number of epochs to linearly decay the learning rate to zero')
+        add(
+            '--accum_steps',
+            type=int,
+            default=1,
+            help='gradient accumulation: one optimiser step per this many batches (K batches of B train like one of K*B)',
+        )
         add('--beta1', type=float, default=0.5, help='momentum term of Adam')
         add('--lr', type=float, default=0.0002, help='initial learning rate for Adam')
 
@@ -164,7 +172,13 @@ class TrainOptions(BaseOptions):
         """Training's derived values: --print_freq in whole batches, and the --debug overrides."""
         super().derive(opt)
         # Steps count images, so printing must fall on a multiple of the batch size to ever happen.
-        opt.print_freq = math.lcm(opt.print_freq, opt.batchSize)
+        opt.print_freq = math.lcm(opt.print_freq, opt.batchSize * max(opt.accum_steps, 1))
+        if elastic_restart() and not opt.continue_train and checkpoint_file(experiment_dir(opt), 'iter.txt') is not None:
+            # torchrun --max-restarts restarted the workers after one failed: every rank resumes from the last
+            # committed `latest` checkpoint (the set iter.txt belongs to), without a human adding the flag.
+            print(f'torchrun restart {elastic_restart()}: resuming from the last committed checkpoint (--continue_train)')
+            opt.continue_train = True
+            opt.which_epoch = 'latest'
         if opt.debug:
             opt.display_freq = opt.print_freq = 1
             opt.niter, opt.niter_decay = 1, 0
@@ -174,6 +188,8 @@ class TrainOptions(BaseOptions):
         """A resumed run must match the run it resumes in the flags RESUME_POLICY says must match (all named at
         once); every other differing flag is printed with what takes effect."""
         super().validate(opt)
+        if opt.accum_steps < 1:
+            raise OptionsError(f"--accum_steps {opt.accum_steps} must be >= 1 (1: a step per batch)")
         if opt.continue_train:
             saved_model = (load_saved_options(experiment_dir(opt)) or {}).get('model', 'pix2pixHD')
             if saved_model != opt.model:  # before its flags are read: they are another model's

@@ -1,5 +1,6 @@
-"""Scaling and robustness of training: torchrun data parallel and its gradient averaging, exact resume,
-interrupted saves, AMP, the compiled fp32 path against the plain one, --channels_last on the CPU."""
+"""Scaling and robustness of training: why data parallel equals the doubled batch, exact resume, interrupted
+saves, AMP, the compiled fp32 path against the plain one, --channels_last on the CPU (DDP itself:
+tests/test_ddp.py)."""
 
 import collections
 import os
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from builders import build_data
-from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, run_script
+from helpers import REPO_ROOT, TINY, assert_ok, run_script
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 from util.checkpoint import save_network
@@ -23,71 +24,8 @@ def load_all(path: str) -> dict:
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def test_torchrun_two_ranks_match_each_other_and_the_doubled_batch(tmp_path, dataroot):
-    flags = TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--seed', '0', '--checkpoints_dir', str(tmp_path)]
-    ddp = run_script(
-        *['-m', 'torch.distributed.run', '--nproc_per_node', '2', 'tests/ddp_worker.py', str(tmp_path), '2'] + flags + ['--batchSize', '1']
-    )
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    rank0, rank1 = load_all(tmp_path / 'rank0.pt'), load_all(tmp_path / 'rank1.pt')
-    assert rank0.keys() == rank1.keys()
-    assert all(torch.equal(rank0[key], rank1[key]) for key in rank0)  # gradients were averaged identically
-
-    single_dir = tmp_path / 'single'
-    single_dir.mkdir()
-    single = run_script(*['tests/ddp_worker.py', str(single_dir), '2'] + flags + ['--batchSize', '2'])
-    assert single.returncode == 0, single.stderr[-3000:]
-    reference = load_all(single_dir / 'rank0.pt')
-    diffs = torch.cat([(rank0[key].float() - reference[key].float()).abs().reshape(-1) for key in reference])
-    norms = torch.cat([reference[key].float().reshape(-1) for key in reference])
-    # Gradients agree to float precision; Adam's normalised first steps can flip the sign of a few
-    # near-zero gradients, moving those weights by ~lr, so the comparison allows a tiny fraction of that.
-    assert (diffs > 1e-5).float().mean() < 0.02
-    assert diffs.norm() / norms.norm() < 1e-2
-
-
-# One rank of a two-process gloo group: its gradients are (rank + 1) times a base, one parameter has
-# none (frozen or unused); the gradients after average_gradients are saved to OUT.
-AVERAGE_RANK = """
-import datetime, sys, torch, torch.distributed as dist
-from util.distributed import average_gradients
-rank, store, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-dist.init_process_group('gloo', init_method='file://' + store, rank=rank, world_size=2, timeout=datetime.timedelta(seconds=120))
-weight, unused, bias = torch.nn.Parameter(torch.zeros(2, 3)), torch.nn.Parameter(torch.zeros(5)), torch.nn.Parameter(torch.zeros(4))
-weight.grad = (rank + 1) * torch.arange(1.0, 7.0).reshape(2, 3)
-bias.grad = (rank + 1) * torch.arange(1.0, 5.0)
-average_gradients([weight, unused, bias])
-torch.save({'weight': weight.grad, 'bias': bias.grad, 'unused': unused.grad}, out)
-dist.destroy_process_group()
-"""
-
-
-def test_average_gradients_divides_the_sum_by_the_world_size(tmp_path):
-    store = str(tmp_path / 'store')
-    ranks = [
-        subprocess.Popen(
-            [sys.executable, '-c', AVERAGE_RANK, str(rank), store, str(tmp_path / f'rank{rank}.pt')],
-            cwd=REPO_ROOT,
-            env=SUBPROCESS_ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    for process in ranks:
-        output, _ = process.communicate(timeout=240)
-        assert process.returncode == 0, output[-3000:]
-    for rank in range(2):
-        grads = load_all(tmp_path / f'rank{rank}.pt')
-        # gradients 1x and 2x the base on the two ranks: their mean is 1.5x (their sum, 3x, would fail)
-        assert torch.equal(grads['weight'], 1.5 * torch.arange(1.0, 7.0).reshape(2, 3)), rank
-        assert torch.equal(grads['bias'], 1.5 * torch.arange(1.0, 5.0)), rank
-        assert grads['unused'] is None
-
-
 def test_batch_gradient_is_the_mean_of_per_sample_gradients(tmp_path, dataroot):
-    # Why averaging across processes (above) trains like one process with the whole batch: nothing in
+    # Why averaging across processes (tests/test_ddp.py) trains like one process with the whole batch: nothing in
     # the model couples the samples of a batch, so its gradient is the mean of the per-sample ones.
     opt = TrainOptions().parse(
         TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--batchSize', '2', '--checkpoints_dir', str(tmp_path)], save=False
@@ -106,43 +44,6 @@ def test_batch_gradient_is_the_mean_of_per_sample_gradients(tmp_path, dataroot):
     both = generator_grad(slice(0, 2))
     averaged = (generator_grad(slice(0, 1)) + generator_grad(slice(1, 2))) / 2
     assert ((both - averaged).norm() / both.norm()) < 1e-5
-
-
-def test_train_py_under_torchrun_writes_one_copy(tmp_path, dataroot):
-    result = run_script(
-        *[
-            '-m',
-            'torch.distributed.run',
-            '--nproc_per_node',
-            '2',
-            'train.py',
-            '--name',
-            'ddp',
-            '--dataroot',
-            dataroot,
-            '--checkpoints_dir',
-            str(tmp_path),
-            '--niter',
-            '1',
-            '--niter_decay',
-            '0',
-            '--print_freq',
-            '1',
-            '--display_freq',
-            '1',
-        ]
-        + TINY
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    with open(tmp_path / 'ddp' / 'loss_log.txt') as handle:
-        lines = handle.read().splitlines()
-    assert sum(line.startswith('=====') for line in lines) == 1
-    # 4 images, 2 processes with batch 1: 2 iterations per epoch, each logged once (by rank 0).
-    iterations = [line.split('iters: ')[1].split(',')[0] for line in lines if line.startswith('(epoch')]
-    assert iterations == ['1', '2']
-    assert 'per process, 2 processes' in result.stdout
-    assert os.path.isfile(tmp_path / 'ddp' / 'latest_net_G.pth')
-    assert not [name for name in os.listdir(tmp_path / 'ddp') if '.tmp-' in name]
 
 
 def test_several_gpu_ids_without_torchrun_point_at_torchrun(tmp_path, dataroot, monkeypatch):

@@ -30,16 +30,21 @@ PARSERS = {'train.py': lambda: TrainOptions(methods=METHODS), 'test.py': lambda:
 
 
 def python_commands(script_path: str) -> list:
-    """The `python X.py ...` (or `torchrun ... X.py ...`) command lines of a recipe, continuation lines joined, "$@" dropped."""
+    """The `python X.py ...` (or `[srun ...] torchrun ... X.py ...`) command lines of a recipe, continuation lines joined,
+    shell variables ("$@", "${RESUME[@]}") dropped and "$NAME" read from the script's NAME=."""
     with open(script_path) as handle:
         text = handle.read().replace('\\\n', ' ')
     commands = []
     for line in text.splitlines():
         words = shlex.split(line, comments=True)
+        if words and words[0] == 'srun' and 'torchrun' in words:
+            words = words[words.index('torchrun') :]
         if words and words[0] == 'torchrun':
             words = ['python'] + words[next(i for i, word in enumerate(words) if word.endswith('.py')) :]
         if len(words) >= 2 and words[0] == 'python' and words[1].endswith('.py'):
-            commands.append([word for word in words[1:] if word != '$@'])
+            name = re.search(r'^NAME=(\S+)$', text, re.M)
+            words = [name.group(1) if name and word == '$NAME' else word for word in words]
+            commands.append([word for word in words[1:] if not word.startswith('$')])
     return commands
 
 

@@ -99,7 +99,6 @@ class ToyTrainer(TrainerBase):
         loss = F.l1_loss(fake, data['image'].to(fake.device)) * self.model.lambda_l1
         self.optimizer_G.zero_grad(set_to_none=True)
         loss.backward()
-        self.average_gradients(list(self.model.netG.parameters()))
         self.optimizer_G.step()
         return {'G_L1': loss}, fake
 

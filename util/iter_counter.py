@@ -32,7 +32,7 @@ def resume_position(epoch: int, epoch_iter: int, dataset_size: int, batch_size: 
 class IterationCounter:
     """Epochs, images seen (`total_steps`, `epoch_iter`) and the print/display/save timing of train.py.
 
-    Steps count images (batchSize per iteration). A resumed run keeps the phase of every frequency:
+    Steps count images (batchSize x accum_steps per iteration). A resumed run keeps the phase of every frequency:
     the reference compares `total_steps % freq` with its value at the start of the run, so a run resumed
     at step 250 with --print_freq 100 prints at 350, 450, ...
     """
@@ -42,6 +42,7 @@ class IterationCounter:
         self.dataset_size = dataset_size
         self.start_epoch = start_epoch
         self.n_epochs = opt.niter + opt.niter_decay
+        self.images_per_step = opt.batchSize * opt.accum_steps
         self.epoch = start_epoch
         self.epoch_iter = epoch_iter
         self.total_steps = (start_epoch - 1) * dataset_size + epoch_iter
@@ -69,8 +70,8 @@ class IterationCounter:
         if self.needs_printing():
             self.iter_start_time = time.time()
             self.timed_from_step = self.total_steps
-        self.total_steps += self.opt.batchSize
-        self.epoch_iter += self.opt.batchSize
+        self.total_steps += self.images_per_step
+        self.epoch_iter += self.images_per_step
 
     def time_per_iteration(self) -> float:
         """Seconds per image since the last print, over the images actually seen (fewer than --print_freq after a

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from util.cityscapes import LABEL_TO_TRAIN_ID
+from util.distributed import bare
 
 from ..pix2pixHD_model import one_hot_label
 from .architecture import CITYSCAPES_INPUT_NC, Architecture
@@ -84,8 +85,8 @@ class CRNModel(nn.Module):
 
     def synthesizer(self) -> nn.Module:
         """The network test.py's images come from, on the encoded labels (--export_onnx exports it)."""
-        return FirstImage(self.netG)
+        return FirstImage(bare(self.netG))
 
     def networks_by_name(self) -> dict[str, nn.Module]:
         """{'G': netG}: the names in checkpoint files."""
-        return {'G': self.netG}
+        return {'G': bare(self.netG)}  # the trainer's DDP (torchrun) unwrapped

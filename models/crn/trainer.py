@@ -79,6 +79,5 @@ class CRNTrainer(TrainerBase):
         losses, images = self.model(batch['label'], batch['image'])
         self.optimizer_G.zero_grad(set_to_none=True)
         losses['G_loss'].backward()
-        self.average_gradients(self.params_G)
         self.optimizer_G.step()
         return {name: value.mean() for name, value in losses.items()}, images[:, 0].clamp(-1.0, 1.0)

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from util.distributed import bare
 from util.errors import ModelError
 from util.image_pool import ImagePool
 
@@ -57,12 +58,12 @@ class Pix2PixModel(nn.Module):
 
     def synthesizer(self) -> nn.Module:
         """The network test.py's images come from, on what inference() feeds it (--export_onnx exports it)."""
-        return self.netG
+        return bare(self.netG)
 
     def networks_by_name(self) -> dict:
         """{'G': netG, 'D': netD} for the networks this model has (the names in checkpoint files)."""
         nets = {'G': self.netG, 'D': self.netD}
-        return {name: net for name, net in nets.items() if net is not None}
+        return {name: bare(net) for name, net in nets.items() if net is not None}  # the trainer's DDP (torchrun) unwrapped
 
     # ---------------------------------------------------------------- inputs
     def encode_input(self, label: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:

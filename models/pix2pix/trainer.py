@@ -54,15 +54,15 @@ class Pix2PixTrainer(TrainerBase):
         self.optimizer_D.zero_grad()
         losses_D = model.discriminator_losses(input_A, fake_B, real_B)
         ((losses_D['D_fake'] + losses_D['D_real']) * 0.5).backward()
-        self.average_gradients(list(netD.parameters()))
         self.optimizer_D.step()
 
-        # G's step scores the fake with the D just updated; frozen, D gets no gradients from it.
+        # G's step scores the fake with the D just updated; frozen, D gets no gradients from it (so, under
+        # torchrun, its DDP waits for none).
         netD.requires_grad_(False)
         self.optimizer_G.zero_grad()
-        losses_G = model.generator_losses(input_A, fake_B, real_B)
+        with self.no_sync(model.netD):
+            losses_G = model.generator_losses(input_A, fake_B, real_B)
         (losses_G['G_GAN'] + losses_G['G_L1']).backward()
-        self.average_gradients(list(model.netG.parameters()))
         self.optimizer_G.step()
         return {**losses_G, **losses_D}, fake_B
 

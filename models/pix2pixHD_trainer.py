@@ -1,4 +1,4 @@
-"""One object that owns the optimisers, the lr schedule, mixed precision and the training state."""
+"""pix2pixHD's trainer: its optimisers, --niter_fix_global, fp16 GradScalers and --accum_steps on TrainerBase."""
 
 import argparse
 import contextlib
@@ -6,13 +6,10 @@ from collections.abc import Sequence
 
 import torch
 
-from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
 from util.distributed import data_parallel, no_sync, world_size
-from util.errors import TrainingError
 
 from .pix2pixHD_model import Pix2PixHDModel
-
-AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+from .trainer_base import TrainerBase
 
 
 def make_adam(params: list, opt: argparse.Namespace) -> torch.optim.Optimizer:
@@ -22,14 +19,17 @@ def make_adam(params: list, opt: argparse.Namespace) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, 0.999), fused=True)
 
 
-class Pix2PixHDTrainer:
+class Pix2PixHDTrainer(TrainerBase):
     """Runs the reference's iteration: G step on G_GAN + G_GAN_Feat + G_VGG, then D step on (D_fake + D_real) / 2."""
+
+    scales_fp16 = True
+    accumulates = True
+    opt: argparse.Namespace  # always built from options
 
     def __init__(self, opt: argparse.Namespace, model: Pix2PixHDModel | None = None) -> None:
         """Wrap `model` (a fresh Pix2PixHDModel when None) for training: devices, processes, optimisers, AMP."""
-        self.opt = opt
-        self.device = torch.device(opt.device)
-        self.model = (model if model is not None else Pix2PixHDModel(opt)).to(self.device)
+        device = torch.device(opt.device)
+        super().__init__((model if model is not None else Pix2PixHDModel(opt)).to(device), opt)
         self.distributed = world_size() > 1
         if self.distributed:
             if opt.norm == 'batch' and self.device.type == 'cuda':
@@ -43,23 +43,21 @@ class Pix2PixHDTrainer:
         if opt.compile:
             for net in self.model.networks_by_name().values():
                 net.compile()  # in place: state_dict keys stay the reference's
-        self.amp_dtype = AMP_DTYPES.get(opt.amp)
         # A GradScaler per optimiser: fp16 gradients of G and D have different ranges.
         use_scaler = opt.amp == 'fp16'
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_D = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.current_lr = opt.lr
-        # Which checkpoint this run last saved (or resumed from), all of it checked finite; None: none yet.
-        self.last_good: str | None = None
-        # Per loss, the first step at which it was NaN/Inf (-1: never), kept on the device so that
-        # checking costs no host sync per step; check_finite() reads it at print and save time.
-        self.first_nonfinite_step = torch.full((len(self.model.loss_names),), -1, dtype=torch.long, device=self.device)
         self.params_D = list(self.model.networks_by_name()['D'].parameters())
         self.optimizer_D = make_adam(self.params_D, opt)
         self.optimizer_G = self._make_optimizer_G(fix_global=opt.niter_fix_global > 0)
         for name in self.model.networks_by_name():
             if name != 'G':  # G is wrapped by _make_optimizer_G, over the parameters it trains
                 self._data_parallel(name)
+        self.data_parallel = True  # wrapped here, not at the first step: G's DDP follows --niter_fix_global
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """{name in the training state: optimiser} (the reference's names)."""
+        return {'optimizer_G': self.optimizer_G, 'optimizer_D': self.optimizer_D}
 
     def _make_optimizer_G(self, fix_global: bool) -> torch.optim.Optimizer:
         """Adam over G (+E); with --niter_fix_global only over the outermost local enhancer (+E)."""
@@ -84,13 +82,7 @@ class Pix2PixHDTrainer:
         if self.distributed:
             setattr(self.model, f'net{name}', data_parallel(self.model.networks_by_name()[name], self.device))
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """torch.autocast in the --amp dtype, or nothing for float32."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    def no_sync(self) -> contextlib.ExitStack:
+    def _no_sync_all(self) -> contextlib.ExitStack:
         """DDP's no_sync on every network (gradients accumulate locally); nothing for one process."""
         return no_sync(self.model.networks_by_name(wrapped=True).values())
 
@@ -109,7 +101,7 @@ class Pix2PixHDTrainer:
             # Gradients of all but the last micro-batch accumulate locally; the last one's backward
             # all-reduces the sum (each micro-batch's loss is divided by their number: the mean).
             last = index == len(batches) - 1
-            with contextlib.nullcontext() if last else self.no_sync():
+            with contextlib.nullcontext() if last else self._no_sync_all():
                 losses, generated = self._accumulate(batch, infer and last, step, len(batches))
             for name, value in losses.items():
                 total[name] = total.get(name, 0) + value / len(batches)
@@ -123,9 +115,7 @@ class Pix2PixHDTrainer:
         """Forward and both backward passes of one (micro-)batch, adding its gradients / n_batches to the networks'."""
         with self.autocast():
             losses, generated = self.model(data['label'], data['inst'], data['image'], data['feat'], infer=infer)
-        nonfinite = ~torch.isfinite(torch.stack([losses[name].detach().float() for name in self.model.loss_names]))
-        first_time = nonfinite & (self.first_nonfinite_step < 0)
-        self.first_nonfinite_step = torch.where(first_time, torch.full_like(self.first_nonfinite_step, step), self.first_nonfinite_step)
+        self.record_nonfinite(losses, step)
         loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
         loss_G = losses['G_GAN'] + losses.get('G_GAN_Feat', 0) + losses.get('G_VGG', 0)
         if n_batches > 1:
@@ -142,111 +132,23 @@ class Pix2PixHDTrainer:
         self.scaler_G.scale(loss_G).backward(inputs=self.params_G)
         return {name: value.detach() for name, value in losses.items()}, generated
 
-    def check_finite(self) -> None:
-        """Raise TrainingError naming the first loss that became NaN/Inf and when (one host sync)."""
-        steps = self.first_nonfinite_step.tolist()
-        bad = [(step, name) for step, name in zip(steps, self.model.loss_names) if step >= 0]
-        if bad:
-            step, name = min(bad)
-            raise TrainingError(
-                f"loss {name} became NaN or Inf at iteration {step} (images seen); stopped without saving ({self.saved_note()}); "
-                f"try a lower --lr, --amp off, or check the data"
-            )
-
-    def saved_note(self) -> str:
-        """What this run can truthfully say about the checkpoints on disk when it stops on a non-finite value."""
-        if self.last_good is None:
-            return 'nothing was saved by this run'
-        return f'{self.last_good} was checked and holds only finite values'
-
-    def check_weights(self, epoch: int, epoch_iter: int) -> dict:
-        """{'weights of X': largest |weight|} per network (one fused reduction each, one host sync); TrainingError on NaN/Inf."""
-        magnitudes = largest_magnitudes({f'network {name}': net.state_dict() for name, net in self.model.networks_by_name().items()})
-        bad = first_nonfinite(magnitudes)
-        if bad is not None:
-            raise TrainingError(
-                f"{bad} holds NaN or Inf values at epoch {epoch}, iteration {epoch_iter}; stopped without saving ({self.saved_note()}); "
-                f"try a lower --lr or --amp off"
-            )
-        return {
-            f'weights of {group.split()[-1]}': max((value for _, value in entries), default=0.0) for group, entries in magnitudes.items()
-        }
-
     def update_fixed_params(self) -> None:
         """After --niter_fix_global epochs, train the whole generator (+E) from now on (G's DDP is rebuilt over all of G)."""
         self.optimizer_G = self._make_optimizer_G(fix_global=False)
         print('------------ Now also finetuning global generator -----------')
 
-    def scheduled_lr(self, epoch: int) -> float:
-        """The lr after `epoch` ends: --lr for --niter epochs, then linearly down to 0 over --niter_decay, never below."""
-        decayed = max(0, epoch - self.opt.niter)
-        if decayed == 0:
-            return self.opt.lr
-        return self.opt.lr * max(0.0, 1.0 - decayed / self.opt.niter_decay) if self.opt.niter_decay > 0 else 0.0
-
-    def update_learning_rate(self, epoch: int) -> None:
-        """Linear decay after each epoch past niter, computed from the flags (so a resume with new ones stays consistent)."""
-        if epoch <= self.opt.niter:
-            return
-        lr = self.scheduled_lr(epoch)
-        print(f'update learning rate: {self.current_lr:f} -> {lr:f}')
-        self._set_lr(lr)
-
-    def _set_lr(self, lr: float) -> None:
-        self.current_lr = lr
-        for optimizer in (self.optimizer_D, self.optimizer_G):
-            for param_group in optimizer.param_groups:
-                param_group['lr'] = lr
-
     # ---------------------------------------------------------------- checkpoints
-    def training_state(self, epoch: int, epoch_iter: int) -> dict:
-        """Optimisers, scalers, the current lr and RNG states: what --continue_train needs besides the weights."""
-        return {
-            'epoch': epoch,
-            'epoch_iter': epoch_iter,
-            'lr': self.current_lr,
-            'fix_global': self.fix_global,
-            'optimizer_G': self.optimizer_G.state_dict(),
-            'optimizer_D': self.optimizer_D.state_dict(),
-            'scaler_G': self.scaler_G.state_dict(),
-            'scaler_D': self.scaler_D.state_dict(),
-            'rng': rng_state(),
-        }
+    def training_state(self, epoch: int = 0, epoch_iter: int = 0) -> dict:
+        """TrainerBase's state plus whether the global generator is still fixed and the fp16 scalers."""
+        state = super().training_state(epoch, epoch_iter)
+        return {**state, 'fix_global': self.fix_global, 'scaler_G': self.scaler_G.state_dict(), 'scaler_D': self.scaler_D.state_dict()}
 
     def restore_training_state(self, state: dict, changed: dict | None = None) -> None:
-        """Inverse of training_state(): optimisers (rebuilt if the global generator was still fixed), lr, scalers, RNGs.
-
-        `changed` ({flag: (saved, now)}) are flags that differ from the saved run: a new schedule (--lr, --niter,
-        --niter_decay) is recomputed at the resumed epoch, a new --beta1 replaces the saved one, and a change of
-        --amp starts fresh GradScalers where the saved run had none.
-        """
-        changed = changed or {}
+        """Inverse of training_state(): G's optimiser rebuilt first if the global generator was still fixed; a change
+        of --amp starts fresh GradScalers where the saved run had none (the rest: TrainerBase)."""
         if state['fix_global'] != self.fix_global:
             self.optimizer_G = self._make_optimizer_G(fix_global=state['fix_global'])
-        self.optimizer_G.load_state_dict(state['optimizer_G'])
-        self.optimizer_D.load_state_dict(state['optimizer_D'])
+        super().restore_training_state(state, changed)
         for scaler, saved in ((self.scaler_G, state['scaler_G']), (self.scaler_D, state['scaler_D'])):
             if scaler.is_enabled() and saved:  # a run without fp16 saved no scale: the new scaler starts fresh
                 scaler.load_state_dict(saved)
-        if {'lr', 'niter', 'niter_decay'} & set(changed):
-            self._set_lr(self.scheduled_lr(state['epoch'] - 1))
-            print(f'--continue_train: the lr schedule follows the new flags: lr {self.current_lr:g} from epoch {state["epoch"]}')
-        else:
-            self._set_lr(state['lr'])
-        if 'beta1' in changed:
-            for optimizer in (self.optimizer_D, self.optimizer_G):
-                for param_group in optimizer.param_groups:
-                    param_group['betas'] = (self.opt.beta1, 0.999)
-        set_rng_state(state['rng'])
-
-    def save(self, which_epoch: str, epoch: int, epoch_iter: int) -> None:
-        """Write the checkpoint `which_epoch` (iter.txt too for 'latest'); never after a NaN/Inf loss, never NaN/Inf weights or moments."""
-        self.check_finite()
-        save_checkpoint(
-            experiment_dir(self.opt),
-            which_epoch,
-            self.model.networks_by_name(),
-            self.training_state(epoch, epoch_iter),
-            (epoch, epoch_iter) if which_epoch == 'latest' else None,
-        )
-        self.last_good = f"the '{which_epoch}' checkpoint saved at epoch {epoch}, iteration {epoch_iter}"

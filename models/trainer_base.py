@@ -24,6 +24,10 @@ AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 class TrainerBase:
     """train.py's side of a trainer: train_step, check_finite, check_weights, update_learning_rate, save, resume."""
 
+    # What a subclass that does more declares: GradScalers for --amp fp16, micro-batches for --accum_steps.
+    scales_fp16 = False
+    accumulates = False
+
     def __init__(self, model: Any, opt: argparse.Namespace | None = None, lr: float = 0.0002) -> None:
         """`model` on its device; `opt` (None for a trainer driven by hand, e.g. a fixture test) gives --amp, the lr
         schedule (--lr, --niter, --niter_decay, --beta1) and the experiment folder checkpoints go to."""
@@ -31,7 +35,7 @@ class TrainerBase:
         self.model: Any = model
         self.opt = opt
         self.device = next(model.parameters()).device
-        if opt is not None and opt.amp == 'fp16':
+        if opt is not None and opt.amp == 'fp16' and not self.scales_fp16:
             # fp16 needs a GradScaler per optimiser, which only pix2pixHD's trainer has; bf16 has float32's range.
             raise OptionsError(f"--amp fp16: --model {opt.model} trains in float32 or with --amp bf16; pass --amp bf16 or --amp off")
         self.amp_dtype = AMP_DTYPES.get(opt.amp) if opt is not None else None
@@ -41,7 +45,7 @@ class TrainerBase:
         self.last_good: str | None = None
         # Per loss, the first step at which it was NaN/Inf (-1: never), kept on the device (no host sync per step).
         self.first_nonfinite_step = torch.full((len(model.loss_names),), -1, dtype=torch.long, device=self.device)
-        if opt is not None and getattr(opt, 'accum_steps', 1) > 1:
+        if opt is not None and getattr(opt, 'accum_steps', 1) > 1 and not self.accumulates:
             # The method's iterate() steps its optimisers itself; only pix2pixHD's trainer accumulates micro-batches.
             raise OptionsError(f"--accum_steps {opt.accum_steps}: --model {opt.model} steps once per batch; use --accum_steps 1")
         self.data_parallel = False
@@ -103,10 +107,14 @@ class TrainerBase:
         with self.autocast():
             losses, generated = self.iterate(data)
         detached = {name: losses[name].detach() for name in self.model.loss_names}
-        nonfinite = ~torch.isfinite(torch.stack([value.float() for value in detached.values()]))
+        self.record_nonfinite(detached, step)
+        return detached, (generated.detach() if infer else None)
+
+    def record_nonfinite(self, losses: dict, step: int) -> None:
+        """Note `step` for every loss that is NaN/Inf for the first time (on the device: no host sync per step)."""
+        nonfinite = ~torch.isfinite(torch.stack([losses[name].detach().float() for name in self.model.loss_names]))
         first_time = nonfinite & (self.first_nonfinite_step < 0)
         self.first_nonfinite_step = torch.where(first_time, torch.full_like(self.first_nonfinite_step, step), self.first_nonfinite_step)
-        return detached, (generated.detach() if infer else None)
 
     def check_finite(self) -> None:
         """Raise TrainingError naming the first loss that became NaN/Inf and when (one host sync)."""

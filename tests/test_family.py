@@ -5,10 +5,7 @@ added by a test alone (tests/toy_method.py + one registry entry)."""
 import importlib.util
 import json
 import os
-import runpy
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +14,7 @@ from PIL import Image
 
 import models
 from builders import build_data, build_model
-from helpers import REPO_ROOT, reference_vgg19_state_dict
+from helpers import REPO_ROOT, assert_ok, assert_one_line_error, reference_vgg19_state_dict, run_tool
 from models import METHODS
 from options.base_options import ARCHITECTURE_FLAGS, PIX2PIXHD_FLAGS, replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
@@ -31,37 +28,6 @@ TINY_FLAGS = {
 }
 COMMON = ['--gpu_ids', '-1', '--seed', '0', '--nThreads', '0']
 HAVE_TENSORBOARD = importlib.util.find_spec('tensorboard') is not None
-
-
-def run(script: str, *args) -> subprocess.CompletedProcess:
-    """`python script args` in this process; output is not captured (pytest shows it on failure), only the exit code."""
-    saved_argv, code = sys.argv, 0
-    sys.argv = [script, *[str(arg) for arg in args]]
-    try:
-        runpy.run_path(os.path.join(REPO_ROOT, script), run_name='__main__')
-    except SystemExit as stopped:
-        code = stopped.code or 0
-    finally:
-        sys.argv = saved_argv
-    return subprocess.CompletedProcess([script, *args], code)
-
-
-def run_captured(capsys, script: str, *args) -> subprocess.CompletedProcess:
-    """run() with stdout and stderr."""
-    capsys.readouterr()
-    result = run(script, *args)
-    output = capsys.readouterr()
-    return subprocess.CompletedProcess(result.args, result.returncode, output.out, output.err)
-
-
-def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit 1 and one `error: ...` line on stderr naming every fragment."""
-    assert result.returncode == 1, (result.returncode, result.stdout[-2000:], result.stderr[-2000:])
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope='module')
@@ -87,10 +53,10 @@ def trained(request, tmp_path_factory, dataroot, vgg_weights) -> dict:
     base = tmp_path_factory.mktemp(model)
     checkpoints, results = base / 'checkpoints', base / 'results'
     logging = ['--tf_log'] if HAVE_TENSORBOARD else []
-    assert run('train.py', *train_args(model, checkpoints, dataroot, vgg_weights, *logging)).returncode == 0
+    assert_ok(run_tool('train.py', *train_args(model, checkpoints, dataroot, vgg_weights, *logging)))
     load = ['--loadSize', '128', '--fineSize', '128'] if model == 'pix2pix' else ['--loadSize', '64']
     test_args = ['--name', model, '--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1', *load]
-    assert run('test.py', *test_args, '--results_dir', results).returncode == 0
+    assert_ok(run_tool('test.py', *test_args, '--results_dir', results))
     return {
         'model': model,
         'dir': checkpoints / model,
@@ -163,24 +129,24 @@ def test_continue_train_restores_the_optimiser_state(trained, tmp_path, vgg_weig
     checkpoints = tmp_path / 'checkpoints'
     shutil.copytree(trained['checkpoints'], checkpoints)
     args = train_args(trained['model'], checkpoints, trained['dataroot'], vgg_weights, '--niter_decay', '2', '--continue_train')
-    assert run('train.py', *args).returncode == 0
+    assert_ok(run_tool('train.py', *args))
     state = torch.load(checkpoints / trained['model'] / 'latest_train_state.pth', weights_only=True)
     steps = {int(entry['step']) for entry in state['optimizer_G']['state'].values()}
     assert steps == {12}, steps  # 4 iterations per epoch x 3 epochs: not 4 (a fresh optimiser)
     assert state['epoch'] == 4
 
 
-def test_a_resume_with_other_architecture_flags_is_refused_naming_them(trained, vgg_weights, capsys):
+def test_a_resume_with_other_architecture_flags_is_refused_naming_them(trained, vgg_weights):
     model = trained['model']
     change = ['--ngf', '3'] if model == 'pix2pix' else ['--crn_widths', '8']
     before = (trained['dir'] / 'latest_net_G.pth').stat().st_mtime_ns
     args = [*train_args(model, trained['checkpoints'], trained['dataroot'], vgg_weights), *change, '--continue_train']
     expected = '--ngf 2 (saved) vs 3 (now)' if model == 'pix2pix' else '--crn_widths 4 (saved) vs 8 (now)'
-    one_line_error(run_captured(capsys, 'train.py', *args), '--continue_train', expected)
+    assert_one_line_error(run_tool('train.py', *args), '--continue_train', expected)
     assert (trained['dir'] / 'latest_net_G.pth').stat().st_mtime_ns == before
 
 
-def test_a_resume_whose_architecture_value_differs_is_refused_naming_the_flag(trained, tmp_path, vgg_weights, capsys):
+def test_a_resume_whose_architecture_value_differs_is_refused_naming_the_flag(trained, tmp_path, vgg_weights):
     """architecture.json is compared too (the same flags can describe other networks, e.g. after a change of defaults)."""
     checkpoints = tmp_path / 'checkpoints'
     shutil.copytree(trained['checkpoints'], checkpoints)
@@ -190,27 +156,25 @@ def test_a_resume_whose_architecture_value_differs_is_refused_naming_the_flag(tr
     record['architecture'][field] = 5
     path.write_text(json.dumps(record))
     args = [*train_args(trained['model'], checkpoints, trained['dataroot'], vgg_weights), '--continue_train']
-    one_line_error(run_captured(capsys, 'train.py', *args), 'architecture.json', f'{flag}: {field} 5 (saved) vs 2 (now)')
+    assert_one_line_error(run_tool('train.py', *args), 'architecture.json', f'{flag}: {field} 5 (saved) vs 2 (now)')
 
 
-def test_resume_with_another_model_is_refused(trained, capsys):
+def test_resume_with_another_model_is_refused(trained):
     other = 'crn' if trained['model'] == 'pix2pix' else 'pix2pix'
     args = ['--model', other, '--name', trained['model'], '--checkpoints_dir', trained['checkpoints'], '--dataroot', trained['dataroot']]
-    one_line_error(
-        run_captured(capsys, 'train.py', *args, *COMMON, '--continue_train'), f'saved with --model {trained["model"]}, not {other}'
-    )
+    assert_one_line_error(run_tool('train.py', *args, *COMMON, '--continue_train'), f'saved with --model {trained["model"]}, not {other}')
 
 
-def test_export_onnx(trained, tmp_path, capsys):
+def test_export_onnx(trained, tmp_path):
     pytest.importorskip('onnxruntime')
     path = tmp_path / 'g.onnx'
-    result = run_captured(capsys, 'test.py', *trained['test_args'], '--export_onnx', path)
+    result = run_tool('test.py', *trained['test_args'], '--export_onnx', path)
     assert result.returncode == 0, result.stderr
     assert path.is_file() and 'Verified with onnxruntime' in result.stdout
 
 
 @pytest.mark.parametrize('model', ['pix2pix', 'crn'])
-def test_amp_bf16_trains_and_fp16_is_refused(model, tmp_path, dataroot, vgg_weights, capsys):
+def test_amp_bf16_trains_and_fp16_is_refused(model, tmp_path, dataroot, vgg_weights):
     from builders import build_trainer
 
     args = train_args(model, tmp_path, dataroot, vgg_weights)
@@ -220,17 +184,17 @@ def test_amp_bf16_trains_and_fp16_is_refused(model, tmp_path, dataroot, vgg_weig
     trainer.check_finite()
     assert generated is not None and generated.dtype == torch.bfloat16  # G ran under bf16 autocast
     assert all(torch.isfinite(value) for value in losses.values())
-    one_line_error(run_captured(capsys, 'train.py', *args, '--amp', 'fp16'), '--amp fp16', '--amp bf16')
+    assert_one_line_error(run_tool('train.py', *args, '--amp', 'fp16'), '--amp fp16', '--amp bf16')
     assert not (tmp_path / model).exists()  # refused before anything was written
 
 
 # ----------------------------------------------------------------------------- options
 @pytest.mark.parametrize('model', ['pix2pix', 'crn'])
-def test_help_shows_the_model_group(model, capsys):
-    result = run_captured(capsys, 'train.py', '--model', model, '--help')
+def test_help_shows_the_model_group(model):
+    result = run_tool('train.py', '--model', model, '--help')
     assert result.returncode == 0
     assert f'{model} model:' in result.stdout
-    assert 'crn model:' not in run_captured(capsys, 'train.py', '--help').stdout
+    assert 'crn model:' not in run_tool('train.py', '--help').stdout
 
 
 @pytest.mark.parametrize('model', list(models.MODELS))
@@ -250,22 +214,22 @@ def test_pix2pixHD_declares_what_options_assume_without_a_registry():
 
 
 # ----------------------------------------------------------------------------- a fourth method
-def test_a_toy_method_is_one_module_and_one_registry_line(monkeypatch, tmp_path, dataroot, capsys):
+def test_a_toy_method_is_one_module_and_one_registry_line(monkeypatch, tmp_path, dataroot):
     monkeypatch.setitem(models.MODELS, 'toy', 'toy_method')
     checkpoints, results = tmp_path / 'checkpoints', tmp_path / 'results'
     common = ['--name', 'toy', '--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1', '--loadSize', '64']
-    result = run_captured(capsys, 'train.py', '--model', 'toy', *common, '--nThreads', '0', '--seed', '0', '--toy_kernel', '1')
+    result = run_tool('train.py', '--model', 'toy', *common, '--nThreads', '0', '--seed', '0', '--toy_kernel', '1')
     assert result.returncode == 0, result.stderr
     assert 'G_L1' in (checkpoints / 'toy' / 'loss_log.txt').read_text()
     assert json.loads((checkpoints / 'toy' / 'architecture.json').read_text()) == {
         'model': 'toy',
         'architecture': {'label_nc': 35, 'output_nc': 3, 'kernel': 1},
     }
-    result = run_captured(capsys, 'test.py', *common, '--results_dir', results)
+    result = run_tool('test.py', *common, '--results_dir', results)
     assert result.returncode == 0, result.stderr
     assert 'Taking --model toy' in result.stdout and 'toy_kernel 1' in result.stdout
     assert (results / 'toy' / 'test_latest' / 'index.html').is_file()
-    assert 'toy model:' in run_captured(capsys, 'train.py', '--model', 'toy', '--help').stdout
+    assert 'toy model:' in run_tool('train.py', '--model', 'toy', '--help').stdout
 
 
 # ----------------------------------------------------------------------------- the editor

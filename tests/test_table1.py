@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from data.synthetic import make_synthetic_dataset
-from helpers import REPO_ROOT, assert_one_line_error, run_in_process
+from helpers import REPO_ROOT, assert_one_line_error, run_tool
 from util import metrics
 
 pytestmark = pytest.mark.filterwarnings('ignore::FutureWarning')  # torch >= 2.10 marks TorchScript deprecated
@@ -19,10 +19,10 @@ EVALUATE = os.path.join('scripts', 'evaluate.py')
 ROWS = ['pix2pix', 'CRN', 'pix2pixHD (ours)', 'Oracle (real images)']
 
 
-def scores_of(capsys, results_dir, dataroot, seg_model, *extra) -> dict:
+def scores_of(results_dir, dataroot, seg_model, *extra) -> dict:
     """evaluate.py's JSON for one results folder, run as the user runs it (in this process)."""
     out = os.path.join(os.path.dirname(str(results_dir)), 'scores.json')
-    result = run_in_process(capsys, EVALUATE, '--results_dir', results_dir, '--dataroot', dataroot, '--seg_model', seg_model,
+    result = run_tool(EVALUATE, '--results_dir', results_dir, '--dataroot', dataroot, '--seg_model', seg_model,
                             '--gpu_ids', '-1', '--nThreads', '0', '--json', out, *extra)  # fmt: skip
     assert result.returncode in (0, None), result.stderr
     with open(out) as handle:
@@ -56,22 +56,22 @@ def fake_results(folder, dataroot, paint) -> str:
     return str(folder)
 
 
-def test_seg_net_scores_real_renders_high_and_a_blank_image_low(segmented, capsys, tmp_path):
+def test_seg_net_scores_real_renders_high_and_a_blank_image_low(segmented, tmp_path):
     """The upper-bound row is near perfect on the real test renders; a grey image (no scene at all) scores low."""
     assert segmented['scores']['test_accuracy'] > 0.9
     dataroot, seg = segmented['dataroot'], segmented['seg_model']
-    real = scores_of(capsys, fake_results(tmp_path / 'copies', dataroot, lambda photo: photo), dataroot, seg, '--real')
+    real = scores_of(fake_results(tmp_path / 'copies', dataroot, lambda photo: photo), dataroot, seg, '--real')
     assert real['real']['pixel_accuracy'] > 0.9 and real['real']['mean_iou'] > 0.5
     assert real['synthesized'] == real['real']  # a copy of the photos scores as the photos do
-    blank = scores_of(capsys, fake_results(tmp_path / 'blank', dataroot, lambda photo: np.full_like(photo, 128)), dataroot, seg)
+    blank = scores_of(fake_results(tmp_path / 'blank', dataroot, lambda photo: np.full_like(photo, 128)), dataroot, seg)
     assert blank['synthesized']['pixel_accuracy'] < 0.5 and blank['synthesized']['mean_iou'] < 0.2
 
 
-def test_table1_end_to_end_and_rescore(tmp_path, capsys, monkeypatch):
+def test_table1_end_to_end_and_rescore(tmp_path, monkeypatch):
     """Three methods trained with the same iterations, scored by evaluate.py, the table, JSON and one page; --skip_train rescores."""
     out = tmp_path / 't1'
     args = ['--out', out, '--width', '64', '--height', '32', '--n_train', '2', '--n_test', '2', '--epochs', '2', '--seg_iters', '20']
-    result = run_in_process(capsys, TABLE1, *args)
+    result = run_tool(TABLE1, *args)
     assert result.returncode in (0, None), result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
     header = next(index for index, line in enumerate(lines) if line.startswith('Table 1 on the synthetic street scenes'))
@@ -104,7 +104,7 @@ def test_table1_end_to_end_and_rescore(tmp_path, capsys, monkeypatch):
     assert len(shown) == 2 * 5 and all(f'images/{name}' in page for name in shown)
     assert sum(name.endswith('_crn.png') for name in shown) == 2
 
-    result = run_in_process(capsys, TABLE1, *args, '--skip_train')
+    result = run_tool(TABLE1, *args, '--skip_train')
     assert result.returncode in (0, None), result.stderr[-3000:]
     rescored = json.loads((out / 'table1.json').read_text())
     assert rescored['rows'] == report['rows']  # the same checkpoints and seg net give the same table
@@ -116,7 +116,7 @@ def test_table1_end_to_end_and_rescore(tmp_path, capsys, monkeypatch):
     fid_runs = []
     evaluate = sys.modules['table1_evaluate']  # evaluate.py as table1.py imported it
     monkeypatch.setattr(evaluate, 'inception_scores', lambda model, *args: fid_runs.append(model) or {'fid': 12.5, 'kid': 0.25})
-    result = run_in_process(capsys, TABLE1, *args, '--skip_train', '--inception_weights', out / 'seg_net.pt')
+    result = run_tool(TABLE1, *args, '--skip_train', '--inception_weights', out / 'seg_net.pt')
     assert result.returncode in (0, None), result.stderr[-3000:]
     assert fid_runs == [str(out / 'seg_net.pt')] * 3
     lines = result.stdout.splitlines()
@@ -134,11 +134,11 @@ def test_table1_end_to_end_and_rescore(tmp_path, capsys, monkeypatch):
         (['--vgg_weights', 'missing.pth'], ['--vgg_weights missing.pth: file not found']),
     ],
 )
-def test_table1_bad_flags_are_one_line(args, fragments, capsys, tmp_path):
-    result = run_in_process(capsys, TABLE1, '--out', tmp_path / 'x', *args)
+def test_table1_bad_flags_are_one_line(args, fragments, tmp_path):
+    result = run_tool(TABLE1, '--out', tmp_path / 'x', *args)
     assert_one_line_error(result, *fragments)
 
 
-def test_skip_train_without_a_run_is_one_line(capsys, tmp_path):
-    result = run_in_process(capsys, TABLE1, '--out', tmp_path / 'x', '--width', '64', '--height', '32', '--skip_train')
+def test_skip_train_without_a_run_is_one_line(tmp_path):
+    result = run_tool(TABLE1, '--out', tmp_path / 'x', '--width', '64', '--height', '32', '--skip_train')
     assert_one_line_error(result, '--skip_train', 'run without --skip_train')

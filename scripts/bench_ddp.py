@@ -44,8 +44,8 @@ def all_reduce_flat(parameters: list) -> None:
         offset += grad.numel()
 
 
-def hand_step(trainer, data: dict, timings: dict) -> None:
-    """The step before DDP: both backward passes on the bare networks, then the two flat all-reduces, then Adam."""
+def backward_timed(trainer, data: dict) -> float:
+    """train.py's forward and both backward passes (gradients of the step to come); returns the backward's seconds."""
     trainer.optimizer_D.zero_grad(set_to_none=True)
     trainer.optimizer_G.zero_grad(set_to_none=True)
     with trainer.autocast():
@@ -55,27 +55,23 @@ def hand_step(trainer, data: dict, timings: dict) -> None:
     start = time.perf_counter()
     loss_D.backward(inputs=trainer.params_D, retain_graph=trainer.model.shares_fake_pass)
     loss_G.backward(inputs=trainer.params_G)
-    middle = time.perf_counter()
+    return time.perf_counter() - start
+
+
+def hand_step(trainer, data: dict, timings: dict) -> None:
+    """The step before DDP: both backward passes on the bare networks, then the two flat all-reduces, then Adam."""
+    timings['backward'] = backward_timed(trainer, data)
+    start = time.perf_counter()
     all_reduce_flat(trainer.params_G)
     all_reduce_flat(trainer.params_D)
-    end = time.perf_counter()
-    timings['backward'], timings['communication'] = middle - start, end - middle
+    timings['communication'] = time.perf_counter() - start
     trainer.optimizer_G.step()
     trainer.optimizer_D.step()
 
 
 def ddp_step(trainer, data: dict, timings: dict) -> None:
     """train.py's step (DDP), with the backward passes timed: their all-reduce runs inside them."""
-    trainer.optimizer_D.zero_grad(set_to_none=True)
-    trainer.optimizer_G.zero_grad(set_to_none=True)
-    with trainer.autocast():
-        losses, _ = trainer.model(data['label'], data['inst'], data['image'], data['feat'])
-    loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
-    loss_G = losses['G_GAN'] + losses.get('G_GAN_Feat', 0) + losses.get('G_VGG', 0)
-    start = time.perf_counter()
-    loss_D.backward(inputs=trainer.params_D, retain_graph=trainer.model.shares_fake_pass)
-    loss_G.backward(inputs=trainer.params_G)
-    timings['backward'] = time.perf_counter() - start
+    timings['backward'] = backward_timed(trainer, data)
     trainer.optimizer_G.step()
     trainer.optimizer_D.step()
 

@@ -105,7 +105,9 @@ class Clock:
 def test_time_per_image_divides_by_the_images_actually_seen(monkeypatch):
     clock = Clock()
     monkeypatch.setattr('util.iter_counter.time.time', clock)
-    opt = type('Opt', (), dict(niter=1, niter_decay=0, display_freq=100, print_freq=100, save_latest_freq=1000, batchSize=2, accum_steps=1))()
+    opt = type(
+        'Opt', (), dict(niter=1, niter_decay=0, display_freq=100, print_freq=100, save_latest_freq=1000, batchSize=2, accum_steps=1)
+    )()
     counter = IterationCounter(opt, dataset_size=1000)
     counter.record_epoch_start(1)
     for _ in range(3):  # 6 images at 0.5 s each, then the run stops (a final print long before --print_freq)

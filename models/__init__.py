@@ -12,6 +12,9 @@ A method module exposes (models/pix2pixHD.py, models/pix2pix/, models/crn/ are t
   the model has `netG` (the network that synthesizes), `device`, `loss_names`, `networks_by_name()` and
   `inference(label, inst, image)`.
 - `build_trainer(opt, model)`: the trainer train.py drives (models/trainer_base.py's TrainerBase gives the shared parts).
+  Under torchrun the trainer replaces each trained `net<X>` of the model by its DistributedDataParallel: the model
+  reaches a network's own attributes (weights, submodules) through util.distributed.bare(), as `networks_by_name()`
+  and `synthesizer()` (what --export_onnx exports) return the bare networks.
 
 Adding a method is one module with those names and one line in MODELS.
 """

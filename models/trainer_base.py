@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
-from util.distributed import data_parallel, no_sync, world_size
+from util.distributed import bare, data_parallel, no_sync, world_size
 from util.errors import OptionsError, TrainingError
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -93,6 +93,10 @@ class TrainerBase:
             if any(param.requires_grad for param in net.parameters()):
                 setattr(self.model, f'net{name}', data_parallel(net, self.device))
 
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """The model's networks by checkpoint name, outside any DistributedDataParallel (the reference's keys, no `module.`)."""
+        return {name: bare(net) for name, net in self.model.networks_by_name().items()}
+
     def no_sync(self, net: torch.nn.Module) -> contextlib.AbstractContextManager:
         """A pass of `net` whose backward gives it no gradients (nothing for DDP to wait for); nothing in one process."""
         return no_sync([net])
@@ -135,7 +139,7 @@ class TrainerBase:
 
     def check_weights(self, epoch: int, epoch_iter: int) -> dict:
         """{'weights of X': largest |weight|} per network (one host sync); TrainingError on NaN/Inf."""
-        magnitudes = largest_magnitudes({f'network {name}': net.state_dict() for name, net in self.model.networks_by_name().items()})
+        magnitudes = largest_magnitudes({f'network {name}': net.state_dict() for name, net in self.networks().items()})
         bad = first_nonfinite(magnitudes)
         if bad is not None:
             raise TrainingError(
@@ -193,7 +197,7 @@ class TrainerBase:
         save_checkpoint(
             experiment_dir(self.opt),
             which_epoch,
-            self.model.networks_by_name(),
+            self.networks(),
             self.training_state(epoch, epoch_iter),
             (epoch, epoch_iter) if which_epoch == 'latest' else None,
         )

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from models.pix2pixHD_model import one_hot_label
 from models.trainer_base import TrainerBase
+from util.distributed import bare
 
 DEFAULTS: dict = {'niter': 1, 'niter_decay': 0}
 ARCHITECTURE_OPTIONS = ('label_nc', 'output_nc', 'toy_kernel')
@@ -62,7 +63,7 @@ class ToyModel(nn.Module):
     @property
     def device(self) -> torch.device:
         """Where the network lives."""
-        return self.netG.weight.device
+        return bare(self.netG).weight.device  # under torchrun netG is the trainer's DistributedDataParallel
 
     def encode_input(self, label: torch.Tensor) -> torch.Tensor:
         """One-hot classes."""
@@ -75,11 +76,11 @@ class ToyModel(nn.Module):
 
     def synthesizer(self) -> nn.Module:
         """netG followed by tanh."""
-        return nn.Sequential(self.netG, nn.Tanh())
+        return nn.Sequential(bare(self.netG), nn.Tanh())
 
     def networks_by_name(self) -> dict:
-        """{'G': netG}."""
-        return {'G': self.netG}
+        """{'G': netG} (unwrapped: the checkpoint's keys are the network's own)."""
+        return {'G': bare(self.netG)}
 
 
 class ToyTrainer(TrainerBase):

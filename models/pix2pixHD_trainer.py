@@ -24,6 +24,7 @@ class Pix2PixHDTrainer(TrainerBase):
 
     scales_fp16 = True
     accumulates = True
+    fixes_global = True
     opt: argparse.Namespace  # always built from options
 
     def __init__(self, opt: argparse.Namespace, model: Pix2PixHDModel | None = None) -> None:
@@ -31,18 +32,6 @@ class Pix2PixHDTrainer(TrainerBase):
         device = torch.device(opt.device)
         super().__init__((model if model is not None else Pix2PixHDModel(opt)).to(device), opt)
         self.distributed = world_size() > 1
-        if self.distributed:
-            if opt.norm == 'batch' and self.device.type == 'cuda':
-                for name, net in self.model.networks_by_name().items():
-                    setattr(self.model, f'net{name}', torch.nn.SyncBatchNorm.convert_sync_batchnorm(net))
-            elif opt.norm == 'batch':
-                print('--norm batch on CPU processes: batch statistics are per process (SyncBatchNorm needs CUDA)')
-        if opt.channels_last:
-            # torch 2.13's type stubs lack the memory_format overload of Module.to (the call itself works from 1.5 on).
-            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload,unused-ignore]
-        if opt.compile:
-            for net in self.model.networks_by_name().values():
-                net.compile()  # in place: state_dict keys stay the reference's
         # A GradScaler per optimiser: fp16 gradients of G and D have different ranges.
         use_scaler = opt.amp == 'fp16'
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=use_scaler)

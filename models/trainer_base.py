@@ -27,6 +27,7 @@ class TrainerBase:
     # What a subclass that does more declares: GradScalers for --amp fp16, micro-batches for --accum_steps.
     scales_fp16 = False
     accumulates = False
+    fixes_global = False  # --niter_fix_global: only pix2pixHD's local enhancer has a global generator to hold fixed
 
     def __init__(self, model: Any, opt: argparse.Namespace | None = None, lr: float = 0.0002) -> None:
         """`model` on its device; `opt` (None for a trainer driven by hand, e.g. a fixture test) gives --amp, the lr
@@ -48,7 +49,31 @@ class TrainerBase:
         if opt is not None and getattr(opt, 'accum_steps', 1) > 1 and not self.accumulates:
             # The method's iterate() steps its optimisers itself; only pix2pixHD's trainer accumulates micro-batches.
             raise OptionsError(f"--accum_steps {opt.accum_steps}: --model {opt.model} steps once per batch; use --accum_steps 1")
+        if opt is not None and opt.niter_fix_global > 0 and not self.fixes_global:
+            raise OptionsError(
+                f"--niter_fix_global {opt.niter_fix_global}: --model {opt.model} has no global generator inside a local "
+                f"enhancer to fix; use --niter_fix_global 0"
+            )
         self.data_parallel = False
+        if opt is not None:
+            self.prepare_networks(opt)
+
+    def prepare_networks(self, opt: argparse.Namespace) -> None:
+        """What every method's networks get from the options: SyncBatchNorm under torchrun on GPUs, --channels_last, --compile."""
+        has_batch_norm = any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in self.model.modules())
+        if world_size() > 1 and has_batch_norm:
+            if self.device.type == 'cuda':
+                # Parameters are kept (the optimisers' stay valid) and state_dict keys are BatchNorm's.
+                for name, net in self.model.networks_by_name().items():
+                    setattr(self.model, f'net{name}', torch.nn.SyncBatchNorm.convert_sync_batchnorm(net))
+            elif opt.rank == 0:
+                print('batch normalisation on CPU processes: batch statistics are per process (SyncBatchNorm needs CUDA)')
+        if opt.channels_last:
+            # torch 2.13's type stubs lack the memory_format overload of Module.to (the call itself works from 1.5 on).
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload,unused-ignore]
+        if opt.compile:
+            for net in self.model.networks_by_name().values():
+                net.compile()  # in place: state_dict keys stay the reference's
 
     # ---------------------------------------------------------------- what a method writes
     def iterate(self, data: dict) -> tuple[dict, torch.Tensor]:

@@ -185,7 +185,36 @@ def test_amp_bf16_trains_and_fp16_is_refused(model, tmp_path, dataroot, vgg_weig
     assert generated is not None and generated.dtype == torch.bfloat16  # G ran under bf16 autocast
     assert all(torch.isfinite(value) for value in losses.values())
     assert_one_line_error(run_tool('train.py', *args, '--amp', 'fp16'), '--amp fp16', '--amp bf16')
+    assert_one_line_error(run_tool('train.py', *args, '--niter_fix_global', '1'), '--niter_fix_global 1', '--niter_fix_global 0')
     assert not (tmp_path / model).exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize('model', ['pix2pix', 'crn'])
+def test_compile_applies_to_every_network_of_the_model(model, tmp_path, dataroot, vgg_weights):
+    from builders import build_trainer
+
+    args = train_args(model, tmp_path, dataroot, vgg_weights, '--compile')
+    trainer = build_trainer(TrainOptions(methods=METHODS).parse(list(map(str, args)), save=False))
+    networks = trainer.model.networks_by_name()
+    assert networks and all(net._compiled_call_impl is not None for net in networks.values())  # compiled at the first call
+
+
+def test_the_lr_holds_for_niter_epochs_then_decays_linearly_to_zero(tmp_path, dataroot):
+    """train.py calls update_learning_rate after every epoch: the lr stays --lr through --niter, then falls to 0."""
+    from builders import build_trainer
+    from helpers import TINY
+
+    opt = TrainOptions(methods=METHODS).parse(
+        [*map(str, TINY), '--name', 'lr', '--checkpoints_dir', str(tmp_path), '--dataroot', dataroot, '--niter', '3', '--niter_decay', '4'],
+        save=False,
+    )
+    trainer = build_trainer(opt)
+    seen = []
+    for epoch in range(1, 8):
+        trainer.update_learning_rate(epoch)
+        seen.append(round(trainer.current_lr / opt.lr, 6))
+    assert seen == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+    assert all(group['lr'] == 0.0 for optimizer in trainer.optimizers().values() for group in optimizer.param_groups)
 
 
 # ----------------------------------------------------------------------------- options

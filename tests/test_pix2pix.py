@@ -244,10 +244,13 @@ def test_lr_schedule_and_training_state(fixture):
     _, sample, states = fixture
     trainer = Pix2PixTrainer(fixture_model(states), lr=0.0002, niter=100, niter_decay=100)
     lrs = []
-    for epoch in (0, 99, 100, 199):  # the epoch that ended: the lr is the next one's (1, 100, 101, 200)
+    # the epoch that ended: the lr is the next one's (1, 100, 101, 200); past the schedule (a resume with a shorter
+    # --niter_decay) it stays at 0, never below
+    for epoch in (0, 99, 100, 199, 250):
         trainer.update_learning_rate(epoch)
         lrs.append(trainer.optimizer_G.param_groups[0]['lr'])
-    assert lrs == pytest.approx([0.0002, 0.0002, 0.0002 * 100 / 101, 0.0002 / 101])
+    assert lrs == pytest.approx([0.0002, 0.0002, 0.0002 * 100 / 101, 0.0002 / 101, 0.0])
+    trainer.update_learning_rate(199)
     trainer.train_step({'label': sample['A'], 'inst': torch.zeros(0), 'image': sample['B']})
     state = trainer.training_state()
     other = Pix2PixTrainer(fixture_model(states), lr=0.0002)

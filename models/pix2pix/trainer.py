@@ -72,4 +72,4 @@ class Pix2PixTrainer(TrainerBase):
 
     def lr_after(self, epoch: int) -> float:
         """The authors' linear policy for the epoch after `epoch`: lr until niter, then linearly towards 0 over niter_decay."""
-        return self.lr * (1.0 - max(0, epoch + 1 - self.niter) / float(self.niter_decay + 1))
+        return self.lr * max(0.0, 1.0 - max(0, epoch + 1 - self.niter) / float(self.niter_decay + 1))

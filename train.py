@@ -2,7 +2,7 @@
 one process per GPU)."""
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from builders import build_data, build_trainer, save_architecture
 from models import METHODS
+from models.trainer_base import TrainerBase
 from options.base_options import check_writable
 from options.train_options import TrainOptions
 from util.checkpoint import experiment_dir, finish_interrupted_saves, read_iter_file, save_options
@@ -109,7 +110,7 @@ def main() -> None:
     finish()
 
 
-def iterations(data_loader, accum_steps: int) -> Iterator:
+def iterations(data_loader: Iterable[dict], accum_steps: int) -> Iterator[dict | list[dict]]:
     """The loader's batches, or lists of `accum_steps` consecutive batches: what one optimiser step trains on."""
     if accum_steps == 1:
         yield from data_loader
@@ -146,7 +147,7 @@ def start_position(opt, dataset_size: int) -> tuple[int, int]:
     return epoch, epoch_iter
 
 
-def stop_and_save(opt, trainer, counter: IterationCounter, stop: StopRequest, is_main: bool, saved: bool) -> None:
+def stop_and_save(opt, trainer: TrainerBase, counter: IterationCounter, stop: StopRequest, is_main: bool, saved: bool) -> None:
     """A signal asked to stop: save `latest` here (unless this iteration just did), say how to resume, leave the process group."""
     if not saved:
         save(trainer, is_main, 'latest', counter.epoch, counter.epoch_iter)
@@ -159,7 +160,12 @@ def stop_and_save(opt, trainer, counter: IterationCounter, stop: StopRequest, is
 
 
 def log_losses(
-    trainer, visualizer: Visualizer | None, counter: IterationCounter, losses: dict, progress: tqdm, monitor: DivergenceMonitor | None
+    trainer: TrainerBase,
+    visualizer: Visualizer | None,
+    counter: IterationCounter,
+    losses: dict,
+    progress: tqdm,
+    monitor: DivergenceMonitor | None,
 ) -> None:
     """Read the losses back (the step's only host syncs), check the weights, average, print and log them; warn on divergence."""
     trainer.check_finite()
@@ -178,7 +184,7 @@ def log_losses(
         print(message)
 
 
-def end_of_epoch(opt, trainer, counter: IterationCounter, is_main: bool) -> None:
+def end_of_epoch(opt, trainer: TrainerBase, counter: IterationCounter, is_main: bool) -> None:
     """Unfix the global generator, move the lr schedule, then save `<epoch>` + `latest` every --save_epoch_freq epochs."""
     epoch = counter.epoch
     # The schedule moves before the end-of-epoch save (the reference saves first) so that the saved
@@ -196,7 +202,7 @@ def end_of_epoch(opt, trainer, counter: IterationCounter, is_main: bool) -> None
         save(trainer, is_main, 'latest', epoch + 1, 0)
 
 
-def save(trainer, is_main: bool, which_epoch: str, epoch: int, epoch_iter: int) -> None:
+def save(trainer: TrainerBase, is_main: bool, which_epoch: str, epoch: int, epoch_iter: int) -> None:
     """Write a checkpoint from the main process only (every process holds the same weights)."""
     if is_main:
         trainer.save(which_epoch, epoch, epoch_iter)

@@ -80,9 +80,6 @@ RESUME_POLICY = {
     'compile': (MAY, _SPEED),
 }
 
-# pix2pixHD's flags a resumed run must share with the run that saved the checkpoint: the architecture and D's shape.
-RESUME_FLAGS = tuple(flag for flag, (kind, _) in RESUME_POLICY.items() if kind == MUST and flag != 'model')
-
 
 def resume_policy(method: Any) -> dict:
     """RESUME_POLICY with the rules of a model's own flags: its architecture flags must match, the rest as it says."""

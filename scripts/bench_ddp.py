@@ -17,6 +17,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from unittest import mock
 
 import torch
@@ -28,6 +29,7 @@ from benchmark import synthetic_batch  # noqa: E402  (scripts/benchmark.py, next
 
 import models.pix2pixHD_trainer as trainer_module  # noqa: E402
 from builders import build_trainer  # noqa: E402
+from models.pix2pixHD_trainer import Pix2PixHDTrainer  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.distributed import init_distributed, world_size  # noqa: E402
 
@@ -44,7 +46,7 @@ def all_reduce_flat(parameters: list) -> None:
         offset += grad.numel()
 
 
-def backward_timed(trainer, data: dict) -> float:
+def backward_timed(trainer: Pix2PixHDTrainer, data: dict) -> float:
     """train.py's forward and both backward passes (gradients of the step to come); returns the backward's seconds."""
     trainer.optimizer_D.zero_grad(set_to_none=True)
     trainer.optimizer_G.zero_grad(set_to_none=True)
@@ -58,7 +60,7 @@ def backward_timed(trainer, data: dict) -> float:
     return time.perf_counter() - start
 
 
-def hand_step(trainer, data: dict, timings: dict) -> None:
+def hand_step(trainer: Pix2PixHDTrainer, data: dict, timings: dict) -> None:
     """The step before DDP: both backward passes on the bare networks, then the two flat all-reduces, then Adam."""
     timings['backward'] = backward_timed(trainer, data)
     start = time.perf_counter()
@@ -69,14 +71,14 @@ def hand_step(trainer, data: dict, timings: dict) -> None:
     trainer.optimizer_D.step()
 
 
-def ddp_step(trainer, data: dict, timings: dict) -> None:
+def ddp_step(trainer: Pix2PixHDTrainer, data: dict, timings: dict) -> None:
     """train.py's step (DDP), with the backward passes timed: their all-reduce runs inside them."""
     timings['backward'] = backward_timed(trainer, data)
     trainer.optimizer_G.step()
     trainer.optimizer_D.step()
 
 
-def timed(step, trainer, data: dict) -> dict:
+def timed(step: Callable[[Pix2PixHDTrainer, dict, dict], None], trainer: Pix2PixHDTrainer, data: dict) -> dict:
     """One step started together on all ranks: {'step', 'backward', 'communication'?, 'cpu'} in seconds."""
     timings: dict = {}
     dist.barrier()
@@ -86,7 +88,7 @@ def timed(step, trainer, data: dict) -> dict:
     return timings
 
 
-def profiled_communication(step, trainer, data: dict) -> float:
+def profiled_communication(step: Callable[[Pix2PixHDTrainer, dict, dict], None], trainer: Pix2PixHDTrainer, data: dict) -> float:
     """Milliseconds of all_reduce events (on any thread) in one profiled step."""
     dist.barrier()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:

@@ -29,7 +29,9 @@ import os
 import shutil
 import sys
 import time
+import types
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from PIL import Image
@@ -53,7 +55,7 @@ RANDOM_VGG_NOTE = (
 )
 
 
-def _script(name: str):
+def _script(name: str) -> types.ModuleType:
     """A module of the repository's entry points (train.py, test.py, scripts/*.py), imported once."""
     path = os.path.join(REPO_ROOT, name)
     module_name = 'table1_' + os.path.splitext(os.path.basename(name))[0]
@@ -66,18 +68,14 @@ def _script(name: str):
     return sys.modules[module_name]
 
 
-def largest_power_of_two_dividing(n: int) -> int:
-    """2**k for the largest k with 2**k dividing n (n >= 1)."""
-    return n & -n
-
-
 def crn_widths(height: int) -> str:
     """Refinement-module widths from 4x8 up to height: the official taper (wide at coarse scales), scaled down to 32..256."""
     heights = [4 * 2**index for index in range(int(math.log2(height // 4)) + 1)]
     return ','.join(str(min(256, max(32, 2048 // h))) for h in heights)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The script's flags (default sys.argv), checked: a bad size, count or weights file raises OptionsError."""
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -118,8 +116,7 @@ def method_args(method: str, opt: argparse.Namespace, vgg: list[str]) -> list[st
     if method == 'pix2pix':
         # The authors' U-Net, 70x70 PatchGAN and losses; the U-Net with as many levels as the sides allow (a 2x1
         # bottleneck), half their widths; whole scenes (no 286 -> 256 crop), no instance maps as in their paper.
-        levels = min(8, largest_power_of_two_dividing(opt.height).bit_length() - 1)
-        return ['--netG', f'unet_{2**levels}', '--ngf', '32', '--ndf', '32', '--no_instance', '--resize_or_crop', 'scale_width',
+        return ['--netG', f'unet_{min(256, opt.height)}', '--ngf', '32', '--ndf', '32', '--no_instance', '--resize_or_crop', 'scale_width',
                 '--niter', str(half), '--niter_decay', str(opt.epochs - half)]  # fmt: skip
     if method == 'crn':
         # demo_512p.py's single-image loss (demo_256p.py's 9-image diversity loss costs 9 VGG passes per
@@ -156,7 +153,7 @@ class Steps:
         os.makedirs(self.log_dir, exist_ok=True)
         self.cpu_seconds: dict[str, float] = {}
 
-    def run(self, name: str, what: str, function: Callable, *args):
+    def run(self, name: str, what: str, function: Callable, *args: Any) -> Any:
         """function(*args) with stdout and stderr in the step's log; a failure names the log."""
         log = os.path.join(self.log_dir, f'{name}.log')
         start = time.process_time()
@@ -187,7 +184,7 @@ def scored_rows(scores: dict) -> dict:
     return rows
 
 
-def json_safe(value):
+def json_safe(value: Any) -> Any:
     """NaN and infinities (a class never seen, a metric not computed) become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -245,7 +242,7 @@ def write_page(out: str, results: dict, rows_text: str, title: str) -> str:
     return os.path.join(out, 'index.html')
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     """Run the whole table; return what table1.json holds."""
     opt = parse_args(argv)
     wall_start = time.time()

@@ -311,7 +311,7 @@ def test_norm_batch_under_torchrun_trains_like_one_process(device, dataroot, tmp
         assert list(launched) == list(plain)  # the reference's keys, running statistics included
         assert any(key.endswith('running_mean') for key in plain)
         # Same seed and batches; cuDNN's atomics may reorder sums, so Adam's sign-like first steps can
-        # flip a few near-zero gradients (as in tests/test_scaling.py's torchrun check).
+        # flip a few near-zero gradients (as in tests/test_ddp.py's torchrun checks).
         assert share_within(launched, plain, 1e-5) >= 0.98, label
 
 

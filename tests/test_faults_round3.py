@@ -15,7 +15,7 @@ from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_one_line_error, run_
 from models.pix2pixHD_trainer import Pix2PixHDTrainer
 from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
-from options.train_options import RESUME_FLAGS, RESUME_POLICY, TrainOptions
+from options.train_options import RESUME_POLICY, TrainOptions
 from test_checkpoint_faults import tree_bytes
 from util.divergence import DivergenceMonitor
 from util.errors import ModelError, TrainingError
@@ -171,8 +171,6 @@ def test_every_training_flag_is_classified_for_resume():
     dests = {action.dest for action in TrainOptions().make_parser()._actions if action.dest != 'help'}
     assert dests == set(RESUME_POLICY), dests ^ set(RESUME_POLICY)
     assert {kind for kind, _ in RESUME_POLICY.values()} <= {'must match', 'may change', 'restored'}
-    for flag in RESUME_FLAGS:
-        assert RESUME_POLICY[flag][0] == 'must match'
 
 
 def schedule_trainer(tmp_path, dataroot, *extra) -> Pix2PixHDTrainer:
@@ -389,6 +387,6 @@ def test_train_py_warns_once_when_a_loss_blows_up_finitely(tmp_path, dataroot, m
     monkeypatch.setattr(Pix2PixHDTrainer, 'train_step', blowing_up)
     args = exp_args(tmp_path, dataroot, '--niter', '2', '--niter_decay', '0', '--print_freq', '1', '--display_freq', '100')
     result = run_tool('train.py', *args, *(['--no_divergence_check'] if opt_out else []))
-    assert result.returncode in (0, None), result.stderr
+    assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stdout.splitlines() if line.startswith('warning: G_GAN is 5e+11 at epoch 2, iteration 3')]
     assert len(warnings) == (0 if opt_out else 1), result.stdout[-2000:]

@@ -13,6 +13,7 @@ torchrun and to rank 0 itself (a cluster's preemption, which SLURM delivers to e
 torchrun forwards to its workers as well).
 """
 
+import gc
 import json
 import os
 import signal
@@ -84,6 +85,11 @@ def main() -> None:
         torch.save({'weights': state, 'seen': list(seen), 'saves': len(saves)}, out)
         if dist.is_initialized():
             dist.barrier()  # every rank done with this run before the next one starts
+    # The trainers (kept in reference cycles by instrument()'s wrappers) hold their DDP reducers and through them
+    # the process group: freed only at interpreter shutdown, gloo's threads can abort the process as it exits
+    # ("terminate called without an active exception", seen once). Free them first, then leave the group.
+    built.clear()
+    gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -10,6 +10,7 @@ writes the generator's state_dict to --out and its architecture (models/crn Arch
 import argparse
 import json
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -54,6 +55,11 @@ def main() -> None:
         json.dump(arch.to_dict(), handle, indent=1)
     print(f'{len(state_dict)} tensors, {len(arch.widths)} refinement modules (widths {list(arch.widths)}), {arch.n_images} image(s)')
     print(f'wrote {args.out} and {arch_path}')
+    # test.py takes --model and the architecture from an experiment's opt.json, which a converted model has not got.
+    folder = os.path.dirname(os.path.abspath(args.out))
+    which_epoch = os.path.basename(args.out).removesuffix('_net_G.pth')
+    command = ['python', 'test.py', '--model', 'crn', '--name', os.path.basename(folder), '--checkpoints_dir', os.path.dirname(folder)]
+    print('test it with:', shlex.join([*command, '--which_epoch', which_epoch, *arch.flags(), '--dataroot', 'DATAROOT']))
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ import argparse
 import io
 import json
 import os
+import shlex
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import reference_vgg19_state_dict, run_tool
-from models import crn
+from models import METHODS, crn
 from models.crn.loss import crn_loss
 from options.train_options import TrainOptions
 from util.cityscapes import LABEL_IDS, LABEL_TO_TRAIN_ID
@@ -429,10 +430,16 @@ def test_convert_script_writes_a_strictly_loadable_checkpoint(tmp_path):
     np.savez(npz, **load_vars('init'))
     out = str(tmp_path / 'crn_tiny' / 'latest_net_G.pth')
     result = run_tool('scripts/convert_crn_tf.py', '--npz', npz, '--out', out)
-    assert result.returncode in (0, None), result.stderr
+    assert result.returncode == 0, result.stderr
     with open(str(tmp_path / 'crn_tiny' / 'latest_net_G.architecture.json')) as handle:
         arch = crn.Architecture.from_dict(json.load(handle))
     net = crn.build_networks(arch)['G']
     net.load_state_dict(torch.load(out, map_location='cpu', weights_only=True), strict=True)
+    # the printed test.py command's flags give the converted architecture back
+    command = shlex.split(result.stdout.split('test it with:')[1].strip())
+    assert command[command.index('--name') + 1] == 'crn_tiny' and command[command.index('--which_epoch') + 1] == 'latest'
+    start = command.index('--which_epoch') + 2
+    parsed = TrainOptions(methods=METHODS).parse([*command[start : command.index('--dataroot')], '--model', 'crn'], save=False)
+    assert crn.Architecture.from_options(parsed) == arch
     bad = run_tool('scripts/convert_crn_tf.py', '--npz', str(tmp_path / 'none.npz'), '--out', out)
     assert bad.returncode == 1 and bad.stderr.startswith('error: --npz')

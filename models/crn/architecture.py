@@ -138,6 +138,16 @@ class Architecture:
             layout, input_nc = 'onehot', opt.label_nc
         return cls(layout, input_nc, widths, opt.crn_n_images, opt.output_nc)
 
+    def flags(self) -> list[str]:
+        """The command-line flags from_options() turns back into this architecture (e.g. for test.py on a converted model)."""
+        layout = {
+            'cityscapes': ['--crn_label_layout', 'cityscapes'],
+            'onehot': ['--crn_label_layout', 'onehot', '--label_nc', str(self.input_nc)],
+            'rgb': ['--label_nc', '0', '--input_nc', str(self.input_nc)],
+        }[self.label_layout]
+        widths = ['--crn_sp', str(module_heights(len(self.widths))[-1]), '--crn_widths', ','.join(map(str, self.widths))]
+        return [*layout, *widths, '--crn_n_images', str(self.n_images), '--output_nc', str(self.output_nc)]
+
     def to_dict(self) -> dict:
         """JSON-safe fields (the widths as a list)."""
         values = asdict(self)

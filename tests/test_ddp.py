@@ -21,6 +21,8 @@ from models.pix2pixHD_model import Pix2PixHDModel
 from options.train_options import TrainOptions
 from test_family import TINY_FLAGS
 
+# The 1024p recipe's first stage at a tiny size: a local enhancer whose global generator is fixed for epoch 1.
+FIX_GLOBAL = ('--netG', 'local', '--n_blocks_local', '1', '--niter_fix_global', '1')
 TORCHRUN = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2']
 RUNS = os.path.join(REPO_ROOT, 'tests', 'ddp_runs.py')
 # What differs between the two sides is the summation order of each gradient (the per-sample gradients
@@ -95,6 +97,7 @@ def runs(dataroot8, tmp_path_factory) -> str:
         one('bf16', '--batchSize', '1', '--amp', 'bf16'),
         one('bn', '--batchSize', '1', '--norm', 'batch'),
         one('noseed', '--batchSize', '1', seed=False),
+        one('fixglobal', '--batchSize', '1', *FIX_GLOBAL),
         family('pix2pix', 'pix2pix', '--batchSize', '1'),
         family('crn', 'crn', '--batchSize', '1'),
     ]
@@ -106,6 +109,7 @@ def runs(dataroot8, tmp_path_factory) -> str:
         one('accum_single', '--batchSize', '1', '--accum_steps', '2'),
         one('feat_accum', '--batchSize', '1', '--accum_steps', '2', '--instance_feat'),
         one('bf16_accum', '--batchSize', '1', '--accum_steps', '2', '--amp', 'bf16'),
+        one('fixglobal_accum', '--batchSize', '1', '--accum_steps', '2', *FIX_GLOBAL),
         family('pix2pix', 'pix2pix_single', '--batchSize', '2'),
         family('crn', 'crn_single', '--batchSize', '2'),
     ]
@@ -188,11 +192,12 @@ def test_two_processes_with_batch_1_train_like_one_with_batch_2(runs):
     assert torch.allclose(torch.tensor(two), torch.tensor(single), atol=2e-3)
 
 
-@pytest.mark.parametrize('name', ['plain', 'feat', 'bf16'])
+@pytest.mark.parametrize('name', ['plain', 'feat', 'bf16', 'fixglobal'])
 def test_two_processes_train_exactly_like_one_accumulating_their_two_batches(runs, name):
     # DDP averages g0/2 + g1/2; one process with --accum_steps 2 adds the gradients of loss/2 of the same two
     # images in the same order: the same float operations (halving is exact, a + b == b + a), so the same bits,
-    # in float32 and in bf16, and with E (--instance_feat). A missing, doubled or one-rank gradient would differ.
+    # in float32 and in bf16, with E (--instance_feat), and with --niter_fix_global (G's DDP covers only the local
+    # enhancer in epoch 1 and is rebuilt over all of G for epoch 2). A missing, doubled or one-rank gradient would differ.
     single = 'accum_single' if name == 'plain' else f'{name}_accum'
     two, one = rank_file(runs, name)['weights'], rank_file(runs, single)['weights']
     assert list(two) == list(one)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from util.distributed import data_parallel, no_sync, world_size
+from util.distributed import no_sync
 
 from .pix2pixHD_model import Pix2PixHDModel
 from .trainer_base import TrainerBase
@@ -31,7 +31,6 @@ class Pix2PixHDTrainer(TrainerBase):
         """Wrap `model` (a fresh Pix2PixHDModel when None) for training: devices, processes, optimisers, AMP."""
         device = torch.device(opt.device)
         super().__init__((model if model is not None else Pix2PixHDModel(opt)).to(device), opt)
-        self.distributed = world_size() > 1
         # A GradScaler per optimiser: fp16 gradients of G and D have different ranges.
         use_scaler = opt.amp == 'fp16'
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
@@ -39,10 +38,11 @@ class Pix2PixHDTrainer(TrainerBase):
         self.params_D = list(self.model.networks_by_name()['D'].parameters())
         self.optimizer_D = make_adam(self.params_D, opt)
         self.optimizer_G = self._make_optimizer_G(fix_global=opt.niter_fix_global > 0)
+        # Wrapped here, not at the first step (train_step is this trainer's own): G by _make_optimizer_G, over the
+        # parameters it trains, so that G's DDP follows --niter_fix_global.
         for name in self.model.networks_by_name():
-            if name != 'G':  # G is wrapped by _make_optimizer_G, over the parameters it trains
-                self._data_parallel(name)
-        self.data_parallel = True  # wrapped here, not at the first step: G's DDP follows --niter_fix_global
+            if name != 'G':
+                self.wrap_network(name)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """{name in the training state: optimiser} (the reference's names)."""
@@ -63,13 +63,8 @@ class Pix2PixHDTrainer(TrainerBase):
             params += list(nets['E'].parameters())
         self.params_G = params
         self.fix_global = fix_global
-        self._data_parallel('G')
+        self.wrap_network('G')
         return make_adam(params, self.opt)
-
-    def _data_parallel(self, name: str) -> None:
-        """Under torchrun, network `name` in its own DistributedDataParallel, in the model (for its forward)."""
-        if self.distributed:
-            setattr(self.model, f'net{name}', data_parallel(self.model.networks_by_name()[name], self.device))
 
     def _no_sync_all(self) -> contextlib.ExitStack:
         """DDP's no_sync on every network (gradients accumulate locally); nothing for one process."""

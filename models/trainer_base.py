@@ -112,11 +112,14 @@ class TrainerBase:
         each of those in every synchronised backward. Construction gives every rank rank 0's weights.
         """
         self.data_parallel = True
-        if world_size() == 1:
-            return
         for name, net in self.model.networks_by_name().items():
             if any(param.requires_grad for param in net.parameters()):
-                setattr(self.model, f'net{name}', data_parallel(net, self.device))
+                self.wrap_network(name)
+
+    def wrap_network(self, name: str) -> None:
+        """Under torchrun, the model's net<name> in its own DistributedDataParallel (for its forward); nothing in one process."""
+        if world_size() > 1:
+            setattr(self.model, f'net{name}', data_parallel(self.model.networks_by_name()[name], self.device))
 
     def networks(self) -> dict[str, torch.nn.Module]:
         """The model's networks by checkpoint name, outside any DistributedDataParallel (the reference's keys, no `module.`)."""

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmark import synthetic_batch  # noqa: E402  (scripts/benchmark.py, next to this file)
 
-import models.pix2pixHD_trainer as trainer_module  # noqa: E402
+import models.trainer_base as trainer_module  # noqa: E402
 from builders import build_trainer  # noqa: E402
 from models.pix2pixHD_trainer import Pix2PixHDTrainer  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402

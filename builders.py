@@ -18,6 +18,7 @@ from models import METHODS, load_method
 from models.manipulation import load_clusters, resolve_cluster_path
 from options.train_options import resume_changes, resume_policy
 from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state, write_text
+from util.devices import autotune_convolutions
 from util.distributed import from_rank0
 from util.errors import OptionsError
 
@@ -97,6 +98,7 @@ def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> Any:
     model = method.build_model(opt, clusters if clusters is not None else cluster_centres(opt))
     load_networks(model.networks_by_name(), opt, method.ARCHITECTURE_OPTIONS)
     model = model.to(torch.device(opt.device))
+    autotune_convolutions(opt)
     print(f'model [{type(model).__name__}] was created on {opt.device}')
     return model
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
+from util.devices import autotune_convolutions
 from util.distributed import bare, data_parallel, no_sync, world_size
 from util.errors import OptionsError, TrainingError
 
@@ -59,7 +60,9 @@ class TrainerBase:
             self.prepare_networks(opt)
 
     def prepare_networks(self, opt: argparse.Namespace) -> None:
-        """What every method's networks get from the options: SyncBatchNorm under torchrun on GPUs, --channels_last, --compile."""
+        """What every method's networks get from the options: cuDNN autotuning, SyncBatchNorm under torchrun on GPUs,
+        --channels_last, --compile (also for a trainer built without builders.build_model, e.g. by a benchmark)."""
+        autotune_convolutions(opt)
         has_batch_norm = any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in self.model.modules())
         if world_size() > 1 and has_batch_norm:
             if self.device.type == 'cuda':

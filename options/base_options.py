@@ -298,7 +298,7 @@ class BaseOptions:
         add(
             '--channels_last',
             action='store_true',
-            help='channels-last memory format (faster convolutions on recent GPUs; ignored on the CPU)',
+            help='channels-last memory format (faster convolutions on some GPUs; measure with scripts/benchmark.py)',
         )
         add('--compile', action='store_true', help='compile the networks with torch.compile (slow first iterations, faster after)')
         return parser
@@ -386,11 +386,6 @@ class BaseOptions:
         if opt.world_size > 1 and opt.gpu_ids:
             opt.gpu_ids = [int(os.environ.get('LOCAL_RANK', '0'))]
         opt.device = f'cuda:{opt.gpu_ids[0]}' if opt.gpu_ids else 'cpu'
-        if opt.channels_last and not opt.gpu_ids:
-            # Measured on torch 2.14 CPU: InstanceNorm2d's backward in channels-last gives wrong gradients
-            # (relative error ~1e-2 to ~1 in the generator's first conv), so the CPU keeps NCHW.
-            print('--channels_last is ignored on the CPU: PyTorch\'s CPU InstanceNorm backward is wrong in channels-last')
-            opt.channels_last = False
 
     def validate(self, opt: argparse.Namespace) -> None:
         """Reject combinations of flags that cannot work, with a message naming the fix."""

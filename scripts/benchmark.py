@@ -28,6 +28,7 @@ from builders import build_trainer  # noqa: E402
 from models.pix2pixHD_model import inference_precision  # noqa: E402
 from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
+from util.devices import autotune_convolutions  # noqa: E402
 
 # Dense peak TFLOP/s by (device name fragment, precision): datasheet figures without sparsity.
 GPU_PEAKS = {
@@ -70,8 +71,9 @@ def peak_memory_mib(device: torch.device) -> float:
 
 
 def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
-    """Time training steps and inference for one set of options."""
+    """Time training steps and inference for one set of options, each with the cuDNN setting its script has."""
     torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = False  # a fresh process's; build_trainer sets train.py's
     trainer = build_trainer(opt)
     device = trainer.device
     data = synthetic_batch(opt, args.width, args.height)
@@ -95,6 +97,7 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
         memory = peak_memory_mib(device)
 
     model = trainer.model
+    autotune_convolutions(replace(opt, isTrain=False))  # test.py's
     with torch.no_grad(), inference_precision(opt, device):
         for _ in range(args.warmup):
             model.inference(data['label'][:1], data['inst'][:1], data['image'][:1])
@@ -146,8 +149,6 @@ def main() -> None:
     opt = TrainOptions().parse(train_flags, save=False)
     args.width = args.width or opt.loadSize
     args.height = args.height or args.width // 2
-    if opt.gpu_ids:
-        torch.backends.cudnn.benchmark = True  # fixed sizes: let cuDNN pick the fastest kernels once
 
     rows = {}
     if args.compare:

@@ -106,7 +106,6 @@ def test_derived_options_are_settled_at_parse_time(tmp_path):
     )
     assert opt.use_features and opt.device == 'cpu' and opt.amp == 'fp16'
     assert opt.size_base == 2 ** (4 + 1) and opt.print_freq == 30
-    assert opt.channels_last is False  # ignored on the CPU, decided once here
     assert (opt.world_size, opt.rank) == (1, 0)
     debug = TrainOptions().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--debug'], save=False)
     assert (debug.display_freq, debug.print_freq, debug.niter, debug.niter_decay, debug.max_dataset_size) == (1, 1, 1, 0, 10)

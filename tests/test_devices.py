@@ -1,0 +1,51 @@
+"""util/devices.py: cuDNN's autotuner follows the reference's rule (set through the trainer and the model builder)."""
+
+import pytest
+import torch
+
+from helpers import TINY
+from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from options.base_options import replace
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from util.devices import autotune_convolutions
+
+
+@pytest.fixture
+def cudnn_benchmark(monkeypatch):
+    """torch.backends.cudnn.benchmark off for the test, restored after it."""
+    monkeypatch.setattr(torch.backends.cudnn, 'benchmark', False)
+
+
+@pytest.mark.parametrize(
+    ('train', 'resize_or_crop', 'expected'),
+    [
+        (True, 'scale_width', True),
+        (True, 'resize_and_crop', True),
+        (True, 'none', False),
+        (False, 'none', True),
+        (False, 'scale_width', True),
+    ],
+)
+def test_autotuner_follows_the_reference_rule_on_cuda(tmp_path, cudnn_benchmark, train, resize_or_crop, expected):
+    # On for one-size inputs (crops, rescaled images, inference); off for full-resolution training (its trial
+    # runs can run out of memory). Only the option values matter, so a CPU machine checks the rule.
+    options = TrainOptions() if train else TestOptions()
+    opt = options.parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--resize_or_crop', resize_or_crop], save=False)
+    autotune_convolutions(replace(opt, device='cuda:0'))
+    assert torch.backends.cudnn.benchmark is expected
+
+
+def test_trainers_and_built_models_apply_the_rule(tmp_path, dataroot, monkeypatch):
+    # train.py, test.py, the editor build through builders.build_model; a benchmark's trainer may not (step_time.py).
+    import builders
+    import models.trainer_base
+
+    seen = []
+    monkeypatch.setattr(models.trainer_base, 'autotune_convolutions', seen.append)
+    monkeypatch.setattr(builders, 'autotune_convolutions', seen.append)
+    opt = TrainOptions().parse([*TINY, '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)], save=False)
+    Pix2PixHDTrainer(opt)
+    assert seen == [opt]
+    builders.build_model(opt)
+    assert seen == [opt, opt]

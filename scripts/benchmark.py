@@ -1,6 +1,7 @@
 """Measure pix2pixHD training and inference speed for given options on this machine.
 
-    python scripts/benchmark.py [--iters 10 --warmup 3 --width W --height H --compare --inference_only --json FILE] [train.py flags]
+    python scripts/benchmark.py [--iters 10 --warmup 3 --width W --height H --compare --inference_only --json FILE
+                                 --profile FILE] [train.py flags]
 
 Prints train ms/iter (median of timed iterations after warm-up) and img/s, peak memory (CUDA max
 allocated, or the process's peak RSS on the CPU), inference ms/image, the FLOPs of one training
@@ -8,7 +9,9 @@ iteration counted with torch.utils.flop_counter, achieved TFLOP/s and, on a know
 its dense peak. --compare runs the plain float32 path (no --amp, --channels_last, --compile) and the
 path the flags ask for, in one run, and prints the speed-up. Inference runs in the precision test.py
 uses (--amp, or --data_type 16: float16 on CUDA); --inference_only measures only that. --json writes the
-rows to a file. Inputs are random label/instance maps and images of the given size, so no dataset is needed.
+rows to a file; --profile writes torch.profiler's table of one more training step of the flagged path (operators
+by their own device time on CUDA, CPU time on the CPU). Inputs are random label/instance maps and images of
+the given size, so no dataset is needed.
 """
 
 import argparse
@@ -18,6 +21,7 @@ import resource
 import statistics
 import sys
 import time
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -70,8 +74,24 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
-    """Time training steps and inference for one set of options, each with the cuDNN setting its script has."""
+def write_profile(trainer: Any, data: dict, device: torch.device, path: str) -> None:
+    """torch.profiler's operator table of one training step, by self device time (CUDA) or self CPU time, to `path`."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        trainer.train_step(data)
+        synchronize(device)
+    sort_by = 'self_device_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    table = profiler.key_averages().table(sort_by=sort_by, row_limit=40)
+    with open(path, 'w') as handle:
+        handle.write(f'one training step, sorted by {sort_by}\n{table}\n')
+    print(f'profile of one training step: {path}')
+
+
+def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | None = None) -> dict:
+    """Time training steps and inference for one set of options, each with the cuDNN setting its script has;
+    with `profile`, write the profiler's table of one more training step there."""
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = False  # a fresh process's; build_trainer sets train.py's
     trainer = build_trainer(opt)
@@ -95,6 +115,8 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace) -> dict:
             trainer.train_step(data)
         flops = counter.get_total_flops()
         memory = peak_memory_mib(device)
+        if profile:
+            write_profile(trainer, data, device, profile)
 
     model = trainer.model
     autotune_convolutions(replace(opt, isTrain=False))  # test.py's
@@ -142,6 +164,7 @@ def main() -> None:
     parser.add_argument('--compare', action='store_true', help='also run the plain float32 path and print the speed-up')
     parser.add_argument('--inference_only', action='store_true', help='measure inference only (no training steps, no FLOP count)')
     parser.add_argument('--json', default=None, help='also write the measured rows, with the sizes and flags, to this JSON file')
+    parser.add_argument('--profile', default=None, help="write torch.profiler's operator table of one training step (flagged path) here")
     args, train_flags = parser.parse_known_args()
     if not any(flag.startswith(('--no_vgg_loss', '--vgg_weights')) for flag in train_flags):
         print('No --vgg_weights given: benchmarking without the VGG loss (its weights would need a download)')
@@ -153,7 +176,7 @@ def main() -> None:
     rows = {}
     if args.compare:
         rows['plain fp32'] = measure(replace(opt, amp='off', channels_last=False, compile=False, data_type=32), args)
-    rows['as flagged'] = measure(opt, args)
+    rows['as flagged'] = measure(opt, args, args.profile)
 
     print(
         f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '

@@ -4,7 +4,7 @@
 # (printed at the end). A failing or timed-out step is recorded and the next one runs; the exit status is 1
 # when any step failed or timed out.
 #
-#   scripts/gpu_check.sh OUT_DIR            # on the GPU: budgets add up to 530 s (caps); the steps take ~460 s on an H200
+#   scripts/gpu_check.sh OUT_DIR            # on the GPU: budgets add up to 535 s (caps); the steps take ~460 s on an H200
 #   scripts/gpu_check.sh OUT_DIR --dry_run  # the same steps at tiny sizes on the CPU (a rehearsal, ~30 s)
 #
 # Nothing is downloaded. Environment:
@@ -120,9 +120,10 @@ else
     skip step_pairs "not found ($BENCH/step_pairs.py; set PIX2PIXHD_BENCH)"
 fi
 
-# 5. training speed at 1024x512, batch 1 (the 512p model): fp32, bf16, bf16 + channels_last, + compile
+# 5. training speed at 1024x512, batch 1 (the 512p model): fp32, bf16 (and its step's profile), bf16 + channels_last, + compile
 BENCHMARK=("$PY" scripts/benchmark.py "${TIMING[@]}" "${GPU[@]}" "${SIZE[@]}" "${ARCH[@]}" "${VGG_FLAGS[@]}")
-step bench_fp32_bf16 40 "$OUT/bench_fp32_bf16.json" "${BENCHMARK[@]}" --compare --amp bf16 --json "$OUT/bench_fp32_bf16.json"
+step bench_fp32_bf16 45 "$OUT/bench_fp32_bf16.json" "${BENCHMARK[@]}" --compare --amp bf16 --json "$OUT/bench_fp32_bf16.json" \
+    --profile "$OUT/profile_bf16.txt"
 step bench_bf16_cl 25 "$OUT/bench_bf16_cl.json" "${BENCHMARK[@]}" --amp bf16 --channels_last --json "$OUT/bench_bf16_cl.json"
 step bench_bf16_cl_compile 75 "$OUT/bench_bf16_cl_compile.json" "${BENCHMARK[@]}" --amp bf16 --channels_last "${COMPILE[@]}" \
     --json "$OUT/bench_bf16_cl_compile.json"

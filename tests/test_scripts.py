@@ -204,13 +204,17 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert os.path.isfile(tmp_path / 'ck' / 'quickstart' / 'latest_net_G.pth')
 
 
-def test_benchmark_runs_a_feature_model_and_prints_its_row():
+def test_benchmark_runs_a_feature_model_and_prints_its_row(tmp_path):
     """scripts/benchmark.py on a model with instance features: a training model has E and no clusters, so its
-    inference encodes the photo (this crashed on the test-only --use_encoded_image flag)."""
-    result = run_tool('scripts/benchmark.py', '--iters', 1, '--warmup', 0, *TINY, '--instance_feat', '--nef', 4)
+    inference encodes the photo (this crashed on the test-only --use_encoded_image flag); --profile writes the
+    operator table of one step."""
+    profile = tmp_path / 'profile.txt'
+    result = run_tool('scripts/benchmark.py', '--iters', 1, '--warmup', 0, '--profile', profile, *TINY, '--instance_feat', '--nef', 4)
     assert_ok(result)
     row = next(line for line in result.stdout.splitlines() if line.startswith('as flagged'))
     assert float(row.split()[2]) > 0 and float(row.split()[5]) > 0  # ms/iter and inference ms/img measured
+    table = profile.read_text()
+    assert table.startswith('one training step, sorted by self_cpu_time_total') and 'aten::convolution_backward' in table
 
 
 def _write_styled_results(root, leak: bool) -> str:

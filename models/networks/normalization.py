@@ -13,7 +13,7 @@ class ContiguousGradient(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """x itself (as a view: autograd functions return new tensors)."""
+        """x, as a view (a Function that returned its input itself would not get a node of its own in the graph)."""
         return x.view_as(x)
 
     @staticmethod
@@ -26,9 +26,10 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     """nn.InstanceNorm2d, with its backward fed contiguous gradients under --channels_last.
 
     PyTorch's instance_norm backward is wrong at batch size 1 when the incoming gradient is channels-last
-    (seen on the CPU with torch 2.14 and on an H200 with torch 2.11: relative error ~1 in the generator's
-    gradients; tests/test_scaling.py). A channels-last network hands it exactly such gradients, so there
-    the gradient is made contiguous first; an NCHW network's forward is unchanged.
+    (torch 2.14 on the CPU; the same error, ~1 relative in the generator's gradients, came out of a
+    channels-last training step on an H200 with torch 2.11; tests/test_scaling.py). A channels-last network
+    hands it exactly such gradients, so there the gradient is made contiguous first; an NCHW network's
+    forward is unchanged.
     """
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:

@@ -13,11 +13,14 @@ import contextlib
 from typing import Any
 
 import torch
+import torch._functorch.config as functorch_config
 
 from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
 from util.devices import autotune_convolutions
 from util.distributed import bare, data_parallel, no_sync, world_size
 from util.errors import OptionsError, TrainingError
+
+from .networks.normalization import InstanceNorm2d
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -74,7 +77,15 @@ class TrainerBase:
         if opt.channels_last:
             # torch 2.13's type stubs lack the memory_format overload of Module.to (the call itself works from 1.5 on).
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload,unused-ignore]
+            for module in self.model.modules():
+                if isinstance(module, InstanceNorm2d):
+                    module.contiguous_gradient = True  # PyTorch's backward is wrong otherwise (normalization.py)
         if opt.compile:
+            # pix2pixHD's D backward keeps its graph for G's (retain_graph=True: one pass of D over the fakes). A compiled
+            # backward that donates its buffers refuses that, as torch compiles one once a new input size recompiles
+            # with dynamic shapes; without donation it only frees them later.
+            if hasattr(functorch_config, 'donated_buffer'):  # torch 2.6 and later
+                functorch_config.donated_buffer = False
             for net in self.model.networks_by_name().values():
                 net.compile()  # in place: state_dict keys stay the reference's
 

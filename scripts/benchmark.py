@@ -8,10 +8,11 @@ allocated, or the process's peak RSS on the CPU), inference ms/image, the FLOPs 
 iteration counted with torch.utils.flop_counter, achieved TFLOP/s and, on a known GPU, the fraction of
 its dense peak. --compare runs the plain float32 path (no --amp, --channels_last, --compile) and the
 path the flags ask for, in one run, and prints the speed-up. Inference runs in the precision test.py
-uses (--amp, or --data_type 16: float16 on CUDA); --inference_only measures only that. --json writes the
-rows to a file; --profile writes torch.profiler's table of one more training step of the flagged path (operators
-by their own device time on CUDA, CPU time on the CPU). Inputs are random label/instance maps and images of
-the given size, so no dataset is needed.
+uses (--amp, or --data_type 16: float16 on CUDA) and with its cuDNN setting, on the trained networks (so
+with --channels_last weights and --compile where flagged, which test.py does not apply); --inference_only
+measures only that. --json writes the rows to a file; --profile writes torch.profiler's table of one more
+training step of the flagged path (operators by their own device time on CUDA, CPU time on the CPU).
+Inputs are random label/instance maps and images of the given size, so no dataset is needed.
 """
 
 import argparse
@@ -93,8 +94,7 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
     """Time training steps and inference for one set of options, each with the cuDNN setting its script has;
     with `profile`, write the profiler's table of one more training step there."""
     torch.manual_seed(0)
-    torch.backends.cudnn.benchmark = False  # a fresh process's; build_trainer sets train.py's
-    trainer = build_trainer(opt)
+    trainer = build_trainer(opt)  # cuDNN's autotuner as train.py sets it
     device = trainer.device
     data = synthetic_batch(opt, args.width, args.height)
     if device.type == 'cuda':
@@ -119,7 +119,7 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
             write_profile(trainer, data, device, profile)
 
     model = trainer.model
-    autotune_convolutions(replace(opt, isTrain=False))  # test.py's
+    autotune_convolutions(replace(opt, isTrain=False))  # as test.py sets it
     with torch.no_grad(), inference_precision(opt, device):
         for _ in range(args.warmup):
             model.inference(data['label'][:1], data['inst'][:1], data['image'][:1])
@@ -166,6 +166,8 @@ def main() -> None:
     parser.add_argument('--json', default=None, help='also write the measured rows, with the sizes and flags, to this JSON file')
     parser.add_argument('--profile', default=None, help="write torch.profiler's operator table of one training step (flagged path) here")
     args, train_flags = parser.parse_known_args()
+    if args.profile and args.inference_only:
+        parser.error('--profile profiles a training step; leave out --inference_only')
     if not any(flag.startswith(('--no_vgg_loss', '--vgg_weights')) for flag in train_flags):
         print('No --vgg_weights given: benchmarking without the VGG loss (its weights would need a download)')
         train_flags = train_flags + ['--no_vgg_loss']

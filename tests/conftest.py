@@ -32,6 +32,17 @@ def single_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(autouse=True)
+def cudnn_autotuner():
+    """cuDNN's autotuner as each test found it: building a CUDA model sets it (util/devices.py), which would
+    otherwise carry over into later tests."""
+    import torch
+
+    previous = torch.backends.cudnn.benchmark
+    yield
+    torch.backends.cudnn.benchmark = previous
+
+
 FIXTURES = os.path.join(TESTS_DIR, 'fixtures')
 SAMPLES_VARIABLE = 'PIX2PIXHD_CITYSCAPES_SAMPLES'
 

@@ -317,7 +317,7 @@ def test_norm_batch_under_torchrun_trains_like_one_process(device, dataroot, tmp
 
 # ----------------------------------------------------------------------------- 5. speed flags (last: --compile is the slowest test)
 def first_step(device: torch.device, dataroot: str, checkpoints, *extra: str) -> tuple:
-    """Losses and G's gradient of one seeded training step from the same weights and batch."""
+    """Losses and the gradients of G and D after one seeded training step from the same weights and batch."""
     opt = TrainOptions().parse(
         [*TINY, *gpu_flags(device), '--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(checkpoints), *extra],
         save=False,
@@ -325,7 +325,10 @@ def first_step(device: torch.device, dataroot: str, checkpoints, *extra: str) ->
     torch.manual_seed(0)
     trainer = Pix2PixHDTrainer(opt)
     losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
-    grads = torch.cat([parameter.grad.reshape(-1).float().cpu() for parameter in trainer.params_G])
+    grads = {
+        name: torch.cat([parameter.grad.reshape(-1).float().cpu() for parameter in net.parameters()])
+        for name, net in trainer.model.networks_by_name().items()
+    }
     return {name: float(value) for name, value in losses.items()}, grads
 
 
@@ -337,10 +340,11 @@ STEP_LOSS_RTOL = 1e-4
 STEP_GRAD_RTOL = 1e-3
 
 
-@pytest.mark.parametrize('flag', ['--channels_last', '--compile'])
-def test_speed_flags_equal_the_plain_step(device, dataroot, tmp_path, flag):
+@pytest.mark.parametrize('flags', ['--channels_last', '--compile', '--channels_last --compile'])
+def test_speed_flags_equal_the_plain_step(device, dataroot, tmp_path, flags):
     plain_losses, plain_grads = first_step(device, dataroot, tmp_path)
-    fast_losses, fast_grads = first_step(device, dataroot, tmp_path, flag)
+    fast_losses, fast_grads = first_step(device, dataroot, tmp_path, *flags.split())
     for name, value in plain_losses.items():
         assert fast_losses[name] == pytest.approx(value, rel=STEP_LOSS_RTOL), name
-    assert ((fast_grads - plain_grads).norm() / plain_grads.norm()).item() < STEP_GRAD_RTOL
+    for name, grads in plain_grads.items():
+        assert ((fast_grads[name] - grads).norm() / grads.norm()).item() < STEP_GRAD_RTOL, name

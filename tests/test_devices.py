@@ -1,4 +1,4 @@
-"""util/devices.py: cuDNN's autotuner follows the reference's rule (set through the trainer and the model builder)."""
+"""util/devices.py: cuDNN's autotuner follows the reference's rule, set through the trainer and the model builder."""
 
 import pytest
 import torch
@@ -11,12 +11,6 @@ from options.train_options import TrainOptions
 from util.devices import autotune_convolutions
 
 
-@pytest.fixture
-def cudnn_benchmark(monkeypatch):
-    """torch.backends.cudnn.benchmark off for the test, restored after it."""
-    monkeypatch.setattr(torch.backends.cudnn, 'benchmark', False)
-
-
 @pytest.mark.parametrize(
     ('train', 'resize_or_crop', 'expected'),
     [
@@ -27,13 +21,23 @@ def cudnn_benchmark(monkeypatch):
         (False, 'scale_width', True),
     ],
 )
-def test_autotuner_follows_the_reference_rule_on_cuda(tmp_path, cudnn_benchmark, train, resize_or_crop, expected):
+def test_autotuner_follows_the_reference_rule_on_cuda(tmp_path, train, resize_or_crop, expected):
     # On for one-size inputs (crops, rescaled images, inference); off for full-resolution training (its trial
-    # runs can run out of memory). Only the option values matter, so a CPU machine checks the rule.
+    # runs can run out of memory), also after an earlier model turned it on. Only the option values matter,
+    # so a CPU machine checks the rule (conftest.py restores the setting after each test).
     options = TrainOptions() if train else TestOptions()
     opt = options.parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--resize_or_crop', resize_or_crop], save=False)
+    torch.backends.cudnn.benchmark = not expected
     autotune_convolutions(replace(opt, device='cuda:0'))
     assert torch.backends.cudnn.benchmark is expected
+
+
+@pytest.mark.parametrize('before', [False, True])
+def test_the_cpu_leaves_the_autotuner_alone(tmp_path, before):
+    opt = TestOptions().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
+    torch.backends.cudnn.benchmark = before
+    autotune_convolutions(opt)
+    assert torch.backends.cudnn.benchmark is before
 
 
 def test_trainers_and_built_models_apply_the_rule(tmp_path, dataroot, monkeypatch):

@@ -155,14 +155,18 @@ def test_fp16_flag_is_amp_fp16_with_a_scaler_per_optimiser(tmp_path, dataroot):
 
 
 def first_step(tmp_path, dataroot: str, extra: list) -> tuple:
-    """Losses and G's gradient of one seeded training step (batch 1) through train.py's options and trainer."""
+    """Losses and the gradients of every network (G, D, E if any) after one seeded training step (batch 1),
+    through train.py's options and trainer."""
     opt = TrainOptions(methods=METHODS).parse(
         TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(tmp_path)] + extra, save=False
     )
     torch.manual_seed(0)
     trainer = build_trainer(opt)
     losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
-    grads = torch.cat([parameter.grad.reshape(-1) for parameter in trainer.model.netG.parameters()])
+    grads = {
+        name: torch.cat([parameter.grad.reshape(-1) for parameter in net.parameters() if parameter.grad is not None])
+        for name, net in trainer.model.networks_by_name().items()
+    }
     return {name: float(value) for name, value in losses.items()}, grads, trainer
 
 
@@ -172,19 +176,43 @@ def test_compiled_fp32_path_equals_the_plain_path(tmp_path, dataroot):
     fast_losses, fast_grads, _ = first_step(tmp_path, dataroot, ['--compile'])
     for name, value in plain_losses.items():
         assert fast_losses[name] == pytest.approx(value, rel=1e-5)
-    assert ((fast_grads - plain_grads).norm() / plain_grads.norm()) < 1e-5
+    for name, grads in plain_grads.items():
+        assert ((fast_grads[name] - grads).norm() / grads.norm()) < 1e-5, name
 
 
-# pix2pixHD (InstanceNorm) and pix2pix (BatchNorm; dropout off: its masks are drawn in memory order, so
-# another layout draws other masks).
+def test_compiled_step_survives_a_new_input_size(tmp_path, monkeypatch):
+    # A new size recompiles with dynamic shapes, and such a compiled backward donated its buffers, which D's
+    # backward with retain_graph=True (the shared pass over the fakes) then refused: train.py --compile crashed
+    # at the second image size. The donation is AOTAutograd's, so its quick aot_eager backend shows it.
+    import torch._dynamo
+    import torch._functorch.config
+
+    monkeypatch.syspath_prepend(os.path.join(REPO_ROOT, 'scripts'))
+    from benchmark import synthetic_batch
+
+    compile_module = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, 'compile', lambda self, **kwargs: compile_module(self, backend='aot_eager', **kwargs))
+    monkeypatch.setattr(torch._functorch.config, 'donated_buffer', torch._functorch.config.donated_buffer)  # restored after
+    opt = TrainOptions().parse(TINY + ['--checkpoints_dir', str(tmp_path), '--compile', '--resize_or_crop', 'none'], save=False)
+    trainer = Pix2PixHDTrainer(opt)
+    try:
+        for width, height in ((64, 32), (96, 64)):
+            losses, _ = trainer.train_step(synthetic_batch(opt, width, height))
+            assert all(torch.isfinite(value) for value in losses.values())
+    finally:
+        torch._dynamo.reset()
+
+
+# pix2pixHD with instance features (G, D and E: InstanceNorm), pix2pix with BatchNorm and with InstanceNorm
+# (dropout off: its masks are drawn in memory order, so another layout draws other masks).
 PIX2PIX_NO_DROPOUT = ['--model', 'pix2pix', '--netG', 'unet_128', '--ngf', '4', '--ndf', '4', '--loadSize', '128', '--fineSize', '128']
 PIX2PIX_NO_DROPOUT += ['--no_dropout']
 
 
 @pytest.mark.parametrize(
     'model_flags',
-    [[], PIX2PIX_NO_DROPOUT],
-    ids=['pix2pixHD', 'pix2pix'],
+    [['--instance_feat', '--nef', '4'], PIX2PIX_NO_DROPOUT, PIX2PIX_NO_DROPOUT + ['--norm', 'instance']],
+    ids=['pix2pixHD', 'pix2pix', 'pix2pix-instance'],
 )
 def test_channels_last_step_equals_the_plain_step(tmp_path, dataroot, model_flags):
     # PyTorch's instance_norm backward is wrong at batch size 1 for a channels-last incoming gradient
@@ -196,7 +224,26 @@ def test_channels_last_step_equals_the_plain_step(tmp_path, dataroot, model_flag
     assert weights and all(weight.is_contiguous(memory_format=torch.channels_last) for weight in weights)  # the flag took effect
     for name, value in plain_losses.items():
         assert fast_losses[name] == pytest.approx(value, rel=1e-5), name
-    assert ((fast_grads - plain_grads).norm() / plain_grads.norm()) < 1e-5
+    assert set(fast_grads) == set(plain_grads)
+    for name, grads in plain_grads.items():
+        assert ((fast_grads[name] - grads).norm() / grads.norm()) < 1e-5, name
+
+
+@pytest.mark.parametrize('batch', [1, 2])
+@pytest.mark.parametrize('input_format', [torch.contiguous_format, torch.channels_last])
+def test_instance_norm_gradient_is_right_for_a_channels_last_incoming_gradient(batch, input_format):
+    # The layer alone, as a channels-last network's TrainerBase sets it up: whatever the input's layout.
+    from models.networks.normalization import InstanceNorm2d
+
+    layer = InstanceNorm2d(16)
+    layer.contiguous_gradient = True
+    torch.manual_seed(0)
+    x, gradient = torch.randn(batch, 16, 8, 12, dtype=torch.float64), torch.randn(batch, 16, 8, 12, dtype=torch.float64)
+    leaf = x.clone().requires_grad_()
+    reference = torch.autograd.grad(torch.nn.functional.instance_norm(leaf), leaf, gradient)[0]
+    leaf = x.contiguous(memory_format=input_format).requires_grad_()
+    got = torch.autograd.grad(layer(leaf), leaf, gradient.contiguous(memory_format=torch.channels_last))[0]
+    assert torch.allclose(got, reference, rtol=1e-10, atol=1e-12)
 
 
 def test_generator_step_gives_the_discriminator_no_gradients(tmp_path, dataroot):

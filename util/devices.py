@@ -6,11 +6,12 @@ import torch
 
 
 def autotune_convolutions(opt: argparse.Namespace) -> None:
-    """cuDNN's autotuner on, as the 2018 reference (and the pix2pix authors' code) turn it on.
+    """On CUDA, cuDNN's autotuner by the 2018 reference's rule (pix2pix and CRN follow it too); the CPU is left alone.
 
     On for inference and for training on crops or rescaled images, which have one size; off when training
     at full resolution with --resize_or_crop none, whose trial runs of every algorithm can run out of memory
-    (the reference's reason). Measured on an H200: without it our 512p step was 0.93x the reference's.
+    (the reference's reason). Set both ways, as the process-wide setting follows the last model built.
+    On an H200 our 512p step was 0.93x the reference's without it (the suspected cause; not re-measured).
     """
-    if torch.device(opt.device).type == 'cuda' and (not opt.isTrain or opt.resize_or_crop != 'none'):
-        torch.backends.cudnn.benchmark = True
+    if torch.device(opt.device).type == 'cuda':
+        torch.backends.cudnn.benchmark = not opt.isTrain or opt.resize_or_crop != 'none'

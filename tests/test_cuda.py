@@ -18,6 +18,7 @@ from PIL import Image
 
 import test_reference_fixture as reference_fixture_tests
 import test_reference_step as reference_step_tests
+import test_scaling as scaling_tests
 from builders import build_data
 from data.synthetic import make_synthetic_dataset
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, run_script
@@ -316,22 +317,6 @@ def test_norm_batch_under_torchrun_trains_like_one_process(device, dataroot, tmp
 
 
 # ----------------------------------------------------------------------------- 5. speed flags (last: --compile is the slowest test)
-def first_step(device: torch.device, dataroot: str, checkpoints, *extra: str) -> tuple:
-    """Losses and the gradients of G and D after one seeded training step from the same weights and batch."""
-    opt = TrainOptions().parse(
-        [*TINY, *gpu_flags(device), '--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(checkpoints), *extra],
-        save=False,
-    )
-    torch.manual_seed(0)
-    trainer = Pix2PixHDTrainer(opt)
-    losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
-    grads = {
-        name: torch.cat([parameter.grad.reshape(-1).float().cpu() for parameter in net.parameters()])
-        for name, net in trainer.model.networks_by_name().items()
-    }
-    return {name: float(value) for name, value in losses.items()}, grads
-
-
 # One fp32 step by another kernel path: the same sums in another order (float32 rounding, ~1e-7 relative
 # per operation) through ~20 layers; InstanceNorm divides by small standard deviations at this tiny size,
 # which amplifies that noise in the gradients most. Far below what a wrong kernel gives (instance_norm's
@@ -342,9 +327,7 @@ STEP_GRAD_RTOL = 1e-3
 
 @pytest.mark.parametrize('flags', ['--channels_last', '--compile', '--channels_last --compile'])
 def test_speed_flags_equal_the_plain_step(device, dataroot, tmp_path, flags):
-    plain_losses, plain_grads = first_step(device, dataroot, tmp_path)
-    fast_losses, fast_grads = first_step(device, dataroot, tmp_path, *flags.split())
-    for name, value in plain_losses.items():
-        assert fast_losses[name] == pytest.approx(value, rel=STEP_LOSS_RTOL), name
-    for name, grads in plain_grads.items():
-        assert ((fast_grads[name] - grads).norm() / grads.norm()).item() < STEP_GRAD_RTOL, name
+    # tests/test_scaling.py's step on this device: the losses and G's and D's gradients
+    plain = scaling_tests.first_step(tmp_path, dataroot, gpu_flags(device))
+    fast = scaling_tests.first_step(tmp_path, dataroot, [*gpu_flags(device), *flags.split()])
+    scaling_tests.assert_same_step(plain, fast, STEP_LOSS_RTOL, STEP_GRAD_RTOL)

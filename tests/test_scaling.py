@@ -170,14 +170,20 @@ def first_step(tmp_path, dataroot: str, extra: list) -> tuple:
     return {name: float(value) for name, value in losses.items()}, grads, trainer
 
 
+def assert_same_step(plain: tuple, fast: tuple, loss_rtol: float, grad_rtol: float) -> None:
+    """first_step()'s losses and gradients of a faster path equal the plain path's: each loss within `loss_rtol`,
+    each network's gradient within `grad_rtol` of its norm."""
+    (plain_losses, plain_grads), (fast_losses, fast_grads) = plain[:2], fast[:2]
+    for name, value in plain_losses.items():
+        assert fast_losses[name] == pytest.approx(value, rel=loss_rtol), name
+    assert set(fast_grads) == set(plain_grads)
+    for name, grads in plain_grads.items():
+        assert float((fast_grads[name] - grads).norm() / grads.norm()) < grad_rtol, name
+
+
 def test_compiled_fp32_path_equals_the_plain_path(tmp_path, dataroot):
     # --compile really compiles (inductor, ~1 minute on two cores).
-    plain_losses, plain_grads, _ = first_step(tmp_path, dataroot, [])
-    fast_losses, fast_grads, _ = first_step(tmp_path, dataroot, ['--compile'])
-    for name, value in plain_losses.items():
-        assert fast_losses[name] == pytest.approx(value, rel=1e-5)
-    for name, grads in plain_grads.items():
-        assert ((fast_grads[name] - grads).norm() / grads.norm()) < 1e-5, name
+    assert_same_step(first_step(tmp_path, dataroot, []), first_step(tmp_path, dataroot, ['--compile']), 1e-5, 1e-5)
 
 
 def test_compiled_step_survives_a_new_input_size(tmp_path, monkeypatch):
@@ -218,15 +224,10 @@ def test_channels_last_step_equals_the_plain_step(tmp_path, dataroot, model_flag
     # PyTorch's instance_norm backward is wrong at batch size 1 for a channels-last incoming gradient
     # (relative error ~1 in G's gradient, CPU and CUDA); models/networks/normalization.py's InstanceNorm2d
     # hands it a contiguous one. Batch 1 is the reference's default.
-    plain_losses, plain_grads, _ = first_step(tmp_path, dataroot, model_flags)
-    fast_losses, fast_grads, trainer = first_step(tmp_path, dataroot, model_flags + ['--channels_last'])
-    weights = [parameter for parameter in trainer.model.netG.parameters() if parameter.dim() == 4]
+    fast = first_step(tmp_path, dataroot, model_flags + ['--channels_last'])
+    weights = [parameter for parameter in fast[2].model.netG.parameters() if parameter.dim() == 4]
     assert weights and all(weight.is_contiguous(memory_format=torch.channels_last) for weight in weights)  # the flag took effect
-    for name, value in plain_losses.items():
-        assert fast_losses[name] == pytest.approx(value, rel=1e-5), name
-    assert set(fast_grads) == set(plain_grads)
-    for name, grads in plain_grads.items():
-        assert ((fast_grads[name] - grads).norm() / grads.norm()) < 1e-5, name
+    assert_same_step(first_step(tmp_path, dataroot, model_flags), fast, 1e-5, 1e-5)
 
 
 @pytest.mark.parametrize('batch', [1, 2])

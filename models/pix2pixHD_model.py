@@ -77,6 +77,7 @@ class Pix2PixHDModel(nn.Module):
             opt.n_blocks_local,
             opt.norm,
             opt.use_dropout,
+            opt.netG_init if self.isTrain else 'normal',  # a training flag: test time loads the weights
         )
         # D, E, the cluster sampler and the VGG criterion exist only where the options need them
         # (training, instance features); typed Any so the paths that use them read without None checks.

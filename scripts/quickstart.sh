@@ -49,9 +49,11 @@ timed "synthetic data" "$PYTHON" scripts/make_synthetic_dataset.py --dataroot "$
 #  --n_layers_D 1, --lambda_feat 30: every discriminator layer after the first instance-normalises,
 #    which hides how strong a texture is; a shallow D and more weight on feature matching (its first
 #    layer is not normalised) take grain off flat regions.
+#  --netG_init delta (not a reference flag): G's kernels start without the reference's spatial noise,
+#    which this short a run leaves in place as coloured speckle along every outline ("The coloured fringes").
 timed "training" "$PYTHON" train.py --name "$NAME" --dataroot "$DATAROOT" --checkpoints_dir "$CHECKPOINTS_DIR" \
   --gpu_ids "$GPU_IDS" --loadSize "$WIDTH" --no_vgg_loss --instance_feat \
-  --ngf 16 --n_downsample_global 0 --n_blocks_global 6 --n_downsample_E 2 \
+  --ngf 16 --n_downsample_global 0 --n_blocks_global 6 --n_downsample_E 2 --netG_init delta \
   --ndf 16 --n_layers_D 1 --lambda_feat 30 \
   --niter "$NITER" --niter_decay "$NITER_DECAY" --save_epoch_freq 1000 \
   --print_freq 32 --display_freq 320 --nThreads 1 --seed 0

@@ -201,6 +201,37 @@ def test_conv_weights_initialised_normal_002():
     assert abs(weight.std().item() - 0.02) < 0.002
 
 
+@pytest.mark.parametrize('netG', ['global', 'local'])
+def test_netG_init_delta_keeps_each_kernels_centre_draw_only(tmp_path, netG):
+    """--netG_init delta through the model train.py builds: the same draws as the reference's init, each Conv2d
+    kernel's centre tap times its width and the other taps 0; transposed convs (n_downsample_global > 0) keep
+    their draws (centre-only would start them as a checkerboard); D and E are the reference's."""
+    flags = ['--netG', netG, '--ngf', '4', '--n_downsample_global', '1', '--n_blocks_global', '1', '--n_blocks_local', '1']
+    flags += ['--ndf', '4', '--no_vgg_loss', '--instance_feat', '--nef', '4']
+    models = {}
+    for init in ('normal', 'delta'):
+        torch.manual_seed(0)
+        models[init] = build_model(train_opt(tmp_path, *flags, '--netG_init', init))
+    normal_G, delta_G = (dict(models[init].netG.named_modules()) for init in ('normal', 'delta'))
+    kernels = 0
+    for name, module in delta_G.items():
+        reference = normal_G[name]
+        if type(module) is nn.Conv2d and module.kernel_size[0] > 1:
+            k = module.kernel_size[0]
+            centre = module.weight[:, :, k // 2, k // 2]
+            assert torch.equal(centre, reference.weight[:, :, k // 2, k // 2] * k), name
+            off_centre = module.weight.clone()
+            off_centre[:, :, k // 2, k // 2] = 0
+            assert torch.count_nonzero(off_centre) == 0, name
+            kernels += 1
+        elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            assert torch.equal(module.weight, reference.weight), name
+    assert kernels == (5 if netG == 'global' else 9)  # every 3x3 and 7x7 Conv2d of G
+    for net in ('netD', 'netE'):
+        normal_state, delta_state = (getattr(models[init], net).state_dict() for init in ('normal', 'delta'))
+        assert all(torch.equal(delta_state[key], value) for key, value in normal_state.items()), net
+
+
 # ---------------------------------------------------------------- output shapes
 
 

@@ -3,6 +3,7 @@
 import argparse
 import glob
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -202,6 +203,7 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert headers[3:] == ['style 0', 'style 1', 'style 2']
     assert os.path.isfile(tmp_path / 'ck' / 'quickstart' / 'features_clustered_010.npz')
     assert os.path.isfile(tmp_path / 'ck' / 'quickstart' / 'latest_net_G.pth')
+    assert json.loads((tmp_path / 'ck' / 'quickstart' / 'opt.json').read_text())['netG_init'] == 'delta'  # the fringes' fix
 
 
 def test_benchmark_runs_a_feature_model_and_prints_its_row(tmp_path):

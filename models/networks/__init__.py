@@ -6,7 +6,7 @@ from .discriminator import MultiscaleDiscriminator, NLayerDiscriminator
 from .encoder import Encoder, instance_average_pool, instance_class, instance_segments, segment_mean
 from .generator import GlobalGenerator, LocalEnhancer, ResnetBlock
 from .loss import GANLoss, ModelError, Vgg19, VGGLoss, feature_matching_loss
-from .normalization import get_norm_layer, weights_init, weights_init_zero_bias
+from .normalization import centre_tap_init, get_norm_layer, weights_init, weights_init_zero_bias
 
 __all__ = [
     'Encoder',
@@ -19,6 +19,7 @@ __all__ = [
     'ResnetBlock',
     'VGGLoss',
     'Vgg19',
+    'centre_tap_init',
     'define_D',
     'define_E',
     'define_G',
@@ -45,8 +46,10 @@ def define_G(
     n_blocks_local: int = 3,
     norm: str = 'instance',
     use_dropout: bool = False,
+    init: str = 'normal',
 ) -> nn.Module:
-    """GlobalGenerator (`global`) or LocalEnhancer (`local`), initialised as the reference."""
+    """GlobalGenerator (`global`) or LocalEnhancer (`local`), initialised as the reference (`init` 'normal') or with
+    each convolution's draws on its centre tap only ('delta', train.py's --netG_init)."""
     norm_layer = get_norm_layer(norm)
     net: nn.Module
     if netG == 'global':
@@ -58,6 +61,10 @@ def define_G(
     else:
         raise ValueError(f"generator [{netG}] is not implemented; use --netG global or --netG local")
     net.apply(weights_init)
+    if init == 'delta':
+        net.apply(centre_tap_init)
+    elif init != 'normal':
+        raise ValueError(f"generator initialisation [{init}] is not implemented; use --netG_init normal or --netG_init delta")
     return net
 
 

@@ -1,6 +1,7 @@
 """Normalisation layers and weight initialisation shared by every network."""
 
 import functools
+import math
 from collections.abc import Callable
 from typing import cast
 
@@ -59,6 +60,22 @@ def weights_init(module: nn.Module) -> None:
     elif classname.find('BatchNorm2d') != -1:
         cast(torch.Tensor, module.weight).data.normal_(1.0, 0.02)
         cast(torch.Tensor, module.bias).data.fill_(0)
+
+
+def centre_tap_init(module: nn.Module) -> None:
+    """A Conv2d's weights kept on the centre tap only, times the kernel size (the same expected norm), other taps 0.
+
+    After weights_init's draws, as the delta initialisation of Xiao et al. (ICML 2018): each kernel starts as a
+    1x1 map with no spatial noise, which a short training run leaves in place as speckle along every edge of
+    the input (docs/QUICKSTART.md, "The coloured fringes"). Transposed convolutions keep their draws: with only
+    the centre tap, a stride-2 one would start as a checkerboard.
+    """
+    if type(module) is nn.Conv2d and module.kernel_size != (1, 1):
+        height, width = module.kernel_size
+        with torch.no_grad():
+            centre = module.weight[:, :, height // 2, width // 2].clone()
+            module.weight.zero_()
+            module.weight[:, :, height // 2, width // 2] = centre * math.sqrt(height * width)
 
 
 def weights_init_zero_bias(module: nn.Module) -> None:

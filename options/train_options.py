@@ -111,9 +111,10 @@ class TrainOptions(BaseOptions):
             type=str,
             default='normal',
             choices=['normal', 'delta'],
-            help="pix2pixHD's G from scratch: normal draws every conv weight from N(0, 0.02) (the reference); delta keeps each "
-            "kernel's draws on its centre tap only, times the kernel's width, so that no spatial noise is left for a short run "
-            'to train away (the quickstart: docs/QUICKSTART.md, "The coloured fringes")',
+            help="pix2pixHD's G from scratch: normal draws every conv weight from N(0, 0.02) (the reference); delta keeps only "
+            "the centre tap's draw of each Conv2d kernel, times sqrt(kh*kw), and zeroes the other taps (transposed convs keep "
+            'their draws), so that no spatial noise is left for a short run to train away (measured with --n_downsample_global 0: '
+            'the quickstart, docs/QUICKSTART.md, "The coloured fringes")',
         )
         add = self.group(parser, 'logging and saving').add_argument
         add('--display_freq', type=int, default=100, help='show training results on the training page every this many images')
@@ -197,10 +198,8 @@ class TrainOptions(BaseOptions):
         super().validate(opt)
         if opt.accum_steps < 1:
             raise OptionsError(f"--accum_steps {opt.accum_steps} must be >= 1 (1: a step per batch)")
-        if opt.netG_init != 'normal' and opt.model != 'pix2pixHD':
-            raise OptionsError(
-                f"--netG_init {opt.netG_init} is pix2pixHD's; --model {opt.model} initialises as its authors' code: drop the flag"
-            )
+        if 'netG_init' in opt.explicit and opt.model != 'pix2pixHD':
+            raise OptionsError(f"--netG_init is pix2pixHD's; --model {opt.model} initialises as its authors' code: drop the flag")
         if opt.continue_train:
             saved_model = (load_saved_options(experiment_dir(opt)) or {}).get('model', 'pix2pixHD')
             if saved_model != opt.model:  # before its flags are read: they are another model's

@@ -15,8 +15,9 @@
     colours raises both alike, a halo or fringe along edges only the first);
   * fringes: how much the road right outside a car (1-2 pixels) changes between the styles vs the road
     8 pixels or more from any car (the standard deviation over the styles, 0-255, mean over RGB and
-    pixels). Only the car's drawn paint changes there, so a car's paint that leaks past its outline
-    raises the first; the road's own drawn style raises both alike;
+    pixels). Only the car's drawn style changes there, so G's output next to the outline that depends
+    on it (the paint leaking past the outline, or a pattern printed at the edge of the car's feature) raises
+    the first; the road's own drawn style raises both alike;
   * the encoder's car features (training set, from features.npz and the cluster file): the share of
     their variance on each principal axis, and how well the K-means clusters separate the true paints
     of the synthetic cars (styles.json): purity = share of cars whose cluster's majority paint is their
@@ -143,7 +144,7 @@ def image_figures(results: str, dataroot: str, phase: str = 'test') -> dict:
             if (plain & ~inside).any() and (plain & inside).any():
                 near_edge.append(error[plain & ~inside].mean())
                 far_from_edge.append(error[plain & inside].mean())
-        # Fringes: the road next to a car changes between styles only if the car's paint leaks past its outline.
+        # Fringes: the road next to a car changes between styles only where G's output there depends on the car's style.
         car = label == CAR
         road = label == ROAD
         ring, far = road & dilate(car, 2), road & ~dilate(car, 7)

@@ -230,6 +230,8 @@ def test_netG_init_delta_keeps_each_kernels_centre_draw_only(tmp_path, netG):
     for net in ('netD', 'netE'):
         normal_state, delta_state = (getattr(models[init], net).state_dict() for init in ('normal', 'delta'))
         assert all(torch.equal(delta_state[key], value) for key, value in normal_state.items()), net
+    with pytest.raises(ValueError, match='--netG_init normal or --netG_init delta'):
+        define_G(36, 3, 4, netG, 1, 1, init='xavier')
 
 
 # ---------------------------------------------------------------- output shapes

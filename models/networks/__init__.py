@@ -48,8 +48,7 @@ def define_G(
     use_dropout: bool = False,
     init: str = 'normal',
 ) -> nn.Module:
-    """GlobalGenerator (`global`) or LocalEnhancer (`local`), initialised as the reference (`init` 'normal') or with
-    each convolution's draws on its centre tap only ('delta', train.py's --netG_init)."""
+    """GlobalGenerator (`global`) or LocalEnhancer (`local`), initialised as the reference (or centre_tap_init: 'delta')."""
     norm_layer = get_norm_layer(norm)
     net: nn.Module
     if netG == 'global':

@@ -63,14 +63,15 @@ def weights_init(module: nn.Module) -> None:
 
 
 def centre_tap_init(module: nn.Module) -> None:
-    """A Conv2d's weights kept on the centre tap only, times the kernel size (the same expected norm), other taps 0.
+    """A Conv2d's centre-tap draw times sqrt(kh * kw) (the same expected squared norm), its other taps 0.
 
-    After weights_init's draws, as the delta initialisation of Xiao et al. (ICML 2018): each kernel starts as a
-    1x1 map with no spatial noise, which a short training run leaves in place as speckle along every edge of
-    the input (docs/QUICKSTART.md, "The coloured fringes"). Transposed convolutions keep their draws: with only
-    the centre tap, a stride-2 one would start as a checkerboard.
+    Applied after weights_init's draws: a Gaussian variant of the delta-orthogonal initialisation of Xiao et al.
+    (ICML 2018). Each kernel starts without the reference's spatial noise, which a short training run leaves in
+    place as speckle along every edge of the input (docs/QUICKSTART.md, "The coloured fringes"). The centre is
+    that of an odd kernel, as all of G's are. Transposed convolutions keep their draws: with only the centre
+    tap, a stride-2 one would start as a checkerboard.
     """
-    if type(module) is nn.Conv2d and module.kernel_size != (1, 1):
+    if type(module) is nn.Conv2d:
         height, width = module.kernel_size
         with torch.no_grad():
             centre = module.weight[:, :, height // 2, width // 2].clone()

@@ -208,6 +208,14 @@ def test_continue_train_resumes_its_own_weights_whatever_load_pretrain_says(trai
     assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
 
 
+def test_continue_train_with_another_netG_init_says_so_and_keeps_the_saved_weights(trained, capsys):
+    opt = train_opt(trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train', '--netG_init', 'delta')
+    assert '--continue_train: --netG_init normal -> delta (may change): only used when G is built from scratch' in capsys.readouterr().out
+    model = build_model(opt)
+    saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
+    assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
+
+
 @pytest.mark.skipif(not HAVE_TENSORBOARD, reason='tensorboard is not installed')
 def test_tf_log_writes_events(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -188,12 +188,17 @@ def test_train_checkpoints_load_with_weights_only(trained):
     assert not torch.equal(first['model.1.weight'], last['model.1.weight'])
 
 
+def assert_generator_is_the_saved_one(model, trained):
+    """Every tensor of the fixture's latest_net_G.pth is in the model's G, equal."""
+    saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
+    assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
+
+
 def test_train_checkpoints_load_strictly_into_the_model(trained):
     opt = train_opt(trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train')
     opt = replace(opt, checkpoints_dir=str(trained['checkpoints']))
     model = build_model(opt)  # load_network_strict: raises on any key or shape mismatch
-    saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
-    assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
+    assert_generator_is_the_saved_one(model, trained)
 
 
 def test_continue_train_resumes_its_own_weights_whatever_load_pretrain_says(trained, tmp_path):
@@ -204,16 +209,14 @@ def test_continue_train_resumes_its_own_weights_whatever_load_pretrain_says(trai
         trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train', '--load_pretrain', tmp_path / 'other'
     )
     model = build_model(opt)
-    saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
-    assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
+    assert_generator_is_the_saved_one(model, trained)
 
 
 def test_continue_train_with_another_netG_init_says_so_and_keeps_the_saved_weights(trained, capsys):
     opt = train_opt(trained['base'], trained['dataroot'], *TINY_ARCH, '--name', 'tiny', '--continue_train', '--netG_init', 'delta')
     assert '--continue_train: --netG_init normal -> delta (may change): only used when G is built from scratch' in capsys.readouterr().out
     model = build_model(opt)
-    saved = torch.load(trained['dir'] / 'latest_net_G.pth', weights_only=True)
-    assert all(torch.equal(model.netG.state_dict()[k], saved[k]) for k in saved)
+    assert_generator_is_the_saved_one(model, trained)
 
 
 @pytest.mark.skipif(not HAVE_TENSORBOARD, reason='tensorboard is not installed')

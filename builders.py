@@ -15,7 +15,7 @@ import torch
 from data.aligned_dataset import AlignedDataset
 from data.sampler import ResumableSampler
 from models import METHODS, load_method
-from models.manipulation import load_clusters, resolve_cluster_path
+from models.pix2pixhd.styles import load_clusters, resolve_cluster_path
 from options.train_options import resume_changes, resume_policy
 from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state, write_text
 from util.devices import autotune_convolutions

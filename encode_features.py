@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from builders import build_data, build_model
 from models import METHODS
-from models.manipulation import class_arrays_writer, cluster_features
+from models.pix2pixhd.styles import class_arrays_writer, cluster_features
 from options.base_options import check_writable, experiment_dir
 from options.test_options import FeatureOptions
 from util.checkpoint import save_file_set

@@ -6,8 +6,8 @@ import shutil
 
 from builders import build_data, build_model
 from models import METHODS
-from models.manipulation import check_relabel, parse_int_pairs, relabel_maps
-from models.pix2pixHD_model import inference_precision
+from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
+from models.common.precision import inference_precision
 from options.base_options import check_writable
 from options.test_options import TestOptions
 from util.cli import run_main
@@ -24,7 +24,7 @@ def main() -> None:
         METHODS,
     ).parse()
     if opt.export_onnx:
-        from models.onnx_export import check_onnx_available
+        from models.common.onnx_export import check_onnx_available
 
         check_onnx_available(opt.export_onnx)
         check_writable(os.path.dirname(os.path.abspath(opt.export_onnx)), '--export_onnx')
@@ -34,7 +34,7 @@ def main() -> None:
         print(f'Showing the real photos of {os.path.dirname(dataset.B_paths[0])} beside the results')
     model = build_model(opt)
     if opt.export_onnx:
-        from models.onnx_export import export_generator
+        from models.common.onnx_export import export_generator
 
         export_generator(model, next(iter(data_loader)), opt.export_onnx, opt.size_base, opt.use_encoded_image)
         return

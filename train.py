@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from builders import build_data, build_trainer, save_architecture
 from models import METHODS
-from models.trainer_base import TrainerBase
+from models.common.trainer_base import TrainerBase
 from options.base_options import check_writable
 from options.train_options import TrainOptions
 from util.checkpoint import experiment_dir, finish_interrupted_saves, read_iter_file, save_options

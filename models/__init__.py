@@ -25,7 +25,7 @@ from types import ModuleType
 
 # --model name -> the module that implements it (imported on first use).
 MODELS = {
-    'pix2pixHD': 'models.pix2pixHD',
+    'pix2pixHD': 'models.pix2pixhd',
     'pix2pix': 'models.pix2pix',
     'crn': 'models.crn',
 }

@@ -25,11 +25,11 @@ import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import models.common.trainer_base as trainer_module  # noqa: E402
 from benchmark import synthetic_batch  # noqa: E402  (scripts/benchmark.py, next to this file)
 
-import models.trainer_base as trainer_module  # noqa: E402
 from builders import build_trainer  # noqa: E402
-from models.pix2pixHD_trainer import Pix2PixHDTrainer  # noqa: E402
+from models.pix2pixhd.trainer import Pix2PixHDTrainer  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.distributed import init_distributed, world_size  # noqa: E402
 

@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from builders import build_trainer  # noqa: E402
-from models.pix2pixHD_model import inference_precision  # noqa: E402
+from models.common.precision import inference_precision  # noqa: E402
 from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.devices import autotune_convolutions  # noqa: E402

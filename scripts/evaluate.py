@@ -28,10 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data.aligned_dataset import image_header, pair_key  # noqa: E402
 from data.base_dataset import DatasetError, open_map  # noqa: E402
 from data.image_folder import is_image_file, make_dataset  # noqa: E402
-from models.networks import ModelError  # noqa: E402
 from options.base_options import OptionsError, resolve_gpu_ids  # noqa: E402
 from util import metrics  # noqa: E402
 from util.cli import run_main  # noqa: E402
+from util.errors import ModelError  # noqa: E402
 from util.util import atomic_write  # noqa: E402
 
 SYNTHESIZED = re.compile(r'^(?P<base>.+)_synthesized_image(?:_style(?P<style>\d+))?\.[A-Za-z]+$')

@@ -19,8 +19,8 @@ from PIL import Image
 import util.checkpoint as checkpoint
 from builders import build_dataset, build_trainer
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_tool
-from models.manipulation import load_clusters, save_class_arrays
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from models.pix2pixhd.styles import load_clusters, save_class_arrays
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
 from util.errors import DatasetError, ModelError, OptionsError, TrainingError

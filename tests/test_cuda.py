@@ -22,7 +22,7 @@ import test_scaling as scaling_tests
 from builders import build_data
 from data.synthetic import make_synthetic_dataset
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, run_script
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 from test_features import LOAD_SIZE, STAGE1_ARCH
 
@@ -320,7 +320,7 @@ def test_norm_batch_under_torchrun_trains_like_one_process(device, dataroot, tmp
 # One fp32 step by another kernel path: the same sums in another order (float32 rounding, ~1e-7 relative
 # per operation) through ~20 layers; InstanceNorm divides by small standard deviations at this tiny size,
 # which amplifies that noise in the gradients most. Far below what a wrong kernel gives (instance_norm's
-# backward with a channels-last gradient at batch 1, before models/networks/normalization.py's fix: ~1 relative).
+# backward with a channels-last gradient at batch 1, before models/common/normalization.py's fix: ~1 relative).
 STEP_LOSS_RTOL = 1e-4
 STEP_GRAD_RTOL = 1e-3
 

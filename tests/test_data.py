@@ -13,7 +13,7 @@ from builders import build_data
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import DatasetError
 from helpers import TINY, assert_one_line_error, run_tool
-from models.pix2pixHD_model import instance_class
+from models.common.labels import instance_class
 from options.train_options import TrainOptions
 
 W, H = 200, 100  # the crafted sample, width x height

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, reference_vgg19_state_dict
-from models.pix2pixHD_model import Pix2PixHDModel
+from models.pix2pixhd.model import Pix2PixHDModel
 from options.train_options import TrainOptions
 from test_family import TINY_FLAGS
 

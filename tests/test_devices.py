@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from helpers import TINY
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import replace
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
@@ -42,11 +42,12 @@ def test_the_cpu_leaves_the_autotuner_alone(tmp_path, before):
 
 def test_trainers_and_built_models_apply_the_rule(tmp_path, dataroot, monkeypatch):
     # train.py, test.py, the editor build through builders.build_model; a benchmark's trainer may not (step_time.py).
+    import models.common.trainer_base
+
     import builders
-    import models.trainer_base
 
     seen = []
-    monkeypatch.setattr(models.trainer_base, 'autotune_convolutions', seen.append)
+    monkeypatch.setattr(models.common.trainer_base, 'autotune_convolutions', seen.append)
     monkeypatch.setattr(builders, 'autotune_convolutions', seen.append)
     opt = TrainOptions().parse([*TINY, '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)], save=False)
     Pix2PixHDTrainer(opt)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.manipulation import FeatureSampler, parse_int_pairs, relabel_maps
+from models.common.labels import parse_int_pairs, relabel_maps
+from models.pix2pixhd.styles import FeatureSampler
 from util import editing
 from util.editing import EditError, EditState, History
 

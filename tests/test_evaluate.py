@@ -18,9 +18,9 @@ from torch_fidelity.defaults import DEFAULTS
 
 from data.base_dataset import DatasetError
 from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
-from models.networks import ModelError
 from options.base_options import OptionsError
 from util import metrics
+from util.errors import ModelError
 
 EVALUATE = os.path.join('scripts', 'evaluate.py')
 # torch >= 2.10 marks TorchScript deprecated; --seg_model still loads TorchScript archives (and .pt2 programs).

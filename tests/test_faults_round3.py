@@ -12,7 +12,7 @@ import torch
 import util.checkpoint as checkpoint
 from builders import build_model, build_trainer
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_one_line_error, run_tool
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import RESUME_POLICY, TrainOptions

@@ -15,12 +15,14 @@ from PIL import Image
 from data.aligned_dataset import AlignedDataset
 from data.synthetic import make_synthetic_dataset
 from helpers import TINY, assert_ok, assert_one_line_error, run_tool
-from models.manipulation import FeatureSampler, check_relabel, load_clusters, parse_int_pairs, relabel_maps
-from models.networks import ModelError, define_E, define_G
-from models.pix2pixHD_model import Pix2PixHDModel
+from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
+from models.pix2pixhd.model import Pix2PixHDModel
+from models.pix2pixhd.networks import define_E, define_G
+from models.pix2pixhd.styles import FeatureSampler, load_clusters
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
 from util.checkpoint import experiment_dir, save_networks
+from util.errors import ModelError
 
 # One thread per process: several OpenMP threads per process on CI's two busy cores make the
 # tiny convolutions here many times slower.

@@ -7,9 +7,11 @@ import torch
 
 from builders import build_data
 from helpers import TINY
-from models.networks import GANLoss, ModelError, VGGLoss, feature_matching_loss
-from models.pix2pixHD_model import Pix2PixHDModel, get_edges, instance_class, one_hot_label
+from models.common.labels import get_edges, instance_class, one_hot_label
+from models.common.losses import GANLoss, VGGLoss, feature_matching_loss
+from models.pix2pixhd.model import Pix2PixHDModel
 from options.train_options import TrainOptions
+from util.errors import ModelError
 
 # ---------------------------------------------------------------- input encoding
 

@@ -1,4 +1,4 @@
-"""Tests for models/networks (architecture, keys, shapes, pooling) and the checkpoint helpers of the model."""
+"""Tests for models/pix2pixhd/networks (architecture, keys, shapes, pooling) and the checkpoint helpers of the model."""
 
 import gc
 import os
@@ -10,11 +10,12 @@ import torch
 import torch.nn as nn
 
 from builders import build_model
-from models.networks import ModelError, count_parameters, define_D, define_E, define_G, instance_average_pool
-from models.pix2pixHD_model import Pix2PixHDModel
+from models.pix2pixhd.model import Pix2PixHDModel
+from models.pix2pixhd.networks import count_parameters, define_D, define_E, define_G, instance_average_pool
 from options.base_options import ARCHITECTURE_FLAGS, save_options
 from options.train_options import TrainOptions
 from util.checkpoint import experiment_dir, load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
+from util.errors import ModelError
 
 
 def train_opt(tmp_path, *flags):

@@ -20,9 +20,10 @@ from data.aligned_dataset import AlignedDataset, pair_key
 from data.synthetic import make_synthetic_dataset
 from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
 from models import onnx_export
-from models.networks import ModelError, define_G
+from models.pix2pixhd.networks import define_G
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from util.checkpoint import save_network
+from util.errors import ModelError
 from util.html import PAGE_WIDTH, display_width
 from util.visualizer import Visualizer, loss_curve_svg, nice_ticks, read_loss_log
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from helpers import assert_ok, run_tool
-from models.pix2pixHD_model import Pix2PixHDModel
+from models.pix2pixhd.model import Pix2PixHDModel
 from options.train_options import TrainOptions
 
 ATOL = 1e-4

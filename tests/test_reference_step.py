@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from helpers import reference_vgg19_state_dict
-from models.networks import LocalEnhancer
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from models.pix2pixhd.networks import LocalEnhancer
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 
 NETWORKS = ('G', 'D', 'E')

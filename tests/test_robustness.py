@@ -15,7 +15,7 @@ from PIL import Image
 
 from builders import build_data
 from helpers import REPO_ROOT, TINY, assert_one_line_error, run_tool
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
 from util.errors import TrainingError

@@ -16,7 +16,7 @@ import torch
 from builders import build_data, build_trainer
 from helpers import REPO_ROOT, TINY, run_script
 from models import METHODS
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 from util.checkpoint import save_network
 
@@ -222,7 +222,7 @@ PIX2PIX_NO_DROPOUT += ['--no_dropout']
 )
 def test_channels_last_step_equals_the_plain_step(tmp_path, dataroot, model_flags):
     # PyTorch's instance_norm backward is wrong at batch size 1 for a channels-last incoming gradient
-    # (relative error ~1 in G's gradient, CPU and CUDA); models/networks/normalization.py's InstanceNorm2d
+    # (relative error ~1 in G's gradient, CPU and CUDA); models/common/normalization.py's InstanceNorm2d
     # hands it a contiguous one. Batch 1 is the reference's default.
     fast = first_step(tmp_path, dataroot, model_flags + ['--channels_last'])
     weights = [parameter for parameter in fast[2].model.netG.parameters() if parameter.dim() == 4]
@@ -234,7 +234,7 @@ def test_channels_last_step_equals_the_plain_step(tmp_path, dataroot, model_flag
 @pytest.mark.parametrize('input_format', [torch.contiguous_format, torch.channels_last])
 def test_instance_norm_gradient_is_right_for_a_channels_last_incoming_gradient(batch, input_format):
     # The layer alone, as a channels-last network's TrainerBase sets it up: whatever the input's layout.
-    from models.networks.normalization import InstanceNorm2d
+    from models.common.normalization import InstanceNorm2d
 
     layer = InstanceNorm2d(16)
     layer.contiguous_gradient = True

@@ -51,6 +51,51 @@ def test_packages_import_only_their_own_layer_and_below(package):
     assert {path: names for path, names in bad.items() if names} == {}
 
 
+def imported_modules(path: str) -> set:
+    """Dotted names of what a Python file imports, relative imports resolved against its package."""
+    with open(path) as handle:
+        tree = ast.parse(handle.read(), path)
+    package = os.path.relpath(os.path.dirname(path), ROOT).split(os.sep)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = '.'.join(base + ([node.module] if node.module else []))
+            found.update(f'{module}.{alias.name}' for alias in node.names)
+    return found
+
+
+def method_packages() -> list:
+    """The method packages of models/ (every folder but the shared room, models/common/)."""
+    folder = os.path.join(ROOT, 'models')
+    return sorted(
+        name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name, '__init__.py')) and name != 'common'
+    )
+
+
+def test_the_shared_room_imports_no_method():
+    """models/common/ is what the methods share: an arrow from it into a method would tie every method to that one."""
+    assert {'crn', 'pix2pix', 'pix2pixhd'} <= set(method_packages())
+    into_methods = {
+        os.path.relpath(path, ROOT): sorted(name for name in imported_modules(path) if name.split('.')[:2][-1] in method_packages())
+        for path in package_files(os.path.join('models', 'common'))
+    }
+    assert {path: names for path, names in into_methods.items() if names} == {}
+
+
+def test_the_import_resolver_sees_relative_imports_into_a_method():
+    """The checker itself: a relative import from the shared room into a method is seen with its full name."""
+    path = os.path.join(ROOT, 'models', 'common', '_probe.py')
+    try:
+        with open(path, 'w') as handle:
+            handle.write('from ..pix2pixhd import model\nfrom . import labels\n')
+        assert imported_modules(path) == {'models.pix2pixhd.model', 'models.common.labels'}
+    finally:
+        os.remove(path)
+
+
 def test_util_imports_nothing_above_it():
     """The rule the overview states first: util/ imports nothing from models/, options/, data/."""
     offenders = [
@@ -64,7 +109,7 @@ def test_the_layer_check_sees_relative_and_absolute_imports(tmp_path):
     path = os.path.join(ROOT, 'util', '_layer_probe.py')
     try:
         with open(path, 'w') as handle:
-            handle.write('from models.networks import ModelError\nfrom . import util\nimport options.base_options\n')
+            handle.write('from models.common import labels\nfrom . import util\nimport options.base_options\n')
         assert project_imports(path) == {'models', 'util', 'options'}
     finally:
         os.remove(path)

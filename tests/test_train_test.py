@@ -16,8 +16,8 @@ from PIL import Image
 from builders import build_model
 from data.aligned_dataset import AlignedDataset
 from helpers import TINY, assert_ok, assert_one_line_error, run_tool
-from models.networks import define_G
-from models.pix2pixHD_trainer import Pix2PixHDTrainer
+from models.pix2pixhd.networks import define_G
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.pix2pixHD_model import one_hot_label
-from models.trainer_base import TrainerBase
+from models.common.labels import one_hot_label
+from models.common.trainer_base import TrainerBase
 from util.distributed import bare
 
 DEFAULTS: dict = {'niter': 1, 'niter_decay': 0}

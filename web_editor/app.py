@@ -20,8 +20,9 @@ from PIL import Image
 from builders import build_dataset, build_model, cluster_centres
 from data.aligned_dataset import CITYSCAPES_PREFIX, AlignedDataset
 from data.base_dataset import open_map
-from models.manipulation import FeatureSampler, check_relabel, parse_int_pairs, relabel_maps
-from models.pix2pixHD_model import inference_precision
+from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
+from models.common.precision import inference_precision
+from models.pix2pixhd.styles import FeatureSampler
 from util import editing
 from util.editing import EditError, EditState, History
 from util.util import label_colormap, tensor2im

@@ -8,7 +8,7 @@ import torch.nn as nn
 from util.cityscapes import LABEL_TO_TRAIN_ID
 from util.distributed import bare
 
-from ..pix2pixHD_model import one_hot_label
+from ..common.labels import one_hot_label
 from .architecture import CITYSCAPES_INPUT_NC, Architecture
 from .loss import LAYER_NAMES, crn_loss
 from .networks import CRNGenerator, build_networks

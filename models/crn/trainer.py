@@ -7,7 +7,7 @@ import torch
 
 from util.errors import OptionsError
 
-from ..trainer_base import TrainerBase
+from ..common.trainer_base import TrainerBase
 from .architecture import Architecture
 from .model import CRNModel
 from .vgg import load_vgg

@@ -11,7 +11,7 @@ scipy.io.loadmat returns it is:
     ...['weights'][0]             1 x 2 cell: [filters H x W x in x out float32, biases 1 x out]
 
 build_vgg19 hands the filters to tf.nn.conv2d as they are (HWIO), so this reader takes dimension 0 as the kernel's
-height as it does. torchvision's VGG19 state_dict (--vgg_weights, read by models/networks/loss.py) is the
+height as it does. torchvision's VGG19 state_dict (--vgg_weights, read by models/common/losses.py) is the
 alternative: its weights are PyTorch's own ImageNet training, fed here exactly as CRN feeds the .mat network
 (0..255 minus the mean, not torchvision's normalisation), so the official layer weights were not tuned for it.
 """
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from util.errors import ModelError, OptionsError
 
-from ..networks.loss import load_vgg19_features
+from ..common.losses import load_vgg19_features
 
 # The convolutions build_vgg19 uses, with their index in the .mat's layers and in torchvision's features.
 VGG_CONVS = (

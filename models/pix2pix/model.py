@@ -13,8 +13,8 @@ from util.distributed import bare
 from util.errors import ModelError
 from util.image_pool import ImagePool
 
-from ..networks.loss import GANLoss
-from ..pix2pixHD_model import get_edges, one_hot_label
+from ..common.labels import get_edges, one_hot_label
+from ..common.losses import GANLoss
 from .options import Architecture, build_networks
 
 

@@ -7,7 +7,7 @@ Module order follows the authors' code, so state_dict keys are theirs: G `model.
 import torch
 import torch.nn as nn
 
-from ..networks.normalization import get_norm_layer
+from ..common.normalization import get_norm_layer
 
 # The U-Net's levels beyond these five are the ngf*8 ones that carry dropout.
 UNET_FIXED_LEVELS = 5

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from util.errors import ModelError, OptionsError
 
-from ..networks.normalization import weights_init_zero_bias
+from ..common.normalization import weights_init_zero_bias
 from .networks import UNET_FIXED_LEVELS, PatchDiscriminator, UnetGenerator
 
 # The authors' pix2pix defaults (their modify_commandline_options and base/train options): U-Net 256 with

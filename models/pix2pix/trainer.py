@@ -6,7 +6,7 @@ import torch
 
 from util.errors import ModelError
 
-from ..trainer_base import TrainerBase
+from ..common.trainer_base import TrainerBase
 from .model import Pix2PixModel
 
 

@@ -8,8 +8,8 @@ import torch
 
 from util.distributed import no_sync
 
-from .pix2pixHD_model import Pix2PixHDModel
-from .trainer_base import TrainerBase
+from ..common.trainer_base import TrainerBase
+from .model import Pix2PixHDModel
 
 
 def make_adam(params: list, opt: argparse.Namespace) -> torch.optim.Optimizer:

@@ -1,17 +1,17 @@
 """Instance-feature clusters (README, "Instance features") and semantic manipulation: style choice per class or
 instance, several styles per input, relabelling classes before synthesis."""
 
-import json
 import os
 
 import numpy as np
 import torch
 
 from util.checkpoint import checkpoint_file
-from util.errors import OptionsError, describe
+from util.errors import ModelError, OptionsError, describe
 from util.util import atomic_write
 
-from .networks import ModelError, instance_class, instance_segments
+from ..common.labels import instance_class
+from .networks import instance_segments
 
 # Area unit of the reference: a pixel count is divided by (h * w // AREA_BLOCKS).
 AREA_BLOCKS = 32
@@ -97,26 +97,6 @@ def cluster_features(features: dict, n_clusters: int) -> dict:
 
 
 # ---------------------------------------------------------------- style choices
-def parse_int_pairs(text: str, flag: str) -> dict:
-    """'A:B,C:D' (or a JSON file of {"A": B}) -> {A: B} with integer keys and values."""
-    if not text:
-        return {}
-    if os.path.isfile(text):
-        try:
-            with open(text) as handle:
-                return {int(key): int(value) for key, value in json.load(handle).items()}
-        except (ValueError, AttributeError) as error:
-            raise OptionsError(f"{flag} {text}: expected a JSON object of integer pairs like {{\"26\": 3}} ({error})") from None
-    pairs = {}
-    for item in text.split(','):
-        try:
-            key, value = item.split(':')
-            pairs[int(key)] = int(value)
-        except ValueError:
-            raise OptionsError(f"{flag} {text!r}: expected ID:VALUE pairs separated by commas, e.g. 26:3,24001:0") from None
-    return pairs
-
-
 class FeatureSampler:
     """Builds E-feature maps from cluster centres: per instance a random (seeded) or chosen centre.
 
@@ -176,38 +156,3 @@ class FeatureSampler:
         values = self.table[rows, index].to(instance_map.device)
         feature_map = values[segment].reshape(batch, height, width, self.feat_num)
         return feature_map.permute(0, 3, 1, 2).contiguous()
-
-
-# ---------------------------------------------------------------- relabelling
-def relabel_maps(label: torch.Tensor, inst: torch.Tensor, mapping: dict) -> tuple:
-    """Change classes SRC -> DST in the label map and the instance map before synthesis.
-
-    Stuff ids (< 1000) become DST; instance ids SRC*1000+k become DST*1000+k, so relabelled objects
-    stay separate instances of their new class (and keep their edges).
-    """
-    if not mapping:
-        return label, inst
-    size = max(int(label.max()), max(mapping), max(mapping.values())) + 1
-    lookup = torch.arange(size)
-    for source, target in mapping.items():
-        lookup[source] = target
-    lookup = lookup.to(label.device)
-    new_label = lookup[label.long()].to(label.dtype)
-    new_inst = inst
-    if inst.numel():
-        ids = inst.long()
-        is_instance = ids >= 1000
-        classes = instance_class(ids)
-        mapped = lookup[classes.clamp(max=size - 1)]
-        mapped = torch.where(classes < size, mapped, classes)
-        new_inst = torch.where(is_instance, mapped * 1000 + ids % 1000, mapped).to(inst.dtype)
-    return new_label, new_inst
-
-
-def check_relabel(mapping: dict, label_nc: int) -> dict:
-    """Every SRC and DST of --relabel must be a class id below --label_nc."""
-    for source, target in mapping.items():
-        for value in (source, target):
-            if not 0 <= value < label_nc:
-                raise OptionsError(f"--relabel {source}:{target}: class {value} is outside 0..{label_nc - 1} (--label_nc {label_nc})")
-    return mapping

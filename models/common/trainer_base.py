@@ -20,7 +20,7 @@ from util.devices import autotune_convolutions
 from util.distributed import bare, data_parallel, no_sync, world_size
 from util.errors import OptionsError, TrainingError
 
-from .networks.normalization import InstanceNorm2d
+from .normalization import InstanceNorm2d
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 

@@ -2,36 +2,25 @@
 
 import torch.nn as nn
 
+from ...common.normalization import centre_tap_init, get_norm_layer, weights_init
 from .discriminator import MultiscaleDiscriminator, NLayerDiscriminator
-from .encoder import Encoder, instance_average_pool, instance_class, instance_segments, segment_mean
+from .encoder import Encoder, instance_average_pool, instance_segments, segment_mean
 from .generator import GlobalGenerator, LocalEnhancer, ResnetBlock
-from .loss import GANLoss, ModelError, Vgg19, VGGLoss, feature_matching_loss
-from .normalization import centre_tap_init, get_norm_layer, weights_init, weights_init_zero_bias
 
 __all__ = [
     'Encoder',
-    'GANLoss',
     'GlobalGenerator',
     'LocalEnhancer',
-    'ModelError',
     'MultiscaleDiscriminator',
     'NLayerDiscriminator',
     'ResnetBlock',
-    'VGGLoss',
-    'Vgg19',
-    'centre_tap_init',
+    'count_parameters',
     'define_D',
     'define_E',
     'define_G',
-    'feature_matching_loss',
-    'get_norm_layer',
     'instance_average_pool',
-    'instance_class',
     'instance_segments',
-    'count_parameters',
     'segment_mean',
-    'weights_init',
-    'weights_init_zero_bias',
 ]
 
 

@@ -8,11 +8,6 @@ import torch.nn as nn
 from .generator import global_generator_layers
 
 
-def instance_class(instance_ids: torch.Tensor) -> torch.Tensor:
-    """Class of each instance id: the id itself below 1000, else id // 1000 (Cityscapes encoding)."""
-    return torch.where(instance_ids < 1000, instance_ids, instance_ids // 1000)
-
-
 def instance_segments(instance_map: torch.Tensor) -> tuple:
     """Number every (image, instance id) pair of a B x 1 x H x W map without a loop over instances.
 

@@ -6,8 +6,8 @@ import dataclasses
 
 from util.errors import ModelError
 
-from .pix2pixHD_model import Pix2PixHDModel
-from .pix2pixHD_trainer import Pix2PixHDTrainer
+from .model import Pix2PixHDModel
+from .trainer import Pix2PixHDTrainer
 
 DEFAULTS: dict = {}
 MUST_MATCH = ('must match', 'the saved networks depend on it')

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.networks import ModelError
+from util.errors import ModelError
 from util.util import atomic_write
 
 # Largest max-abs difference between onnxruntime and PyTorch outputs (images in [-1, 1]) that passes.

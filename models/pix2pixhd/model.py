@@ -1,48 +1,19 @@
 """The pix2pixHD model: input encoding, the five losses, inference and instance-feature encoding."""
 
 import argparse
-import contextlib
 from typing import Any, cast
 
 import torch
 import torch.nn as nn
 
 from util.distributed import bare
+from util.errors import ModelError
 from util.image_pool import ImagePool
 
+from ..common.labels import get_edges, instance_class, one_hot_label, parse_int_pairs
+from ..common.losses import GANLoss, VGGLoss, feature_matching_loss
 from . import networks
-from .manipulation import AREA_BLOCKS, FeatureSampler, parse_int_pairs
-from .networks import ModelError, instance_class  # noqa: F401  (instance_class: part of this module's API)
-
-
-def get_edges(instance_map: torch.Tensor) -> torch.Tensor:
-    """1 where a pixel's id differs from any of its 4 neighbours (both pixels of a pair), else 0."""
-    edge = torch.zeros_like(instance_map, dtype=torch.bool)
-    horizontal = instance_map[:, :, :, 1:] != instance_map[:, :, :, :-1]
-    vertical = instance_map[:, :, 1:, :] != instance_map[:, :, :-1, :]
-    edge[:, :, :, 1:] |= horizontal
-    edge[:, :, :, :-1] |= horizontal
-    edge[:, :, 1:, :] |= vertical
-    edge[:, :, :-1, :] |= vertical
-    return edge.float()
-
-
-def one_hot_label(label_map: torch.Tensor, label_nc: int) -> torch.Tensor:
-    """B x 1 x H x W class ids -> B x label_nc x H x W one-hot floats."""
-    batch, _, height, width = label_map.shape
-    one_hot = torch.zeros(batch, label_nc, height, width, device=label_map.device)
-    return one_hot.scatter_(1, label_map.long(), 1.0)
-
-
-def inference_precision(opt, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for --data_type 16 (float16 on CUDA) or --amp; float32 otherwise."""
-    if opt.amp != 'off':
-        return torch.autocast(device.type, dtype=torch.bfloat16 if opt.amp == 'bf16' else torch.float16)
-    if opt.data_type == 16:
-        if device.type == 'cuda':
-            return torch.autocast('cuda', dtype=torch.float16)
-        print('--data_type 16 is float16 on CUDA only: running float32 on the CPU')
-    return contextlib.nullcontext()
+from .styles import AREA_BLOCKS, FeatureSampler
 
 
 class Pix2PixHDModel(nn.Module):
@@ -109,8 +80,8 @@ class Pix2PixHDModel(nn.Module):
             # Without the pool, D_fake and G_GAN score the same fakes: one pass of D serves both. Not with
             # --norm batch, where each pass of D in training mode also updates its running statistics.
             self.shares_fake_pass = opt.pool_size == 0 and opt.norm != 'batch'
-            self.criterionGAN = networks.GANLoss(use_lsgan=not opt.no_lsgan)
-            self.criterionVGG = None if opt.no_vgg_loss else networks.VGGLoss(opt.vgg_weights or None)
+            self.criterionGAN = GANLoss(use_lsgan=not opt.no_lsgan)
+            self.criterionVGG = None if opt.no_vgg_loss else VGGLoss(opt.vgg_weights or None)
 
     @property
     def device(self) -> torch.device:
@@ -173,9 +144,7 @@ class Pix2PixHDModel(nn.Module):
 
         losses = {'G_GAN': loss_G_GAN, 'D_real': loss_D_real, 'D_fake': loss_D_fake}
         if not self.opt.no_ganFeat_loss:
-            losses['G_GAN_Feat'] = networks.feature_matching_loss(
-                pred_fake, pred_real, self.opt.num_D, self.opt.n_layers_D, self.opt.lambda_feat
-            )
+            losses['G_GAN_Feat'] = feature_matching_loss(pred_fake, pred_real, self.opt.num_D, self.opt.n_layers_D, self.opt.lambda_feat)
         if self.criterionVGG is not None:
             losses['G_VGG'] = self.criterionVGG(fake_image, real_image) * self.opt.lambda_feat
         return {name: losses[name] for name in self.loss_names}, (fake_image if infer else None)

@@ -15,7 +15,6 @@ import torch
 from data.aligned_dataset import AlignedDataset
 from data.sampler import ResumableSampler
 from models import METHODS, load_method
-from models.pix2pixhd.styles import load_clusters, resolve_cluster_path
 from options.train_options import resume_changes, resume_policy
 from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state, write_text
 from util.devices import autotune_convolutions
@@ -81,21 +80,20 @@ def build_data(opt: argparse.Namespace) -> tuple:
     return dataset, build_data_loader(opt, dataset)
 
 
-def cluster_centres(opt: argparse.Namespace) -> dict | None:
-    """The cluster centres test-time feature sampling draws from (a model with instance features, without
-    --use_encoded_image), read from --cluster_path; None where none are needed."""
-    if opt.isTrain or not opt.use_features or opt.use_encoded_image:
-        return None
-    return load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)
+def read_model_files(opt: argparse.Namespace) -> dict:
+    """The files --model's model is built from besides its weights (pix2pixHD's cluster centres), read here: the
+    models do no file I/O. {build_model's keyword: value}."""
+    method = load_method(opt.model)
+    return method.read_files(opt) if hasattr(method, 'read_files') else {}
 
 
-def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> Any:
+def build_model(opt: argparse.Namespace, files: dict | None = None) -> Any:
     """--model's model on its device with the weights the options ask for (test: --which_epoch; train: resume or pretrain).
 
-    `clusters`: the cluster centres when the caller has read them (the editor); else cluster_centres() reads them.
+    `files`: what read_model_files() returned, when the caller has read them (the editor); else they are read here.
     """
     method = load_method(opt.model)
-    model = method.build_model(opt, clusters if clusters is not None else cluster_centres(opt))
+    model = method.build_model(opt, **(files if files is not None else read_model_files(opt)))
     load_networks(model.networks_by_name(), opt, method.ARCHITECTURE_OPTIONS)
     model = model.to(torch.device(opt.device))
     autotune_convolutions(opt)

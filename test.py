@@ -36,7 +36,7 @@ def main() -> None:
     if opt.export_onnx:
         from models.common.onnx_export import export_generator
 
-        export_generator(model, next(iter(data_loader)), opt.export_onnx, opt.size_base, opt.use_encoded_image)
+        export_generator(model, next(iter(data_loader)), opt.export_onnx, opt.size_base, opt.reads_photos)
         return
     visualizer = Visualizer(opt)
     web_dir = os.path.join(opt.results_dir, opt.name, f'{opt.phase}_{opt.which_epoch}')
@@ -52,9 +52,9 @@ def main() -> None:
             for i, data in enumerate(data_loader):
                 if i >= limit:
                     break
-                image = data['image'] if opt.use_encoded_image else None
+                image = data['image'] if opt.reads_photos else None
                 label, inst = relabel_maps(data['label'], data['inst'], relabel)
-                names = ['synthesized_image'] if opt.n_styles == 1 else [f'synthesized_image_style{style}' for style in range(opt.n_styles)]
+                names = ['synthesized_image'] if opt.n_variants == 1 else [f'synthesized_image_style{k}' for k in range(opt.n_variants)]
                 synthesized = {name: model.inference(label, inst, image)[0] for name in names}
                 print(f'process image... {data["path"][0]}')
                 visualizer.save_images(webpage, make_visuals(label[0], opt.label_nc, synthesized, data['image'][0]), data['path'][0])

@@ -185,13 +185,11 @@ def log_losses(
 
 
 def end_of_epoch(opt, trainer: TrainerBase, counter: IterationCounter, is_main: bool) -> None:
-    """Unfix the global generator, move the lr schedule, then save `<epoch>` + `latest` every --save_epoch_freq epochs."""
+    """Set up the next epoch (the method's schedule), then save `<epoch>` + `latest` every --save_epoch_freq epochs."""
     epoch = counter.epoch
     # The schedule moves before the end-of-epoch save (the reference saves first) so that the saved
     # training state holds the optimiser and lr the next epoch starts with; the weights are the same.
-    if opt.niter_fix_global != 0 and epoch == opt.niter_fix_global:
-        trainer.update_fixed_params()
-    trainer.update_learning_rate(epoch)  # each trainer follows its method's schedule (pix2pixHD's: flat for --niter epochs)
+    trainer.end_epoch(epoch)  # the method's schedule: the lr (pix2pixHD's: flat for --niter epochs), what trains next
     if counter.needs_epoch_checkpoint():
         print(f'saving the model at the end of epoch {epoch}, iters {counter.total_steps}')
         save(trainer, is_main, 'latest', epoch + 1, 0)

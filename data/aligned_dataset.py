@@ -31,7 +31,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         )
         self.label_keys = [pair_key(path) for path in self.A_paths]
         photo_folder = opt.phase + ('_B' if rgb_input else '_img')
-        photos_required = opt.isTrain or getattr(opt, 'use_encoded_image', False)
+        photos_required = opt.isTrain or getattr(opt, 'reads_photos', False)
         self.B_paths = self._paired_folder(photo_folder, 'real photos', 'photo') if photos_required else None
         self.inst_paths = None
         if not opt.no_instance:

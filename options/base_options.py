@@ -12,23 +12,21 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 from util.checkpoint import experiment_dir, format_options, load_saved_options, save_options
+from util.cli import help_group
 from util.distributed import launched_by_torchrun
 from util.errors import OptionsError
 
 __all__ = [
-    'ARCHITECTURE_FLAGS',
     'BaseOptions',
     'FrozenOptions',
     'OptionsError',
     'check_writable',
     'experiment_dir',
-    'PIX2PIXHD_FLAGS',
     'inherit_architecture',
     'is_plain_name',
     'load_saved_options',
@@ -36,41 +34,6 @@ __all__ = [
     'resolve_gpu_ids',
     'save_options',
 ]
-
-# pix2pixHD's flags that fix the shape of its networks or of their input encoding (models/pix2pixHD.py's
-# ARCHITECTURE_OPTIONS, the fields of its Architecture). At test time (and in the feature scripts) they are
-# taken from the experiment's saved opt.json unless given explicitly, because a train/test mismatch
-# (e.g. `--netG local --ngf 32`) otherwise loads garbage or crashes.
-ARCHITECTURE_FLAGS = (
-    'label_nc',
-    'input_nc',
-    'output_nc',
-    'netG',
-    'ngf',
-    'n_downsample_global',
-    'n_blocks_global',
-    'n_blocks_local',
-    'n_local_enhancers',
-    'norm',
-    'use_dropout',
-    'no_instance',
-    'instance_feat',
-    'label_feat',
-    'feat_num',
-    'n_downsample_E',
-    'nef',
-)
-MUST_MATCH_NOTE = 'the saved networks depend on it'
-# What options/ knows of --model pix2pixHD when no registry is given (tools and tests that parse in-process):
-# its flags are the common ones. options/ imports no models/ (the layering), so the entry points hand the
-# registry (models.METHODS) to the options classes; models/pix2pixHD.py declares the same values.
-PIX2PIXHD_FLAGS = SimpleNamespace(
-    add_flags=lambda parser: None,
-    DEFAULTS={},
-    ARCHITECTURE_OPTIONS=ARCHITECTURE_FLAGS,
-    RESUME_POLICY={flag: ('must match', MUST_MATCH_NOTE) for flag in ('num_D', 'n_layers_D', 'ndf')},
-    INSTANCE_FEATURES=True,
-)
 
 # Help sections, in the order `--help` shows them.
 GROUPS = (
@@ -158,14 +121,24 @@ class BaseOptions:
 
     # What --help says after the usage line; entry points pass their own first docstring line.
     epilog = ''
+    # Whether the script reads the real photos of its phase (the feature scripts encode them; test.py: as a method says).
+    reads_photos = False
 
     def __init__(self, description: str = '', methods: Mapping[str, Any] | None = None) -> None:
-        """`methods`: --model name -> the method's flag declarations (models.METHODS; None: pix2pixHD only)."""
+        """`methods`: --model name -> the method module (models.METHODS, the first its default): options/ knows no
+        method's flags, each adds its own (add_flags) and settles what follows from them (derive, validate)."""
+        if not methods:
+            raise TypeError('the options need the registry of methods: pass models.METHODS')
         self.isTrain = False
         self.description = description
-        self.methods: Mapping[str, Any] = methods if methods is not None else {'pix2pixHD': PIX2PIXHD_FLAGS}
+        self.methods: Mapping[str, Any] = methods
         # The --model this parse is for: its flags are added to the parser (settled by parse()).
-        self.model = 'pix2pixHD'
+        self.model = self.default_model
+
+    @property
+    def default_model(self) -> str:
+        """--model when none is given: the registry's first method."""
+        return next(iter(self.methods))
 
     @property
     def method(self) -> Any:
@@ -175,8 +148,7 @@ class BaseOptions:
     @staticmethod
     def group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
         """The parser's help section `title` (one of GROUPS), created on first use."""
-        groups = {group.title: group for group in parser._action_groups}
-        return groups.get(title) or parser.add_argument_group(title)
+        return help_group(parser, title)
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the flags common to train.py and test.py."""
@@ -195,10 +167,9 @@ class BaseOptions:
         add(
             '--model',
             type=str,
-            default='pix2pixHD',
+            default=self.default_model,
             choices=list(self.methods),
-            help='the method: pix2pixHD, pix2pix (Isola et al. 2017) or crn (Chen and Koltun 2017); its own flags '
-            'are listed in the help group "<model> model" of `--model NAME --help`',
+            help=f'the method: {", ".join(self.methods)}; `--model NAME --help` lists its own flags with the shared ones',
         )
         add('--seed', type=int, default=None, help='seed python, numpy and torch RNGs for a reproducible run')
         add('--verbose', action='store_true', default=False, help='print the networks and their parameter counts')
@@ -235,18 +206,8 @@ class BaseOptions:
         add('--no_instance', action='store_true', help='do not add the instance map (its edge map) as input')
 
         add = self.group(parser, 'generator').add_argument
-        add(
-            '--netG',
-            type=str,
-            default='global',
-            choices=['global', 'local'],
-            help='global: the global generator G1; local: G1 inside local enhancers (G2)',
-        )
+        add('--netG', type=str, default=None, help="the generator's architecture (the method lists its choices)")
         add('--ngf', type=int, default=64, help='number of generator filters in the first conv layer')
-        add('--n_downsample_global', type=int, default=4, help='number of downsampling layers in the global generator')
-        add('--n_blocks_global', type=int, default=9, help='number of residual blocks in the global generator')
-        add('--n_blocks_local', type=int, default=3, help='number of residual blocks in each local enhancer')
-        add('--n_local_enhancers', type=int, default=1, help='number of local enhancers (with --netG local)')
         add(
             '--norm',
             type=str,
@@ -254,19 +215,6 @@ class BaseOptions:
             choices=['instance', 'batch'],
             help='normalisation layers: instance or batch normalisation',
         )
-        add('--use_dropout', action='store_true', help='use dropout in the generator\'s residual blocks')
-        self.group(parser, 'training schedule').add_argument(
-            '--niter_fix_global', type=int, default=0, help='number of epochs that only the outermost local enhancer trains (--netG local)'
-        )
-
-        add = self.group(parser, 'instance features').add_argument
-        add('--instance_feat', action='store_true', help='add encoded instance features as input (trains the encoder E)')
-        add('--label_feat', action='store_true', help='add encoded label features as input (the label map plays the instance map\'s role)')
-        add('--feat_num', type=int, default=3, help='length of the encoded feature vector')
-        add('--load_features', action='store_true', help='read precomputed feature maps from <dataroot>/<phase>_feat instead of training E')
-        add('--n_downsample_E', type=int, default=4, help='number of downsampling layers in the encoder')
-        add('--nef', type=int, default=16, help='number of encoder filters in the first conv layer')
-        add('--n_clusters', type=int, default=10, help='number of K-means clusters per class (encode_features.py)')
 
         add = self.group(parser, 'logging and saving').add_argument
         add('--display_winsize', type=int, default=512, help='kept for script compatibility: images are shown at their real size')
@@ -314,15 +262,15 @@ class BaseOptions:
             )
         )
         if self.model in self.methods:  # an unknown --model: argparse refuses it, naming the choices
-            self.method.add_flags(parser)
+            self.method.add_flags(parser, self.isTrain)
             # --model's default is the chosen one: test.py's may come from opt.json (TestOptions.choose_model).
             parser.set_defaults(model=self.model, **self.method.DEFAULTS)
         return parser
 
     def choose_model(self, args: Sequence[str] | None) -> str:
-        """The --model of the command line (pix2pixHD when absent), read before the full parser is built."""
+        """The --model of the command line (the registry's first when absent), read before the full parser is built."""
         parser = argparse.ArgumentParser(add_help=False)
-        parser.add_argument('--model', type=str, default='pix2pixHD')
+        parser.add_argument('--model', type=str, default=self.default_model)
         return parser.parse_known_args(args)[0].model
 
     def explicit_flags(self, args: Sequence[str] | None) -> set:
@@ -335,7 +283,10 @@ class BaseOptions:
     def parse(self, args: Sequence[str] | None = None, save: bool = True) -> FrozenOptions:
         """Parse `args` (sys.argv when None), settle and validate every option; print and save them when `save`."""
         self.model = self.choose_model(args)
-        opt = self.make_parser().parse_args(args)
+        parser = self.make_parser()
+        opt, unknown = parser.parse_known_args(args)
+        if unknown:
+            self.refuse_unknown(parser, unknown)
         opt.isTrain = self.isTrain
         opt.explicit = sorted(self.explicit_flags(args))
         self.inherit_saved_options(opt)
@@ -347,6 +298,24 @@ class BaseOptions:
             if opt.isTrain:
                 save_options(opt)
         return opt
+
+    def refuse_unknown(self, parser: argparse.ArgumentParser, unknown: Sequence[str]) -> None:
+        """A flag of another method gets one line naming its method; anything else argparse's own error."""
+        chosen = self.model
+        for arg in unknown:
+            flag = arg.split('=')[0]
+            owners = []
+            for name in self.methods:
+                if name != chosen:
+                    self.model = name
+                    if flag in {string for action in self.make_parser()._actions for string in action.option_strings}:
+                        owners.append(name)
+            self.model = chosen
+            if owners:
+                raise OptionsError(
+                    f"{flag} is a flag of --model {' and '.join(owners)}, not of --model {chosen}: drop it, or pass --model {owners[0]}"
+                )
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """Hook for test-time option inheritance; training keeps the command line as given."""
@@ -371,9 +340,15 @@ class BaseOptions:
         """Settle every value computed from the flags, once, before the options are frozen."""
         if opt.fp16:
             opt.amp = 'fp16'
-        opt.use_features = opt.instance_feat or opt.label_feat
-        # A model may declare its own rule (pix2pix's U-Net, CRN's cascade); pix2pixHD's is size_base() below.
-        opt.size_base = getattr(self.method, 'size_base', size_base)(opt)
+        # What every method has, a method's derive() may change: whether G takes encoded per-object features (styles),
+        # how many variants test.py synthesizes per input, whether the real photos are read at test time.
+        opt.use_features = False
+        opt.n_variants = 1
+        opt.reads_photos = self.reads_photos
+        if hasattr(self.method, 'derive'):
+            self.method.derive(opt)
+        # What both sides of an input must be a multiple of (pix2pixHD's downsamplings, pix2pix's U-Net, CRN's cascade).
+        opt.size_base = self.method.size_base(opt) if hasattr(self.method, 'size_base') else 1
         # torchrun describes the process group in the environment; one process per GPU, at LOCAL_RANK.
         opt.world_size = int(os.environ.get('WORLD_SIZE', '1'))
         opt.rank = int(os.environ.get('RANK', '0'))
@@ -393,14 +368,8 @@ class BaseOptions:
             raise OptionsError(f"--label_nc {opt.label_nc} must be >= 0 (0 means RGB input images)")
         if opt.batchSize < 1:
             raise OptionsError(f"--batchSize {opt.batchSize} must be >= 1")
-        if opt.netG == 'local' and opt.n_local_enhancers < 1:
-            raise OptionsError("--netG local needs --n_local_enhancers >= 1")
-        if opt.label_feat and opt.label_nc == 0:
-            raise OptionsError("--label_feat needs a label map: it cannot be used with --label_nc 0")
-        if opt.use_features and not self.method.INSTANCE_FEATURES:
-            raise OptionsError(f"--instance_feat/--label_feat: --model {opt.model} has no feature encoder; remove them")
-        if opt.instance_feat and opt.no_instance:
-            raise OptionsError("--instance_feat needs instance maps: remove --no_instance")
+        if hasattr(self.method, 'validate'):
+            self.method.validate(opt)
         for flag in ('which_epoch', 'phase'):
             # Both become parts of file names (checkpoints, dataset folders): keep them inside their folder.
             if not is_plain_name(str(getattr(opt, flag, 'x'))):
@@ -436,16 +405,6 @@ def saved_value_problem(action: argparse.Action, value: Any) -> str | None:
     return None
 
 
-def size_base(opt: argparse.Namespace) -> int:
-    """The factor every side must be divisible by for the generator (and encoder) to keep its size."""
-    base = 2**opt.n_downsample_global
-    if opt.netG == 'local':
-        base *= 2**opt.n_local_enhancers
-    if opt.use_features:
-        base = max(base, 2**opt.n_downsample_E)
-    return base
-
-
 def resolve_gpu_ids(gpu_ids: Any) -> list:
     """Turn '--gpu_ids 0,1' into [0, 1]; fall back to CPU (with a message) when CUDA is absent."""
     if isinstance(gpu_ids, list):
@@ -464,7 +423,7 @@ def resolve_gpu_ids(gpu_ids: Any) -> list:
     return ids
 
 
-def inherit_architecture(opt: argparse.Namespace, saved: dict, source: str, flags: Sequence[str] = ARCHITECTURE_FLAGS) -> list:
+def inherit_architecture(opt: argparse.Namespace, saved: dict, source: str, flags: Sequence[str]) -> list:
     """Copy the saved architecture `flags` the user did not set explicitly; return what was taken."""
     taken = []
     for key in flags:

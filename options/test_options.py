@@ -22,21 +22,21 @@ class TestOptions(BaseOptions):
         )
 
     def choose_model(self, args: Sequence[str] | None) -> str:
-        """--model as given, else the one the experiment was trained with (its opt.json), else pix2pixHD."""
+        """--model as given, else the one the experiment was trained with (its opt.json), else the registry's first."""
         parser = argparse.ArgumentParser(add_help=False)
         for flag, default in (('--model', None), ('--name', 'label2city'), ('--checkpoints_dir', './checkpoints')):
             parser.add_argument(flag, type=str, default=default)
         known = parser.parse_known_args(args)[0]
         if known.model is not None or not is_plain_name(known.name):  # a bad --name: the full parser names it
-            return known.model or 'pix2pixHD'
+            return known.model or self.default_model
         expr_dir = os.path.join(known.checkpoints_dir, known.name)
-        model = (load_saved_options(expr_dir) or {}).get('model', 'pix2pixHD')
+        model = (load_saved_options(expr_dir) or {}).get('model', self.default_model)
         if model not in self.methods:
             raise OptionsError(
                 f'{os.path.join(expr_dir, "opt.json")}: "model": {model!r} is not one of {", ".join(self.methods)}; '
                 f'fix the value, or pass --model'
             )
-        if model != 'pix2pixHD':
+        if model != self.default_model:
             print(f"Taking --model {model} from {expr_dir}/opt.json")
         return model
 
@@ -50,37 +50,6 @@ class TestOptions(BaseOptions):
         add('--phase', type=str, default='test', help='dataset split to read: <dataroot>/<phase>_label etc.')
         add('--which_epoch', type=str, default='latest', help='checkpoint to load: latest or an epoch number')
         add('--how_many', type=int, default=50, help='how many test images to run')
-        add(
-            '--cluster_path',
-            type=str,
-            default='features_clustered_010.npy',
-            help='cluster file of the encoded features (a path, or a name in <checkpoints_dir>/<name>/; '
-            'read as the .npz encode_features.py writes)',
-        )
-        add(
-            '--use_encoded_image',
-            action='store_true',
-            help='encode the real test photo for the feature map instead of drawing cluster centres',
-        )
-        add('--export_onnx', type=str, help='export the generator to this ONNX file, verify it against PyTorch and exit')
-        add(
-            '--allow_pickle',
-            action='store_true',
-            help="allow a pickled cluster file (the reference's .npy); unpickling can run code, so only for files you trust",
-        )
-        add(
-            '--n_styles',
-            type=int,
-            default=1,
-            help='synthesize this many style variants per input (new cluster draws each), shown side by side',
-        )
-        add(
-            '--feat_choice',
-            type=str,
-            default='',
-            help='cluster index per class or instance id, e.g. 26:3,24001:0 (class 26 -> cluster 3; '
-            'instance 24001 -> cluster 0), or a JSON file {"26": 3}',
-        )
         add(
             '--relabel',
             type=str,
@@ -107,17 +76,11 @@ class TestOptions(BaseOptions):
         opt.serial_batches = True
         opt.no_flip = True
 
-    def validate(self, opt: argparse.Namespace) -> None:
-        """Styles need a model with instance features."""
-        super().validate(opt)
-        if opt.n_styles < 1:
-            raise OptionsError(f"--n_styles {opt.n_styles} must be >= 1")
-        if (opt.n_styles > 1 or opt.feat_choice) and not opt.use_features:
-            raise OptionsError("--n_styles/--feat_choice pick encoded-feature styles: the model needs --instance_feat or --label_feat")
-
 
 class FeatureOptions(TestOptions):
     """Options of encode_features.py and precompute_feature_maps.py: a trained E run over real photos."""
+
+    reads_photos = True  # photos are read to be encoded
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Test flags, with --phase train (features come from the training set)."""
@@ -125,13 +88,10 @@ class FeatureOptions(TestOptions):
         parser.set_defaults(phase='train')
         return parser
 
-    def derive(self, opt: argparse.Namespace) -> None:
-        """Photos are read to be encoded."""
-        super().derive(opt)
-        opt.use_encoded_image = True
-
     def validate(self, opt: argparse.Namespace) -> None:
         """The experiment must have an encoder."""
         super().validate(opt)
         if not opt.use_features:
-            raise OptionsError(f"experiment {opt.name} has no feature encoder: it was not trained with --instance_feat or --label_feat")
+            raise OptionsError(
+                f"experiment {opt.name} has no feature encoder: its --model {opt.model} was trained without encoded features"
+            )

@@ -8,33 +8,24 @@ from typing import Any
 from util.checkpoint import checkpoint_file, differing_flags
 from util.distributed import elastic_restart
 
-from .base_options import (
-    ARCHITECTURE_FLAGS,
-    MUST_MATCH_NOTE,
-    PIX2PIXHD_FLAGS,
-    BaseOptions,
-    OptionsError,
-    experiment_dir,
-    load_saved_options,
-)
+from .base_options import BaseOptions, OptionsError, experiment_dir, load_saved_options
 
 MUST, MAY, RESTORED = 'must match', 'may change', 'restored'
+MUST_MATCH_NOTE = 'the saved networks depend on it'
 _DATA = 'the data loader reads with it from now on; the epoch position is kept'
 _LOG = 'logging and saving follow it from now on'
 _SPEED = 'takes effect now; the weights are the same'
 # What --continue_train does with each flag whose value differs from the saved opt.json: refuse the resume
 # (must match: the networks or the run's identity depend on it), accept it with the note (may change), or
 # say that the checkpoint's saved state is used instead (restored). A note '' is a flag that is not compared:
-# it selects what to resume rather than how to train. These are the common flags' rules (and pix2pixHD's);
-# resume_policy() adds the chosen model's.
+# it selects what to resume rather than how to train. These are the shared flags' rules; resume_policy() adds the
+# chosen method's (its architecture flags must match, its other flags as its RESUME_POLICY says).
 RESUME_POLICY = {
-    **{flag: (MUST, MUST_MATCH_NOTE) for flag in ARCHITECTURE_FLAGS},
-    **PIX2PIXHD_FLAGS.RESUME_POLICY,
     'name': (MAY, ''),  # name and checkpoints_dir found the saved opt.json: the same folder by construction
     'checkpoints_dir': (MAY, ''),
     'model': (MUST, MUST_MATCH_NOTE),
-    'load_features': (MUST, 'it decides whether the encoder E is trained and saved'),
-    'niter_fix_global': (MUST, 'the saved optimiser of G covers the parameters it fixed'),
+    **{flag: (MUST, MUST_MATCH_NOTE) for flag in ('label_nc', 'input_nc', 'output_nc', 'netG', 'ngf', 'norm', 'no_instance')},
+    **{flag: (MUST, MUST_MATCH_NOTE) for flag in ('ndf', 'n_layers_D')},
     'seed': (RESTORED, 'not used: the RNG states are restored from the checkpoint'),
     'continue_train': (MAY, ''),
     'which_epoch': (MAY, ''),
@@ -51,13 +42,8 @@ RESUME_POLICY = {
     'no_flip': (MAY, _DATA),
     'nThreads': (MAY, _DATA),
     'max_dataset_size': (MAY, _DATA),
-    'lambda_feat': (MAY, 'the loss weights change from the next iteration'),
-    'no_ganFeat_loss': (MAY, 'the feature matching loss changes from the next iteration'),
-    'no_vgg_loss': (MAY, 'the VGG loss changes from the next iteration'),
     'vgg_weights': (MAY, 'the VGG loss uses these weights from the next iteration'),
-    'no_lsgan': (MAY, 'the GAN loss changes from the next iteration'),
     'pool_size': (MAY, 'the image pool starts empty with the new size'),
-    'n_clusters': (MAY, 'only used by encode_features.py'),
     'niter': (MAY, 'the lr schedule is recomputed from --lr/--niter/--niter_decay at the resumed epoch'),
     'niter_decay': (MAY, 'the lr schedule is recomputed from --lr/--niter/--niter_decay at the resumed epoch'),
     'lr': (MAY, 'the lr schedule is recomputed from --lr/--niter/--niter_decay at the resumed epoch'),
@@ -78,7 +64,6 @@ RESUME_POLICY = {
     'amp': (MAY, 'the precision changes from the next step (fp16: a fresh GradScaler where the saved run had none)'),
     'channels_last': (MAY, _SPEED),
     'compile': (MAY, _SPEED),
-    'netG_init': (MAY, 'only used when G is built from scratch: the resumed weights are kept'),
 }
 
 
@@ -106,16 +91,6 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the training flags to the common ones."""
         parser = super().initialize(parser)
-        self.group(parser, 'generator').add_argument(
-            '--netG_init',
-            type=str,
-            default='normal',
-            choices=['normal', 'delta'],
-            help="pix2pixHD's G from scratch: normal draws every conv weight from N(0, 0.02) (the reference); delta keeps only "
-            "the centre tap's draw of each Conv2d kernel, times sqrt(kh*kw), and zeroes the other taps (transposed convs keep "
-            'their draws), so that no spatial noise is left for a short run to train away (measured with --n_downsample_global 0: '
-            'the quickstart, docs/QUICKSTART.md, "The coloured fringes")',
-        )
         add = self.group(parser, 'logging and saving').add_argument
         add('--display_freq', type=int, default=100, help='show training results on the training page every this many images')
         add(
@@ -160,19 +135,14 @@ class TrainOptions(BaseOptions):
         add('--lr', type=float, default=0.0002, help='initial learning rate for Adam')
 
         add = self.group(parser, 'discriminator and losses').add_argument
-        add('--num_D', type=int, default=2, help='number of discriminators (image scales)')
         add('--n_layers_D', type=int, default=3, help='number of stride-2 conv layers in each discriminator')
         add('--ndf', type=int, default=64, help='number of discriminator filters in the first conv layer')
-        add('--lambda_feat', type=float, default=10.0, help='weight of the feature matching and VGG losses')
-        add('--no_ganFeat_loss', action='store_true', help='do not use the discriminator feature matching loss')
-        add('--no_vgg_loss', action='store_true', help='do not use the VGG perceptual loss')
         add(
             '--vgg_weights',
             type=str,
             default='',
             help='torchvision VGG19 state_dict file for the VGG loss; empty: torchvision\'s ImageNet download',
         )
-        add('--no_lsgan', action='store_true', help='vanilla GAN loss (BCE) instead of least squares')
         add('--pool_size', type=int, default=0, help='size of the buffer of previously generated images shown to D (0: none)')
         return parser
 
@@ -198,10 +168,9 @@ class TrainOptions(BaseOptions):
         super().validate(opt)
         if opt.accum_steps < 1:
             raise OptionsError(f"--accum_steps {opt.accum_steps} must be >= 1 (1: a step per batch)")
-        if 'netG_init' in opt.explicit and opt.model != 'pix2pixHD':
-            raise OptionsError(f"--netG_init is pix2pixHD's; --model {opt.model} initialises as its authors' code: drop the flag")
         if opt.continue_train:
-            saved_model = (load_saved_options(experiment_dir(opt)) or {}).get('model', 'pix2pixHD')
+            # An experiment saved before --model existed is the first method's.
+            saved_model = (load_saved_options(experiment_dir(opt)) or {}).get('model', self.default_model)
             if saved_model != opt.model:  # before its flags are read: they are another model's
                 raise OptionsError(
                     f"--continue_train: {experiment_dir(opt)}/opt.json was saved with --model {saved_model}, not {opt.model}; "

@@ -25,10 +25,11 @@ import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import models.common.trainer_base as trainer_module  # noqa: E402
 from benchmark import synthetic_batch  # noqa: E402  (scripts/benchmark.py, next to this file)
 
+import models.common.trainer_base as trainer_module  # noqa: E402
 from builders import build_trainer  # noqa: E402
+from models import METHODS
 from models.pix2pixhd.trainer import Pix2PixHDTrainer  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.distributed import init_distributed, world_size  # noqa: E402
@@ -110,7 +111,7 @@ def main() -> None:
 
         torch.save(vgg19(weights=None).state_dict(), path)
         defaults += ['--vgg_weights', path]
-    opt = TrainOptions().parse(defaults + flags, save=False)
+    opt = TrainOptions('', METHODS).parse(defaults + flags, save=False)
     init_distributed(opt)
     rank0 = opt.rank == 0
     torch.manual_seed(0)

@@ -30,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from builders import build_trainer  # noqa: E402
+from models import METHODS
 from models.common.precision import inference_precision  # noqa: E402
 from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
@@ -171,7 +172,7 @@ def main() -> None:
     if not any(flag.startswith(('--no_vgg_loss', '--vgg_weights')) for flag in train_flags):
         print('No --vgg_weights given: benchmarking without the VGG loss (its weights would need a download)')
         train_flags = train_flags + ['--no_vgg_loss']
-    opt = TrainOptions().parse(train_flags, save=False)
+    opt = TrainOptions('', METHODS).parse(train_flags, save=False)
     args.width = args.width or opt.loadSize
     args.height = args.height or args.width // 2
 

@@ -19,6 +19,7 @@ from PIL import Image
 import util.checkpoint as checkpoint
 from builders import build_dataset, build_trainer
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_tool
+from models import METHODS
 from models.pix2pixhd.styles import load_clusters, save_class_arrays
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
@@ -90,7 +91,7 @@ def top_level_save(save_dir: str) -> int:
 @pytest.fixture
 def saved_once(tmp_path, dataroot):
     """A trainer whose `latest` set holds save 1 (every weight 1.0, iter.txt at image 1), as train.py writes it."""
-    opt = TrainOptions().parse(
+    opt = TrainOptions('', METHODS).parse(
         TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--name', 'exp'], save=True
     )
     trainer = Pix2PixHDTrainer(opt)
@@ -243,7 +244,7 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_at_every_file_of_a_save_keeps_the_previous_set(small_disk, dataroot):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', small_disk, '--name', 'exp'], save=True)
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', small_disk, '--name', 'exp'], save=True)
     trainer = Pix2PixHDTrainer(opt)
     nets = trainer.model.networks_by_name()
     set_values(nets, 1.0)
@@ -445,7 +446,7 @@ def test_wrongly_typed_saved_option_through_test_py_changes_nothing(experiment, 
 
 def resave_latest_mid_epoch(checkpoints, dataroot, epoch_iter: int) -> None:
     """Overwrite `latest` as train.py's --save_latest_freq does in the middle of epoch 1."""
-    opt = TrainOptions().parse(train_args(checkpoints, dataroot, '--continue_train'), save=False)
+    opt = TrainOptions('', METHODS).parse(train_args(checkpoints, dataroot, '--continue_train'), save=False)
     build_trainer(opt).save('latest', 1, epoch_iter)
 
 
@@ -505,7 +506,7 @@ def write_dataset(root, label_arrays: list, inst_mode: str = 'I;16') -> str:
 
 def test_images_that_shrink_to_nothing_are_one_line(tmp_path):
     root = write_dataset(tmp_path / 'data', [np.zeros((1, 1))])
-    opt = TrainOptions().parse(['--dataroot', root, *TINY, '--resize_or_crop', 'none'], save=False)
+    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY, '--resize_or_crop', 'none'], save=False)
     with pytest.raises(DatasetError) as refused:
         build_dataset(opt)[0]  # what the loader of train.py and test.py asks for
     message = one_line(refused.value)
@@ -518,7 +519,7 @@ def test_colour_or_alpha_maps_name_the_file_and_the_expected_mode(tmp_path, fold
     root = write_dataset(tmp_path / 'data', [np.zeros((32, 64)), np.ones((32, 64))])
     path = sorted(os.listdir(os.path.join(root, folder)))[1]
     Image.open(os.path.join(root, folder, path)).convert('L').convert(mode).save(os.path.join(root, folder, path))
-    opt = TrainOptions().parse(['--dataroot', root, *TINY], save=False)
+    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY], save=False)
     with pytest.raises(DatasetError) as refused:
         build_dataset(opt)
     message = one_line(refused.value)
@@ -568,7 +569,7 @@ def test_out_of_range_labels_suggest_the_label_nc_of_the_whole_dataset(tmp_path)
         '3 of 3 label maps',
         'pass --label_nc 10 to cover the whole dataset',
     )
-    opt = TrainOptions().parse(['--dataroot', root, *TINY, '--label_nc', '4', '--no_instance'], save=False)
+    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY, '--label_nc', '4', '--no_instance'], save=False)
     with pytest.raises(DatasetError) as refused:
         build_dataset(opt)[0]
     assert 'scripts/check_dataset.py' in one_line(refused.value) and '--label_nc that covers the whole dataset' in str(refused.value)

@@ -33,14 +33,15 @@ OUTPUT_RTOL, LOSS_RTOL, GRADIENT_RTOL, WEIGHT_ATOL = 1e-3, 1e-4, 1e-3, 1e-6
 
 
 class CRNTrainOptions(TrainOptions):
-    """train.py's options with CRN's flags and defaults, as the model registry will assemble them."""
+    """train.py's options of --model crn, as the model registry assembles them."""
 
-    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        """The training flags plus the 'crn model' group, with CRN's defaults for the shared ones."""
-        parser = super().initialize(parser)
-        crn.add_flags(parser)
-        parser.set_defaults(**crn.DEFAULTS)
-        return parser
+    def __init__(self) -> None:
+        super().__init__('', METHODS)
+        self.model = 'crn'
+
+    def choose_model(self, args) -> str:
+        """--model crn whatever the command line says."""
+        return 'crn'
 
 
 def crn_options(tmp_path, *flags: str) -> argparse.Namespace:

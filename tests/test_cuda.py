@@ -22,6 +22,7 @@ import test_scaling as scaling_tests
 from builders import build_data
 from data.synthetic import make_synthetic_dataset
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, run_script
+from models import METHODS
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 from test_features import LOAD_SIZE, STAGE1_ARCH
@@ -145,7 +146,9 @@ def test_feature_recipe_through_the_scripts(device, tmp_path):
 def device_model(device, reference_fixture, tmp_path_factory):
     """tests/test_reference_fixture.py's model (the 2018 weights) on the device."""
     _, flags = reference_fixture_tests.reference_flags(reference_fixture)
-    opt = TrainOptions().parse([*flags, *gpu_flags(device), '--checkpoints_dir', str(tmp_path_factory.mktemp('ckpt'))], save=False)
+    opt = TrainOptions('', METHODS).parse(
+        [*flags, *gpu_flags(device), '--checkpoints_dir', str(tmp_path_factory.mktemp('ckpt'))], save=False
+    )
     return reference_fixture_tests.load_reference_model(opt, reference_fixture)
 
 
@@ -241,7 +244,7 @@ AMP_LAST_LOSS_RTOL = {'bf16': 0.02, 'fp16': 0.15}
 
 def train_steps(device: torch.device, dataroot: str, checkpoints, steps: int, *extra: str) -> tuple:
     """`steps` seeded steps over the serial batches: per-step losses and G's total weight update."""
-    opt = TrainOptions().parse(
+    opt = TrainOptions('', METHODS).parse(
         [*TINY, *gpu_flags(device), '--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(checkpoints), *extra],
         save=False,
     )

@@ -13,6 +13,7 @@ from builders import build_data
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import DatasetError
 from helpers import TINY, assert_one_line_error, run_tool
+from models import METHODS
 from models.common.labels import instance_class
 from options.train_options import TrainOptions
 
@@ -33,7 +34,7 @@ def make_opt(tmp_path, dataroot, *extra):
         '0',
         *[str(a) for a in extra],
     ]
-    return TrainOptions().parse(args, save=False)
+    return TrainOptions('', METHODS).parse(args, save=False)
 
 
 def crafted_arrays(width=W, height=H, seed=0):

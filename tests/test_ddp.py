@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, reference_vgg19_state_dict
+from models import METHODS
 from models.pix2pixhd.model import Pix2PixHDModel
 from options.train_options import TrainOptions
 from test_family import TINY_FLAGS
@@ -172,7 +173,7 @@ def test_ranks_hold_one_model_and_one_checkpoint_with_the_reference_keys(runs, d
     bn0, bn1 = (parameters_only(rank_file(runs, 'bn', rank)['weights']) for rank in (0, 1))
     assert all(torch.equal(bn0[key], bn1[key]) for key in bn0)
     # Rank 0's checkpoint: the reference's keys (no `module.`), loadable by one process as test.py does.
-    opt = TrainOptions().parse(flags('feat', dataroot8, str(tmp_path), '--instance_feat'), save=False)
+    opt = TrainOptions('', METHODS).parse(flags('feat', dataroot8, str(tmp_path), '--instance_feat'), save=False)
     model = Pix2PixHDModel(opt)
     for label, net in model.networks_by_name().items():
         saved = torch.load(os.path.join(runs, 'feat', f'latest_net_{label}.pth'), weights_only=True)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import TINY
+from models import METHODS
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import replace
 from options.test_options import TestOptions
@@ -25,7 +26,7 @@ def test_autotuner_follows_the_reference_rule_on_cuda(tmp_path, train, resize_or
     # On for one-size inputs (crops, rescaled images, inference); off for full-resolution training (its trial
     # runs can run out of memory), also after an earlier model turned it on. Only the option values matter,
     # so a CPU machine checks the rule (conftest.py restores the setting after each test).
-    options = TrainOptions() if train else TestOptions()
+    options = TrainOptions('', METHODS) if train else TestOptions('', METHODS)
     opt = options.parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--resize_or_crop', resize_or_crop], save=False)
     torch.backends.cudnn.benchmark = not expected
     autotune_convolutions(replace(opt, device='cuda:0'))
@@ -34,7 +35,7 @@ def test_autotuner_follows_the_reference_rule_on_cuda(tmp_path, train, resize_or
 
 @pytest.mark.parametrize('before', [False, True])
 def test_the_cpu_leaves_the_autotuner_alone(tmp_path, before):
-    opt = TestOptions().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
+    opt = TestOptions('', METHODS).parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
     torch.backends.cudnn.benchmark = before
     autotune_convolutions(opt)
     assert torch.backends.cudnn.benchmark is before
@@ -42,14 +43,13 @@ def test_the_cpu_leaves_the_autotuner_alone(tmp_path, before):
 
 def test_trainers_and_built_models_apply_the_rule(tmp_path, dataroot, monkeypatch):
     # train.py, test.py, the editor build through builders.build_model; a benchmark's trainer may not (step_time.py).
-    import models.common.trainer_base
-
     import builders
+    import models.common.trainer_base
 
     seen = []
     monkeypatch.setattr(models.common.trainer_base, 'autotune_convolutions', seen.append)
     monkeypatch.setattr(builders, 'autotune_convolutions', seen.append)
-    opt = TrainOptions().parse([*TINY, '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)], save=False)
+    opt = TrainOptions('', METHODS).parse([*TINY, '--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)], save=False)
     Pix2PixHDTrainer(opt)
     assert seen == [opt]
     builders.build_model(opt)

@@ -466,6 +466,7 @@ def test_load_script_reports_latency_errors_and_memory(experiment):
 
 @pytest.mark.parametrize('flags', [['--no_instance'], ['--label_feat']], ids=['no_instance', 'label_feat'])
 def test_models_without_instance_maps_or_with_label_features(dataroot, tmp_path, flags):
+    from models import METHODS
     from util.editing import EditError
     from web_editor.app import build_app
     from web_editor.options import EditorOptions
@@ -474,7 +475,7 @@ def test_models_without_instance_maps_or_with_label_features(dataroot, tmp_path,
     assert_ok(run_tool('train.py', '--name', 'm', *flags, *ARCH, '--niter', 1, '--niter_decay', 0, '--nThreads', 0, *common))
     if '--label_feat' in flags:
         assert_ok(run_tool('encode_features.py', '--name', 'm', *common))
-    app = build_app(EditorOptions().parse(['--name', 'm', *map(str, common)], save=False))
+    app = build_app(EditorOptions('', METHODS).parse(['--name', 'm', *map(str, common)], save=False))
     try:
         session = app.session(app.new_session())
         document = session.open_index(0)

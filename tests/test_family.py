@@ -2,9 +2,11 @@
 and test.py (in-process), the architecture value saved and compared, test.py inheriting --model, and a fourth method
 added by a test alone (tests/toy_method.py + one registry entry)."""
 
+import glob
 import importlib.util
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -16,7 +18,7 @@ import models
 from builders import build_data, build_model
 from helpers import REPO_ROOT, assert_ok, assert_one_line_error, reference_vgg19_state_dict, run_tool
 from models import METHODS
-from options.base_options import ARCHITECTURE_FLAGS, PIX2PIXHD_FLAGS, replace
+from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions, resume_policy
 from util.checkpoint import read_iter_file
@@ -185,8 +187,12 @@ def test_amp_bf16_trains_and_fp16_and_pix2pixHD_flags_are_refused(model, tmp_pat
     assert generated is not None and generated.dtype == torch.bfloat16  # G ran under bf16 autocast
     assert all(torch.isfinite(value) for value in losses.values())
     assert_one_line_error(run_tool('train.py', *args, '--amp', 'fp16'), '--amp fp16', '--amp bf16')
-    assert_one_line_error(run_tool('train.py', *args, '--niter_fix_global', '1'), '--niter_fix_global 1', '--niter_fix_global 0')
-    assert_one_line_error(run_tool('train.py', *args, '--netG_init', 'delta'), "--netG_init is pix2pixHD's", 'drop the flag')
+    for flag in ('--niter_fix_global', '--netG_init', '--instance_feat'):  # pix2pixHD's own flags
+        assert_one_line_error(
+            run_tool('train.py', *args, flag, *(['1'] if flag == '--niter_fix_global' else [])),
+            f'{flag} is a flag of --model pix2pixHD',
+            'drop it',
+        )
     assert not (tmp_path / model).exists()  # refused before anything was written
 
 
@@ -237,10 +243,27 @@ def test_every_training_flag_of_every_model_is_classified_for_resume(model):
     assert all(policy[flag][0] == 'must match' for flag in METHODS[model].ARCHITECTURE_OPTIONS)
 
 
-def test_pix2pixHD_declares_what_options_assume_without_a_registry():
-    method = METHODS['pix2pixHD']
-    assert method.ARCHITECTURE_OPTIONS == ARCHITECTURE_FLAGS == PIX2PIXHD_FLAGS.ARCHITECTURE_OPTIONS
-    assert method.RESUME_POLICY == PIX2PIXHD_FLAGS.RESUME_POLICY and method.DEFAULTS == PIX2PIXHD_FLAGS.DEFAULTS
+def flags_of(model: str, options_class: type = TrainOptions) -> set:
+    """The dests of every flag --model `model` has."""
+    options = options_class('', METHODS)
+    options.model = model
+    return {action.dest for action in options.make_parser()._actions if action.dest != 'help'}
+
+
+def test_no_pix2pixHD_only_flag_is_named_in_options_the_trainer_base_or_train_py():
+    """pix2pixHD is one method among equals: the shared layers name none of the flags only it has."""
+    own = set()
+    for options_class in (TrainOptions, _TestOptions):
+        others = set().union(*(flags_of(model, options_class) for model in METHODS if model != 'pix2pixHD'))
+        own |= flags_of('pix2pixHD', options_class) - others
+    assert {'niter_fix_global', 'netG_init', 'instance_feat', 'n_styles', 'num_D'} <= own
+    shared = [*glob.glob(os.path.join(REPO_ROOT, 'options', '*.py')), os.path.join(REPO_ROOT, 'models', 'common', 'trainer_base.py')]
+    named = {}
+    for path in [*shared, os.path.join(REPO_ROOT, 'train.py')]:
+        words = set(re.findall(r'[A-Za-z_][A-Za-z0-9_]*', open(path).read()))
+        if words & own:
+            named[os.path.relpath(path, REPO_ROOT)] = sorted(words & own)
+    assert named == {}
 
 
 # ----------------------------------------------------------------------------- a fourth method

@@ -12,6 +12,7 @@ import torch
 import util.checkpoint as checkpoint
 from builders import build_model, build_trainer
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_one_line_error, run_tool
+from models import METHODS
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
@@ -39,7 +40,7 @@ def exp_args(tmp_path, dataroot, *extra) -> list:
 
 def make_experiment(tmp_path, dataroot, *extra) -> tuple:
     """A trainer whose `latest` set is saved as train.py writes it (options included): (trainer, opt, folder)."""
-    opt = TrainOptions().parse(exp_args(tmp_path, dataroot, *extra))
+    opt = TrainOptions('', METHODS).parse(exp_args(tmp_path, dataroot, *extra))
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     return trainer, opt, checkpoint.experiment_dir(opt)
@@ -89,7 +90,7 @@ def test_a_save_with_an_infinite_optimiser_moment_is_refused(tmp_path, dataroot,
 
 
 def test_a_nan_loss_says_the_checkpoint_is_good_only_when_this_run_verified_one(tmp_path, dataroot, loaded_batch):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'])
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'])
     trainer = Pix2PixHDTrainer(opt)
     poison(next(trainer.model.netG.parameters()))
     trainer.train_step(loaded_batch, step=5)
@@ -99,7 +100,7 @@ def test_a_nan_loss_says_the_checkpoint_is_good_only_when_this_run_verified_one(
 
 
 def test_the_weight_check_at_print_time_names_the_tensor(tmp_path, dataroot):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'])
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'])
     trainer = Pix2PixHDTrainer(opt)
     key = list(trainer.model.netD.state_dict())[2]
     poison(trainer.model.netD.state_dict()[key], float('-inf'))
@@ -114,7 +115,7 @@ def test_test_time_and_resume_refuse_weights_with_nan_naming_the_file_and_key(tm
     key = list(state)[3]
     poison(state[key])
     torch.save(state, path)
-    test_opt = _TestOptions().parse(
+    test_opt = _TestOptions('', METHODS).parse(
         READ + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--name', 'exp'], save=False
     )
     for options in (test_opt, replace(opt, continue_train=True)):
@@ -149,7 +150,7 @@ def test_finite_divergence_is_warned_about_once_and_can_be_switched_off():
 
 
 def test_exploding_weights_are_warned_about(tmp_path, dataroot):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'])
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'])
     trainer = Pix2PixHDTrainer(opt)
     monitor = DivergenceMonitor()
     for _ in range(6):
@@ -161,21 +162,21 @@ def test_exploding_weights_are_warned_about(tmp_path, dataroot):
 
 
 def test_the_opt_out_flag_is_in_the_logging_group():
-    help_text = TrainOptions().make_parser().format_help()
+    help_text = TrainOptions('', METHODS).make_parser().format_help()
     section = help_text.split('logging and saving:')[1].split('\n\n')[0]
     assert '--no_divergence_check' in section
 
 
 # ----------------------------------------------------------------------------- 2. resume says what changed
 def test_every_training_flag_is_classified_for_resume():
-    dests = {action.dest for action in TrainOptions().make_parser()._actions if action.dest != 'help'}
+    dests = {action.dest for action in TrainOptions('', METHODS).make_parser()._actions if action.dest != 'help'}
     assert dests == set(RESUME_POLICY), dests ^ set(RESUME_POLICY)
     assert {kind for kind, _ in RESUME_POLICY.values()} <= {'must match', 'may change', 'restored'}
 
 
 def schedule_trainer(tmp_path, dataroot, *extra) -> Pix2PixHDTrainer:
     args = TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp', '--niter', '1', '--niter_decay', '4']
-    return build_trainer(TrainOptions().parse(args + list(extra), save=False))  # train.py saves the options after building
+    return build_trainer(TrainOptions('', METHODS).parse(args + list(extra), save=False))  # train.py saves the options after building
 
 
 def test_a_new_lr_on_resume_restarts_the_linear_decay_and_never_goes_negative(tmp_path, dataroot, capsys):
@@ -202,14 +203,14 @@ def test_a_new_lr_on_resume_restarts_the_linear_decay_and_never_goes_negative(tm
 def test_a_flag_restored_from_the_checkpoint_is_said_so(tmp_path, dataroot, capsys):
     make_experiment(tmp_path, dataroot)
     capsys.readouterr()
-    build_trainer(TrainOptions().parse(exp_args(tmp_path, dataroot, '--continue_train', '--seed', '7')))
+    build_trainer(TrainOptions('', METHODS).parse(exp_args(tmp_path, dataroot, '--continue_train', '--seed', '7')))
     assert '--seed 0 -> 7' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('before, after', [('off', 'fp16'), ('fp16', 'off'), ('bf16', 'fp16'), ('fp16', 'bf16')])
 def test_an_amp_change_on_resume_works(tmp_path, dataroot, before, after, capsys):
     trainer, _, folder = make_experiment(tmp_path, dataroot, '--amp', before)
-    resumed = build_trainer(TrainOptions().parse(exp_args(tmp_path, dataroot, '--continue_train', '--amp', after)))
+    resumed = build_trainer(TrainOptions('', METHODS).parse(exp_args(tmp_path, dataroot, '--continue_train', '--amp', after)))
     assert resumed.scaler_G.is_enabled() == (after == 'fp16')
     assert f'--amp {before} -> {after}' in capsys.readouterr().out
 
@@ -369,7 +370,7 @@ def loaded_batch(dataroot):
     """One training batch of the tiny configuration."""
     from builders import build_data
 
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', '/nonexistent', '--name', 'exp'], save=False)
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', '/nonexistent', '--name', 'exp'], save=False)
     _, loader = build_data(opt)
     return next(iter(loader))
 

@@ -15,6 +15,7 @@ from PIL import Image
 from data.aligned_dataset import AlignedDataset
 from data.synthetic import make_synthetic_dataset
 from helpers import TINY, assert_ok, assert_one_line_error, run_tool
+from models import METHODS
 from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
 from models.pix2pixhd.model import Pix2PixHDModel
 from models.pix2pixhd.networks import define_E, define_G
@@ -69,7 +70,7 @@ def class_of(ids):
 def tiny_model(tmp_path_factory, cityscapes_root):
     """A randomly initialised training model with --instance_feat, for encode_input (no files written)."""
     checkpoints = tmp_path_factory.mktemp('tiny_model')
-    opt = TrainOptions().parse(
+    opt = TrainOptions('', METHODS).parse(
         [
             '--dataroot',
             cityscapes_root,
@@ -133,7 +134,7 @@ def synthetic(tmp_path_factory):
 # ----------------------------------------------------------------------------- 1. encode_features.py
 def test_encode_features_on_cityscapes(tmp_path, cityscapes_root):
     checkpoints = tmp_path / 'checkpoints'
-    opt = TrainOptions().parse(
+    opt = TrainOptions('', METHODS).parse(
         [
             '--instance_feat',
             '--nef',

@@ -7,6 +7,7 @@ import torch
 
 from builders import build_data
 from helpers import TINY
+from models import METHODS
 from models.common.labels import get_edges, instance_class, one_hot_label
 from models.common.losses import GANLoss, VGGLoss, feature_matching_loss
 from models.pix2pixhd.model import Pix2PixHDModel
@@ -271,7 +272,7 @@ def test_model_vgg_loss_is_weighted_by_lambda_feat(vgg_file, dataroot, tmp_path)
     path, features = vgg_file
     lambda_feat = 3.0  # not the default 10, so neither a missing nor a hard-coded weight passes
     flags = [flag for flag in TINY if flag != '--no_vgg_loss']  # this test wants the VGG loss
-    opt = TrainOptions().parse(
+    opt = TrainOptions('', METHODS).parse(
         flags + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--vgg_weights', path, '--lambda_feat', str(lambda_feat)],
         save=False,
     )

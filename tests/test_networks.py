@@ -10,16 +10,17 @@ import torch
 import torch.nn as nn
 
 from builders import build_model
+from models import METHODS
 from models.pix2pixhd.model import Pix2PixHDModel
 from models.pix2pixhd.networks import count_parameters, define_D, define_E, define_G, instance_average_pool
-from options.base_options import ARCHITECTURE_FLAGS, save_options
+from options.base_options import save_options
 from options.train_options import TrainOptions
 from util.checkpoint import experiment_dir, load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
 from util.errors import ModelError
 
 
 def train_opt(tmp_path, *flags):
-    return TrainOptions().parse([*flags, '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
+    return TrainOptions('', METHODS).parse([*flags, '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
 
 
 def snapshot(net):
@@ -449,7 +450,7 @@ def test_load_network_strict_names_differing_ngf(tmp_path):
     opt = train_opt(tmp_path, '--name', 'exp', '--ngf', '4', '--n_blocks_global', '1')
     net = define_G(36, 3, 4, 'global', 4, 1)
     with pytest.raises(ModelError) as info:
-        load_network_strict(net, str(save_dir), 'G', 'latest', opt, ARCHITECTURE_FLAGS)
+        load_network_strict(net, str(save_dir), "G", "latest", opt, METHODS["pix2pixHD"].ARCHITECTURE_OPTIONS)
     message = str(info.value)
     assert '--ngf 8 (saved) vs 4 (now)' in message
     assert 'shape mismatch' in message

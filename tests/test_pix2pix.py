@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.pix2pix import DEFAULTS, Architecture, Pix2PixModel, Pix2PixTrainer, add_flags, build_networks
+from models import METHODS
+from models.pix2pix import Architecture, Pix2PixModel, Pix2PixTrainer, build_networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import ModelError, OptionsError
@@ -205,11 +206,10 @@ def test_default_test_mode_keeps_dropout_on():
 
 
 def parse_train(args: list) -> argparse.Namespace:
-    """Training flags with pix2pix's added and its DEFAULTS applied, as the registry will (no derive/validate)."""
-    parser = TrainOptions().make_parser()
-    add_flags(parser)
-    parser.set_defaults(**DEFAULTS)
-    opt = parser.parse_args(args)
+    """Training flags of --model pix2pix as the registry assembles them: its own added, its DEFAULTS applied (no derive/validate)."""
+    options = TrainOptions('', METHODS)
+    options.model = 'pix2pix'
+    opt = options.make_parser().parse_args(args)
     opt.isTrain, opt.device = True, 'cpu'
     return opt
 
@@ -228,15 +228,18 @@ def test_flags_defaults_and_help_group():
         100,
         0,
     )
-    test_parser = TestOptions().make_parser()
-    add_flags(test_parser)
+    test_options = TestOptions('', METHODS)
+    test_options.model = 'pix2pix'
+    test_parser = test_options.make_parser()
     group = next(group for group in test_parser._action_groups if group.title == 'pix2pix model')
     assert {action.dest for action in group._group_actions} == {'gan_mode', 'lambda_L1', 'netD', 'no_dropout', 'eval'}
     assert test_parser.parse_args(['--eval']).eval
     model = Pix2PixModel.from_options(parse_train(['--ngf', '1', '--ndf', '1', '--gan_mode', 'lsgan', '--eval']))
     assert model.criterionGAN.use_lsgan and model.eval_mode and model.lambda_L1 == 100.0
+    with pytest.raises(SystemExit):  # argparse: --netG takes the U-Nets only
+        parse_train(['--netG', 'global'])
     with pytest.raises(OptionsError, match='--netG global'):
-        Architecture.from_options(parse_train(['--netG', 'global']))
+        Architecture.from_options(argparse.Namespace(**{**vars(parse_train([])), 'netG': 'global'}))
 
 
 def test_lr_schedule_and_training_state(fixture):

@@ -12,6 +12,7 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from helpers import assert_ok, run_tool
+from models import METHODS
 from models.pix2pixhd.model import Pix2PixHDModel
 from options.train_options import TrainOptions
 
@@ -35,7 +36,9 @@ def meta(reference_fixture):
 @pytest.fixture(scope='module')
 def reference_opt(reference_fixture, tmp_path_factory):
     _, flags = reference_flags(reference_fixture)
-    return TrainOptions().parse([*flags, '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path_factory.mktemp('ckpt'))], save=False)
+    return TrainOptions('', METHODS).parse(
+        [*flags, '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path_factory.mktemp('ckpt'))], save=False
+    )
 
 
 def load_reference_model(opt, reference_fixture) -> Pix2PixHDModel:
@@ -145,7 +148,9 @@ def test_forward_losses_match_reference(model, inputs, meta):
 
 def test_aligned_dataset_reproduces_reference_sample(reference_fixture, cityscapes_root, sample, meta, tmp_path):
     _, flags = reference_flags(reference_fixture)
-    opt = TrainOptions().parse([*flags, '--dataroot', cityscapes_root, '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
+    opt = TrainOptions('', METHODS).parse(
+        [*flags, '--dataroot', cityscapes_root, '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False
+    )
     dataset = AlignedDataset(opt)
     item = dataset[0]
     source_id = meta['source_files'].split('_gtFine')[0]

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from helpers import reference_vgg19_state_dict
+from models import METHODS
 from models.pix2pixhd.networks import LocalEnhancer
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
@@ -53,7 +54,7 @@ def build_trainer(step_fixture: tuple, vgg_weights: str, checkpoints_dir: str, *
     """The trainer for meta.json's flags (plus extra_flags), holding the reference's initial weights."""
     folder, meta = step_fixture
     flags = meta['flags'].split('(')[0].split()  # "--a b ... (all else default: ...)"
-    opt = TrainOptions().parse(
+    opt = TrainOptions('', METHODS).parse(
         [*flags, '--gpu_ids', '-1', '--checkpoints_dir', checkpoints_dir, '--vgg_weights', vgg_weights, *extra_flags], save=False
     )
     trainer = Pix2PixHDTrainer(opt)

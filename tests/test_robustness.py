@@ -15,6 +15,7 @@ from PIL import Image
 
 from builders import build_data
 from helpers import REPO_ROOT, TINY, assert_one_line_error, run_tool
+from models import METHODS
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
@@ -45,7 +46,7 @@ def test_unwritable_checkpoint_dir_is_reported_before_training(tmp_path, dataroo
 
 
 def test_failed_save_keeps_previous_files_and_says_so(tmp_path, dataroot, monkeypatch):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'], save=True)
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'], save=True)
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     before = snapshot(tmp_path / 'exp')
@@ -63,7 +64,7 @@ def test_failed_save_keeps_previous_files_and_says_so(tmp_path, dataroot, monkey
 
 
 def test_nan_loss_stops_with_its_name_and_iteration_without_saving(tmp_path, dataroot, monkeypatch):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'], save=True)
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'], save=True)
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     before = snapshot(tmp_path / 'exp')
@@ -195,11 +196,11 @@ def test_check_dataset_reports_unpaired_files(tmp_path, cityscapes_root):
 
 def test_malformed_gpu_ids_is_an_options_error():
     with pytest.raises(OptionsError):
-        TrainOptions().parse(['--gpu_ids', 'zero'], save=False)
+        TrainOptions('', METHODS).parse(['--gpu_ids', 'zero'], save=False)
 
 
 def test_tf_log_without_tensorboard_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, 'tensorboard', None)  # as if not installed: find_spec gives None
     with pytest.raises(OptionsError, match=r"--tf_log needs tensorboard, which is not installed: pip install '\.\[tensorboard\]'"):
-        TrainOptions().parse(['--tf_log', '--gpu_ids', '-1'], save=False)
-    TrainOptions().parse(['--gpu_ids', '-1'], save=False)  # without --tf_log, tensorboard is not needed
+        TrainOptions('', METHODS).parse(['--tf_log', '--gpu_ids', '-1'], save=False)
+    TrainOptions('', METHODS).parse(['--gpu_ids', '-1'], save=False)  # without --tf_log, tensorboard is not needed

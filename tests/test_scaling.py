@@ -28,7 +28,7 @@ def load_all(path: str) -> dict:
 def test_batch_gradient_is_the_mean_of_per_sample_gradients(tmp_path, dataroot):
     # Why averaging across processes (tests/test_ddp.py) trains like one process with the whole batch: nothing in
     # the model couples the samples of a batch, so its gradient is the mean of the per-sample ones.
-    opt = TrainOptions().parse(
+    opt = TrainOptions('', METHODS).parse(
         TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--batchSize', '2', '--checkpoints_dir', str(tmp_path)], save=False
     )
     torch.manual_seed(0)
@@ -52,7 +52,7 @@ def test_several_gpu_ids_without_torchrun_point_at_torchrun(tmp_path, dataroot, 
 
     monkeypatch.setattr(base_options, 'resolve_gpu_ids', lambda ids: [0, 1])
     with pytest.raises(base_options.OptionsError, match='torchrun --nproc_per_node 2'):
-        TrainOptions().parse(TINY[2:] + ['--dataroot', dataroot, '--gpu_ids', '0,1'], save=False)
+        TrainOptions('', METHODS).parse(TINY[2:] + ['--dataroot', dataroot, '--gpu_ids', '0,1'], save=False)
 
 
 def test_sigterm_then_continue_equals_straight_training(tmp_path, dataroot):
@@ -136,7 +136,7 @@ def test_checkpoint_write_killed_midway_keeps_previous_latest(tmp_path):
 
 
 def test_amp_bf16_trains_on_cpu_with_finite_losses(tmp_path, dataroot):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--amp', 'bf16', '--checkpoints_dir', str(tmp_path)], save=False)
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--amp', 'bf16', '--checkpoints_dir', str(tmp_path)], save=False)
     torch.manual_seed(0)
     trainer = Pix2PixHDTrainer(opt)
     before = {key: value.clone() for key, value in trainer.model.netG.state_dict().items()}
@@ -148,7 +148,7 @@ def test_amp_bf16_trains_on_cpu_with_finite_losses(tmp_path, dataroot):
 
 
 def test_fp16_flag_is_amp_fp16_with_a_scaler_per_optimiser(tmp_path, dataroot):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--fp16', '--checkpoints_dir', str(tmp_path)], save=False)
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--fp16', '--checkpoints_dir', str(tmp_path)], save=False)
     assert opt.amp == 'fp16'
     trainer = Pix2PixHDTrainer(opt)
     assert trainer.scaler_G.is_enabled() and trainer.scaler_D.is_enabled() and trainer.scaler_G is not trainer.scaler_D
@@ -199,7 +199,7 @@ def test_compiled_step_survives_a_new_input_size(tmp_path, monkeypatch):
     compile_module = torch.nn.Module.compile
     monkeypatch.setattr(torch.nn.Module, 'compile', lambda self, **kwargs: compile_module(self, backend='aot_eager', **kwargs))
     monkeypatch.setattr(torch._functorch.config, 'donated_buffer', torch._functorch.config.donated_buffer)  # restored after
-    opt = TrainOptions().parse(TINY + ['--checkpoints_dir', str(tmp_path), '--compile', '--resize_or_crop', 'none'], save=False)
+    opt = TrainOptions('', METHODS).parse(TINY + ['--checkpoints_dir', str(tmp_path), '--compile', '--resize_or_crop', 'none'], save=False)
     trainer = Pix2PixHDTrainer(opt)
     try:
         for width, height in ((64, 32), (96, 64)):
@@ -248,7 +248,7 @@ def test_instance_norm_gradient_is_right_for_a_channels_last_incoming_gradient(b
 
 
 def test_generator_step_gives_the_discriminator_no_gradients(tmp_path, dataroot):
-    opt = TrainOptions().parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)], save=False)
+    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path)], save=False)
     trainer = Pix2PixHDTrainer(opt)
     model = trainer.model
     # Count, per parameter, the backward passes that accumulate a gradient into it during one training step:

@@ -128,7 +128,7 @@ def test_recipe_flags_parse(script_path, tmp_path):
 
 def test_1024p_recipe_matches_the_paper_schedule():
     (command,) = python_commands(os.path.join(REPO_ROOT, 'scripts', 'train_1024p_24G.sh'))
-    opt = TrainOptions().parse(command[1:] + ['--gpu_ids', '-1'], save=False)
+    opt = TrainOptions('', METHODS).parse(command[1:] + ['--gpu_ids', '-1'], save=False)
     assert (opt.netG, opt.ngf, opt.num_D, opt.niter, opt.niter_decay, opt.niter_fix_global, opt.resize_or_crop) == (
         'local',
         32,
@@ -146,7 +146,7 @@ def test_1024p_recipe_matches_the_paper_schedule():
 )
 def test_12G_recipes_are_the_reference_ones(script, name, fine_size):
     command = python_commands(os.path.join(REPO_ROOT, 'scripts', script))[-1]
-    opt = TrainOptions().parse(command[1:] + ['--gpu_ids', '-1'], save=False)
+    opt = TrainOptions('', METHODS).parse(command[1:] + ['--gpu_ids', '-1'], save=False)
     assert (opt.name, opt.netG, opt.ngf, opt.num_D, opt.niter, opt.niter_decay, opt.niter_fix_global, opt.resize_or_crop, opt.fineSize) == (
         name,
         'local',

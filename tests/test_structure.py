@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from models import METHODS
 from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
@@ -70,9 +71,7 @@ def imported_modules(path: str) -> set:
 def method_packages() -> list:
     """The method packages of models/ (every folder but the shared room, models/common/)."""
     folder = os.path.join(ROOT, 'models')
-    return sorted(
-        name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name, '__init__.py')) and name != 'common'
-    )
+    return sorted(name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name, '__init__.py')) and name != 'common')
 
 
 def test_the_shared_room_imports_no_method():
@@ -117,7 +116,7 @@ def test_the_layer_check_sees_relative_and_absolute_imports(tmp_path):
 
 @pytest.mark.parametrize('parser', [TrainOptions, _TestOptions])
 def test_options_are_read_only_after_parse(parser, tmp_path):
-    opt = parser().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--name', 'exp'], save=False)
+    opt = parser('', METHODS).parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--name', 'exp'], save=False)
     with pytest.raises(AttributeError, match='read-only after parsing: cannot set opt.batchSize'):
         opt.batchSize = 4
     with pytest.raises(AttributeError, match='read-only'):
@@ -131,7 +130,7 @@ def test_options_are_read_only_after_parse(parser, tmp_path):
 
 
 def test_derived_options_are_settled_at_parse_time(tmp_path):
-    opt = TrainOptions().parse(
+    opt = TrainOptions('', METHODS).parse(
         [
             '--gpu_ids',
             '-1',
@@ -152,9 +151,9 @@ def test_derived_options_are_settled_at_parse_time(tmp_path):
     assert opt.use_features and opt.device == 'cpu' and opt.amp == 'fp16'
     assert opt.size_base == 2 ** (4 + 1) and opt.print_freq == 30
     assert (opt.world_size, opt.rank) == (1, 0)
-    debug = TrainOptions().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--debug'], save=False)
+    debug = TrainOptions('', METHODS).parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--debug'], save=False)
     assert (debug.display_freq, debug.print_freq, debug.niter, debug.niter_decay, debug.max_dataset_size) == (1, 1, 1, 0, 10)
-    test = _TestOptions().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--batchSize', '4'], save=False)
+    test = _TestOptions('', METHODS).parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), '--batchSize', '4'], save=False)
     assert (test.batchSize, test.nThreads, test.serial_batches, test.no_flip) == (1, 1, True, True)
 
 
@@ -162,13 +161,13 @@ def test_torchrun_environment_sets_rank_and_device(tmp_path, monkeypatch):
     monkeypatch.setenv('WORLD_SIZE', '2')
     monkeypatch.setenv('RANK', '1')
     monkeypatch.setenv('LOCAL_RANK', '1')
-    opt = TrainOptions().parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
+    opt = TrainOptions('', METHODS).parse(['--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path)], save=False)
     assert (opt.world_size, opt.rank, opt.device) == (2, 1, 'cpu')
 
 
 def test_help_groups_every_flag_with_a_help_text(capsys):
     """`--help` has the sections people look for, and no flag without a help text or outside a section."""
-    for parser in (TrainOptions().make_parser(), _TestOptions().make_parser()):
+    for parser in (TrainOptions('', METHODS).make_parser(), _TestOptions('', METHODS).make_parser()):
         titles = [group.title for group in parser._action_groups]
         for title in ('experiment', 'data', 'generator', 'instance features', 'device and speed'):
             assert title in titles
@@ -179,8 +178,8 @@ def test_help_groups_every_flag_with_a_help_text(capsys):
                 assert group.title not in ('positional arguments', 'options', 'optional arguments'), action.dest
                 assert action.help and len(action.help) > 10, action.dest
                 assert 'default' not in action.help.lower(), action.dest  # the formatter adds '(default: ...)' itself
-    train_titles = [group.title for group in TrainOptions().make_parser()._action_groups]
+    train_titles = [group.title for group in TrainOptions('', METHODS).make_parser()._action_groups]
     assert {'discriminator and losses', 'training schedule', 'logging and saving'} <= set(train_titles)
-    assert 'test time' in [group.title for group in _TestOptions().make_parser()._action_groups]
-    niter = next(a for a in TrainOptions().make_parser()._actions if a.dest == 'niter')
+    assert 'test time' in [group.title for group in _TestOptions('', METHODS).make_parser()._action_groups]
+    niter = next(a for a in TrainOptions('', METHODS).make_parser()._actions if a.dest == 'niter')
     assert 'epochs' in niter.help

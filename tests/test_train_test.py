@@ -16,6 +16,7 @@ from PIL import Image
 from builders import build_model
 from data.aligned_dataset import AlignedDataset
 from helpers import TINY, assert_ok, assert_one_line_error, run_tool
+from models import METHODS
 from models.pix2pixhd.networks import define_G
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import replace
@@ -52,7 +53,7 @@ def html_images(path):
 
 def train_opt(tmp_path, dataroot, *extra):
     args = ['--dataroot', str(dataroot), '--checkpoints_dir', str(tmp_path / 'checkpoints'), *TINY, *extra]
-    return TrainOptions().parse([str(a) for a in args], save=False)
+    return TrainOptions('', METHODS).parse([str(a) for a in args], save=False)
 
 
 def first_batch(opt):
@@ -573,7 +574,7 @@ def test_test_py_writes_images_and_page(tested, cityscapes_root):
 
 def test_test_py_output_matches_the_model(tested, trained, cityscapes_root):
     """The synthesized PNG is the trained generator's output on the preprocessed label map."""
-    opt = _TestOptions().parse(
+    opt = _TestOptions('', METHODS).parse(
         [
             '--name',
             'tiny',

@@ -19,7 +19,7 @@ FIELD_FLAGS = {'label_nc': '--label_nc', 'output_nc': '--output_nc', 'kernel': '
 INSTANCE_FEATURES = False
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
+def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     """The toy's flags, in the help group 'toy model'."""
     add = parser.add_argument_group('toy model').add_argument
     add('--toy_kernel', type=int, default=3, help='kernel size of the one convolution')

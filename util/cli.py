@@ -1,5 +1,7 @@
-"""Entry-point wrapper: user mistakes end in one actionable line and a non-zero exit, not a stack dump."""
+"""Command lines: help sections every layer adds flags to, and the entry-point wrapper that ends user mistakes in one
+actionable line and a non-zero exit, not a stack dump."""
 
+import argparse
 import errno
 import sys
 from collections.abc import Callable
@@ -15,6 +17,12 @@ def user_message(error: BaseException) -> str:
         if last_line.startswith(prefix):
             return last_line[len(prefix) :]
     return last_line
+
+
+def help_group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """The parser's help section `title`, created on first use (options/ and each method add flags to the same sections)."""
+    groups = {group.title: group for group in parser._action_groups}
+    return groups.get(title) or parser.add_argument_group(title)
 
 
 # A write that fails for these reasons is the machine's state, not a bug: one line, like a user error.

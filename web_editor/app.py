@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from builders import build_dataset, build_model, cluster_centres
+from builders import build_dataset, build_model, read_model_files
 from data.aligned_dataset import CITYSCAPES_PREFIX, AlignedDataset
 from data.base_dataset import open_map
 from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
@@ -321,8 +321,9 @@ class EditorApp:
         self.centers = centers
         self.clock = clock
         self.cluster_counts = {class_id: rows.shape[0] for class_id, rows in (centers or {}).items()}
-        self.styles_by_label = bool(opt.label_feat)
-        self.preset = parse_int_pairs(opt.feat_choice, '--feat_choice')
+        # Styles are a method's with encoded features (pix2pixHD's --instance_feat / --label_feat flags).
+        self.styles_by_label = bool(opt.use_features and opt.label_feat)
+        self.preset = parse_int_pairs(opt.feat_choice, '--feat_choice') if opt.use_features else {}
         self.relabel = check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)
         self.max_upload_bytes = int(opt.max_upload_mb * 2**20)
         self.max_session_bytes = int(opt.max_session_mb * 2**20)
@@ -449,5 +450,5 @@ def build_app(opt: argparse.Namespace) -> EditorApp:
     else:
         print(f'No gallery: {os.path.join(opt.dataroot, opt.phase + "_label")} does not exist; pass --dataroot DIR, or upload label maps')
     # Styles come from the cluster file of a model with instance features; any other model paints and synthesizes.
-    centers = cluster_centres(opt)
-    return EditorApp(opt, build_model(opt, centers), dataset, centers)
+    files = read_model_files(opt)
+    return EditorApp(opt, build_model(opt, files), dataset, files.get('clusters'))

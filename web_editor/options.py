@@ -51,7 +51,7 @@ class EditorOptions(TestOptions):
         super().validate(opt)
         if opt.label_nc == 0:
             raise OptionsError("the editor paints label maps: a --label_nc 0 model takes RGB images, which it cannot edit")
-        if opt.use_encoded_image:
+        if opt.reads_photos:
             raise OptionsError(
                 "--use_encoded_image encodes real photos, which an edited map does not have: the editor picks styles from the clusters"
             )

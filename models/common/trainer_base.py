@@ -31,7 +31,6 @@ class TrainerBase:
     # What a subclass that does more declares: GradScalers for --amp fp16, micro-batches for --accum_steps.
     scales_fp16 = False
     accumulates = False
-    fixes_global = False  # --niter_fix_global: only pix2pixHD's local enhancer has a global generator to hold fixed
 
     def __init__(self, model: Any, opt: argparse.Namespace | None = None, lr: float = 0.0002) -> None:
         """`model` on its device; `opt` (None for a trainer driven by hand, e.g. a fixture test) gives --amp, the lr
@@ -53,11 +52,6 @@ class TrainerBase:
         if opt is not None and getattr(opt, 'accum_steps', 1) > 1 and not self.accumulates:
             # The method's iterate() steps its optimisers itself; only pix2pixHD's trainer accumulates micro-batches.
             raise OptionsError(f"--accum_steps {opt.accum_steps}: --model {opt.model} steps once per batch; use --accum_steps 1")
-        if opt is not None and opt.niter_fix_global > 0 and not self.fixes_global:
-            raise OptionsError(
-                f"--niter_fix_global {opt.niter_fix_global}: --model {opt.model} has no global generator inside a local "
-                f"enhancer to fix; use --niter_fix_global 0"
-            )
         self.data_parallel = False
         if opt is not None:
             self.prepare_networks(opt)
@@ -81,7 +75,8 @@ class TrainerBase:
                 if isinstance(module, InstanceNorm2d):
                     module.contiguous_gradient = True  # PyTorch's backward is wrong otherwise (normalization.py)
         if opt.compile:
-            # pix2pixHD's D backward keeps its graph for G's (retain_graph=True: one pass of D over the fakes). A compiled
+            # A method's backward may keep its graph for a second one (pix2pixHD's D and G share one pass of D over the
+            # fakes: retain_graph=True). A compiled
             # backward that donates its buffers refuses that, as torch compiles one once a new input size recompiles
             # with dynamic shapes; without donation it only frees them later.
             if hasattr(functorch_config, 'donated_buffer'):  # torch 2.6 and later
@@ -192,8 +187,9 @@ class TrainerBase:
             f'weights of {group.split()[-1]}': max((value for _, value in entries), default=0.0) for group, entries in magnitudes.items()
         }
 
-    def update_fixed_params(self) -> None:
-        """--niter_fix_global is pix2pixHD's: nothing is fixed here."""
+    def end_epoch(self, epoch: int) -> None:
+        """`epoch` has ended: set up the next one (a method adds what its schedule changes, e.g. which parameters train)."""
+        self.update_learning_rate(epoch)
 
     def update_learning_rate(self, epoch: int) -> None:
         """`epoch` has ended: set the lr the next one runs with."""

@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> CRNModel:
+def build_model(opt: argparse.Namespace) -> CRNModel:
     """CRN's model for the options: with the VGG19 of its loss when training (--crn_vgg_mat or --vgg_weights), without at test time."""
     return CRNModel(Architecture.from_options(opt), opt.crn_loss, load_vgg(opt) if opt.isTrain else None)
 

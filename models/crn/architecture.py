@@ -44,7 +44,7 @@ FIELD_FLAGS = {
 INSTANCE_FEATURES = False
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
+def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     """The flags CRN adds, in a help group of its own ('crn model')."""
     add = parser.add_argument_group('crn model').add_argument
     add(

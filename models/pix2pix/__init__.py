@@ -38,8 +38,8 @@ __all__ = [
 ]
 
 
-def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> Pix2PixModel:
-    """pix2pix's model for the options (G, and D when training); it has no instance features, so no `clusters`."""
+def build_model(opt: argparse.Namespace) -> Pix2PixModel:
+    """pix2pix's model for the options (G, and D when training)."""
     return Pix2PixModel.from_options(opt)
 
 

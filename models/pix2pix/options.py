@@ -9,7 +9,7 @@ Existing flags read (options/base_options.py, options/train_options.py): --label
 --no_lsgan (--gan_mode instead), the pix2pixHD generator, feature and loss flags.
 
 DEFAULTS holds the authors' values where pix2pixHD's differ or must be restated; the registry applies them with
-parser.set_defaults. add_flags also adds the U-Nets (unet_32 ... unet_256) to the existing --netG's choices.
+parser.set_defaults. add_flags also makes the U-Nets (unet_32 ... unet_256) the shared --netG's choices.
 """
 
 import argparse
@@ -87,11 +87,12 @@ def size_base(opt: argparse.Namespace) -> int:
     return 2 ** UNET_DOWNS.get(opt.netG, max(UNET_DOWNS.values()))
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Add pix2pix's own flags in the help group 'pix2pix model'; let the existing --netG take the U-Nets."""
+def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
+    """Add pix2pix's own flags in the help group 'pix2pix model' (training and test alike); the shared --netG takes
+    the U-Nets."""
     for action in parser._actions:
-        if '--netG' in action.option_strings and action.choices is not None:
-            action.choices = [*action.choices, *(name for name in UNET_DOWNS if name not in action.choices)]
+        if '--netG' in action.option_strings:
+            action.choices = list(UNET_DOWNS)
     add = parser.add_argument_group('pix2pix model').add_argument
     add(
         '--gan_mode',

@@ -1,5 +1,5 @@
-"""pix2pixHD (Wang et al., CVPR 2018) as a method of the registry (models/__init__.py): its flags are the common ones
-of options/, its model is models/pix2pixHD_model.py and its trainer models/pix2pixHD_trainer.py."""
+"""pix2pixHD (Wang et al., CVPR 2018) as a method of the registry (models/__init__.py): its flags in options.py, its
+networks in networks/, its model in model.py, its trainer in trainer.py, its instance-feature styles in styles.py."""
 
 import argparse
 import dataclasses
@@ -7,17 +7,27 @@ import dataclasses
 from util.errors import ModelError
 
 from .model import Pix2PixHDModel
+from .options import DEFAULTS, RESUME_POLICY, add_flags, derive, size_base, validate
+from .styles import load_clusters, resolve_cluster_path
 from .trainer import Pix2PixHDTrainer
 
-DEFAULTS: dict = {}
-MUST_MATCH = ('must match', 'the saved networks depend on it')
-# D's shape: not needed at test time (only G and E are loaded), but a resume must keep it.
-RESUME_POLICY = {flag: MUST_MATCH for flag in ('num_D', 'n_layers_D', 'ndf')}
+__all__ = [
+    'ARCHITECTURE_OPTIONS',
+    'DEFAULTS',
+    'FIELD_FLAGS',
+    'INSTANCE_FEATURES',
+    'RESUME_POLICY',
+    'Architecture',
+    'add_flags',
+    'build_model',
+    'build_trainer',
+    'derive',
+    'read_files',
+    'size_base',
+    'validate',
+]
+
 INSTANCE_FEATURES = True
-
-
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """pix2pixHD's flags are the common ones (options/): nothing to add."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +76,14 @@ class Architecture:
 # Options test.py takes from opt.json and a resume must keep: the architecture's fields are flags.
 ARCHITECTURE_OPTIONS = tuple(field.name for field in dataclasses.fields(Architecture))
 FIELD_FLAGS = {name: f'--{name}' for name in ARCHITECTURE_OPTIONS}
+
+
+def read_files(opt: argparse.Namespace) -> dict:
+    """What builders.py reads for build_model: the cluster centres test-time feature sampling draws from (a model with
+    instance features, without --use_encoded_image), from --cluster_path."""
+    if opt.isTrain or not opt.use_features or opt.use_encoded_image:
+        return {}
+    return {'clusters': load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)}
 
 
 def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> Pix2PixHDModel:

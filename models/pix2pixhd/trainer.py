@@ -24,7 +24,6 @@ class Pix2PixHDTrainer(TrainerBase):
 
     scales_fp16 = True
     accumulates = True
-    fixes_global = True
     opt: argparse.Namespace  # always built from options
 
     def __init__(self, opt: argparse.Namespace, model: Pix2PixHDModel | None = None) -> None:
@@ -115,6 +114,12 @@ class Pix2PixHDTrainer(TrainerBase):
         self.scaler_D.scale(loss_D).backward(inputs=self.params_D, retain_graph=self.model.shares_fake_pass)
         self.scaler_G.scale(loss_G).backward(inputs=self.params_G)
         return {name: value.detach() for name, value in losses.items()}, generated
+
+    def end_epoch(self, epoch: int) -> None:
+        """After --niter_fix_global epochs the whole generator trains; then the lr schedule moves (TrainerBase)."""
+        if self.opt.niter_fix_global != 0 and epoch == self.opt.niter_fix_global:
+            self.update_fixed_params()
+        super().end_epoch(epoch)
 
     def update_fixed_params(self) -> None:
         """After --niter_fix_global epochs, train the whole generator (+E) from now on (G's DDP is rebuilt over all of G)."""

@@ -387,6 +387,8 @@ def saved_value_problem(action: argparse.Action, value: Any) -> str | None:
     """Why a value read from opt.json would not pass the command line's rules for `action`; None when it would."""
     if action.nargs == 0:  # store_true / store_false
         return None if isinstance(value, bool) else 'is a switch: the saved value must be true or false'
+    if value is None and action.default is None:  # a flag the saved run's method left unset (CRN's --netG)
+        return None
     accepted: tuple[type, ...] = (str,)
     kind = 'a string'
     if action.type is int:

@@ -50,6 +50,7 @@ class TestOptions(BaseOptions):
         add('--phase', type=str, default='test', help='dataset split to read: <dataroot>/<phase>_label etc.')
         add('--which_epoch', type=str, default='latest', help='checkpoint to load: latest or an epoch number')
         add('--how_many', type=int, default=50, help='how many test images to run')
+        add('--export_onnx', type=str, help='export the generator to this ONNX file, verify it against PyTorch and exit')
         add(
             '--relabel',
             type=str,

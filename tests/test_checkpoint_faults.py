@@ -413,7 +413,7 @@ def test_wrongly_typed_saved_options_are_one_line_for_test_and_resume(experiment
         json.dump(saved, handle)
     for options, extra in ((_TestOptions, []), (TrainOptions, ['--continue_train'])):
         with pytest.raises(OptionsError) as refused:
-            options().parse(['--name', 'exp', '--checkpoints_dir', str(checkpoints), '--gpu_ids', '-1', *extra], save=False)
+            options('', METHODS).parse(['--name', 'exp', '--checkpoints_dir', str(checkpoints), '--gpu_ids', '-1', *extra], save=False)
         assert f'opt.json: "{key}": "{value}" is not a valid value: {fragment}' in one_line(refused.value)
 
 

@@ -322,6 +322,7 @@ def test_sessions_are_capped_and_let_go_when_idle():
 
     now = [0.0]
     opt = argparse.Namespace(
+        use_features=False,
         label_feat=False,
         feat_choice='',
         relabel='',

@@ -240,6 +240,7 @@ def test_every_training_flag_of_every_model_is_classified_for_resume(model):
     dests = {action.dest for action in options.make_parser()._actions if action.dest != 'help'}
     policy = resume_policy(METHODS[model])
     assert dests == set(policy), dests ^ set(policy)
+    assert {kind for kind, _ in policy.values()} <= {'must match', 'may change', 'restored'}
     assert all(policy[flag][0] == 'must match' for flag in METHODS[model].ARCHITECTURE_OPTIONS)
 
 

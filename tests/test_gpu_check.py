@@ -39,9 +39,13 @@ def test_dry_run_runs_every_step(tmp_path):
     statuses = {name: row[1] for name, row in rows.items() if name != 'step'}
     # The paired reference benchmark lives outside the repository (../shared/bench): a fresh clone without it records
     # the step as skipped; CI has it, so there it must run.
-    bench_found = os.path.isfile(os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'bench', 'step_pairs.py'))
+    bench = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'bench')
+    bench_found = os.path.isfile(os.path.join(bench, 'step_pairs.py'))
     if not bench_found and not UNDER_CI:
         assert statuses.pop('step_pairs').startswith('skipped: not found'), summary
+    elif bench_found and 'models.pix2pixHD_trainer' in open(os.path.join(bench, 'step_time.py')).read():
+        # A harness written for the layout before models/pix2pixhd/ cannot drive our trainer: skipped, naming the fix.
+        assert 'now models.pix2pixhd.trainer; update it' in statuses.pop('step_pairs'), summary
     assert all(status == 'ok' for status in statuses.values()), statuses
     for name in statuses:  # every step that ran left its log
         assert (out / f'{name}.log').is_file(), name

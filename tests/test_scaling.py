@@ -157,8 +157,10 @@ def test_fp16_flag_is_amp_fp16_with_a_scaler_per_optimiser(tmp_path, dataroot):
 def first_step(tmp_path, dataroot: str, extra: list) -> tuple:
     """Losses and the gradients of every network (G, D, E if any) after one seeded training step (batch 1),
     through train.py's options and trainer."""
+    # TINY's size flags are pix2pixHD's; another --model brings its own.
+    base = TINY if '--model' not in extra else ['--gpu_ids', '-1', '--seed', '0', '--nThreads', '0']
     opt = TrainOptions(methods=METHODS).parse(
-        TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(tmp_path)] + extra, save=False
+        base + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(tmp_path)] + extra, save=False
     )
     torch.manual_seed(0)
     trainer = build_trainer(opt)

@@ -1,0 +1,141 @@
+"""The method interface: one typed record per method (what train.py, test.py, the options, builders.py and the editor
+call), the architecture value each method declares once (its fields carry their flags), and the model protocol."""
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+from util.errors import ModelError
+
+
+def arch_field(*flags: str, default: Any = dataclasses.MISSING) -> Any:
+    """A field of an Architecture, set by `flags` (option names without --; none: the flag of the field's own name)."""
+    return dataclasses.field(default=default, metadata={'flags': flags})
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchitectureRecord:
+    """Base of a method's frozen Architecture dataclass: everything that fixes its networks' shapes.
+
+    A field's flags (arch_field) are what test.py takes from the experiment's records and a resume must keep; the
+    flag lists, the JSON form and the messages about a differing field all follow from the fields. from_options reads
+    the flag of each field's own name; a method whose fields are computed from its flags overrides it.
+    """
+
+    model_name: ClassVar[str] = 'a method'
+
+    @classmethod
+    def field_flags(cls) -> dict[str, tuple[str, ...]]:
+        """{field: the option names that set it}."""
+        return {field.name: field.metadata.get('flags') or (field.name,) for field in dataclasses.fields(cls)}
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """Every option name that sets a field, once each, in field order."""
+        return tuple(dict.fromkeys(flag for flags in cls.field_flags().values() for flag in flags))
+
+    @classmethod
+    def flag_names(cls, field: str) -> str:
+        """How a message names the flags of `field`, e.g. '--netG' or '--netD/--n_layers_D'."""
+        return '/'.join(f'--{flag}' for flag in cls.field_flags().get(field, (field,)))
+
+    @classmethod
+    def from_options(cls, opt: argparse.Namespace) -> Any:
+        """The architecture the parsed options describe (the flag of each field's name)."""
+        return cls(**{field.name: getattr(opt, field.name) for field in dataclasses.fields(cls)})
+
+    def to_dict(self) -> dict:
+        """JSON-safe field -> value (tuples as lists)."""
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Any:
+        """Inverse of to_dict(); a missing or unknown field, or a value of the wrong type, is a ModelError."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        if not isinstance(values, dict) or set(values) != set(names):
+            got = sorted(values) if isinstance(values, dict) else type(values).__name__
+            raise ModelError(
+                f"{cls.model_name} architecture: expected the fields {sorted(names)}, got {got}; saved by another model or version"
+            )
+        hints = typing.get_type_hints(cls)
+        converted = {}
+        for name in names:
+            value, kind = values[name], hints[name]
+            if typing.get_origin(kind) is tuple and isinstance(value, list):
+                value = tuple(value)
+            expected = typing.get_origin(kind) or kind
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise ModelError(
+                    f"{cls.model_name} architecture: {name} {value!r} is not {getattr(expected, '__name__', expected)}; "
+                    f"saved by another model or version"
+                )
+            converted[name] = value
+        return cls(**converted)
+
+    def differences(self, other: 'ArchitectureRecord') -> list[str]:
+        """'--flag: field saved (saved) vs now (now)' for each field whose value differs from `other`'s (the saved one)."""
+        mine, saved = self.to_dict(), other.to_dict()
+        return [
+            f"{self.flag_names(name)}: {name} {saved[name]} (saved) vs {mine[name]} (now)" for name in mine if mine[name] != saved[name]
+        ]
+
+
+class Model(Protocol):
+    """What train.py, test.py, the editor and ONNX export call on every method's model."""
+
+    netG: torch.nn.Module
+    device: torch.device
+    loss_names: tuple[str, ...]
+
+    def networks_by_name(self) -> dict[str, torch.nn.Module]:
+        """{checkpoint name: network} (the bare networks, outside any DDP)."""
+        ...
+
+    def inference(self, label: torch.Tensor, inst: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        """Synthesized images for a batch of label maps (and instance maps, photos where the method reads them)."""
+        ...
+
+    def synthesizer(self) -> torch.nn.Module:
+        """The network --export_onnx exports: its input is generator_input()'s tensor."""
+        ...
+
+
+def _no_change(opt: argparse.Namespace) -> None:
+    """A method without derived values or checks of its own."""
+
+
+def _no_files(opt: argparse.Namespace) -> dict:
+    """A method whose model needs no file besides its weights."""
+    return {}
+
+
+def _size_one(opt: argparse.Namespace) -> int:
+    """A method that takes inputs of any size."""
+    return 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One --model: its flags and the rules for them, the value its networks are built from, and its builders."""
+
+    name: str
+    architecture: type[ArchitectureRecord]
+    add_flags: Callable[[argparse.ArgumentParser, bool], None]  # (parser, is_train): its own flags
+    build_model: Callable[..., Any]  # (opt, **read_files(opt)) -> Model
+    build_trainer: Callable[[argparse.Namespace, Any], Any]  # (opt, model) -> a TrainerBase
+    defaults: dict = dataclasses.field(default_factory=dict)  # its values of the shared flags
+    resume_policy: dict = dataclasses.field(default_factory=dict)  # {flag: (kind, note)} of its other training flags
+    instance_features: bool = False  # encoded per-object features: styles in test.py and the editor
+    derive: Callable[[argparse.Namespace], None] = _no_change  # values that follow from its flags (before freezing)
+    validate: Callable[[argparse.Namespace], None] = _no_change  # refusals of its flag combinations
+    size_base: Callable[[argparse.Namespace], int] = _size_one  # what both sides of an input must be a multiple of
+    read_files: Callable[[argparse.Namespace], dict] = _no_files  # what builders.py reads for build_model (no I/O in models)
+
+    @property
+    def architecture_options(self) -> tuple[str, ...]:
+        """The flags test.py takes from the experiment's records and a resume must keep."""
+        return self.architecture.options()

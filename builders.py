@@ -8,13 +8,13 @@ is wired in once.
 import argparse
 import json
 import os
-from typing import Any
+from typing import Any, cast
 
 import torch
 
-from data.aligned_dataset import AlignedDataset
 from data.sampler import ResumableSampler
 from models import METHODS, load_method
+from models.common.method import Dataset
 from options.train_options import resume_changes, resume_policy
 from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state, write_text
 from util.devices import autotune_convolutions
@@ -25,19 +25,19 @@ from util.errors import OptionsError
 ARCHITECTURE_FILE = 'architecture.json'
 
 
-def build_dataset(opt: argparse.Namespace) -> AlignedDataset:
-    """The aligned dataset of --dataroot/--phase, checked (pairing, sizes, modes) before anything runs."""
-    dataset = AlignedDataset(opt)
+def build_dataset(opt: argparse.Namespace) -> Dataset:
+    """--model's dataset of --dataroot/--phase, checked (pairing, sizes, modes) before anything runs."""
+    dataset = load_method(opt.model).dataset(opt)
     print(f"dataset [{dataset.name()}] was created with {dataset_length(opt, dataset)} samples")
     return dataset
 
 
-def dataset_length(opt: argparse.Namespace, dataset: AlignedDataset) -> int:
+def dataset_length(opt: argparse.Namespace, dataset: Dataset) -> int:
     """Samples per epoch: at most --max_dataset_size (drawn from all files each epoch unless --serial_batches)."""
     return int(min(dataset.dataset_size, opt.max_dataset_size))
 
 
-def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch.utils.data.DataLoader:
+def build_data_loader(opt: argparse.Namespace, dataset: Dataset) -> torch.utils.data.DataLoader:
     """DataLoader with nThreads workers, shuffled unless --serial_batches, whole batches only, this rank's shard."""
     sampler = ResumableSampler(
         dataset_length(opt, dataset),
@@ -57,7 +57,7 @@ def build_data_loader(opt: argparse.Namespace, dataset: AlignedDataset) -> torch
         )
     workers = int(opt.nThreads)
     return torch.utils.data.DataLoader(
-        dataset,
+        cast(torch.utils.data.Dataset, dataset),  # a method's dataset is a torch Dataset with the protocol's extras
         batch_size=opt.batchSize,
         sampler=sampler,
         num_workers=workers,
@@ -83,8 +83,7 @@ def build_data(opt: argparse.Namespace) -> tuple:
 def read_model_files(opt: argparse.Namespace) -> dict:
     """The files --model's model is built from besides its weights (pix2pixHD's cluster centres), read here: the
     models do no file I/O. {build_model's keyword: value}."""
-    method = load_method(opt.model)
-    return method.read_files(opt) if hasattr(method, 'read_files') else {}
+    return load_method(opt.model).read_files(opt)
 
 
 def build_model(opt: argparse.Namespace, files: dict | None = None) -> Any:
@@ -94,7 +93,7 @@ def build_model(opt: argparse.Namespace, files: dict | None = None) -> Any:
     """
     method = load_method(opt.model)
     model = method.build_model(opt, **(files if files is not None else read_model_files(opt)))
-    load_networks(model.networks_by_name(), opt, method.ARCHITECTURE_OPTIONS)
+    load_networks(model.networks_by_name(), opt, method.architecture_options)
     model = model.to(torch.device(opt.device))
     autotune_convolutions(opt)
     print(f'model [{type(model).__name__}] was created on {opt.device}')
@@ -103,7 +102,7 @@ def build_model(opt: argparse.Namespace, files: dict | None = None) -> Any:
 
 def architecture_record(opt: argparse.Namespace) -> dict:
     """{'model': --model, 'architecture': its Architecture value} as the options describe it."""
-    return {'model': opt.model, 'architecture': load_method(opt.model).Architecture.from_options(opt).to_dict()}
+    return {'model': opt.model, 'architecture': load_method(opt.model).architecture.from_options(opt).to_dict()}
 
 
 def save_architecture(opt: argparse.Namespace) -> None:
@@ -122,16 +121,11 @@ def check_architecture(opt: argparse.Namespace) -> None:
         saved_model, saved_values = saved['model'], saved['architecture']
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise OptionsError(f"{path}: unreadable ({type(error).__name__}: {error}); delete it to resume without the check") from None
-    now = architecture_record(opt)
     if saved_model != opt.model:
         raise OptionsError(f"--continue_train: {path} says --model {saved_model}, not {opt.model}; pass --model {saved_model}")
-    method = load_method(opt.model)
-    method.Architecture.from_dict(saved_values)  # a ModelError if the file is not this model's
-    differing = [
-        f"{method.FIELD_FLAGS.get(field, '--' + field)}: {field} {saved_values[field]} (saved) vs {value} (now)"
-        for field, value in now['architecture'].items()
-        if saved_values.get(field) != value
-    ]
+    architecture = load_method(opt.model).architecture
+    saved_architecture = architecture.from_dict(saved_values)  # a ModelError if the file is not this model's
+    differing = architecture.from_options(opt).differences(saved_architecture)
     if differing:
         raise OptionsError(
             f"--continue_train: the options build other networks than {path}: {'; '.join(differing)}; "

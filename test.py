@@ -6,14 +6,14 @@ import shutil
 
 from builders import build_data, build_model
 from models import METHODS
-from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
+from models.common.labels import check_relabel, parse_int_pairs
 from models.common.precision import inference_precision
 from options.base_options import check_writable
 from options.test_options import TestOptions
 from util.cli import run_main
 from util.html import HTML
 from util.util import publish_folder, recover_folder, staging_path
-from util.visualizer import Visualizer, make_visuals
+from util.visualizer import Visualizer
 
 
 def main() -> None:
@@ -28,10 +28,12 @@ def main() -> None:
 
         check_onnx_available(opt.export_onnx)
         check_writable(os.path.dirname(os.path.abspath(opt.export_onnx)), '--export_onnx')
-    relabel = check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)
+    check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)  # refused before anything runs
+    method = METHODS[opt.model]
     dataset, data_loader = build_data(opt)
-    if dataset.B_paths is not None and not opt.export_onnx:
-        print(f'Showing the real photos of {os.path.dirname(dataset.B_paths[0])} beside the results')
+    photos = getattr(dataset, 'B_paths', None)  # the aligned dataset's real photos, when the test set has them
+    if photos and not opt.export_onnx:
+        print(f'Showing the real photos of {os.path.dirname(photos[0])} beside the results')
     model = build_model(opt)
     if opt.export_onnx:
         from models.common.onnx_export import export_generator
@@ -52,12 +54,9 @@ def main() -> None:
             for i, data in enumerate(data_loader):
                 if i >= limit:
                     break
-                image = data['image'] if opt.reads_photos else None
-                label, inst = relabel_maps(data['label'], data['inst'], relabel)
-                names = ['synthesized_image'] if opt.n_variants == 1 else [f'synthesized_image_style{k}' for k in range(opt.n_variants)]
-                synthesized = {name: model.inference(label, inst, image)[0] for name in names}
+                visuals = method.test_visuals(opt, model, data)
                 print(f'process image... {data["path"][0]}')
-                visualizer.save_images(webpage, make_visuals(label[0], opt.label_nc, synthesized, data['image'][0]), data['path'][0])
+                visualizer.save_images(webpage, visuals, data['path'][0])
         webpage.save()
         publish_folder(staging, web_dir)
     except BaseException:  # a failure or Ctrl-C: the previous page stays, the half-built one goes

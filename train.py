@@ -21,7 +21,7 @@ from util.errors import OptionsError
 from util.iter_counter import IterationCounter, resume_position
 from util.preemption import StopRequest
 from util.run_lock import acquire_run_lock
-from util.visualizer import Visualizer, make_visuals
+from util.visualizer import Visualizer
 
 
 def seed_everything(seed: int) -> None:
@@ -50,7 +50,7 @@ def main() -> None:
         seed_everything(opt.seed)
     dataset, data_loader = build_data(opt)
     if is_main:  # the same files for every process: one decodes them (torchrun stops the others if it refuses)
-        dataset.check_label_range()
+        dataset.check_contents()
     # An iteration is one optimiser step: --accum_steps batches (an epoch keeps only whole iterations).
     dataset_size = data_loader.sampler.batches_per_epoch() // opt.accum_steps * opt.accum_steps * opt.batchSize
     if dataset_size == 0:
@@ -60,6 +60,7 @@ def main() -> None:
         )
     print(f'#training images = {dataset_size}' + (f' per process, {opt.world_size} processes' if opt.world_size > 1 else ''))
     trainer = build_trainer(opt)
+    method = METHODS[opt.model]
     counter = IterationCounter(opt, dataset_size, *start_position(opt, dataset_size))
     if is_main:  # training really starts: from here on the experiment folder is written
         check_writable(experiment_dir(opt), '--checkpoints_dir')
@@ -87,9 +88,8 @@ def main() -> None:
             if printed:
                 log_losses(trainer, visualizer, counter, losses, progress, monitor)
             if display and visualizer is not None:
-                data = data[-1] if isinstance(data, list) else data
-                visuals = make_visuals(data['label'][0], opt.label_nc, {'synthesized_image': generated[0]}, data['image'][0])
-                visualizer.display_current_results(visuals, epoch, counter.total_steps)
+                shown = data[-1] if isinstance(data, list) else data  # with --accum_steps, the step's last batch
+                visualizer.display_current_results(method.training_visuals(opt, shown, generated), epoch, counter.total_steps)
             saved = counter.needs_saving()
             if saved:
                 tqdm.write(f'saving the latest model (epoch {epoch}, total_steps {counter.total_steps})')

@@ -178,7 +178,7 @@ class AlignedDataset(torch.utils.data.Dataset):
                 )
         return {'label': A_tensor, 'inst': inst_tensor, 'image': B_tensor, 'feat': feat_tensor, 'path': A_path}
 
-    def check_label_range(self) -> None:
+    def check_contents(self) -> None:
         """Every label map's largest id is below --label_nc: train.py asks before it writes anything, so a wrong
         --label_nc is refused at the start and not at the first bad file of some epoch."""
         if self.opt.label_nc != 0:

@@ -142,7 +142,7 @@ class BaseOptions:
 
     @property
     def method(self) -> Any:
-        """The chosen model's flag declarations (add_flags, DEFAULTS, ARCHITECTURE_OPTIONS, RESUME_POLICY, ...)."""
+        """The chosen model's record (models/common/method.py's Method: add_flags, defaults, architecture_options, ...)."""
         return self.methods[self.model]
 
     @staticmethod
@@ -264,7 +264,7 @@ class BaseOptions:
         if self.model in self.methods:  # an unknown --model: argparse refuses it, naming the choices
             self.method.add_flags(parser, self.isTrain)
             # --model's default is the chosen one: test.py's may come from opt.json (TestOptions.choose_model).
-            parser.set_defaults(model=self.model, **self.method.DEFAULTS)
+            parser.set_defaults(model=self.model, **self.method.defaults)
         return parser
 
     def choose_model(self, args: Sequence[str] | None) -> str:
@@ -345,10 +345,9 @@ class BaseOptions:
         opt.use_features = False
         opt.n_variants = 1
         opt.reads_photos = self.reads_photos
-        if hasattr(self.method, 'derive'):
-            self.method.derive(opt)
+        self.method.derive(opt)
         # What both sides of an input must be a multiple of (pix2pixHD's downsamplings, pix2pix's U-Net, CRN's cascade).
-        opt.size_base = self.method.size_base(opt) if hasattr(self.method, 'size_base') else 1
+        opt.size_base = self.method.size_base(opt)
         # torchrun describes the process group in the environment; one process per GPU, at LOCAL_RANK.
         opt.world_size = int(os.environ.get('WORLD_SIZE', '1'))
         opt.rank = int(os.environ.get('RANK', '0'))
@@ -368,8 +367,7 @@ class BaseOptions:
             raise OptionsError(f"--label_nc {opt.label_nc} must be >= 0 (0 means RGB input images)")
         if opt.batchSize < 1:
             raise OptionsError(f"--batchSize {opt.batchSize} must be >= 1")
-        if hasattr(self.method, 'validate'):
-            self.method.validate(opt)
+        self.method.validate(opt)
         for flag in ('which_epoch', 'phase'):
             # Both become parts of file names (checkpoints, dataset folders): keep them inside their folder.
             if not is_plain_name(str(getattr(opt, flag, 'x'))):

@@ -15,7 +15,7 @@ class TestOptions(BaseOptions):
     @property
     def epilog(self) -> str:  # type: ignore[override]
         """What --help says about inherited flags, for the chosen model."""
-        flags = ', '.join('--' + flag for flag in ('model', *self.method.ARCHITECTURE_OPTIONS))
+        flags = ', '.join('--' + flag for flag in ('model', *self.method.architecture_options))
         return (
             f'The architecture flags ({flags}) are taken from <checkpoints_dir>/<name>/opt.json, the options the '
             'experiment was trained with, unless given on the command line.'
@@ -62,7 +62,7 @@ class TestOptions(BaseOptions):
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """Take the architecture flags from the experiment's opt.json unless set on the command line."""
         expr_dir = experiment_dir(opt)
-        flags = self.method.ARCHITECTURE_OPTIONS
+        flags = self.method.architecture_options
         saved = self.read_saved_options(expr_dir, flags)
         if saved is None:
             print(f"No saved options in {expr_dir}/opt.json: using the command-line architecture flags as given")

@@ -69,7 +69,7 @@ RESUME_POLICY = {
 
 def resume_policy(method: Any) -> dict:
     """RESUME_POLICY with the rules of a model's own flags: its architecture flags must match, the rest as it says."""
-    return {**RESUME_POLICY, **{flag: (MUST, MUST_MATCH_NOTE) for flag in method.ARCHITECTURE_OPTIONS}, **method.RESUME_POLICY}
+    return {**RESUME_POLICY, **{flag: (MUST, MUST_MATCH_NOTE) for flag in method.architecture_options}, **method.resume_policy}
 
 
 def resume_changes(saved: dict, opt: argparse.Namespace, policy: dict | None = None) -> dict:

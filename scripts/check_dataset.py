@@ -18,8 +18,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from builders import build_dataset  # noqa: E402
-from data.aligned_dataset import AlignedDataset, check_label_maxima  # noqa: E402
+from data.aligned_dataset import (
+    AlignedDataset,  # noqa: E402
+    check_label_maxima,  # noqa: E402
+)
 from data.base_dataset import open_map  # noqa: E402
 from models import METHODS  # noqa: E402
 from options.base_options import replace  # noqa: E402
@@ -58,7 +60,7 @@ def main() -> None:
     ).parse(sys.argv[1:] + ['--gpu_ids', '-1'], save=False)
     if opt.phase != 'train':
         opt = replace(opt, isTrain=False)  # checked as test.py reads it: the photos are optional
-    dataset = build_dataset(opt)
+    dataset = AlignedDataset(opt)  # the label-to-image layout (label / instance / photo folders)
     folders = {
         'label maps' if opt.label_nc else 'inputs (A)': dataset.A_paths,
         'photos': dataset.B_paths,

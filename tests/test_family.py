@@ -268,22 +268,25 @@ def test_no_pix2pixHD_only_flag_is_named_in_options_the_trainer_base_or_train_py
 
 
 # ----------------------------------------------------------------------------- a fourth method
-def test_a_toy_method_is_one_module_and_one_registry_line(monkeypatch, tmp_path, dataroot):
+def test_a_toy_method_is_one_module_and_one_registry_line(monkeypatch, tmp_path):
+    """tests/toy_method.py, registered by one line, trains and tests through train.py / test.py on the data it draws
+    itself (no --dataroot folder exists), with its own page rows."""
     monkeypatch.setitem(models.MODELS, 'toy', 'toy_method')
     checkpoints, results = tmp_path / 'checkpoints', tmp_path / 'results'
-    common = ['--name', 'toy', '--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1', '--loadSize', '64']
+    common = ['--name', 'toy', '--checkpoints_dir', checkpoints, '--dataroot', tmp_path / 'none', '--gpu_ids', '-1']
     result = run_tool('train.py', '--model', 'toy', *common, '--nThreads', '0', '--seed', '0', '--toy_kernel', '1')
     assert result.returncode == 0, result.stderr
+    assert 'dataset [SquaresDataset] was created with 4 samples' in result.stdout
     assert 'G_L1' in (checkpoints / 'toy' / 'loss_log.txt').read_text()
-    assert json.loads((checkpoints / 'toy' / 'architecture.json').read_text()) == {
-        'model': 'toy',
-        'architecture': {'label_nc': 35, 'output_nc': 3, 'kernel': 1},
-    }
+    assert json.loads((checkpoints / 'toy' / 'architecture.json').read_text())['architecture'] == {'output_nc': 3, 'kernel': 1}
+    assert any(name.endswith('_painted.png') for name in os.listdir(checkpoints / 'toy' / 'web' / 'images'))  # its own row
     result = run_tool('test.py', *common, '--results_dir', results)
     assert result.returncode == 0, result.stderr
     assert 'Taking --model toy' in result.stdout and 'toy_kernel 1' in result.stdout
-    assert (results / 'toy' / 'test_latest' / 'index.html').is_file()
+    page = (results / 'toy' / 'test_latest' / 'index.html').read_text()
+    assert 'square_0' in page and 'painted' in page and 'target' in page
     assert 'toy model:' in run_tool('train.py', '--model', 'toy', '--help').stdout
+    assert_one_line_error(run_tool('train.py', '--model', 'toy', *common, '--toy_samples', '0'), '--toy_samples 0 must be >= 1')
 
 
 # ----------------------------------------------------------------------------- the editor

@@ -18,7 +18,7 @@ ALLOWED = {
     'util': {'util'},
     'options': {'util', 'options'},
     'data': {'util', 'data'},
-    'models': {'util', 'models'},
+    'models': {'util', 'data', 'models'},  # a method chooses its dataset
 }
 
 

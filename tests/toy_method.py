@@ -1,22 +1,25 @@
-"""A fourth method for tests/test_family.py: a 1-conv generator trained on an L1 loss. It shows everything a method
-module needs (models/__init__.py's interface); the test registers it by patching models.MODELS, no other file."""
+"""A fourth method for tests/test_family.py: a 1-conv generator that learns to paint a square's class in its colour,
+on data it draws itself (no files: it brings its own dataset and its own page rows). It shows everything a method
+needs (models/common/method.py's Method); the test registers it by patching models.MODELS, no other file."""
 
 import argparse
 import dataclasses
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from models.common.labels import one_hot_label
+from models.common.method import ArchitectureRecord, Method, arch_field
 from models.common.trainer_base import TrainerBase
 from util.distributed import bare
+from util.errors import OptionsError
+from util.images import tensor2im
 
-DEFAULTS: dict = {'niter': 1, 'niter_decay': 0}
-ARCHITECTURE_OPTIONS = ('label_nc', 'output_nc', 'toy_kernel')
-RESUME_POLICY = {'toy_lambda': ('may change', 'the L1 weight changes from the next iteration')}
-FIELD_FLAGS = {'label_nc': '--label_nc', 'output_nc': '--output_nc', 'kernel': '--toy_kernel'}
-INSTANCE_FEATURES = False
+N_CLASSES = 4
+# The colour of each class in [-1, 1]: what the toy learns to paint.
+PALETTE = torch.tensor([[-1.0, -1.0, -1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]])
 
 
 def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
@@ -24,33 +27,54 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     add = parser.add_argument_group('toy model').add_argument
     add('--toy_kernel', type=int, default=3, help='kernel size of the one convolution')
     add('--toy_lambda', type=float, default=1.0, help='weight of the L1 loss')
+    add('--toy_samples', type=int, default=4, help='squares drawn per epoch')
+
+
+def validate(opt: argparse.Namespace) -> None:
+    """The toy draws its own data: at least one square."""
+    if opt.toy_samples < 1:
+        raise OptionsError(f"--toy_samples {opt.toy_samples} must be >= 1")
+
+
+class SquaresDataset(torch.utils.data.Dataset):
+    """Sample i: a 16x16 map of class 0 with a square of class 1 + i % 3, and the image of the square in its colour."""
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.dataset_size = opt.toy_samples
+
+    def __len__(self) -> int:
+        return self.dataset_size
+
+    def __getitem__(self, index: int) -> dict:
+        label = torch.zeros(1, 16, 16, dtype=torch.int32)
+        label[:, 4 + index % 5 : 10 + index % 5, 3:9] = 1 + index % 3
+        image = PALETTE[label[0].long()].permute(2, 0, 1)
+        return {'label': label, 'image': image, 'path': f'square_{index}.png'}
+
+    def name(self) -> str:
+        return 'SquaresDataset'
+
+    def check_contents(self) -> None:
+        """Drawn, not read: nothing to check."""
 
 
 @dataclasses.dataclass(frozen=True)
-class Architecture:
-    """The toy's one convolution: classes in, image channels out, kernel size."""
+class Architecture(ArchitectureRecord):
+    """The toy's one convolution: image channels out, kernel size (the classes are fixed)."""
 
-    label_nc: int
+    model_name = 'toy'
+
     output_nc: int
-    kernel: int
+    kernel: int = arch_field('toy_kernel')
 
     @classmethod
     def from_options(cls, opt: argparse.Namespace) -> 'Architecture':
         """The architecture the options describe."""
-        return cls(opt.label_nc, opt.output_nc, opt.toy_kernel)
-
-    def to_dict(self) -> dict:
-        """JSON-safe fields."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> 'Architecture':
-        """Inverse of to_dict()."""
-        return cls(**values)
+        return cls(opt.output_nc, opt.toy_kernel)
 
 
 class ToyModel(nn.Module):
-    """netG = one convolution on the one-hot label map; the loss is L1 to the photo."""
+    """netG = one convolution on the one-hot label map; the loss is L1 to the painted image."""
 
     loss_names = ('G_L1',)
 
@@ -58,7 +82,7 @@ class ToyModel(nn.Module):
         super().__init__()
         self.arch = arch
         self.lambda_l1 = lambda_l1
-        self.netG = nn.Conv2d(arch.label_nc, arch.output_nc, arch.kernel, padding=arch.kernel // 2)
+        self.netG = nn.Conv2d(N_CLASSES, arch.output_nc, arch.kernel, padding=arch.kernel // 2)
 
     @property
     def device(self) -> torch.device:
@@ -67,7 +91,7 @@ class ToyModel(nn.Module):
 
     def encode_input(self, label: torch.Tensor) -> torch.Tensor:
         """One-hot classes."""
-        return one_hot_label(label.to(self.device), self.arch.label_nc)
+        return one_hot_label(label.to(self.device), N_CLASSES)
 
     @torch.no_grad()
     def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
@@ -95,7 +119,7 @@ class ToyTrainer(TrainerBase):
         return {'optimizer_G': self.optimizer_G}
 
     def iterate(self, data: dict) -> tuple[dict, torch.Tensor]:
-        """One Adam step on lambda * L1(tanh(G(label)), photo)."""
+        """One Adam step on lambda * L1(tanh(G(label)), image)."""
         fake = torch.tanh(self.model.netG(self.model.encode_input(data['label'])))
         loss = F.l1_loss(fake, data['image'].to(fake.device)) * self.model.lambda_l1
         self.optimizer_G.zero_grad(set_to_none=True)
@@ -104,11 +128,29 @@ class ToyTrainer(TrainerBase):
         return {'G_L1': loss}, fake
 
 
-def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> ToyModel:
-    """The toy model for the options."""
-    return ToyModel(Architecture.from_options(opt), opt.toy_lambda)
+def training_visuals(opt: argparse.Namespace, data: dict, generated: torch.Tensor) -> dict[str, np.ndarray]:
+    """The painted target and the toy's image."""
+    return {'target': tensor2im(data['image'][0]), 'painted': tensor2im(generated[0])}
 
 
-def build_trainer(opt: argparse.Namespace, model: ToyModel) -> ToyTrainer:
-    """The toy trainer around `model`."""
-    return ToyTrainer(opt, model)
+def test_visuals(opt: argparse.Namespace, model: ToyModel, data: dict) -> dict[str, np.ndarray]:
+    """The painted target and the toy's image of one drawn sample."""
+    return {'target': tensor2im(data['image'][0]), 'painted': tensor2im(model.inference(data['label'])[0])}
+
+
+METHOD = Method(
+    name='toy',
+    architecture=Architecture,
+    add_flags=add_flags,
+    build_model=lambda opt: ToyModel(Architecture.from_options(opt), opt.toy_lambda),
+    build_trainer=ToyTrainer,
+    defaults={'niter': 1, 'niter_decay': 0},
+    resume_policy={
+        'toy_lambda': ('may change', 'the L1 weight changes from the next iteration'),
+        'toy_samples': ('may change', 'an epoch draws this many squares from now on'),
+    },
+    validate=validate,
+    dataset=SquaresDataset,
+    training_visuals=training_visuals,
+    test_visuals=test_visuals,
+)

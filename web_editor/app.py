@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from builders import build_dataset, build_model, read_model_files
+from builders import build_model, read_model_files
 from data.aligned_dataset import CITYSCAPES_PREFIX, AlignedDataset
 from data.base_dataset import open_map
 from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
@@ -445,7 +445,7 @@ def build_app(opt: argparse.Namespace) -> EditorApp:
     """The model (weights of --which_epoch), its cluster file and the gallery of --dataroot/--phase."""
     dataset = None
     if os.path.isdir(os.path.join(opt.dataroot, f'{opt.phase}_label')) or 'dataroot' in opt.explicit:
-        dataset = build_dataset(opt)
+        dataset = AlignedDataset(opt)  # the editor paints label maps: the label-to-image methods' aligned layout
         print(f'Gallery: {len(dataset.A_paths)} label maps of {os.path.join(opt.dataroot, opt.phase + "_label")}')
     else:
         print(f'No gallery: {os.path.join(opt.dataroot, opt.phase + "_label")} does not exist; pass --dataroot DIR, or upload label maps')

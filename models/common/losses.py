@@ -56,9 +56,9 @@ def feature_matching_loss(pred_fake: list, pred_real: list, num_D: int, n_layers
 class Vgg19(nn.Module):
     """Frozen VGG19 `features` cut at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1."""
 
-    def __init__(self, weights_path: str | None = None) -> None:
+    def __init__(self, features: nn.Sequential) -> None:
+        """`features`: torchvision's VGG19 `features` (load_vgg19_features reads them; the network does no file I/O)."""
         super().__init__()
-        features = load_vgg19_features(weights_path)
         for index, (start, end) in enumerate(VGG_SLICES, start=1):
             setattr(self, f'slice{index}', nn.Sequential(*[features[i] for i in range(start, end)]))
         for parameter in self.parameters():
@@ -102,9 +102,10 @@ def load_vgg19_features(weights_path: str | None) -> nn.Sequential:
 class VGGLoss(nn.Module):
     """sum_k w_k * L1(vgg_k(fake), vgg_k(real).detach()), images fed in [-1, 1] as the reference does."""
 
-    def __init__(self, weights_path: str | None = None) -> None:
+    def __init__(self, features: nn.Sequential) -> None:
+        """`features`: torchvision's VGG19 `features`, as load_vgg19_features reads them."""
         super().__init__()
-        self.vgg = Vgg19(weights_path)
+        self.vgg = Vgg19(features)
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """Weighted L1 between the VGG features of fake and real; only the fake's pass keeps a graph."""

@@ -7,9 +7,12 @@ import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import torch
 
 from util.errors import ModelError
+
+from .label_to_image import aligned_dataset, test_visuals, training_visuals
 
 
 def arch_field(*flags: str, default: Any = dataclasses.MISSING) -> Any:
@@ -84,6 +87,28 @@ class ArchitectureRecord:
         ]
 
 
+class Dataset(Protocol):
+    """What train.py, test.py and builders.py use of a method's dataset: samples are dicts with at least 'path'."""
+
+    dataset_size: int  # samples available (an epoch draws --max_dataset_size of them at most)
+
+    def __len__(self) -> int:
+        """Samples per epoch."""
+        ...
+
+    def __getitem__(self, index: int) -> dict:
+        """One sample: tensors by name, and 'path' (what the results page names it by)."""
+        ...
+
+    def name(self) -> str:
+        """What the log calls the dataset."""
+        ...
+
+    def check_contents(self) -> None:
+        """Refuse, naming the file and the fix, what only reading every file shows (train.py, once, before training)."""
+        ...
+
+
 class Model(Protocol):
     """What train.py, test.py, the editor and ONNX export call on every method's model."""
 
@@ -134,6 +159,10 @@ class Method:
     validate: Callable[[argparse.Namespace], None] = _no_change  # refusals of its flag combinations
     size_base: Callable[[argparse.Namespace], int] = _size_one  # what both sides of an input must be a multiple of
     read_files: Callable[[argparse.Namespace], dict] = _no_files  # what builders.py reads for build_model (no I/O in models)
+    dataset: Callable[[argparse.Namespace], Dataset] = aligned_dataset  # its data: label maps + photos unless it says
+    # The page rows of a batch: training's (opt, batch, generated) and test time's (opt, model, batch).
+    training_visuals: Callable[[argparse.Namespace, dict, torch.Tensor], dict[str, np.ndarray]] = training_visuals
+    test_visuals: Callable[[argparse.Namespace, Any, dict], dict[str, np.ndarray]] = test_visuals
 
     @property
     def architecture_options(self) -> tuple[str, ...]:

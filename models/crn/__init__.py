@@ -20,16 +20,8 @@ defaults differ for CRN. The batch is the project's ({'label', 'image', ...} of 
 
 import argparse
 
-from .architecture import (
-    ARCHITECTURE_OPTIONS,
-    DEFAULTS,
-    FIELD_FLAGS,
-    INSTANCE_FEATURES,
-    RESUME_POLICY,
-    Architecture,
-    add_flags,
-    size_base,
-)
+from ..common.method import Method
+from .architecture import DEFAULTS, RESUME_POLICY, Architecture, add_flags, size_base
 from .convert import architecture_from_state_dict, tf_variables_to_state_dict
 from .model import CRNModel
 from .networks import CRNGenerator, build_networks
@@ -37,10 +29,8 @@ from .trainer import CRNTrainer, TFAdam
 from .vgg import CRNVgg19, load_vgg, read_vgg_mat
 
 __all__ = [
-    'ARCHITECTURE_OPTIONS',
     'DEFAULTS',
-    'FIELD_FLAGS',
-    'INSTANCE_FEATURES',
+    'METHOD',
     'RESUME_POLICY',
     'Architecture',
     'CRNGenerator',
@@ -54,17 +44,36 @@ __all__ = [
     'build_networks',
     'build_trainer',
     'load_vgg',
+    'read_files',
     'read_vgg_mat',
     'size_base',
     'tf_variables_to_state_dict',
 ]
 
 
-def build_model(opt: argparse.Namespace) -> CRNModel:
-    """CRN's model for the options: with the VGG19 of its loss when training (--crn_vgg_mat or --vgg_weights), without at test time."""
-    return CRNModel(Architecture.from_options(opt), opt.crn_loss, load_vgg(opt) if opt.isTrain else None)
+def read_files(opt: argparse.Namespace) -> dict:
+    """What builders.py reads for build_model: the VGG19 of CRN's loss when training (--crn_vgg_mat or --vgg_weights)."""
+    return {'vgg': load_vgg(opt)} if opt.isTrain else {}
+
+
+def build_model(opt: argparse.Namespace, vgg: CRNVgg19 | None = None) -> CRNModel:
+    """CRN's model for the options, with the VGG19 of its loss when training (read_files), without at test time."""
+    return CRNModel(Architecture.from_options(opt), opt.crn_loss, vgg)
 
 
 def build_trainer(opt: argparse.Namespace, model: CRNModel) -> CRNTrainer:
     """The official iteration around `model`."""
     return CRNTrainer(opt, model)
+
+
+METHOD = Method(
+    name='crn',
+    architecture=Architecture,
+    add_flags=add_flags,
+    build_model=build_model,
+    build_trainer=build_trainer,
+    defaults=DEFAULTS,
+    resume_policy=RESUME_POLICY,
+    size_base=size_base,
+    read_files=read_files,
+)

@@ -2,9 +2,11 @@
 
 import argparse
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from util.errors import ModelError, OptionsError
+
+from ..common.method import ArchitectureRecord, arch_field
 
 # The Cityscapes layout of the official code: one channel per trainId (19 classes, util/cityscapes.py) plus a
 # void channel (helper.get_semantic_map's 19 palette channels, and 1 - their sum appended by the demos).
@@ -26,22 +28,12 @@ DEFAULTS: dict = {
 }
 
 
-# The registry's protocol (models/__init__.py): the flags test.py takes from opt.json and a resume must keep, the
-# rules of CRN's other flags on --continue_train, the field -> flag table of messages, no instance features.
-ARCHITECTURE_OPTIONS = ('label_nc', 'input_nc', 'output_nc', 'no_instance', 'crn_sp', 'crn_widths', 'crn_n_images', 'crn_label_layout')
+# --continue_train's rules of CRN's other flags (its architecture flags must match).
 RESUME_POLICY = {
     'crn_loss': ('may change', 'the loss changes from the next iteration'),
     'crn_train_modules': ('must match', 'the saved optimiser covers the modules it trained'),
     'crn_vgg_mat': ('may change', 'the loss uses these VGG19 weights from the next iteration'),
 }
-FIELD_FLAGS = {
-    'label_layout': '--label_nc/--crn_label_layout',
-    'input_nc': '--label_nc/--input_nc/--crn_label_layout',
-    'widths': '--crn_sp/--crn_widths',
-    'n_images': '--crn_n_images',
-    'output_nc': '--output_nc',
-}
-INSTANCE_FEATURES = False
 
 
 def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
@@ -111,14 +103,17 @@ def module_heights(n_modules: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class Architecture:
+class Architecture(ArchitectureRecord):
     """What fixes CRN's generator: input encoding and channels, the width of each refinement module, images per map."""
 
-    label_layout: str  # cityscapes (19 trainIds + void), onehot (label_nc channels) or rgb (--label_nc 0)
-    input_nc: int
-    widths: tuple[int, ...]  # one per refinement module, from 4x8 up
-    n_images: int
-    output_nc: int = 3
+    model_name = 'CRN'
+
+    # cityscapes (19 trainIds + void), onehot (label_nc channels) or rgb (--label_nc 0)
+    label_layout: str = arch_field('label_nc', 'crn_label_layout')
+    input_nc: int = arch_field('label_nc', 'input_nc', 'crn_label_layout')
+    widths: tuple[int, ...] = arch_field('crn_sp', 'crn_widths')  # one per refinement module, from 4x8 up
+    n_images: int = arch_field('crn_n_images')
+    output_nc: int = arch_field('output_nc', default=3)
 
     @classmethod
     def from_options(cls, opt: argparse.Namespace) -> 'Architecture':
@@ -147,12 +142,6 @@ class Architecture:
         }[self.label_layout]
         widths = ['--crn_sp', str(module_heights(len(self.widths))[-1]), '--crn_widths', ','.join(map(str, self.widths))]
         return [*layout, *widths, '--crn_n_images', str(self.n_images), '--output_nc', str(self.output_nc)]
-
-    def to_dict(self) -> dict:
-        """JSON-safe fields (the widths as a list)."""
-        values = asdict(self)
-        values['widths'] = list(self.widths)
-        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> 'Architecture':

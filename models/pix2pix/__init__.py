@@ -5,37 +5,12 @@ A method of the registry (models/__init__.py): the names below are its interface
 
 import argparse
 
+from ..common.method import Method
 from .model import Pix2PixModel
-from .options import (
-    ARCHITECTURE_FLAGS,
-    ARCHITECTURE_OPTIONS,
-    DEFAULTS,
-    FIELD_FLAGS,
-    INSTANCE_FEATURES,
-    RESUME_POLICY,
-    Architecture,
-    add_flags,
-    build_networks,
-    size_base,
-)
+from .options import DEFAULTS, RESUME_POLICY, Architecture, add_flags, build_networks, size_base
 from .trainer import Pix2PixTrainer
 
-__all__ = [
-    'ARCHITECTURE_FLAGS',
-    'ARCHITECTURE_OPTIONS',
-    'DEFAULTS',
-    'FIELD_FLAGS',
-    'INSTANCE_FEATURES',
-    'RESUME_POLICY',
-    'Architecture',
-    'Pix2PixModel',
-    'Pix2PixTrainer',
-    'add_flags',
-    'build_model',
-    'build_networks',
-    'build_trainer',
-    'size_base',
-]
+__all__ = ['METHOD', 'Architecture', 'Pix2PixModel', 'Pix2PixTrainer', 'build_networks']
 
 
 def build_model(opt: argparse.Namespace) -> Pix2PixModel:
@@ -46,3 +21,15 @@ def build_model(opt: argparse.Namespace) -> Pix2PixModel:
 def build_trainer(opt: argparse.Namespace, model: Pix2PixModel) -> Pix2PixTrainer:
     """The authors' iteration around `model`."""
     return Pix2PixTrainer.from_options(opt, model)
+
+
+METHOD = Method(
+    name='pix2pix',
+    architecture=Architecture,
+    add_flags=add_flags,
+    build_model=build_model,
+    build_trainer=build_trainer,
+    defaults=DEFAULTS,
+    resume_policy=RESUME_POLICY,
+    size_base=size_base,
+)

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from util.errors import ModelError, OptionsError
 
+from ..common.method import ArchitectureRecord, arch_field
 from ..common.normalization import weights_init_zero_bias
 from .networks import UNET_FIXED_LEVELS, PatchDiscriminator, UnetGenerator
 
@@ -43,43 +44,12 @@ DEFAULTS: dict = {
 # U-Net with fewer ngf*8 levels, for inputs whose sides are multiples of 32 or 64 (scripts/table1.py's small scenes).
 UNET_DOWNS = {'unet_32': 5, 'unet_64': 6, 'unet_128': 7, 'unet_256': 8}
 
-# Architecture field -> the flag that sets it, for messages about a mismatching checkpoint.
-ARCHITECTURE_FLAGS = {
-    'label_nc': '--label_nc',
-    'input_nc': '--input_nc',
-    'no_instance': '--no_instance',
-    'output_nc': '--output_nc',
-    'num_downs': '--netG',
-    'ngf': '--ngf',
-    'ndf': '--ndf',
-    'n_layers_D': '--netD/--n_layers_D',
-    'norm': '--norm',
-    'use_dropout': '--no_dropout',
-}
-
-
-# The registry's protocol (models/__init__.py): the flags test.py takes from opt.json and a resume must keep, the
-# rules of pix2pix's other flags on --continue_train, the field -> flag table of messages, no instance features.
-ARCHITECTURE_OPTIONS = (
-    'label_nc',
-    'input_nc',
-    'no_instance',
-    'output_nc',
-    'netG',
-    'ngf',
-    'ndf',
-    'n_layers_D',
-    'netD',
-    'norm',
-    'no_dropout',
-)
+# --continue_train's rules of pix2pix's other flags (its architecture flags must match).
 RESUME_POLICY = {
     'gan_mode': ('may change', 'the GAN loss changes from the next iteration'),
     'lambda_L1': ('may change', 'the L1 weight changes from the next iteration'),
     'eval': ('may change', 'only used at test time'),
 }
-FIELD_FLAGS = ARCHITECTURE_FLAGS
-INSTANCE_FEATURES = False
 
 
 def size_base(opt: argparse.Namespace) -> int:
@@ -119,19 +89,21 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Architecture:
+class Architecture(ArchitectureRecord):
     """Everything that fixes the shapes of pix2pix's G and D, derived once from the options."""
+
+    model_name = 'pix2pix'
 
     label_nc: int
     input_nc: int
     no_instance: bool
     output_nc: int
-    num_downs: int
-    ngf: int
-    ndf: int
-    n_layers_D: int
-    norm: str
-    use_dropout: bool
+    num_downs: int = arch_field('netG')
+    ngf: int = arch_field()
+    ndf: int = arch_field()
+    n_layers_D: int = arch_field('netD', 'n_layers_D')
+    norm: str = arch_field()
+    use_dropout: bool = arch_field('no_dropout')
 
     def __post_init__(self) -> None:
         if self.num_downs < UNET_FIXED_LEVELS:
@@ -169,21 +141,6 @@ class Architecture:
             norm=opt.norm,
             use_dropout=not opt.no_dropout,
         )
-
-    def to_dict(self) -> dict:
-        """JSON-safe field -> value."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> 'Architecture':
-        """Inverse of to_dict(); names missing or unknown fields."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        missing, unknown = sorted(names - d.keys()), sorted(d.keys() - names)
-        if missing or unknown:
-            raise ModelError(
-                f"pix2pix architecture: missing fields {missing}, unknown fields {unknown}; save it with Architecture.to_dict()"
-            )
-        return cls(**d)
 
 
 def build_networks(arch: Architecture) -> dict[str, nn.Module]:

@@ -3,36 +3,21 @@ networks in networks/, its model in model.py, its trainer in trainer.py, its ins
 
 import argparse
 import dataclasses
+from typing import Any
 
-from util.errors import ModelError
-
-from .model import Pix2PixHDModel
+from ..common.method import ArchitectureRecord, Method
+from .model import Pix2PixHDModel, read_files
 from .options import DEFAULTS, RESUME_POLICY, add_flags, derive, size_base, validate
-from .styles import load_clusters, resolve_cluster_path
 from .trainer import Pix2PixHDTrainer
 
-__all__ = [
-    'ARCHITECTURE_OPTIONS',
-    'DEFAULTS',
-    'FIELD_FLAGS',
-    'INSTANCE_FEATURES',
-    'RESUME_POLICY',
-    'Architecture',
-    'add_flags',
-    'build_model',
-    'build_trainer',
-    'derive',
-    'read_files',
-    'size_base',
-    'validate',
-]
-
-INSTANCE_FEATURES = True
+__all__ = ['METHOD', 'Architecture', 'Pix2PixHDModel', 'Pix2PixHDTrainer']
 
 
 @dataclasses.dataclass(frozen=True)
-class Architecture:
+class Architecture(ArchitectureRecord):
     """Everything that fixes the shapes of pix2pixHD's G and E and their input encoding: the flags of the same names."""
+
+    model_name = 'pix2pixHD'
 
     label_nc: int
     input_nc: int
@@ -52,45 +37,28 @@ class Architecture:
     n_downsample_E: int
     nef: int
 
-    @classmethod
-    def from_options(cls, opt: argparse.Namespace) -> 'Architecture':
-        """The architecture the parsed options describe."""
-        return cls(**{field.name: getattr(opt, field.name) for field in dataclasses.fields(cls)})
 
-    def to_dict(self) -> dict:
-        """JSON-safe field -> value."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> 'Architecture':
-        """Inverse of to_dict(); a missing or unknown field is a ModelError (saved by another model or version)."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        if set(values) != names:
-            raise ModelError(
-                f"pix2pixHD architecture: missing fields {sorted(names - set(values))}, unknown fields {sorted(set(values) - names)}; "
-                f"saved by another model or version"
-            )
-        return cls(**values)
-
-
-# Options test.py takes from opt.json and a resume must keep: the architecture's fields are flags.
-ARCHITECTURE_OPTIONS = tuple(field.name for field in dataclasses.fields(Architecture))
-FIELD_FLAGS = {name: f'--{name}' for name in ARCHITECTURE_OPTIONS}
-
-
-def read_files(opt: argparse.Namespace) -> dict:
-    """What builders.py reads for build_model: the cluster centres test-time feature sampling draws from (a model with
-    instance features, without --use_encoded_image), from --cluster_path."""
-    if opt.isTrain or not opt.use_features or opt.use_encoded_image:
-        return {}
-    return {'clusters': load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)}
-
-
-def build_model(opt: argparse.Namespace, clusters: dict | None = None) -> Pix2PixHDModel:
-    """pix2pixHD's model for the options; `clusters` are the centres test-time feature sampling draws from."""
-    return Pix2PixHDModel(opt, clusters)
+def build_model(opt: argparse.Namespace, **files: Any) -> Pix2PixHDModel:
+    """pix2pixHD's model for the options, from what read_files() read (cluster centres, VGG19)."""
+    return Pix2PixHDModel(opt, **files)
 
 
 def build_trainer(opt: argparse.Namespace, model: Pix2PixHDModel) -> Pix2PixHDTrainer:
     """The trainer of the reference's iteration around `model`."""
     return Pix2PixHDTrainer(opt, model)
+
+
+METHOD = Method(
+    name='pix2pixHD',
+    architecture=Architecture,
+    add_flags=add_flags,
+    build_model=build_model,
+    build_trainer=build_trainer,
+    defaults=DEFAULTS,
+    resume_policy=RESUME_POLICY,
+    instance_features=True,
+    derive=derive,
+    validate=validate,
+    size_base=size_base,
+    read_files=read_files,
+)

@@ -11,17 +11,30 @@ from util.errors import ModelError
 from util.image_pool import ImagePool
 
 from ..common.labels import get_edges, instance_class, one_hot_label, parse_int_pairs
-from ..common.losses import GANLoss, VGGLoss, feature_matching_loss
+from ..common.losses import GANLoss, VGGLoss, feature_matching_loss, load_vgg19_features
 from . import networks
-from .styles import AREA_BLOCKS, FeatureSampler
+from .styles import AREA_BLOCKS, FeatureSampler, load_clusters, resolve_cluster_path
+
+
+def read_files(opt: argparse.Namespace) -> dict:
+    """The files pix2pixHD's model is built from besides its weights, read for it (builders.py; a trainer built by hand):
+    the cluster centres test-time feature sampling draws from (with instance features, unless --use_encoded_image),
+    from --cluster_path, and VGG19 for the VGG loss (--vgg_weights, else torchvision's download)."""
+    if opt.isTrain:
+        return {} if opt.no_vgg_loss else {'vgg_features': load_vgg19_features(opt.vgg_weights or None)}
+    if not opt.use_features or opt.use_encoded_image:
+        return {}
+    return {'clusters': load_clusters(resolve_cluster_path(opt), opt.feat_num, opt.allow_pickle)}
 
 
 class Pix2PixHDModel(nn.Module):
     """Owns netG, netD, netE and the criteria; computes losses and images (util/checkpoint.py saves and loads them)."""
 
-    def __init__(self, opt: argparse.Namespace, centers: dict | None = None) -> None:
-        """The networks the options need; `centers` ({class id: cluster centres}, read by builders.py) feed test-time
-        feature sampling (needed with instance features, unless --use_encoded_image)."""
+    def __init__(self, opt: argparse.Namespace, clusters: dict | None = None, vgg_features: nn.Sequential | None = None) -> None:
+        """The networks the options need, from what read_files() read: `clusters` ({class id: cluster centres}) feed
+        test-time feature sampling (needed with instance features, unless --use_encoded_image); `vgg_features` (VGG19's
+        `features`) the VGG loss when training with it."""
+        centers = clusters
         super().__init__()
         self.opt = opt
         self.isTrain = opt.isTrain
@@ -81,7 +94,9 @@ class Pix2PixHDModel(nn.Module):
             # --norm batch, where each pass of D in training mode also updates its running statistics.
             self.shares_fake_pass = opt.pool_size == 0 and opt.norm != 'batch'
             self.criterionGAN = GANLoss(use_lsgan=not opt.no_lsgan)
-            self.criterionVGG = None if opt.no_vgg_loss else VGGLoss(opt.vgg_weights or None)
+            if not opt.no_vgg_loss and vgg_features is None:
+                raise ModelError('the VGG loss needs VGG19: build the model from read_files(opt) (builders.py does), or pass --no_vgg_loss')
+            self.criterionVGG = None if vgg_features is None or opt.no_vgg_loss else VGGLoss(vgg_features)
 
     @property
     def device(self) -> torch.device:

@@ -9,7 +9,7 @@ import torch
 from util.distributed import no_sync
 
 from ..common.trainer_base import TrainerBase
-from .model import Pix2PixHDModel
+from .model import Pix2PixHDModel, read_files
 
 
 def make_adam(params: list, opt: argparse.Namespace) -> torch.optim.Optimizer:
@@ -29,7 +29,7 @@ class Pix2PixHDTrainer(TrainerBase):
     def __init__(self, opt: argparse.Namespace, model: Pix2PixHDModel | None = None) -> None:
         """Wrap `model` (a fresh Pix2PixHDModel when None) for training: devices, processes, optimisers, AMP."""
         device = torch.device(opt.device)
-        super().__init__((model if model is not None else Pix2PixHDModel(opt)).to(device), opt)
+        super().__init__((model if model is not None else Pix2PixHDModel(opt, **read_files(opt))).to(device), opt)
         # A GradScaler per optimiser: fp16 gradients of G and D have different ranges.
         use_scaler = opt.amp == 'fp16'
         self.scaler_G = torch.amp.GradScaler(self.device.type, enabled=use_scaler)

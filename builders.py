@@ -16,10 +16,11 @@ from data.sampler import ResumableSampler
 from models import METHODS, load_method
 from models.common.method import Dataset
 from options.train_options import resume_changes, resume_policy
-from util.checkpoint import experiment_dir, load_networks, load_saved_options, load_training_state, write_text
+from util.checkpoint import load_networks, load_training_state
 from util.devices import autotune_convolutions
 from util.distributed import from_rank0
 from util.errors import OptionsError
+from util.records import experiment_dir, load_saved_options, write_text
 
 # The architecture value of an experiment's networks, written beside opt.json when training starts.
 ARCHITECTURE_FILE = 'architecture.json'

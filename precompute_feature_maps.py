@@ -11,7 +11,7 @@ from models import METHODS
 from options.base_options import OptionsError, check_writable
 from options.test_options import FeatureOptions
 from util.cli import run_main
-from util.util import save_image, tensor2im
+from util.images import save_image, tensor2im
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ from models.common.precision import inference_precision
 from options.base_options import check_writable
 from options.test_options import TestOptions
 from util.cli import run_main
+from util.files import publish_folder, recover_folder, staging_path
 from util.html import HTML
-from util.util import publish_folder, recover_folder, staging_path
 from util.visualizer import Visualizer
 
 

@@ -13,13 +13,14 @@ from models import METHODS
 from models.common.trainer_base import TrainerBase
 from options.base_options import check_writable
 from options.train_options import TrainOptions
-from util.checkpoint import experiment_dir, finish_interrupted_saves, read_iter_file, save_options
+from util.checkpoint import finish_interrupted_saves, read_iter_file
 from util.cli import run_main
 from util.distributed import any_rank, average_values, finish, from_rank0, init_distributed
 from util.divergence import DivergenceMonitor
 from util.errors import OptionsError
 from util.iter_counter import IterationCounter, resume_position
 from util.preemption import StopRequest
+from util.records import experiment_dir, save_options
 from util.run_lock import acquire_run_lock
 from util.visualizer import Visualizer
 

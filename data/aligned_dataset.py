@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from util.checkpoint import write_text
+from util.records import write_text
 
 from .base_dataset import DatasetError, check_lossless_map, get_params, image_to_tensor, map_to_tensor, open_map, transform
 from .image_folder import make_dataset

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from util.checkpoint import experiment_dir, format_options, load_saved_options, save_options
 from util.cli import help_group
 from util.distributed import launched_by_torchrun
 from util.errors import OptionsError
+from util.records import experiment_dir, format_options, load_saved_options, save_options
 
 __all__ = [
     'BaseOptions',

@@ -5,8 +5,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from util.checkpoint import checkpoint_file, differing_flags
+from util.checkpoint import checkpoint_file
 from util.distributed import elastic_restart
+from util.records import differing_flags
 
 from .base_options import BaseOptions, OptionsError, experiment_dir, load_saved_options
 

@@ -32,7 +32,7 @@ from options.base_options import OptionsError, resolve_gpu_ids  # noqa: E402
 from util import metrics  # noqa: E402
 from util.cli import run_main  # noqa: E402
 from util.errors import ModelError  # noqa: E402
-from util.util import atomic_write  # noqa: E402
+from util.files import atomic_write  # noqa: E402
 
 SYNTHESIZED = re.compile(r'^(?P<base>.+)_synthesized_image(?:_style(?P<style>\d+))?\.[A-Za-z]+$')
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

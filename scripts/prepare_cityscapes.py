@@ -33,7 +33,7 @@ from tqdm import tqdm  # noqa: E402
 from data.base_dataset import DatasetError  # noqa: E402
 from options.base_options import OptionsError  # noqa: E402
 from util.cli import run_main  # noqa: E402
-from util.util import atomic_write, mkdirs  # noqa: E402
+from util.files import atomic_write, mkdirs  # noqa: E402
 
 # Official split -> the phase prefix of our folders.
 SPLIT_PHASE = {'train': 'train', 'val': 'test'}

@@ -43,8 +43,8 @@ from data.synthetic import make_synthetic_dataset  # noqa: E402
 from options.base_options import OptionsError  # noqa: E402
 from util.cli import run_main  # noqa: E402
 from util.errors import DatasetError  # noqa: E402
+from util.files import atomic_write  # noqa: E402
 from util.html import HTML, display_width  # noqa: E402
-from util.util import atomic_write  # noqa: E402
 
 # (--model value, the row's name in the table and on the page), in the paper's order.
 METHODS = (('pix2pix', 'pix2pix'), ('crn', 'CRN'), ('pix2pixHD', 'pix2pixHD (ours)'))

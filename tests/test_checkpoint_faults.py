@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 import util.checkpoint as checkpoint
+import util.records as records
 from builders import build_dataset, build_trainer
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_tool
 from models import METHODS
@@ -98,7 +99,7 @@ def saved_once(tmp_path, dataroot):
     nets = trainer.model.networks_by_name()
     set_values(nets, 1.0)
     trainer.save('latest', 1, 1)
-    save_dir = checkpoint.experiment_dir(opt)
+    save_dir = records.experiment_dir(opt)
     set_values(nets, 2.0)  # save 2 is the one the tests let fail
     return {'trainer': trainer, 'nets': nets, 'dir': save_dir, 'pristine': str(tmp_path / 'pristine')}
 
@@ -249,7 +250,7 @@ def test_a_full_disk_at_every_file_of_a_save_keeps_the_previous_set(small_disk, 
     nets = trainer.model.networks_by_name()
     set_values(nets, 1.0)
     trainer.save('latest', 1, 1)
-    save_dir = checkpoint.experiment_dir(opt)
+    save_dir = records.experiment_dir(opt)
     before = tree_bytes(save_dir)
     set_values(nets, 2.0)
     filler = os.path.join(small_disk, 'filler')

@@ -4,7 +4,7 @@ import cityscapesscripts.helpers.labels as official  # the `dev` install group
 
 from data import synthetic
 from util import cityscapes, metrics
-from util.util import label_colormap
+from util.images import label_colormap
 
 
 def test_table_is_the_official_one_field_for_field():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import util.checkpoint as checkpoint
+import util.records as records
 from builders import build_model, build_trainer
 from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_one_line_error, run_tool
 from models import METHODS
@@ -43,7 +43,7 @@ def make_experiment(tmp_path, dataroot, *extra) -> tuple:
     opt = TrainOptions('', METHODS).parse(exp_args(tmp_path, dataroot, *extra))
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
-    return trainer, opt, checkpoint.experiment_dir(opt)
+    return trainer, opt, records.experiment_dir(opt)
 
 
 def poison(tensor: torch.Tensor, value: float = float('nan')) -> None:
@@ -175,7 +175,7 @@ def schedule_trainer(tmp_path, dataroot, *extra) -> Pix2PixHDTrainer:
 
 def test_a_new_lr_on_resume_restarts_the_linear_decay_and_never_goes_negative(tmp_path, dataroot, capsys):
     trainer = schedule_trainer(tmp_path, dataroot)
-    checkpoint.save_options(trainer.opt)
+    records.save_options(trainer.opt)
     for epoch in (1, 2):  # end of epochs 1 and 2: lr 0.0002 -> 0.00015
         if epoch > trainer.opt.niter:
             trainer.update_learning_rate(epoch)

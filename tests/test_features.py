@@ -22,8 +22,9 @@ from models.pix2pixhd.networks import define_E, define_G
 from models.pix2pixhd.styles import FeatureSampler, load_clusters
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
-from util.checkpoint import experiment_dir, save_networks
+from util.checkpoint import save_networks
 from util.errors import ModelError
+from util.records import experiment_dir
 
 # One thread per process: several OpenMP threads per process on CI's two busy cores make the
 # tiny convolutions here many times slower.

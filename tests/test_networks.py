@@ -15,8 +15,9 @@ from models.pix2pixhd.model import Pix2PixHDModel
 from models.pix2pixhd.networks import count_parameters, define_D, define_E, define_G, instance_average_pool
 from options.base_options import save_options
 from options.train_options import TrainOptions
-from util.checkpoint import experiment_dir, load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
+from util.checkpoint import load_network_partial, load_network_strict, read_state_dict, save_network, save_networks
 from util.errors import ModelError
+from util.records import experiment_dir
 
 
 def train_opt(tmp_path, *flags):

@@ -22,7 +22,7 @@ from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
-from util.util import label_colormap, tensor2im
+from util.images import label_colormap, tensor2im
 
 HAVE_TENSORBOARD = importlib.util.find_spec('tensorboard') is not None
 

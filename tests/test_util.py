@@ -1,4 +1,4 @@
-"""Tests for util.util, util.html and util.visualizer."""
+"""Tests for util.images, util.files, util.html, util.image_pool and util.visualizer."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from util import util
+from util.files import atomic_write, mkdirs
 from util.html import HTML
 from util.image_pool import ImagePool
+from util.images import label_colormap, save_image, tensor2im, tensor2label
 from util.visualizer import Visualizer
 
 
 def test_tensor2im_value_mapping_and_shape() -> None:
     tensor = torch.tensor([[[-1.0, 0.0, 1.0, 2.0]], [[1.0, 1.0, 1.0, 1.0]], [[-5.0, 0.99, 0.0, 0.0]]])
-    image = util.tensor2im(tensor)
+    image = tensor2im(tensor)
     assert image.dtype == np.uint8
     assert image.shape == (1, 4, 3)
     assert image[0, :, 0].tolist() == [0, 127, 255, 255]  # truncated as the reference (127.5 -> 127); 2.0 clipped to 255
@@ -31,7 +32,7 @@ def test_tensor2im_value_mapping_and_shape() -> None:
 
 def test_tensor2im_single_channel_and_batch() -> None:
     tensor = torch.linspace(-1, 1, 6).reshape(1, 1, 2, 3)
-    image = util.tensor2im(tensor)
+    image = tensor2im(tensor)
     assert image.shape == (2, 3, 3)
     assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
     assert image[0, 0, 0] == 0 and image[1, 2, 0] == 255
@@ -39,9 +40,9 @@ def test_tensor2im_single_channel_and_batch() -> None:
 
 def test_tensor2im_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError):
-        util.tensor2im(torch.zeros(2, 3, 4, 4))
+        tensor2im(torch.zeros(2, 3, 4, 4))
     with pytest.raises(ValueError):
-        util.tensor2im(torch.zeros(2, 4, 4))
+        tensor2im(torch.zeros(2, 4, 4))
 
 
 def test_image_pool_swaps_about_half_the_fakes_for_earlier_ones_once_full() -> None:
@@ -74,7 +75,7 @@ def test_image_pool_of_size_0_returns_the_fakes() -> None:
 
 def test_tensor2label_cityscapes() -> None:
     label = torch.tensor([[[7.0, 26.0], [0.0, 23.0]]])
-    colour = util.tensor2label(label, 35)
+    colour = tensor2label(label, 35)
     assert colour.dtype == np.uint8
     assert colour.shape == (2, 2, 3)
     assert tuple(colour[0, 0]) == (128, 64, 128)
@@ -84,18 +85,18 @@ def test_tensor2label_cityscapes() -> None:
 
 
 def test_label_colormap_voc_bit_interleaving() -> None:
-    cmap = util.label_colormap(4)
+    cmap = label_colormap(4)
     assert cmap.shape == (4, 3) and cmap.dtype == np.uint8
     assert [tuple(c) for c in cmap] == [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0)]
     # Ids 8 and 9 use the second bit triplet: (64,0,0) and (192,0,0) in the VOC devkit.
-    cmap = util.label_colormap(21)
+    cmap = label_colormap(21)
     assert tuple(cmap[8]) == (64, 0, 0) and tuple(cmap[9]) == (192, 0, 0)
     assert tuple(cmap[15]) == (192, 128, 128)
 
 
 def test_tensor2label_voc_and_out_of_range() -> None:
     label = torch.tensor([[1, 2, 3, 4, 250, -1]], dtype=torch.int64)
-    colour = util.tensor2label(label, 4)
+    colour = tensor2label(label, 4)
     assert [tuple(c) for c in colour[0]] == [(128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0)]
 
 
@@ -103,10 +104,10 @@ def test_tensor2label_one_hot_and_rgb_passthrough() -> None:
     one_hot = torch.zeros(35, 1, 2)
     one_hot[7, 0, 0] = 1
     one_hot[26, 0, 1] = 1
-    colour = util.tensor2label(one_hot, 35)
+    colour = tensor2label(one_hot, 35)
     assert tuple(colour[0, 0]) == (128, 64, 128) and tuple(colour[0, 1]) == (0, 0, 142)
     rgb = torch.ones(3, 2, 2)
-    assert (util.tensor2label(rgb, 0) == 255).all()
+    assert (tensor2label(rgb, 0) == 255).all()
 
 
 def test_atomic_write_failure_keeps_old_file(tmp_path) -> None:
@@ -119,7 +120,7 @@ def test_atomic_write_failure_keeps_old_file(tmp_path) -> None:
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        util.atomic_write(str(path), failing_writer)
+        atomic_write(str(path), failing_writer)
     assert path.read_bytes() == b"old contents"
     assert os.listdir(tmp_path) == ["ckpt.pth"]
 
@@ -127,7 +128,7 @@ def test_atomic_write_failure_keeps_old_file(tmp_path) -> None:
 def test_atomic_write_replaces_file(tmp_path) -> None:
     path = tmp_path / "ckpt.pth"
     path.write_bytes(b"old")
-    util.atomic_write(str(path), lambda tmp: torch.save({"w": torch.arange(3)}, tmp))
+    atomic_write(str(path), lambda tmp: torch.save({"w": torch.arange(3)}, tmp))
     assert torch.equal(torch.load(path)["w"], torch.arange(3))
     assert os.listdir(tmp_path) == ["ckpt.pth"]
 
@@ -136,20 +137,20 @@ def test_save_image_lossless_png(tmp_path) -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
     path = tmp_path / "img.png"
-    util.save_image(image, str(path))
+    save_image(image, str(path))
     with Image.open(path) as saved:
         assert saved.format == "PNG"
         assert np.array_equal(np.asarray(saved), image)
     gray = rng.integers(0, 256, size=(4, 4), dtype=np.uint8)
-    util.save_image(gray, str(path))
+    save_image(gray, str(path))
     with Image.open(path) as saved:
         assert np.array_equal(np.asarray(saved), gray)
     assert os.listdir(tmp_path) == ["img.png"]
 
 
 def test_mkdirs(tmp_path) -> None:
-    util.mkdirs(str(tmp_path / "a" / "b"))
-    util.mkdirs([str(tmp_path / "c"), str(tmp_path / "a" / "b")])
+    mkdirs(str(tmp_path / "a" / "b"))
+    mkdirs([str(tmp_path / "c"), str(tmp_path / "a" / "b")])
     assert (tmp_path / "a" / "b").is_dir() and (tmp_path / "c").is_dir()
 
 

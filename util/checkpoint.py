@@ -1,17 +1,17 @@
-"""Everything on disk about one run, in the reference's formats: network weights
-(`{which_epoch}_net_{G,D,E}.pth`), the training state (`{which_epoch}_train_state.pth`), `iter.txt` and
-the options (`opt.txt`, `opt.json`) — writing, reading, validating and reporting problems.
+"""The checkpoint of a run, in the reference's formats: network weights (`{which_epoch}_net_{G,D,E}.pth`),
+the training state (`{which_epoch}_train_state.pth`, with its RNG states) and `iter.txt` — saving them as one
+transaction, recovering interrupted saves, reading, validating and reporting problems.
 
-A checkpoint is saved as one transaction (save_checkpoint): the whole set or nothing. Other files are
-written to a temporary name and renamed (util.util.atomic_write). Everything is read without unpickling
-(`torch.load(weights_only=True)`), so no code in a checkpoint is ever executed.
+A checkpoint is saved as one transaction (save_checkpoint): the whole set or nothing; a single file outside
+a set is written to a temporary name and renamed (util.files.atomic_write). Everything is read without
+unpickling (`torch.load(weights_only=True)`), so no code in a checkpoint is ever executed, and a file holding
+NaN or Inf (util.health's check) is neither saved nor loaded. The experiment's options are util/records.py's.
 """
 
 import argparse
 import contextlib
 import glob
 import json
-import math
 import os
 import random
 import re
@@ -24,73 +24,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from util.errors import ModelError, OptionsError, TrainingError, describe
-from util.util import atomic_write, mkdirs, process_alive, sweep_temporaries
-
-
-def experiment_dir(opt: argparse.Namespace) -> str:
-    """checkpoints_dir/name, the folder of one experiment."""
-    return os.path.join(opt.checkpoints_dir, opt.name)
-
-
-# ---------------------------------------------------------------- options
-def format_options(opt: argparse.Namespace) -> str:
-    """Human-readable dump of the options, in the reference's opt.txt layout."""
-    lines = ['------------ Options -------------']
-    lines += [f'{key}: {value}' for key, value in sorted(vars(opt).items()) if key != 'explicit']
-    lines.append('-------------- End ----------------')
-    return '\n'.join(lines)
-
-
-def save_options(opt: argparse.Namespace) -> None:
-    """Write opt.txt (for people) and opt.json (for test.py and the feature scripts)."""
-    expr_dir = experiment_dir(opt)
-    mkdirs(expr_dir)
-    payload = {key: value for key, value in vars(opt).items() if key != 'explicit'}
-    try:
-        write_text(os.path.join(expr_dir, 'opt.txt'), format_options(opt) + '\n')
-        write_text(os.path.join(expr_dir, 'opt.json'), json.dumps(payload, indent=1, sort_keys=True))
-    except OSError as error:
-        raise OptionsError(f"cannot write the options to {expr_dir} ({describe(error)}); free space or fix its permissions") from None
-
-
-def write_text(path: str, text: str) -> None:
-    """Write a text file atomically."""
-
-    def write(tmp_path: str) -> None:
-        with open(tmp_path, 'w') as handle:
-            handle.write(text)
-
-    atomic_write(path, write)
-
-
-def load_saved_options(expr_dir: str) -> dict | None:
-    """The options an experiment was trained with (opt.json), or None when there is none."""
-    json_path = os.path.join(expr_dir, 'opt.json')
-    if not os.path.isfile(json_path):
-        return None
-    try:
-        with open(json_path) as handle:
-            saved = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise OptionsError(f"{json_path}: cannot read the saved options ({describe(error)}); delete or fix the file") from None
-    if not isinstance(saved, dict):
-        raise OptionsError(
-            f"{json_path}: the saved options are a JSON {type(saved).__name__}, not an object of flag: value; delete or fix the file"
-        )
-    return saved
-
-
-def differing_flags(saved: dict, opt: argparse.Namespace, keys: Sequence[str]) -> list:
-    """`--flag saved (saved) vs now (now)` for each of `keys` whose saved value differs from the current options."""
-    return [
-        f'--{key} {saved[key]} (saved) vs {getattr(opt, key)} (now)'
-        for key in keys
-        if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key)
-    ]
+from util.errors import ModelError, TrainingError, describe
+from util.files import atomic_write, process_alive, sweep_temporaries
+from util.health import first_nonfinite, largest_magnitudes, training_state_tensors
+from util.records import differing_flags, experiment_dir, load_saved_options
 
 
 # ---------------------------------------------------------------- iter.txt and RNG states
+# iter.txt is a member of the `latest` set and the RNG states are part of the training state: both are the checkpoint's.
 def read_iter_file(save_dir: str) -> tuple[int, int]:
     """(start_epoch, epoch_iter) from save_dir's iter.txt ("epoch,epoch_iter"), or (1, 0) when absent/unreadable."""
     path = checkpoint_file(save_dir, 'iter.txt')
@@ -124,53 +65,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
-
-
-# ---------------------------------------------------------------- finite values
-def largest_magnitudes(groups: dict) -> dict:
-    """{group: [(key, largest |value|)]} of {group: {key: tensor}}: one fused reduction per group, one host sync.
-
-    NaN or Inf anywhere in a tensor makes its entry NaN or Inf; tensors that are not floating point or
-    are empty are left out.
-    """
-    keys, maxima = {}, []
-    for group, tensors in groups.items():
-        named = [(key, tensor.detach()) for key, tensor in tensors.items() if tensor.is_floating_point() and tensor.numel()]
-        keys[group] = [key for key, _ in named]
-        if named:
-            maxima.append(torch.stack(torch._foreach_norm([tensor for _, tensor in named], float('inf'))).float().cpu())
-    values = torch.cat(maxima).tolist() if maxima else []
-    result, start = {}, 0
-    for group, names in keys.items():
-        result[group] = list(zip(names, values[start : start + len(names)]))
-        start += len(names)
-    return result
-
-
-def first_nonfinite(magnitudes: dict) -> str | None:
-    """`group, key` of the first tensor in largest_magnitudes()'s answer that holds NaN or Inf; None when all are finite."""
-    for group, entries in magnitudes.items():
-        for key, value in entries:
-            if not math.isfinite(value):
-                return f'{group}, {key}'
-    return None
-
-
-def optimizer_tensors(optimizer_state: dict) -> dict:
-    """{`parameter i name`: tensor} of an optimiser state_dict's per-parameter state (Adam's step and moments)."""
-    return {
-        f'parameter {index} {name}': value
-        for index, state in optimizer_state.get('state', {}).items()
-        for name, value in state.items()
-        if isinstance(value, torch.Tensor)
-    }
-
-
-def training_state_tensors(training_state: dict) -> dict:
-    """{`optimizer_X`: {key: tensor}} of the optimisers in a training state."""
-    return {
-        key: optimizer_tensors(value) for key, value in training_state.items() if key.startswith('optimizer_') and isinstance(value, dict)
-    }
 
 
 # ---------------------------------------------------------------- network weights

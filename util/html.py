@@ -9,7 +9,7 @@ import dominate
 from dominate.tags import a, div, h3, img, meta, style, table, tbody, td, th, thead, tr
 from dominate.util import raw
 
-from util.util import atomic_write, mkdirs
+from util.files import atomic_write, mkdirs
 
 # Every page fits a window this wide without horizontal scrolling.
 PAGE_WIDTH = 1400

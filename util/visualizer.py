@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from util.files import mkdirs, sweep_temporaries
 from util.html import HTML, display_width
-from util.util import mkdirs, save_image, sweep_temporaries, tensor2im, tensor2label
+from util.images import save_image, tensor2im, tensor2label
 
 # Names written by display_current_results; parsed back on resume.
 _WEB_IMAGE_RE = re.compile(r"^epoch(\d+)_iter(\d+)_(.+)\.png$")

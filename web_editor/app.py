@@ -25,7 +25,7 @@ from models.common.precision import inference_precision
 from models.pix2pixhd.styles import FeatureSampler
 from util import editing
 from util.editing import EditError, EditState, History
-from util.util import label_colormap, tensor2im
+from util.images import label_colormap, tensor2im
 
 from .render import CoalescingRenderer
 from .uploads import load_upload

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from util.errors import ModelError
-from util.util import atomic_write
+from util.files import atomic_write
 
 # Largest max-abs difference between onnxruntime and PyTorch outputs (images in [-1, 1]) that passes.
 TOLERANCE = 1e-4

@@ -15,10 +15,12 @@ from typing import Any
 import torch
 import torch._functorch.config as functorch_config
 
-from util.checkpoint import experiment_dir, first_nonfinite, largest_magnitudes, rng_state, save_checkpoint, set_rng_state
+from util.checkpoint import rng_state, save_checkpoint, set_rng_state
 from util.devices import autotune_convolutions
 from util.distributed import bare, data_parallel, no_sync, world_size
 from util.errors import OptionsError, TrainingError
+from util.health import first_nonfinite, largest_magnitudes
+from util.records import experiment_dir
 
 from .normalization import InstanceNorm2d
 

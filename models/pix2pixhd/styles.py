@@ -8,7 +8,7 @@ import torch
 
 from util.checkpoint import checkpoint_file
 from util.errors import ModelError, OptionsError, describe
-from util.util import atomic_write
+from util.files import atomic_write
 
 from ..common.labels import instance_class
 from .networks import instance_segments

@@ -82,7 +82,7 @@ def test_train_writes_the_checkpoint_set_and_the_architecture(trained):
     opt = TrainOptions(methods=METHODS).parse(['--model', trained['model'], *TINY_FLAGS[trained['model']]], save=False)
     # The value round-trips: what the file holds is the options' architecture, and from_dict rebuilds it.
     assert record['model'] == trained['model']
-    assert method.Architecture.from_dict(record['architecture']) == method.Architecture.from_options(opt)
+    assert method.architecture.from_dict(record["architecture"]) == method.architecture.from_options(opt)
     # The weights are the architecture's networks (strict load of the saved G into a fresh model of the value).
     state = torch.load(folder / 'latest_net_G.pth', weights_only=True)
     method.build_model(replace(opt, isTrain=False)).netG.load_state_dict(state, strict=True)
@@ -241,7 +241,7 @@ def test_every_training_flag_of_every_model_is_classified_for_resume(model):
     policy = resume_policy(METHODS[model])
     assert dests == set(policy), dests ^ set(policy)
     assert {kind for kind, _ in policy.values()} <= {'must match', 'may change', 'restored'}
-    assert all(policy[flag][0] == 'must match' for flag in METHODS[model].ARCHITECTURE_OPTIONS)
+    assert all(policy[flag][0] == 'must match' for flag in METHODS[model].architecture_options)
 
 
 def flags_of(model: str, options_class: type = TrainOptions) -> set:

@@ -9,8 +9,8 @@ from builders import build_data
 from helpers import TINY
 from models import METHODS
 from models.common.labels import get_edges, instance_class, one_hot_label
-from models.common.losses import GANLoss, VGGLoss, feature_matching_loss
-from models.pix2pixhd.model import Pix2PixHDModel
+from models.common.losses import GANLoss, VGGLoss, feature_matching_loss, load_vgg19_features
+from models.pix2pixhd.model import Pix2PixHDModel, read_files
 from options.train_options import TrainOptions
 from util.errors import ModelError
 
@@ -187,7 +187,7 @@ def vgg_file(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def vgg_loss(vgg_file):
-    return VGGLoss(vgg_file[0])
+    return VGGLoss(load_vgg19_features(vgg_file[0]))
 
 
 def test_vgg_loss_of_identical_images_is_zero(vgg_loss):
@@ -235,7 +235,7 @@ def test_vgg_parameters_frozen(vgg_loss):
 
 def test_vgg_missing_file_names_the_flags(tmp_path):
     with pytest.raises(ModelError) as info:
-        VGGLoss(str(tmp_path / 'nope.pth'))
+        load_vgg19_features(str(tmp_path / "nope.pth"))
     message = str(info.value)
     assert '--vgg_weights' in message and '--no_vgg_loss' in message
     assert 'nope.pth' in message
@@ -245,7 +245,7 @@ def test_vgg_non_vgg_file_is_refused(tmp_path):
     path = tmp_path / 'not_vgg.pth'
     torch.save({'weight': torch.zeros(3)}, str(path))
     with pytest.raises(ModelError) as info:
-        VGGLoss(str(path))
+        load_vgg19_features(str(path))
     message = str(info.value)
     assert '--vgg_weights' in message and 'not a torchvision VGG19 state_dict' in message
 
@@ -261,7 +261,7 @@ def test_vgg_download_failure_names_the_flags(monkeypatch):
 
     monkeypatch.setattr(torchvision.models, 'vgg19', offline_vgg19)
     with pytest.raises(ModelError) as info:
-        VGGLoss(None)
+        load_vgg19_features(None)
     message = str(info.value)
     assert calls, 'the download path was not taken'
     assert '--vgg_weights' in message and '--no_vgg_loss' in message
@@ -277,7 +277,7 @@ def test_model_vgg_loss_is_weighted_by_lambda_feat(vgg_file, dataroot, tmp_path)
         save=False,
     )
     torch.manual_seed(0)
-    model = Pix2PixHDModel(opt)
+    model = Pix2PixHDModel(opt, **read_files(opt))  # read_files: VGG19 from --vgg_weights, as builders.py reads it
     data = next(iter(build_data(opt)[1]))
     losses, fake = model(data['label'], data['inst'], data['image'], data['feat'], infer=True)
     expected = lambda_feat * hand_vgg_loss(features, fake, data['image'])

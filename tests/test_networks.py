@@ -451,7 +451,7 @@ def test_load_network_strict_names_differing_ngf(tmp_path):
     opt = train_opt(tmp_path, '--name', 'exp', '--ngf', '4', '--n_blocks_global', '1')
     net = define_G(36, 3, 4, 'global', 4, 1)
     with pytest.raises(ModelError) as info:
-        load_network_strict(net, str(save_dir), "G", "latest", opt, METHODS["pix2pixHD"].ARCHITECTURE_OPTIONS)
+        load_network_strict(net, str(save_dir), "G", "latest", opt, METHODS["pix2pixHD"].architecture_options)
     message = str(info.value)
     assert '--ngf 8 (saved) vs 4 (now)' in message
     assert 'shape mismatch' in message

@@ -45,7 +45,8 @@ class SquaresDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.dataset_size
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index = key[1] if isinstance(key, tuple) else key  # the training sampler gives (epoch, index)
         label = torch.zeros(1, 16, 16, dtype=torch.int32)
         label[:, 4 + index % 5 : 10 + index % 5, 3:9] = 1 + index % 3
         image = PALETTE[label[0].long()].permute(2, 0, 1)

@@ -59,10 +59,12 @@ class ArchitectureRecord:
     def from_dict(cls, values: dict) -> Any:
         """Inverse of to_dict(); a missing or unknown field, or a value of the wrong type, is a ModelError."""
         names = [field.name for field in dataclasses.fields(cls)]
-        if not isinstance(values, dict) or set(values) != set(names):
-            got = sorted(values) if isinstance(values, dict) else type(values).__name__
+        if not isinstance(values, dict):
+            raise ModelError(f"{cls.model_name} architecture: a {type(values).__name__}, not an object of fields; saved by another program")
+        if set(values) != set(names):
             raise ModelError(
-                f"{cls.model_name} architecture: expected the fields {sorted(names)}, got {got}; saved by another model or version"
+                f"{cls.model_name} architecture: missing fields {sorted(set(names) - set(values))}, unknown fields "
+                f"{sorted(set(values) - set(names))}; saved by another model or version"
             )
         hints = typing.get_type_hints(cls)
         converted = {}
@@ -96,8 +98,9 @@ class Dataset(Protocol):
         """Samples per epoch."""
         ...
 
-    def __getitem__(self, index: int) -> dict:
-        """One sample: tensors by name, and 'path' (what the results page names it by)."""
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """One sample (`key`: an index, or (epoch, index) from the training sampler, for per-epoch augmentation):
+        tensors by name, and 'path' (what the results page names it by)."""
         ...
 
     def name(self) -> str:

@@ -2,7 +2,7 @@
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from util.errors import ModelError, OptionsError
 
@@ -146,7 +146,7 @@ class Architecture(ArchitectureRecord):
     @classmethod
     def from_dict(cls, values: dict) -> 'Architecture':
         """Inverse of to_dict(); a missing or unknown field is a ModelError (a checkpoint of another model or version)."""
-        names = set(cls.__dataclass_fields__)
+        names = {field.name for field in fields(cls)}
         if set(values) != names:
             raise ModelError(
                 f"CRN architecture {values}: expected the fields {sorted(names)}; the checkpoint was saved by another model or version"

@@ -19,7 +19,8 @@ from builders import build_model
 from data.aligned_dataset import AlignedDataset, pair_key
 from data.synthetic import make_synthetic_dataset
 from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
-from models import METHODS, onnx_export
+from models import METHODS
+from models.common import onnx_export
 from models.pix2pixhd.networks import define_G
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from util.checkpoint import save_network

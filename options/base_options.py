@@ -19,7 +19,7 @@ import torch
 from util.cli import help_group
 from util.distributed import launched_by_torchrun
 from util.errors import OptionsError
-from util.records import experiment_dir, format_options, load_saved_options, save_options, saved_architecture_flags
+from util.records import experiment_dir, load_saved_options, save_options, saved_architecture_flags
 
 __all__ = [
     'BaseOptions',
@@ -386,10 +386,15 @@ class BaseOptions:
         if opt.tf_log and importlib.util.find_spec('tensorboard') is None:  # an optional install group
             raise OptionsError("--tf_log needs tensorboard, which is not installed: pip install '.[tensorboard]' (or tensorboard)")
 
-    @staticmethod
-    def print_options(opt: argparse.Namespace) -> None:
-        """Print every option, derived ones included."""
-        print(format_options(opt))
+    def print_options(self, opt: argparse.Namespace) -> None:
+        """Print the flags whose values differ from their defaults (opt.txt, written when training starts, has all)."""
+        defaults = {action.dest: action.default for action in self.make_parser()._actions}
+        changed = {key: value for key, value in sorted(vars(opt).items()) if key in defaults and value != defaults[key]}
+        print(
+            f'------------ Options (those not at their defaults; all of them: {experiment_dir(opt)}/opt.txt) -------------\n'
+            + ''.join(f'{key}: {value}\n' for key, value in changed.items())
+            + '-------------- End ----------------'
+        )
 
 
 def saved_value_problem(action: argparse.Action, value: Any) -> str | None:

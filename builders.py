@@ -20,10 +20,7 @@ from util.checkpoint import load_networks, load_training_state
 from util.devices import autotune_convolutions
 from util.distributed import from_rank0
 from util.errors import OptionsError
-from util.records import experiment_dir, load_saved_options, write_text
-
-# The architecture value of an experiment's networks, written beside opt.json when training starts.
-ARCHITECTURE_FILE = 'architecture.json'
+from util.records import ARCHITECTURE_FILE, experiment_dir, load_saved_options, write_text
 
 
 def build_dataset(opt: argparse.Namespace) -> Dataset:
@@ -102,43 +99,21 @@ def build_model(opt: argparse.Namespace, files: dict | None = None) -> Any:
 
 
 def architecture_record(opt: argparse.Namespace) -> dict:
-    """{'model': --model, 'architecture': its Architecture value} as the options describe it."""
-    return {'model': opt.model, 'architecture': load_method(opt.model).architecture.from_options(opt).to_dict()}
+    """{'model': --model, 'architecture': its Architecture value, 'flags': the architecture flags that build it}: the
+    record of an experiment's networks, which test.py, --continue_train and the editor take the architecture from."""
+    method = load_method(opt.model)
+    flags = {flag: getattr(opt, flag) for flag in method.architecture_options if hasattr(opt, flag)}
+    return {'model': opt.model, 'architecture': method.architecture.from_options(opt).to_dict(), 'flags': flags}
 
 
 def save_architecture(opt: argparse.Namespace) -> None:
-    """Write <experiment>/architecture.json (train.py, with opt.json): what a resume compares against."""
+    """Write <experiment>/architecture.json (train.py, with opt.json): the record test.py and a resume take the networks from."""
     write_text(os.path.join(experiment_dir(opt), ARCHITECTURE_FILE), json.dumps(architecture_record(opt), indent=1, sort_keys=True))
-
-
-def check_architecture(opt: argparse.Namespace) -> None:
-    """--continue_train: refuse, naming the flags, when the options describe other networks than the saved architecture.json."""
-    path = os.path.join(experiment_dir(opt), ARCHITECTURE_FILE)
-    if not os.path.isfile(path):  # an experiment trained before the file existed: opt.json's flags were compared
-        return
-    try:
-        with open(path) as handle:
-            saved = json.load(handle)
-        saved_model, saved_values = saved['model'], saved['architecture']
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise OptionsError(f"{path}: unreadable ({type(error).__name__}: {error}); delete it to resume without the check") from None
-    if saved_model != opt.model:
-        raise OptionsError(f"--continue_train: {path} says --model {saved_model}, not {opt.model}; pass --model {saved_model}")
-    architecture = load_method(opt.model).architecture
-    saved_architecture = architecture.from_dict(saved_values)  # a ModelError if the file is not this model's
-    differing = architecture.from_options(opt).differences(saved_architecture)
-    if differing:
-        raise OptionsError(
-            f"--continue_train: the options build other networks than {path}: {'; '.join(differing)}; "
-            f"pass the saved flags, or train from scratch under another --name"
-        )
 
 
 def build_trainer(opt: argparse.Namespace) -> Any:
     """--model's trainer around build_model(); with --continue_train also the saved optimisers, lr and RNG states."""
     method = METHODS[opt.model]
-    if opt.continue_train:
-        check_architecture(opt)
     trainer = method.build_trainer(opt, build_model(opt))
     if opt.continue_train:
         state = load_training_state(experiment_dir(opt), opt.which_epoch)

@@ -38,15 +38,16 @@ def main() -> None:
     Everything that can refuse the start (options against the saved ones, data, checkpoint shapes) runs
     before anything is written, so a refused start leaves the experiment folder as it was.
     """
-    opt = TrainOptions(
-        'Train pix2pixHD (or --model pix2pix, crn) on a dataset of label maps (or RGB inputs) and photos'
-        '; checkpoints and a training page go to <checkpoints_dir>/<name>/.',
+    options = TrainOptions(
+        f'Train a method of the family (--model {", ".join(METHODS)}) on its data (label maps, instance maps and photos for '
+        'the label-to-image methods); checkpoints and a training page go to <checkpoints_dir>/<name>/.',
         METHODS,
-    ).parse(save=False)
+    )
+    opt = options.parse(save=False)
     init_distributed(opt)
     is_main = opt.rank == 0
     if is_main:
-        TrainOptions.print_options(opt)
+        options.print_options(opt)
     if opt.seed is not None:
         seed_everything(opt.seed)
     dataset, data_loader = build_data(opt)

@@ -19,7 +19,7 @@ import torch
 from util.cli import help_group
 from util.distributed import launched_by_torchrun
 from util.errors import OptionsError
-from util.records import experiment_dir, format_options, load_saved_options, save_options
+from util.records import experiment_dir, load_saved_options, save_options, saved_architecture_flags
 
 __all__ = [
     'BaseOptions',
@@ -323,18 +323,29 @@ class BaseOptions:
     def read_saved_options(self, expr_dir: str, keys: Sequence[str]) -> dict | None:
         """The experiment's opt.json (None when absent), its values of `keys` checked by the command line's types and choices."""
         saved = load_saved_options(expr_dir)
-        if saved is None:
-            return None
+        if saved is not None:
+            self.check_saved_values(saved, keys, os.path.join(expr_dir, 'opt.json'))
+        return saved
+
+    def read_architecture_flags(self, expr_dir: str) -> tuple[dict, str] | None:
+        """({'model', architecture flag: value}, its file) as the experiment recorded its networks: architecture.json,
+        or opt.json for an experiment written before the record carried its flags; checked like the command line."""
+        found = saved_architecture_flags(expr_dir)
+        if found is not None:
+            self.check_saved_values(found[0], self.method.architecture_options, found[1])
+        return found
+
+    def check_saved_values(self, saved: dict, keys: Sequence[str], path: str) -> None:
+        """Refuse, naming the file, a saved value of `keys` that the command line's types and choices would refuse."""
         actions = {action.dest: action for action in self.make_parser()._actions}
         for key in keys:
             if key in saved and key in actions:
                 problem = saved_value_problem(actions[key], saved[key])
                 if problem:
                     raise OptionsError(
-                        f'{os.path.join(expr_dir, "opt.json")}: "{key}": {json.dumps(saved[key])} is not a valid value: '
+                        f'{path}: "{key}": {json.dumps(saved[key])} is not a valid value: '
                         f'--{key} {problem}; fix the value, or delete the file and give the flags on the command line'
                     )
-        return saved
 
     def derive(self, opt: argparse.Namespace) -> None:
         """Settle every value computed from the flags, once, before the options are frozen."""
@@ -375,10 +386,15 @@ class BaseOptions:
         if opt.tf_log and importlib.util.find_spec('tensorboard') is None:  # an optional install group
             raise OptionsError("--tf_log needs tensorboard, which is not installed: pip install '.[tensorboard]' (or tensorboard)")
 
-    @staticmethod
-    def print_options(opt: argparse.Namespace) -> None:
-        """Print every option, derived ones included."""
-        print(format_options(opt))
+    def print_options(self, opt: argparse.Namespace) -> None:
+        """Print the flags whose values differ from their defaults (opt.txt, written when training starts, has all)."""
+        defaults = {action.dest: action.default for action in self.make_parser()._actions}
+        changed = {key: value for key, value in sorted(vars(opt).items()) if key in defaults and value != defaults[key]}
+        print(
+            f'------------ Options (those not at their defaults; all of them: {experiment_dir(opt)}/opt.txt) -------------\n'
+            + ''.join(f'{key}: {value}\n' for key, value in changed.items())
+            + '-------------- End ----------------'
+        )
 
 
 def saved_value_problem(action: argparse.Action, value: Any) -> str | None:

@@ -4,7 +4,9 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from .base_options import BaseOptions, OptionsError, experiment_dir, inherit_architecture, is_plain_name, load_saved_options
+from util.records import saved_architecture_flags
+
+from .base_options import BaseOptions, OptionsError, experiment_dir, inherit_architecture, is_plain_name
 
 
 class TestOptions(BaseOptions):
@@ -22,7 +24,8 @@ class TestOptions(BaseOptions):
         )
 
     def choose_model(self, args: Sequence[str] | None) -> str:
-        """--model as given, else the one the experiment was trained with (its opt.json), else the registry's first."""
+        """--model as given, else the one the experiment recorded (architecture.json, or an older one's opt.json), else
+        the registry's first."""
         parser = argparse.ArgumentParser(add_help=False)
         for flag, default in (('--model', None), ('--name', 'label2city'), ('--checkpoints_dir', './checkpoints')):
             parser.add_argument(flag, type=str, default=default)
@@ -30,14 +33,12 @@ class TestOptions(BaseOptions):
         if known.model is not None or not is_plain_name(known.name):  # a bad --name: the full parser names it
             return known.model or self.default_model
         expr_dir = os.path.join(known.checkpoints_dir, known.name)
-        model = (load_saved_options(expr_dir) or {}).get('model', self.default_model)
+        saved, source = saved_architecture_flags(expr_dir) or ({}, '')
+        model = saved.get('model', self.default_model)
         if model not in self.methods:
-            raise OptionsError(
-                f'{os.path.join(expr_dir, "opt.json")}: "model": {model!r} is not one of {", ".join(self.methods)}; '
-                f'fix the value, or pass --model'
-            )
+            raise OptionsError(f'{source}: "model": {model!r} is not one of {", ".join(self.methods)}; fix the value, or pass --model')
         if model != self.default_model:
-            print(f"Taking --model {model} from {expr_dir}/opt.json")
+            print(f"Taking --model {model} from {source}")
         return model
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -60,14 +61,14 @@ class TestOptions(BaseOptions):
         return parser
 
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
-        """Take the architecture flags from the experiment's opt.json unless set on the command line."""
+        """Take the architecture flags from the experiment's record (architecture.json; opt.json for an experiment
+        written before the record had them) unless set on the command line."""
         expr_dir = experiment_dir(opt)
-        flags = self.method.architecture_options
-        saved = self.read_saved_options(expr_dir, flags)
-        if saved is None:
-            print(f"No saved options in {expr_dir}/opt.json: using the command-line architecture flags as given")
+        found = self.read_architecture_flags(expr_dir)
+        if found is None:
+            print(f"No record of the networks in {expr_dir} (architecture.json, opt.json): using the architecture flags as given")
             return
-        inherit_architecture(opt, saved, f"{expr_dir}/opt.json", flags)
+        inherit_architecture(opt, found[0], found[1], self.method.architecture_options)
 
     def derive(self, opt: argparse.Namespace) -> None:
         """Test time runs one image at a time, in order, without augmentation (as the reference)."""

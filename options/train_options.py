@@ -2,6 +2,7 @@
 
 import argparse
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,7 +10,7 @@ from util.checkpoint import checkpoint_file
 from util.distributed import elastic_restart
 from util.records import differing_flags
 
-from .base_options import BaseOptions, OptionsError, experiment_dir, load_saved_options
+from .base_options import BaseOptions, OptionsError, experiment_dir
 
 MUST, MAY, RESTORED = 'must match', 'may change', 'restored'
 MUST_MATCH_NOTE = 'the saved networks depend on it'
@@ -163,6 +164,30 @@ class TrainOptions(BaseOptions):
             opt.niter, opt.niter_decay = 1, 0
             opt.max_dataset_size = 10
 
+    def check_resume(self, opt: argparse.Namespace) -> None:
+        """--continue_train's one compatibility check: the model and the architecture flags as the experiment recorded its
+        networks (architecture.json; opt.json for an experiment written before it), the other flags that must match as
+        opt.json has them; every differing flag named in one refusal."""
+        expr_dir = experiment_dir(opt)
+        architecture, source = self.read_architecture_flags(expr_dir) or ({}, os.path.join(expr_dir, 'opt.json'))
+        saved_model = architecture.get('model', self.default_model)  # an experiment saved before --model existed
+        if saved_model != opt.model:  # before its flags are compared: they are another model's
+            raise OptionsError(
+                f"--continue_train: {source} was saved with --model {saved_model}, not {opt.model}; "
+                f"pass --model {saved_model}, or train from scratch under another --name"
+            )
+        must_match = [flag for flag, (kind, _) in resume_policy(self.method).items() if kind == MUST]
+        saved = self.read_saved_options(expr_dir, must_match) or {}
+        # The architecture flags from the record of the networks, the rest from opt.json.
+        saved.update({flag: architecture[flag] for flag in self.method.architecture_options if flag in architecture})
+        differing = differing_flags(saved, opt, must_match)
+        if differing:
+            files = ' and '.join(dict.fromkeys([os.path.basename(source), 'opt.json']))
+            raise OptionsError(
+                f"--continue_train: {expr_dir} was saved with other flags ({files}): {'; '.join(differing)}; "
+                f"pass the saved values, or train from scratch under another --name"
+            )
+
     def validate(self, opt: argparse.Namespace) -> None:
         """A resumed run must match the run it resumes in the flags RESUME_POLICY says must match (all named at
         once); every other differing flag is printed with what takes effect."""
@@ -170,22 +195,8 @@ class TrainOptions(BaseOptions):
         if opt.accum_steps < 1:
             raise OptionsError(f"--accum_steps {opt.accum_steps} must be >= 1 (1: a step per batch)")
         if opt.continue_train:
-            # An experiment saved before --model existed is the first method's.
-            saved_model = (load_saved_options(experiment_dir(opt)) or {}).get('model', self.default_model)
-            if saved_model != opt.model:  # before its flags are read: they are another model's
-                raise OptionsError(
-                    f"--continue_train: {experiment_dir(opt)}/opt.json was saved with --model {saved_model}, not {opt.model}; "
-                    f"pass --model {saved_model}, or train from scratch under another --name"
-                )
+            self.check_resume(opt)
             policy = resume_policy(self.method)
-            must_match = tuple(flag for flag, (kind, _) in policy.items() if kind == MUST)
-            saved = self.read_saved_options(experiment_dir(opt), must_match) or {}
-            differing = differing_flags(saved, opt, must_match)
-            if differing:
-                raise OptionsError(
-                    f"--continue_train: {experiment_dir(opt)}/opt.json was saved with other flags: {'; '.join(differing)}; "
-                    f"pass the saved values, or train from scratch under another --name"
-                )
-            for flag, (before, now) in resume_changes(saved, opt, policy).items():
+            for flag, (before, now) in resume_changes(self.read_saved_options(experiment_dir(opt), ()) or {}, opt, policy).items():
                 kind, note = policy[flag]
                 print(f"--continue_train: --{flag} {before} -> {now} ({kind}): {note}")

@@ -2,9 +2,10 @@
 
     python scripts/convert_crn_tf.py --npz crn_256p.npz --out checkpoints/crn_256p/latest_net_G.pth
 
-writes the generator's state_dict to --out and its architecture (models/crn Architecture.to_dict()) beside it as
-<out without .pth>.architecture.json. How to dump the official checkpoint (result_256p/model.ckpt, ...) to the
-.npz without making TensorFlow a dependency: see models/crn/convert.py.
+writes the generator's state_dict to --out and the record of its networks beside it (architecture.json: --model crn,
+the Architecture value and the flags that build it), so that test.py --name <that folder> takes them from there.
+How to dump the official checkpoint (result_256p/model.ckpt, ...) to the .npz without making TensorFlow a dependency:
+see models/crn/convert.py.
 """
 
 import argparse
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from models.crn import architecture_from_state_dict, build_networks, tf_variables_to_state_dict  # noqa: E402
 from util.cli import run_main  # noqa: E402
 from util.errors import ModelError  # noqa: E402
+from util.records import ARCHITECTURE_FILE, write_text  # noqa: E402
 
 
 def main() -> None:
@@ -50,16 +52,18 @@ def main() -> None:
         raise ModelError(f"--npz {args.npz}: the variables do not form one CRN generator ({str(error).splitlines()[1].strip()})") from None
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.save(state_dict, args.out)
-    arch_path = os.path.splitext(args.out)[0] + '.architecture.json'
-    with open(arch_path, 'w') as handle:
-        json.dump(arch.to_dict(), handle, indent=1)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    # The record test.py (and --continue_train, the editor) take --model and the architecture flags from.
+    given = arch.flags()
+    flags = {flag[2:]: int(value) if value.isdigit() else value for flag, value in zip(given[::2], given[1::2])}
+    record = {'model': 'crn', 'architecture': arch.to_dict(), 'flags': flags}
+    arch_path = os.path.join(folder, ARCHITECTURE_FILE)
+    write_text(arch_path, json.dumps(record, indent=1, sort_keys=True))
     print(f'{len(state_dict)} tensors, {len(arch.widths)} refinement modules (widths {list(arch.widths)}), {arch.n_images} image(s)')
     print(f'wrote {args.out} and {arch_path}')
-    # test.py takes --model and the architecture from an experiment's opt.json, which a converted model has not got.
-    folder = os.path.dirname(os.path.abspath(args.out))
     which_epoch = os.path.basename(args.out).removesuffix('_net_G.pth')
-    command = ['python', 'test.py', '--model', 'crn', '--name', os.path.basename(folder), '--checkpoints_dir', os.path.dirname(folder)]
-    print('test it with:', shlex.join([*command, '--which_epoch', which_epoch, *arch.flags(), '--dataroot', 'DATAROOT']))
+    command = ['python', 'test.py', '--name', os.path.basename(folder), '--checkpoints_dir', os.path.dirname(folder)]
+    print('test it with:', shlex.join([*command, '--which_epoch', which_epoch, '--dataroot', 'DATAROOT']))
 
 
 if __name__ == '__main__':

@@ -123,10 +123,11 @@ def method_args(method: str, opt: argparse.Namespace, vgg: list[str]) -> list[st
         # iteration), narrower modules, the official constant lr for every epoch.
         return ['--crn_sp', str(opt.height), '--crn_widths', crn_widths(opt.height), '--crn_n_images', '1',
                 '--crn_loss', 'single', '--niter', str(opt.epochs), '--niter_decay', '0', *vgg]  # fmt: skip
-    # pix2pixHD: the quickstart's measured small configuration (scripts/quickstart.sh), without instance features.
+    # pix2pixHD: the quickstart's measured small configuration (scripts/quickstart.sh, --netG_init delta included),
+    # without instance features.
     vgg_loss = ['--vgg_weights', opt.vgg_weights] if opt.vgg_weights else ['--no_vgg_loss']
-    return ['--ngf', '16', '--n_downsample_global', '0', '--n_blocks_global', '6', '--ndf', '16', '--n_layers_D', '1',
-            '--lambda_feat', '30', *vgg_loss, '--niter', str(half), '--niter_decay', str(opt.epochs - half)]  # fmt: skip
+    return ['--ngf', '16', '--n_downsample_global', '0', '--n_blocks_global', '6', '--netG_init', 'delta', '--ndf', '16',
+            '--n_layers_D', '1', '--lambda_feat', '30', *vgg_loss, '--niter', str(half), '--niter_decay', str(opt.epochs - half)]  # fmt: skip
 
 
 def random_vgg19(path: str, seed: int) -> None:

@@ -382,7 +382,12 @@ def test_refused_resume_names_every_differing_flag_and_changes_nothing(experimen
     checkpoints, folder = experiment
     before = tree_bytes(folder)
     result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--label_nc', '20', '--ndf', '8'))
-    assert_one_line_error(result, 'opt.json was saved with other flags', '--label_nc 35 (saved) vs 20 (now)', '--ndf 4 (saved) vs 8 (now)')
+    assert_one_line_error(
+        result,
+        'was saved with other flags (architecture.json and opt.json)',
+        '--label_nc 35 (saved) vs 20 (now)',
+        '--ndf 4 (saved) vs 8 (now)',
+    )
     assert tree_bytes(folder) == before
 
 

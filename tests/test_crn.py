@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from helpers import reference_vgg19_state_dict, run_tool
 from models import METHODS, crn
 from models.crn.loss import crn_loss
+from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
 from util.cityscapes import LABEL_IDS, LABEL_TO_TRAIN_ID
 from util.errors import ModelError, OptionsError
@@ -432,15 +433,16 @@ def test_convert_script_writes_a_strictly_loadable_checkpoint(tmp_path):
     out = str(tmp_path / 'crn_tiny' / 'latest_net_G.pth')
     result = run_tool('scripts/convert_crn_tf.py', '--npz', npz, '--out', out)
     assert result.returncode == 0, result.stderr
-    with open(str(tmp_path / 'crn_tiny' / 'latest_net_G.architecture.json')) as handle:
-        arch = crn.Architecture.from_dict(json.load(handle))
+    with open(str(tmp_path / 'crn_tiny' / 'architecture.json')) as handle:
+        record = json.load(handle)
+    arch = crn.Architecture.from_dict(record['architecture'])
     net = crn.build_networks(arch)['G']
     net.load_state_dict(torch.load(out, map_location='cpu', weights_only=True), strict=True)
-    # the printed test.py command's flags give the converted architecture back
+    # the printed test.py command needs no architecture flag: test.py takes --model and them from architecture.json
     command = shlex.split(result.stdout.split('test it with:')[1].strip())
     assert command[command.index('--name') + 1] == 'crn_tiny' and command[command.index('--which_epoch') + 1] == 'latest'
-    start = command.index('--which_epoch') + 2
-    parsed = TrainOptions(methods=METHODS).parse([*command[start : command.index('--dataroot')], '--model', 'crn'], save=False)
-    assert crn.Architecture.from_options(parsed) == arch
+    assert '--model' not in command and '--crn_widths' not in command
+    parsed = _TestOptions(methods=METHODS).parse(command[command.index('--name') : command.index('--dataroot')], save=False)
+    assert parsed.model == 'crn' and crn.Architecture.from_options(parsed) == arch
     bad = run_tool('scripts/convert_crn_tf.py', '--npz', str(tmp_path / 'none.npz'), '--out', out)
     assert bad.returncode == 1 and bad.stderr.startswith('error: --npz')

@@ -149,16 +149,16 @@ def test_a_resume_with_other_architecture_flags_is_refused_naming_them(trained, 
 
 
 def test_a_resume_whose_architecture_value_differs_is_refused_naming_the_flag(trained, tmp_path, vgg_weights):
-    """architecture.json is compared too (the same flags can describe other networks, e.g. after a change of defaults)."""
+    """The architecture flags a resume must keep are architecture.json's (the record of the networks), not opt.json's."""
     checkpoints = tmp_path / 'checkpoints'
     shutil.copytree(trained['checkpoints'], checkpoints)
     path = checkpoints / trained['model'] / 'architecture.json'
     record = json.loads(path.read_text())
-    field, flag = ('ngf', '--ngf') if trained['model'] == 'pix2pix' else ('n_images', '--crn_n_images')
-    record['architecture'][field] = 5
+    flag = 'ngf' if trained['model'] == 'pix2pix' else 'crn_n_images'
+    record['flags'][flag] = 5
     path.write_text(json.dumps(record))
     args = [*train_args(trained['model'], checkpoints, trained['dataroot'], vgg_weights), '--continue_train']
-    assert_one_line_error(run_tool('train.py', *args), 'architecture.json', f'{flag}: {field} 5 (saved) vs 2 (now)')
+    assert_one_line_error(run_tool('train.py', *args), '(architecture.json and opt.json)', f'--{flag} 5 (saved) vs 2 (now)')
 
 
 def test_resume_with_another_model_is_refused(trained):

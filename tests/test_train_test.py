@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -545,11 +546,23 @@ def _first_test_names(cityscapes_root, n=3):
     return [os.path.splitext(name)[0] for name in names]
 
 
-def test_test_py_takes_architecture_flags_from_opt_json(tested, trained):
+def test_test_py_takes_architecture_flags_from_the_record_of_the_networks(tested, trained):
     stdout = tested['result'].stdout
     line = next(line for line in stdout.splitlines() if line.startswith('Taking architecture flags from'))
-    assert str(trained['dir'] / 'opt.json') in line
+    assert str(trained['dir'] / 'architecture.json') in line
     assert '--ngf 8' in line and '--n_blocks_global 1' in line
+
+
+def test_an_experiment_without_the_record_takes_its_flags_from_opt_json(trained, tmp_path, capsys):
+    """Experiments written before architecture.json carried its flags still load: opt.json holds every flag."""
+    checkpoints = tmp_path / 'checkpoints'
+    shutil.copytree(trained['dir'], checkpoints / 'tiny')
+    record = json.loads((checkpoints / 'tiny' / 'architecture.json').read_text())
+    del record['flags']  # as train.py wrote it before
+    (checkpoints / 'tiny' / 'architecture.json').write_text(json.dumps(record))
+    opt = _TestOptions('', METHODS).parse(['--name', 'tiny', '--checkpoints_dir', str(checkpoints), '--gpu_ids', '-1'], save=False)
+    assert (opt.ngf, opt.n_blocks_global) == (8, 1)
+    assert f'Taking architecture flags from {checkpoints / "tiny" / "opt.json"}' in capsys.readouterr().out
 
 
 def test_test_py_writes_images_and_page(tested, cityscapes_root):

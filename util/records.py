@@ -45,6 +45,39 @@ def write_text(path: str, text: str) -> None:
     atomic_write(path, write)
 
 
+ARCHITECTURE_FILE = 'architecture.json'
+
+
+def load_architecture_record(expr_dir: str) -> dict | None:
+    """The experiment's record of its networks (architecture.json: {'model', 'architecture': field values, 'flags': the
+    architecture flags that built them}), or None for an experiment written before the record had its flags."""
+    path = os.path.join(expr_dir, ARCHITECTURE_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise OptionsError(f"{path}: cannot read the record of the networks ({describe(error)}); delete or fix the file") from None
+    if not isinstance(record, dict) or not isinstance(record.get('model'), str) or not isinstance(record.get('architecture'), dict):
+        raise OptionsError(f'{path}: not a record of networks ({{"model", "architecture", "flags"}}); delete or fix the file')
+    if 'flags' not in record:  # written before the record carried its flags: opt.json has them
+        return None
+    if not isinstance(record['flags'], dict):
+        raise OptionsError(f'{path}: "flags" is a JSON {type(record["flags"]).__name__}, not an object of flag: value; fix the file')
+    return record
+
+
+def saved_architecture_flags(expr_dir: str) -> tuple[dict, str] | None:
+    """({'model': ..., architecture flag: value}, the file they come from) as the experiment recorded its networks:
+    architecture.json, or for an experiment written before it, opt.json (which holds every flag); None without either."""
+    record = load_architecture_record(expr_dir)
+    if record is not None:
+        return {**record['flags'], 'model': record['model']}, os.path.join(expr_dir, ARCHITECTURE_FILE)
+    saved = load_saved_options(expr_dir)
+    return (saved, os.path.join(expr_dir, 'opt.json')) if saved is not None else None
+
+
 def load_saved_options(expr_dir: str) -> dict | None:
     """The options an experiment was trained with (opt.json), or None when there is none."""
     json_path = os.path.join(expr_dir, 'opt.json')

@@ -19,7 +19,8 @@ from builders import build_model
 from data.aligned_dataset import AlignedDataset, pair_key
 from data.synthetic import make_synthetic_dataset
 from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
-from models import METHODS, onnx_export
+from models import METHODS
+from models.common import onnx_export
 from models.pix2pixhd.networks import define_G
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from util.checkpoint import save_network
@@ -481,6 +482,17 @@ def test_nice_ticks():
     assert nice_ticks(0.0, 100.0) == [0, 25, 50, 75, 100]
     assert nice_ticks(0.31, 0.69) == [0.3, 0.4, 0.5, 0.6, 0.7]
     assert nice_ticks(2.0, 2.0) == [1.5, 1.75, 2, 2.25, 2.5]  # a flat loss still gets an axis
+
+
+@pytest.mark.parametrize('low, high', [(1e17, 1e17), (5e11, 5e11), (-1e308, 1e308), (0.0, float('inf')), (float('nan'), 1.0)])
+def test_nice_ticks_take_huge_and_non_finite_ranges(low, high):
+    ticks = nice_ticks(low, high)
+    assert 2 <= len(ticks) <= 8 and all(np.isfinite(ticks)) and ticks == sorted(ticks) and ticks[0] < ticks[-1]
+
+
+def test_the_loss_page_renders_with_one_huge_point():
+    svg = loss_curve_svg([(1, 3, {'G_GAN': 5e17, 'D_real': float('nan')})])
+    assert svg.count('class="panel"') == 2 and 'nan' not in svg.split('</text>', 1)[1]
 
 
 def test_loss_log_resume_replaces_steps_trained_again(tmp_path):

@@ -127,7 +127,8 @@ def method_args(method: str, opt: argparse.Namespace, vgg: list[str]) -> list[st
     # without instance features.
     vgg_loss = ['--vgg_weights', opt.vgg_weights] if opt.vgg_weights else ['--no_vgg_loss']
     return ['--ngf', '16', '--n_downsample_global', '0', '--n_blocks_global', '6', '--netG_init', 'delta', '--ndf', '16',
-            '--n_layers_D', '1', '--lambda_feat', '30', *vgg_loss, '--niter', str(half), '--niter_decay', str(opt.epochs - half)]  # fmt: skip
+            '--n_layers_D', '1', '--lambda_feat', '30', *vgg_loss,
+            '--niter', str(half), '--niter_decay', str(opt.epochs - half)]  # fmt: skip
 
 
 def random_vgg19(path: str, seed: int) -> None:

@@ -84,3 +84,16 @@ def dataroot(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('synthetic'))
     make_synthetic_dataset(root, n_train=4, n_test=1, width=128, height=64, seed=0)
     return root
+
+
+@pytest.fixture
+def loaded_batch(dataroot):
+    """One training batch of the tiny configuration on `dataroot`."""
+    from builders import build_data
+    from helpers import train_args
+    from models import METHODS
+    from options.train_options import TrainOptions
+
+    opt = TrainOptions('', METHODS).parse(train_args('/nonexistent', dataroot, 'exp'), save=False)
+    _, loader = build_data(opt)
+    return next(iter(loader))

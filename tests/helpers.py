@@ -1,4 +1,5 @@
-"""Helpers shared by the end-to-end tests: running the repository's scripts and checking their errors."""
+"""Helpers shared by the end-to-end tests: running the repository's scripts (train.py and test.py on the tiny
+configuration: run_train, run_test) and checking their errors, a saved tiny experiment, file-tree snapshots."""
 
 import contextlib
 import io
@@ -12,6 +13,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+
+import util.records as records
+from models import METHODS
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
+from options.train_options import TrainOptions
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # CI must have everything a test needs (../shared beside the clone, Chromium): a silently skipped test proves nothing there.
@@ -43,6 +49,12 @@ TINY = [
     '--n_downsample_global',
     '2',
 ]
+# test.py's flags in the tests (run_test): the CPU and 64x32 inputs; the architecture comes from the experiment's opt.json.
+TEST_FLAGS = ['--gpu_ids', '-1', '--loadSize', '64']
+# The feature scripts' (and TestOptions parsed in-process): TEST_FLAGS and no loader workers (TestOptions.derive sets
+# --nThreads 1 whatever it says).
+READ = ['--gpu_ids', '-1', '--nThreads', '0', '--loadSize', '64']
+ONE_EPOCH = ['--niter', '1', '--niter_decay', '0']
 
 
 def run_script(script, *args, timeout=300) -> subprocess.CompletedProcess:
@@ -97,6 +109,63 @@ def run_tool(script: str, *args) -> subprocess.CompletedProcess:
         for signum, handler in saved_handlers.items():
             signal.signal(signum, handler)
     return subprocess.CompletedProcess([script, *args], code or 0, out.getvalue(), err.getvalue())
+
+
+def train_args(checkpoints, dataroot, name: str, *extra) -> list[str]:
+    """train.py's command line of a tiny run: TINY, the experiment `name` under `checkpoints` on `dataroot`, then
+    `extra` (a flag of TINY given again in `extra` wins). Also what TrainOptions.parse takes in-process."""
+    return [str(arg) for arg in [*TINY, '--name', name, '--checkpoints_dir', checkpoints, '--dataroot', dataroot, *extra]]
+
+
+def run_train(checkpoints, dataroot, name: str, *extra) -> subprocess.CompletedProcess:
+    """train.py on the tiny run of train_args, in this process (run_tool)."""
+    return run_tool('train.py', *train_args(checkpoints, dataroot, name, *extra))
+
+
+def run_test(checkpoints, dataroot, name: str, *extra) -> subprocess.CompletedProcess:
+    """test.py on the experiment `name` under `checkpoints` (its architecture from opt.json) on the CPU at 64x32,
+    then `extra` (--results_dir, ...), in this process (run_tool)."""
+    return run_tool('test.py', *TEST_FLAGS, '--name', name, '--checkpoints_dir', checkpoints, '--dataroot', dataroot, *extra)
+
+
+def make_experiment(checkpoints, dataroot, *extra) -> tuple:
+    """A trainer of the tiny experiment `exp` whose `latest` set is saved as train.py writes it (options included):
+    (trainer, opt, experiment folder)."""
+    opt = TrainOptions('', METHODS).parse(train_args(checkpoints, dataroot, 'exp', *extra))
+    trainer = Pix2PixHDTrainer(opt)
+    trainer.save('latest', 1, 0)
+    return trainer, opt, records.experiment_dir(opt)
+
+
+def tree_bytes(folder) -> dict:
+    """{relative path: content} of every file under `folder`, hidden ones included."""
+    found = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as handle:
+                found[os.path.relpath(path, folder)] = handle.read()
+    return found
+
+
+def one_line(error: BaseException) -> str:
+    """The message of a user error, asserted to be a single line."""
+    message = str(error)
+    assert '\n' not in message and message.strip(), message
+    return message
+
+
+def poison(tensor: torch.Tensor, value: float = float('nan')) -> None:
+    """Write one non-finite value into a tensor in place."""
+    with torch.no_grad():
+        tensor.view(-1)[0] = value
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process.wait()
+    return process.pid
 
 
 def reference_vgg19_state_dict() -> dict:

@@ -1,18 +1,22 @@
 """Tests for the data pipeline: AlignedDataset, the five --resize_or_crop modes, flip, 16-bit ids,
---label_nc 0, the DataLoader options and the DatasetError messages."""
+--label_nc 0, the DataLoader options and the DatasetError messages; lossy (JPEG, lossy WebP), colour and alpha
+maps refused, --label_nc checked over the whole dataset before anything is written (train.py, test.py and
+scripts/check_dataset.py), the label-range cache."""
 
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from builders import build_data
+import data.aligned_dataset as aligned_dataset
+from builders import build_data, build_dataset
 from data.aligned_dataset import AlignedDataset
-from data.base_dataset import DatasetError
-from helpers import TINY, assert_one_line_error, run_tool
+from data.base_dataset import DatasetError, open_map
+from helpers import ONE_EPOCH, TINY, assert_ok, assert_one_line_error, one_line, run_tool, run_train
 from models import METHODS
 from models.common.labels import instance_class
 from options.train_options import TrainOptions
@@ -310,7 +314,7 @@ def test_rgb_dataset_without_label_nc_0_says_so(tmp_path):
     for folder in ('train_A', 'train_B'):
         os.makedirs(root / folder)
         Image.fromarray(image).save(root / folder / 'pair.png')
-    result = run_tool('train.py', '--dataroot', root, '--name', 'rgb', '--checkpoints_dir', tmp_path / 'checkpoints', *TINY)
+    result = run_train(tmp_path / 'checkpoints', root, 'rgb')
     assert_one_line_error(result, str(root / 'train_label'), str(root / 'train_A'), 'looks like RGB input', '--label_nc 0 --no_instance')
 
 
@@ -512,3 +516,146 @@ def test_photo_size_must_match_label_size(tmp_path):
     message = str(info.value)
     assert '96x48' in message and '64x32' in message
     assert 'misaligned.png' in message
+
+
+# ----------------------------------------------------------------------------- lossy maps (JPEG, WebP)
+def write_pair(root, name: str, label: np.ndarray, label_format: str = 'PNG', inst_format: str = 'PNG', phase: str = 'train') -> None:
+    """One label map, instance map and photo of the same size, the maps in the given formats."""
+    height, width = label.shape
+    extension = {'PNG': 'png', 'JPEG': 'jpg', 'WEBP': 'webp'}
+    for folder, array, file_format in (
+        ('label', label, label_format),
+        ('inst', label.astype(np.uint8), inst_format),
+        ('img', np.full((height, width, 3), 128, np.uint8), 'PNG'),
+    ):
+        os.makedirs(os.path.join(root, f'{phase}_{folder}'), exist_ok=True)
+        Image.fromarray(array).save(os.path.join(root, f'{phase}_{folder}', f'{name}.{extension[file_format]}'), format=file_format)
+
+
+def stripes(width: int = 64, height: int = 32, top: int = 33) -> np.ndarray:
+    """A label map of vertical stripes with ids 0..top."""
+    return (np.arange(width)[None, :].repeat(height, 0) * (top + 1) // width).astype(np.uint8)
+
+
+@pytest.mark.parametrize('which', ['label', 'inst'])
+def test_train_refuses_a_jpeg_map_naming_the_file_and_the_fix(tmp_path, which):
+    root = str(tmp_path / 'data')
+    write_pair(root, 'a', stripes(), **{f'{which}_format': 'JPEG'})
+    result = run_train(tmp_path / 'checkpoints', root, 'run', *ONE_EPOCH)
+    assert_one_line_error(result, 'a.jpg', 'JPEG', 'export it as PNG')
+    assert not os.path.exists(tmp_path / 'checkpoints' / 'run')
+
+
+def test_test_and_check_dataset_refuse_a_jpeg_label_map(tmp_path):
+    root = str(tmp_path / 'data')
+    write_pair(root, 'a', stripes(), label_format='JPEG', phase='test')
+    tested = run_tool('test.py', '--name', 'run', '--dataroot', root, '--checkpoints_dir', tmp_path / 'ck', '--gpu_ids', -1)
+    assert_one_line_error(tested, 'a.jpg', 'JPEG', 'export it as PNG')
+    checked = run_tool('scripts/check_dataset.py', '--dataroot', root, '--phase', 'test')
+    assert_one_line_error(checked, 'a.jpg', 'JPEG', 'export it as PNG')
+    assert '--label_nc' not in checked.stderr  # compression noise no longer reads as label values
+
+
+def test_webp_maps_are_refused_when_lossy_and_read_when_lossless(tmp_path):
+    label = stripes()
+    lossy, lossless = str(tmp_path / 'lossy.webp'), str(tmp_path / 'lossless.webp')
+    Image.fromarray(label).save(lossy, format='WEBP', quality=90)
+    Image.fromarray(label).convert('RGB').save(lossless, format='WEBP', lossless=True)
+    with pytest.raises(DatasetError, match='lossy WebP'):
+        open_map(lossy)
+    assert np.array_equal(np.asarray(open_map(lossless))[..., 0], label)
+
+
+# ----------------------------------------------------------------------------- --label_nc over the whole dataset
+def test_a_label_nc_too_small_is_refused_before_anything_is_written(tmp_path):
+    root = str(tmp_path / 'data')
+    for index in range(3):
+        write_pair(root, f'frame{index}', stripes(top=33 if index == 2 else 10))
+    result = run_train(tmp_path / 'checkpoints', root, 'run', *ONE_EPOCH, '--label_nc', 20, '--serial_batches')
+    # The first batch (frame0) is fine: only a check of every map finds frame2, before the folder is written.
+    assert_one_line_error(result, 'frame2.png', 'label value 33 >= --label_nc 20', '--label_nc 34')
+    assert not os.path.exists(tmp_path / 'checkpoints' / 'run')
+
+
+def test_label_maxima_are_decoded_once_and_again_when_a_file_changes(tmp_path, monkeypatch):
+    paths = []
+    for index, top in enumerate((5, 9)):
+        paths.append(str(tmp_path / f'{index}.png'))
+        Image.fromarray(stripes(top=top)).save(paths[-1])
+    assert aligned_dataset.label_maxima(paths) == [5, 9]
+    decoded = []
+    real_open_map = aligned_dataset.open_map
+    monkeypatch.setattr(aligned_dataset, 'open_map', lambda path, what: decoded.append(path) or real_open_map(path, what))
+    assert aligned_dataset.label_maxima(paths) == [5, 9] and decoded == []
+    Image.fromarray(stripes(top=20)).save(paths[1])
+    os.utime(paths[1], ns=(0, 123))  # a new modification time even on a coarse clock
+    assert aligned_dataset.label_maxima(paths) == [5, 20] and decoded == [paths[1]]
+
+
+# ----------------------------------------------------------------------------- colour and alpha maps
+def write_dataset(root, label_arrays: list, inst_mode: str = 'I;16') -> str:
+    """A tiny Cityscapes-layout dataset from label arrays (instance map = the label ids in `inst_mode`, photo grey)."""
+    for index, label in enumerate(label_arrays):
+        stem = f'tiny_{index:06d}_000019'
+        for folder in ('train_label', 'train_inst', 'train_img'):
+            os.makedirs(os.path.join(root, folder), exist_ok=True)
+        Image.fromarray(label.astype(np.uint8)).save(os.path.join(root, 'train_label', f'{stem}_gtFine_labelIds.png'))
+        inst = (
+            Image.fromarray(label.astype(np.uint16)) if inst_mode == 'I;16' else Image.fromarray(label.astype(np.uint8)).convert(inst_mode)
+        )
+        inst.save(os.path.join(root, 'train_inst', f'{stem}_gtFine_instanceIds.png'))
+        Image.fromarray(np.full(label.shape + (3,), 128, np.uint8)).save(os.path.join(root, 'train_img', f'{stem}_leftImg8bit.png'))
+    return str(root)
+
+
+@pytest.mark.parametrize('folder,mode', [('train_label', 'LA'), ('train_inst', 'RGB'), ('train_inst', 'LA')])
+def test_colour_or_alpha_maps_name_the_file_and_the_expected_mode(tmp_path, folder, mode):
+    root = write_dataset(tmp_path / 'data', [np.zeros((32, 64)), np.ones((32, 64))])
+    path = sorted(os.listdir(os.path.join(root, folder)))[1]
+    Image.open(os.path.join(root, folder, path)).convert('L').convert(mode).save(os.path.join(root, folder, path))
+    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY], save=False)
+    with pytest.raises(DatasetError) as refused:
+        build_dataset(opt)
+    message = one_line(refused.value)
+    assert path in message and f'(mode {mode})' in message and 'expected one channel of ids' in message
+
+
+def test_colour_instance_map_through_check_dataset_is_one_line(tmp_path):
+    root = write_dataset(tmp_path / 'data', [np.zeros((32, 64))], inst_mode='RGB')
+    result = run_tool('scripts/check_dataset.py', '--dataroot', root)
+    assert_one_line_error(result, 'tiny_000000_000019_gtFine_instanceIds.png: instance map has 3 channels (mode RGB)')
+
+
+# ----------------------------------------------------------------------------- degenerate sizes
+def test_images_that_shrink_to_nothing_are_one_line(tmp_path):
+    root = write_dataset(tmp_path / 'data', [np.zeros((1, 1))])
+    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY, '--resize_or_crop', 'none'], save=False)
+    with pytest.raises(DatasetError) as refused:
+        build_dataset(opt)[0]  # what the loader of train.py and test.py asks for
+    message = one_line(refused.value)
+    assert 'tiny_000000_000019_gtFine_labelIds.png: a 1x1 image would shrink to 0x0 pixels under --resize_or_crop none' in message
+
+
+# ----------------------------------------------------------------------------- scripts/check_dataset.py
+def test_check_dataset_accepts_a_test_set_without_photos(tmp_path, dataroot):
+    root = tmp_path / 'data'
+    shutil.copytree(dataroot, root)
+    shutil.rmtree(root / 'test_img')
+    result = run_tool('scripts/check_dataset.py', '--dataroot', root, '--phase', 'test')
+    assert_ok(result)
+    assert 'checked for test.py' in result.stdout and 'no photos' in result.stdout
+
+
+def test_out_of_range_labels_suggest_the_label_nc_of_the_whole_dataset(tmp_path):
+    root = write_dataset(tmp_path / 'data', [np.full((32, 64), 5), np.full((32, 64), 9), np.full((32, 64), 7)])
+    result = run_tool('scripts/check_dataset.py', '--dataroot', root, '--label_nc', '4', '--no_instance')
+    assert_one_line_error(
+        result,
+        'tiny_000000_000019_gtFine_labelIds.png: label value 5 >= --label_nc 4',
+        '3 of 3 label maps',
+        'pass --label_nc 10 to cover the whole dataset',
+    )
+    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY, '--label_nc', '4', '--no_instance'], save=False)
+    with pytest.raises(DatasetError) as refused:
+        build_dataset(opt)[0]
+    assert 'scripts/check_dataset.py' in one_line(refused.value) and '--label_nc that covers the whole dataset' in str(refused.value)

@@ -1,6 +1,6 @@
-"""Instance features: encode_features.py and its cluster files, the seeded
-FeatureSampler and --feat_choice, G's response to a chosen cluster, --relabel, test.py with several
-styles, pickled reference cluster files, and the full feature recipe at small size
+"""Instance features: encode_features.py and its cluster files (an interrupted run keeps the previous pair, a damaged
+file is one line), the seeded FeatureSampler and --feat_choice, G's response to a chosen cluster, --relabel, test.py
+with several styles, pickled reference cluster files, and the full feature recipe at small size
 (train -> encode_features -> precompute_feature_maps -> local enhancer on precomputed features -> test)."""
 
 import html.parser
@@ -14,12 +14,12 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from data.synthetic import make_synthetic_dataset
-from helpers import TINY, assert_ok, assert_one_line_error, run_tool
+from helpers import ONE_EPOCH, READ, assert_ok, assert_one_line_error, dead_pid, make_experiment, one_line, run_tool, run_train
 from models import METHODS
 from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
 from models.pix2pixhd.model import Pix2PixHDModel
 from models.pix2pixhd.networks import define_E, define_G
-from models.pix2pixhd.styles import FeatureSampler, load_clusters
+from models.pix2pixhd.styles import FeatureSampler, load_clusters, save_class_arrays
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
 from util.checkpoint import save_networks
@@ -111,21 +111,7 @@ def synthetic(tmp_path_factory):
     make_synthetic_dataset(str(dataroot), n_train=4, n_test=2, width=128, height=64, seed=0)
     checkpoints = base / 'checkpoints'
     common = ['--checkpoints_dir', checkpoints, '--dataroot', dataroot, '--gpu_ids', '-1']
-    trained = run_tool(
-        'train.py',
-        '--name',
-        'f512',
-        '--instance_feat',
-        *TINY,
-        '--loadSize',
-        LOAD_SIZE,
-        *STAGE1_ARCH,
-        '--niter',
-        '1',
-        '--niter_decay',
-        '0',
-        *common[:4],
-    )
+    trained = run_train(checkpoints, dataroot, 'f512', '--instance_feat', '--loadSize', LOAD_SIZE, *STAGE1_ARCH, *ONE_EPOCH)
     assert_ok(trained)
     encoded = run_tool('encode_features.py', '--name', 'f512', '--loadSize', LOAD_SIZE, *common)
     assert_ok(encoded)
@@ -234,25 +220,7 @@ def test_encode_features_takes_each_feature_under_its_instance(tmp_path):
     for kind, array in (('label', class_of(inst).astype(np.uint8)), ('inst', inst), ('img', photo)):
         os.makedirs(dataroot / f'train_{kind}')
         Image.fromarray(array).save(dataroot / f'train_{kind}' / 'stripes.png')
-    assert_ok(
-        run_tool(
-            'train.py',
-            '--name',
-            'stripes',
-            *TINY,
-            '--instance_feat',
-            '--nef',
-            4,
-            '--niter',
-            1,
-            '--niter_decay',
-            0,
-            '--checkpoints_dir',
-            checkpoints,
-            '--dataroot',
-            dataroot,
-        )
-    )
+    assert_ok(run_train(checkpoints, dataroot, 'stripes', '--instance_feat', '--nef', 4, *ONE_EPOCH))
     assert_ok(
         run_tool(
             'encode_features.py',
@@ -287,6 +255,54 @@ def test_encode_features_takes_each_feature_under_its_instance(tmp_path):
         np.testing.assert_allclose(rows[0, :3], expected[class_id], rtol=0, atol=1e-5, err_msg=str(class_id))
         columns = stripes[class_id]
         assert rows[0, 3] == pytest.approx(32 * (columns.stop - columns.start) / (64 * 32 // 32))
+
+
+@pytest.fixture
+def encoded(tmp_path, dataroot):
+    """An experiment with E whose features were encoded once: (args, folder, its files)."""
+    _, _, folder = make_experiment(tmp_path / 'checkpoints', dataroot, '--instance_feat')
+    args = [*READ, '--dataroot', dataroot, '--checkpoints_dir', tmp_path / 'checkpoints', '--name', 'exp', '--n_clusters', '2']
+    result = run_tool('encode_features.py', *args)
+    assert result.returncode == 0, result.stderr
+    names = ('features.npz', 'features_clustered_002.npz')
+    return args, folder, {name: open(os.path.join(folder, name), 'rb').read() for name in names}
+
+
+def test_encode_features_interrupted_between_its_writes_keeps_the_old_pair(encoded, monkeypatch):
+    args, folder, files = encoded
+    # New weights, so the next encoding differs from the first.
+    path = os.path.join(folder, 'latest_net_E.pth')
+    state = torch.load(path, weights_only=True)
+    torch.save({key: value + 0.3 if value.is_floating_point() else value for key, value in state.items()}, path)
+    original, calls = np.savez, []
+
+    def second_write_dies(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    monkeypatch.setattr(np, 'savez', second_write_dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_tool('encode_features.py', *args)
+    assert {name: open(os.path.join(folder, name), 'rb').read() for name in files} == files
+    monkeypatch.undo()
+    assert run_tool('encode_features.py', *args).returncode == 0
+    now = {name: open(os.path.join(folder, name), 'rb').read() for name in files}
+    assert all(now[name] != files[name] for name in files)
+    assert not [name for name in os.listdir(folder) if name.startswith('.')]
+
+
+def test_temporary_files_of_dead_processes_are_swept(encoded):
+    args, folder, _ = encoded
+    dead = os.path.join(folder, f'features.npz.tmp-{dead_pid()}')
+    live = os.path.join(folder, f'features.npz.tmp-{os.getpid()}')
+    for path in (dead, live):
+        with open(path, 'wb') as handle:
+            handle.write(b'half')
+    assert run_tool('encode_features.py', *args).returncode == 0
+    assert not os.path.exists(dead) and os.path.exists(live)
+    os.remove(live)
 
 
 # ----------------------------------------------------------------------------- 2. FeatureSampler
@@ -582,6 +598,24 @@ def test_pickled_cluster_file_with_other_content_is_a_user_error(tmp_path):
     assert set(centers) == {26, 7} and centers[26].shape == (2, 3) and centers[26].dtype == np.float32
 
 
+@pytest.mark.parametrize('damage', ['truncated', 'bad CRC'])
+def test_damaged_cluster_file_is_one_line(tmp_path, damage):
+    path = str(tmp_path / 'features_clustered_010.npz')
+    save_class_arrays(path, {26: np.arange(30, dtype=np.float32).reshape(10, 3)})
+    data = bytearray(open(path, 'rb').read())
+    if damage == 'truncated':
+        data = data[: len(data) // 2]
+    else:
+        data[data.index(b'\x93NUMPY') + 100] ^= 0xFF  # inside the stored array: the zip's CRC no longer matches
+    with open(path, 'wb') as handle:
+        handle.write(data)
+    with pytest.raises(ModelError) as refused:
+        load_clusters(path, feat_num=3)
+    message = one_line(refused.value)
+    assert path in message and 're-run encode_features.py' in message
+    assert ('Bad CRC-32' in message) if damage == 'bad CRC' else ('not a zip file' in message)
+
+
 # ----------------------------------------------------------------------------- 7. the full feature recipe
 def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
     dataroot, checkpoints, stage1 = synthetic['dataroot'], synthetic['checkpoints'], synthetic['dir']
@@ -605,11 +639,10 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
         assert len(np.unique(feat.reshape(-1, 3), axis=0)) > 1
 
     # stage 2: local enhancer on 256x128 with precomputed features, global part from stage 1
-    result = run_tool(
-        'train.py',
-        '--name',
+    result = run_train(
+        checkpoints,
+        dataroot,
         'f1024',
-        *TINY,
         '--netG',
         'local',
         '--ngf',
@@ -634,10 +667,6 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
         1,
         '--save_epoch_freq',
         1,
-        '--checkpoints_dir',
-        checkpoints,
-        '--dataroot',
-        dataroot,
     )
     assert_ok(result)
     report = [line for line in result.stdout.splitlines() if line.startswith('--load_pretrain:')]
@@ -668,20 +697,8 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
 
 
 def test_load_features_without_precomputed_maps(tmp_path, cityscapes_root):
-    result = run_tool(
-        'train.py',
-        '--name',
-        'nofeat',
-        '--checkpoints_dir',
-        tmp_path / 'checkpoints',
-        '--dataroot',
-        cityscapes_root,
-        '--instance_feat',
-        '--load_features',
-        *TINY,
-        '--loadSize',
-        LOAD_SIZE,
-        *STAGE1_ARCH,
+    result = run_train(
+        tmp_path / 'checkpoints', cityscapes_root, 'nofeat', '--instance_feat', '--load_features', '--loadSize', LOAD_SIZE, *STAGE1_ARCH
     )
     assert_one_line_error(result, 'train_feat', 'precompute_feature_maps.py')
 
@@ -695,25 +712,17 @@ def test_load_features_of_another_size_is_a_user_error(tmp_path):
     os.makedirs(dataroot / 'train_feat')
     name = os.listdir(dataroot / 'train_label')[0]
     Image.fromarray(np.full((64, 128, 3), 128, np.uint8)).save(dataroot / 'train_feat' / name)
-    result = run_tool(
-        'train.py',
-        '--name',
-        'badfeat',
-        '--checkpoints_dir',
+    result = run_train(
         tmp_path / 'checkpoints',
-        '--dataroot',
         dataroot,
+        'badfeat',
         '--instance_feat',
         '--load_features',
-        *TINY,
         '--resize_or_crop',
         'none',
         '--loadSize',
         64,
-        '--niter',
-        1,
-        '--niter_decay',
-        0,
+        *ONE_EPOCH,
         *STAGE1_ARCH,
     )
     assert_one_line_error(result, name)

@@ -484,6 +484,17 @@ def test_nice_ticks():
     assert nice_ticks(2.0, 2.0) == [1.5, 1.75, 2, 2.25, 2.5]  # a flat loss still gets an axis
 
 
+@pytest.mark.parametrize('low, high', [(1e17, 1e17), (5e11, 5e11), (-1e308, 1e308), (0.0, float('inf')), (float('nan'), 1.0)])
+def test_nice_ticks_take_huge_and_non_finite_ranges(low, high):
+    ticks = nice_ticks(low, high)
+    assert 2 <= len(ticks) <= 8 and all(np.isfinite(ticks)) and ticks == sorted(ticks) and ticks[0] < ticks[-1]
+
+
+def test_the_loss_page_renders_with_one_huge_point():
+    svg = loss_curve_svg([(1, 3, {'G_GAN': 5e17, 'D_real': float('nan')})])
+    assert svg.count('class="panel"') == 2 and 'nan' not in svg.split('</text>', 1)[1]
+
+
 def test_loss_log_resume_replaces_steps_trained_again(tmp_path):
     log = tmp_path / 'loss_log.txt'
     log.write_text(

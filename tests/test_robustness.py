@@ -1,4 +1,5 @@
-"""Bad input, faults and untrusted files: one-line errors, clean stops, nothing saved is lost."""
+"""Bad input, faults and untrusted files: one-line errors, clean stops, nothing saved is lost; a loss or weight that
+is not finite stops training naming it, and a finite divergence is warned about once (--no_divergence_check)."""
 
 import collections
 import glob
@@ -14,11 +15,12 @@ import torch
 from PIL import Image
 
 from builders import build_data
-from helpers import REPO_ROOT, TINY, assert_one_line_error, run_tool
+from helpers import REPO_ROOT, TINY, assert_one_line_error, poison, run_tool, run_train, train_args
 from models import METHODS
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
+from util.divergence import DivergenceMonitor
 from util.errors import TrainingError
 
 
@@ -40,13 +42,13 @@ def test_path_building_flags_cannot_escape(tmp_path, dataroot, flag, value):
 def test_unwritable_checkpoint_dir_is_reported_before_training(tmp_path, dataroot):
     blocker = tmp_path / 'not_a_folder'
     blocker.write_text('a file where the checkpoints folder should be')
-    result = run_tool(*['train.py', '--name', 'exp', '--dataroot', dataroot, '--checkpoints_dir', str(blocker)] + TINY)
+    result = run_train(blocker, dataroot, 'exp')
     assert_one_line_error(result, 'cannot write to', '--checkpoints_dir')
     assert blocker.read_text() == 'a file where the checkpoints folder should be'
 
 
 def test_failed_save_keeps_previous_files_and_says_so(tmp_path, dataroot, monkeypatch):
-    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'], save=True)
+    opt = TrainOptions('', METHODS).parse(train_args(tmp_path, dataroot, 'exp'), save=True)
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     before = snapshot(tmp_path / 'exp')
@@ -64,7 +66,7 @@ def test_failed_save_keeps_previous_files_and_says_so(tmp_path, dataroot, monkey
 
 
 def test_nan_loss_stops_with_its_name_and_iteration_without_saving(tmp_path, dataroot, monkeypatch):
-    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--name', 'exp'], save=True)
+    opt = TrainOptions('', METHODS).parse(train_args(tmp_path, dataroot, 'exp'), save=True)
     trainer = Pix2PixHDTrainer(opt)
     trainer.save('latest', 1, 0)
     before = snapshot(tmp_path / 'exp')
@@ -90,32 +92,83 @@ def test_nan_loss_stops_with_its_name_and_iteration_without_saving(tmp_path, dat
 
 
 def test_nan_from_a_diverging_run_stops_train_py_cleanly(tmp_path, dataroot):
-    result = run_tool(
-        *[
-            'train.py',
-            '--name',
-            'diverge',
-            '--dataroot',
-            dataroot,
-            '--checkpoints_dir',
-            str(tmp_path),
-            '--lr',
-            '1e30',
-            '--niter',
-            '3',
-            '--niter_decay',
-            '0',
-            '--print_freq',
-            '1',
-            '--save_epoch_freq',
-            '1',
-        ]
-        + TINY
+    result = run_train(
+        tmp_path, dataroot, 'diverge', '--lr', '1e30', '--niter', '3', '--niter_decay', '0', '--print_freq', '1', '--save_epoch_freq', '1'
     )
     assert_one_line_error(result, 'became NaN or Inf at iteration', 'stopped without saving')
     for path in glob.glob(str(tmp_path / 'diverge' / '*_net_G.pth')):
         state = torch.load(path, weights_only=True)
         assert all(torch.isfinite(value).all() for value in state.values())
+
+
+def test_a_nan_loss_says_the_checkpoint_is_good_only_when_this_run_verified_one(tmp_path, dataroot, loaded_batch):
+    opt = TrainOptions('', METHODS).parse(train_args(tmp_path, dataroot, 'exp'))
+    trainer = Pix2PixHDTrainer(opt)
+    poison(next(trainer.model.netG.parameters()))
+    trainer.train_step(loaded_batch, step=5)
+    with pytest.raises(TrainingError) as error:
+        trainer.check_finite()
+    assert 'last good' not in str(error.value) and 'nothing was saved by this run' in str(error.value)
+
+
+def test_the_weight_check_at_print_time_names_the_tensor(tmp_path, dataroot):
+    opt = TrainOptions('', METHODS).parse(train_args(tmp_path, dataroot, 'exp'))
+    trainer = Pix2PixHDTrainer(opt)
+    key = list(trainer.model.netD.state_dict())[2]
+    poison(trainer.model.netD.state_dict()[key], float('-inf'))
+    with pytest.raises(TrainingError, match=f'network D, {key}'):
+        trainer.check_weights(epoch=1, epoch_iter=2)
+
+
+def test_finite_divergence_is_warned_about_once_and_can_be_switched_off():
+    monitor = DivergenceMonitor()
+    for value in (1.0, 0.8, 1.2, 0.9, 1.1, 1.0):
+        assert monitor.update({'G_GAN': value, 'D_real': 0.3}, 'epoch 1, iteration 6') == []
+    warnings = monitor.update({'G_GAN': 5e11, 'D_real': 0.3}, 'epoch 2, iteration 3')
+    assert (
+        len(warnings) == 1 and 'G_GAN' in warnings[0] and 'epoch 2, iteration 3' in warnings[0] and '--no_divergence_check' in warnings[0]
+    )
+    assert monitor.update({'G_GAN': 6e11, 'D_real': 0.3}, 'later') == []  # said once while it stays diverged
+    # Small losses that grow to ordinary sizes are not a divergence.
+    quiet = DivergenceMonitor()
+    for value in (1e-5, 2e-5, 1e-5, 1e-5, 1e-5, 0.5):
+        assert quiet.update({'D_fake': value}, 'now') == []
+
+
+def test_exploding_weights_are_warned_about(tmp_path, dataroot):
+    opt = TrainOptions('', METHODS).parse(train_args(tmp_path, dataroot, 'exp'))
+    trainer = Pix2PixHDTrainer(opt)
+    monitor = DivergenceMonitor()
+    for _ in range(6):
+        assert monitor.update(trainer.check_weights(1, 1), 'before') == []
+    with torch.no_grad():
+        next(trainer.model.netG.parameters()).mul_(4e9)
+    warnings = monitor.update(trainer.check_weights(1, 2), 'epoch 1, iteration 2')
+    assert len(warnings) == 1 and 'weights of G' in warnings[0]
+
+
+def test_the_opt_out_flag_is_in_the_logging_group():
+    help_text = TrainOptions('', METHODS).make_parser().format_help()
+    section = help_text.split('logging and saving:')[1].split('\n\n')[0]
+    assert '--no_divergence_check' in section
+
+
+@pytest.mark.parametrize('opt_out', [False, True])
+def test_train_py_warns_once_when_a_loss_blows_up_finitely(tmp_path, dataroot, monkeypatch, opt_out):
+    original = Pix2PixHDTrainer.train_step
+
+    def blowing_up(self, data, infer=False, step=0):
+        losses, generated = original(self, data, infer=infer, step=step)
+        if step > 6:  # the last two of 8 iterations: a finite loss of ~5e11, as a diverging lr gives
+            losses['G_GAN'] = losses['G_GAN'] * 0 + 5e11
+        return losses, generated
+
+    monkeypatch.setattr(Pix2PixHDTrainer, 'train_step', blowing_up)
+    args = ['--niter', '2', '--niter_decay', '0', '--print_freq', '1', '--display_freq', '100']
+    result = run_train(tmp_path / 'checkpoints', dataroot, 'exp', *args, *(['--no_divergence_check'] if opt_out else []))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith('warning: G_GAN is 5e+11 at epoch 2, iteration 3')]
+    assert len(warnings) == (0 if opt_out else 1), result.stdout[-2000:]
 
 
 def test_second_signal_exits_at_once_without_corrupting_files(tmp_path, dataroot):

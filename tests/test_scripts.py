@@ -1,4 +1,5 @@
-"""The shell recipes stay in sync with the option parsers, and the quickstart runs end to end."""
+"""The shell recipes stay in sync with the option parsers, every entry point's --help opens with a one-line summary,
+and the quickstart runs end to end."""
 
 import argparse
 import glob
@@ -158,6 +159,27 @@ def test_12G_recipes_are_the_reference_ones(script, name, fine_size):
         'crop',
         fine_size,
     )
+
+
+@pytest.mark.parametrize(
+    'script, summary',
+    [
+        ('train.py', 'Train pix2pixHD'),
+        ('test.py', 'Synthesize images'),
+        ('encode_features.py', 'Encode every training photo'),
+        ('precompute_feature_maps.py', "Write E's feature maps"),
+        ('scripts/editor.py', 'Serve the interactive editor'),
+        ('scripts/check_dataset.py', 'Check a dataset'),
+    ],
+)
+def test_help_opens_with_one_line_saying_what_the_script_does(script, summary):
+    result = run_tool(script, '--help')
+    assert result.returncode == 0
+    first, second = result.stdout.splitlines()[:2]
+    assert first.startswith(summary) and second == ''
+    if script == 'test.py':
+        flat = ' '.join(result.stdout.split())
+        assert '--netG' in flat and 'opt.json' in flat and 'unless given on the command line' in flat
 
 
 def test_quickstart_runs_end_to_end(tmp_path):

@@ -1,5 +1,6 @@
 """End-to-end tests: training lowers the reconstruction error, train.py writes the reference's files,
-the lr schedule, --niter_fix_global, --continue_train, --load_pretrain, and test.py with its errors."""
+the lr schedule, --niter_fix_global, --continue_train (and what a resume says changed), --load_pretrain, and test.py
+with its errors (an interrupted rerun never leaves a page mixing two runs)."""
 
 import html.parser
 import importlib.util
@@ -14,9 +15,21 @@ import pytest
 import torch
 from PIL import Image
 
-from builders import build_model
+import util.records as records
+from builders import build_model, build_trainer
 from data.aligned_dataset import AlignedDataset
-from helpers import TINY, assert_ok, assert_one_line_error, run_tool
+from helpers import (
+    ONE_EPOCH,
+    TINY,
+    assert_ok,
+    assert_one_line_error,
+    make_experiment,
+    run_test,
+    run_tool,
+    run_train,
+    train_args,
+    tree_bytes,
+)
 from models import METHODS
 from models.pix2pixhd.networks import define_G
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
@@ -88,15 +101,8 @@ def trained(tmp_path_factory, cityscapes_root):
     base = tmp_path_factory.mktemp('trained')
     checkpoints = base / 'checkpoints'
     args = [
-        '--name',
-        'tiny',
-        '--checkpoints_dir',
-        checkpoints,
-        '--dataroot',
-        cityscapes_root,
         '--max_dataset_size',
         '2',
-        *TINY,
         *TINY_ARCH,
         '--niter',
         '1',
@@ -111,7 +117,7 @@ def trained(tmp_path_factory, cityscapes_root):
     ]
     if HAVE_TENSORBOARD:
         args.append('--tf_log')
-    result = run_tool('train.py', *args)
+    result = run_train(checkpoints, cityscapes_root, 'tiny', *args)
     assert_ok(result)
     return {'base': base, 'checkpoints': checkpoints, 'dir': checkpoints / 'tiny', 'result': result, 'dataroot': cityscapes_root}
 
@@ -354,15 +360,10 @@ def test_train_py_fixes_the_global_generator_for_niter_fix_global_epochs(tmp_pat
     torch.manual_seed(0)
     pretrained = define_G(36, 3, 8, 'global', 2, 1).state_dict()
     torch.save(pretrained, tmp_path / 'pretrain' / 'latest_net_G.pth')
-    result = run_tool(
-        'train.py',
-        '--name',
-        'fix',
-        '--checkpoints_dir',
+    result = run_train(
         tmp_path,
-        '--dataroot',
         cityscapes_root,
-        *TINY,
+        'fix',
         '--netG',
         'local',
         '--n_blocks_local',
@@ -430,17 +431,12 @@ def test_load_pretrain_copies_the_global_generator_into_a_local_one(tmp_path, tr
 
 
 def test_load_pretrain_through_train_py(tmp_path, trained):
-    result = run_tool(
-        'train.py',
-        '--name',
-        'local',
-        '--checkpoints_dir',
+    result = run_train(
         tmp_path,
-        '--dataroot',
         trained['dataroot'],
+        'local',
         '--max_dataset_size',
         '1',
-        *TINY,
         '--loadSize',
         '128',
         '--netG',
@@ -453,10 +449,7 @@ def test_load_pretrain_through_train_py(tmp_path, trained):
         '1',
         '--load_pretrain',
         trained['dir'],
-        '--niter',
-        '1',
-        '--niter_decay',
-        '0',
+        *ONE_EPOCH,
         '--save_epoch_freq',
         '1',
     )
@@ -471,31 +464,14 @@ def test_load_pretrain_through_train_py(tmp_path, trained):
 
 # ----------------------------------------------------------------------------- --continue_train
 def test_continue_train_resumes_from_iter_file(tmp_path, cityscapes_root):
-    common = [
-        '--name',
-        'resume',
-        '--checkpoints_dir',
-        tmp_path,
-        '--dataroot',
-        cityscapes_root,
-        '--max_dataset_size',
-        '1',
-        *TINY,
-        *TINY_ARCH,
-        '--save_epoch_freq',
-        '1',
-        '--print_freq',
-        '1',
-        '--niter_decay',
-        '0',
-    ]
-    assert_ok(run_tool('train.py', *common, '--niter', '1'))
+    common = ['--max_dataset_size', '1', *TINY_ARCH, '--save_epoch_freq', '1', '--print_freq', '1', '--niter_decay', '0']
+    assert_ok(run_train(tmp_path, cityscapes_root, 'resume', *common, '--niter', '1'))
     directory = tmp_path / 'resume'
     assert (directory / 'iter.txt').read_text() == '2\n0\n'
     first_G = torch.load(directory / '1_net_G.pth', weights_only=True)
     assert not (directory / '2_net_G.pth').exists()
 
-    result = run_tool('train.py', *common, '--niter', '2', '--continue_train')
+    result = run_train(tmp_path, cityscapes_root, 'resume', *common, '--niter', '2', '--continue_train')
     assert_ok(result)
     assert 'Resuming from epoch 2 at iteration 0' in result.stdout
     assert 'Restored optimisers' in result.stdout
@@ -515,28 +491,55 @@ def test_continue_train_resumes_from_iter_file(tmp_path, cityscapes_root):
     assert float((first_G['model.1.weight'] - second_G['model.1.weight']).abs().max()) < 5e-4
 
 
+# Resuming says what changed: a new --lr restarts the decay, a restored flag and an --amp change are noted.
+def schedule_trainer(tmp_path, dataroot, *extra) -> Pix2PixHDTrainer:
+    args = train_args(tmp_path, dataroot, 'exp', '--niter', '1', '--niter_decay', '4', *extra)
+    return build_trainer(TrainOptions('', METHODS).parse(args, save=False))  # train.py saves the options after building
+
+
+def test_a_new_lr_on_resume_restarts_the_linear_decay_and_never_goes_negative(tmp_path, dataroot, capsys):
+    trainer = schedule_trainer(tmp_path, dataroot)
+    records.save_options(trainer.opt)
+    for epoch in (1, 2):  # end of epochs 1 and 2: lr 0.0002 -> 0.00015
+        if epoch > trainer.opt.niter:
+            trainer.update_learning_rate(epoch)
+    assert trainer.current_lr == pytest.approx(0.00015)
+    trainer.save('latest', 3, 0)
+    capsys.readouterr()
+    resumed = schedule_trainer(tmp_path, dataroot, '--continue_train', '--lr', '0.001')
+    notes = capsys.readouterr().out
+    assert '--lr 0.0002 -> 0.001' in notes and 'lr 0.00075 from epoch 3' in notes
+    assert resumed.current_lr == pytest.approx(0.00075)  # the new schedule at epoch 3: 0.001 * (1 - 1/4)
+    rates = []
+    for epoch in (3, 4, 5, 6, 7):
+        resumed.update_learning_rate(epoch)
+        rates.append(resumed.current_lr)
+    assert rates == pytest.approx([0.0005, 0.00025, 0.0, 0.0, 0.0]) and min(rates) >= 0
+    assert all(group['lr'] >= 0 for group in resumed.optimizer_G.param_groups)
+
+
+def test_a_flag_restored_from_the_checkpoint_is_said_so(tmp_path, dataroot, capsys):
+    make_experiment(tmp_path / 'checkpoints', dataroot)
+    capsys.readouterr()
+    build_trainer(TrainOptions('', METHODS).parse(train_args(tmp_path / 'checkpoints', dataroot, 'exp', '--continue_train', '--seed', '7')))
+    assert '--seed 0 -> 7' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('before, after', [('off', 'fp16'), ('fp16', 'off'), ('bf16', 'fp16'), ('fp16', 'bf16')])
+def test_an_amp_change_on_resume_works(tmp_path, dataroot, before, after, capsys):
+    trainer, _, folder = make_experiment(tmp_path / 'checkpoints', dataroot, '--amp', before)
+    args = train_args(tmp_path / 'checkpoints', dataroot, 'exp', '--continue_train', '--amp', after)
+    resumed = build_trainer(TrainOptions('', METHODS).parse(args))
+    assert resumed.scaler_G.is_enabled() == (after == 'fp16')
+    assert f'--amp {before} -> {after}' in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------- test.py
 @pytest.fixture(scope='module')
 def tested(trained, tmp_path_factory):
     """test.py on the first 3 Cityscapes test maps, architecture flags taken from opt.json."""
     results = tmp_path_factory.mktemp('results')
-    result = run_tool(
-        'test.py',
-        '--name',
-        'tiny',
-        '--checkpoints_dir',
-        trained['checkpoints'],
-        '--dataroot',
-        trained['dataroot'],
-        '--loadSize',
-        '64',
-        '--gpu_ids',
-        '-1',
-        '--results_dir',
-        results,
-        '--how_many',
-        '3',
-    )
+    result = run_test(trained['checkpoints'], trained['dataroot'], 'tiny', '--results_dir', results, '--how_many', '3')
     assert_ok(result)
     return {'results': results, 'result': result, 'web': results / 'tiny' / 'test_latest'}
 
@@ -614,121 +617,86 @@ def test_test_py_output_matches_the_model(tested, trained, cityscapes_root):
 
 
 def test_test_py_conflicting_architecture_flag(trained, tmp_path):
-    result = run_tool(
-        'test.py',
-        '--name',
-        'tiny',
-        '--checkpoints_dir',
-        trained['checkpoints'],
-        '--dataroot',
-        trained['dataroot'],
-        '--loadSize',
-        '64',
-        '--gpu_ids',
-        '-1',
-        '--results_dir',
-        tmp_path,
-        '--how_many',
-        '1',
-        '--ngf',
-        '16',
-    )
+    result = run_test(trained['checkpoints'], trained['dataroot'], 'tiny', '--results_dir', tmp_path, '--how_many', '1', '--ngf', '16')
     assert_one_line_error(result, '--ngf', 'latest_net_G.pth')
     assert not (tmp_path / 'tiny' / 'test_latest' / 'index.html').exists()
 
 
 def test_test_py_missing_epoch_lists_the_available_ones(trained, tmp_path):
-    result = run_tool(
-        'test.py',
-        '--name',
-        'tiny',
-        '--checkpoints_dir',
-        trained['checkpoints'],
-        '--dataroot',
-        trained['dataroot'],
-        '--loadSize',
-        '64',
-        '--gpu_ids',
-        '-1',
-        '--results_dir',
-        tmp_path,
-        '--which_epoch',
-        '7',
-    )
+    result = run_test(trained['checkpoints'], trained['dataroot'], 'tiny', '--results_dir', tmp_path, '--which_epoch', '7')
     line = assert_one_line_error(result, 'available', '7_net_G.pth')
     assert re.search(r'available: --which_epoch 1, 2, 3, latest', line), line
 
 
 def test_test_py_label_value_not_below_label_nc(trained, tmp_path):
     root = bad_label_root(str(tmp_path / 'data'), 'test')
-    result = run_tool(
-        'test.py',
-        '--name',
-        'tiny',
-        '--checkpoints_dir',
-        trained['checkpoints'],
-        '--dataroot',
-        root,
-        '--loadSize',
-        '64',
-        '--gpu_ids',
-        '-1',
-        '--results_dir',
-        tmp_path / 'results',
-    )
+    result = run_test(trained['checkpoints'], root, 'tiny', '--results_dir', tmp_path / 'results')
     assert_one_line_error(result, 'bad.png', 'label value 40', '--label_nc 41')
 
 
 def test_test_py_missing_dataroot(trained, tmp_path):
     missing = tmp_path / 'nowhere'
-    result = run_tool(
-        'test.py',
-        '--name',
-        'tiny',
-        '--checkpoints_dir',
-        trained['checkpoints'],
-        '--dataroot',
-        missing,
-        '--loadSize',
-        '64',
-        '--gpu_ids',
-        '-1',
-        '--results_dir',
-        tmp_path,
-    )
+    result = run_test(trained['checkpoints'], missing, 'tiny', '--results_dir', tmp_path)
     assert_one_line_error(result, str(missing / 'test_label'), '--dataroot')
+
+
+@pytest.fixture(scope='module')
+def two_test_images(tmp_path_factory):
+    from data.synthetic import make_synthetic_dataset
+
+    root = str(tmp_path_factory.mktemp('two'))
+    make_synthetic_dataset(root, n_train=2, n_test=2, width=64, height=32, seed=1)
+    return root
+
+
+def test_an_interrupted_rerun_of_test_py_never_leaves_a_page_mixing_two_runs(tmp_path, two_test_images, monkeypatch):
+    trainer, _, _ = make_experiment(tmp_path / 'checkpoints', two_test_images)
+    results = tmp_path / 'results'
+    args = [tmp_path / 'checkpoints', two_test_images, 'exp', '--nThreads', '0', '--results_dir', results]
+    assert run_test(*args).returncode == 0
+    page = results / 'exp' / 'test_latest'
+    first = tree_bytes(page)
+    with torch.no_grad():
+        for tensor in trainer.model.netG.parameters():
+            tensor.add_(0.5)
+    trainer.save('latest', 2, 0)
+
+    from util.visualizer import Visualizer
+
+    original, calls = Visualizer.save_images, []
+
+    def killed_on_the_second_image(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Visualizer, 'save_images', killed_on_the_second_image)
+    with pytest.raises(KeyboardInterrupt):
+        run_test(*args)
+    assert tree_bytes(page) == first  # the first run's page, whole
+    monkeypatch.undo()
+    assert run_test(*args).returncode == 0
+    second = tree_bytes(page)
+    assert second.keys() == first.keys() and second != first
+    assert os.listdir(results / 'exp') == ['test_latest']
 
 
 def test_train_py_label_value_not_below_label_nc(tmp_path):
     root = bad_label_root(str(tmp_path / 'data'), 'train')
     # --nThreads 1: the error is raised in a DataLoader worker and re-raised in the main process.
-    result = run_tool(
-        'train.py',
-        '--name',
-        'bad',
-        '--checkpoints_dir',
-        tmp_path / 'checkpoints',
-        '--dataroot',
-        root,
-        *TINY,
-        *TINY_ARCH,
-        '--nThreads',
-        '1',
-        '--niter',
-        '1',
-        '--niter_decay',
-        '0',
-    )
+    result = run_train(tmp_path / 'checkpoints', root, 'bad', *TINY_ARCH, '--nThreads', '1', *ONE_EPOCH)
     assert_one_line_error(result, 'bad.png', 'label value 40', '--label_nc 41')
 
 
 def test_train_py_missing_dataroot(tmp_path):
     missing = tmp_path / 'nowhere'
-    result = run_tool('train.py', '--name', 'none', '--checkpoints_dir', tmp_path / 'checkpoints', '--dataroot', missing, *TINY, *TINY_ARCH)
+    result = run_train(tmp_path / 'checkpoints', missing, 'none', *TINY_ARCH)
     assert_one_line_error(result, str(missing / 'train_label'), '--dataroot')
 
 
 def test_debug_flag_runs_one_epoch_showing_every_iteration(tmp_path, cityscapes_root):
+    # TINY's flags but --seed: spelled out rather than run_train, which would add --seed 0.
     result = run_tool(
         'train.py',
         '--name',

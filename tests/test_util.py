@@ -1,4 +1,4 @@
-"""Tests for util.images, util.files, util.html, util.image_pool and util.visualizer."""
+"""Tests for util.images, util.files, util.html, util.image_pool, util.visualizer and util.iter_counter."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from util.files import atomic_write, mkdirs
 from util.html import HTML
 from util.image_pool import ImagePool
 from util.images import label_colormap, save_image, tensor2im, tensor2label
+from util.iter_counter import IterationCounter
 from util.visualizer import Visualizer
 
 
@@ -269,3 +270,35 @@ def test_visualizer_test_mode_writes_nothing_and_save_images(tmp_path) -> None:
     assert "images/frankfurt_000000_000294_synthesized_image.png" in page
     assert 'width="32"' in page  # 8-px images zoomed by a whole factor (at most 4x), within --display_winsize 128
     assert not (tmp_path / "exp").exists()
+
+
+class Clock:
+    """A stand-in for time.time that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_time_per_image_divides_by_the_images_actually_seen(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr('util.iter_counter.time.time', clock)
+    opt = type(
+        'Opt', (), dict(niter=1, niter_decay=0, display_freq=100, print_freq=100, save_latest_freq=1000, batchSize=2, accum_steps=1)
+    )()
+    counter = IterationCounter(opt, dataset_size=1000)
+    counter.record_epoch_start(1)
+    for _ in range(3):  # 6 images at 0.5 s each, then the run stops (a final print long before --print_freq)
+        counter.record_one_iteration()
+        clock.now += 1.0
+    assert counter.time_per_iteration() == pytest.approx(0.5)
+    while not counter.needs_printing():  # a whole --print_freq interval: 100 images
+        counter.record_one_iteration()
+        clock.now += 1.0
+    counter.record_one_iteration()  # the timer restarts after a print
+    clock.now += 1.0
+    counter.record_one_iteration()
+    clock.now += 1.0
+    assert counter.time_per_iteration() == pytest.approx(0.5)

@@ -1,5 +1,6 @@
-"""Issue #10: a checkpoint is all or nothing, a refused start changes nothing on disk, a changed dataset
-resumes, degenerate sizes and odd user files end in one line, and the small promises hold."""
+"""Checkpoints and experiment folders: a save is all or nothing and never writes what is not finite, a load refuses
+non-finite tensors, a refused start or resume changes nothing on disk, one run per experiment folder, and a resume
+after the dataset or the batch size changed."""
 
 import errno
 import json
@@ -14,42 +15,38 @@ import time
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import util.checkpoint as checkpoint
 import util.records as records
-from builders import build_dataset, build_trainer
-from helpers import REPO_ROOT, SUBPROCESS_ENV, TINY, assert_ok, assert_one_line_error, run_tool
+from builders import build_model, build_trainer
+from helpers import (
+    ONE_EPOCH,
+    READ,
+    REPO_ROOT,
+    SUBPROCESS_ENV,
+    assert_ok,
+    assert_one_line_error,
+    dead_pid,
+    make_experiment,
+    one_line,
+    poison,
+    run_test,
+    run_train,
+    train_args,
+    tree_bytes,
+)
 from models import METHODS
-from models.pix2pixhd.styles import load_clusters, save_class_arrays
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
+from options.base_options import replace
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
 from options.train_options import TrainOptions
-from util.errors import DatasetError, ModelError, OptionsError, TrainingError
+from util.errors import ModelError, OptionsError, TrainingError
 from util.iter_counter import resume_position
-
-
-def tree_bytes(folder) -> dict:
-    """{relative path: content} of every file under `folder`, hidden ones included."""
-    found = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, 'rb') as handle:
-                found[os.path.relpath(path, folder)] = handle.read()
-    return found
 
 
 def hidden_entries(folder) -> list:
     """Staging or committed folders (or anything else hidden) left in an experiment folder."""
     return sorted(name for name in os.listdir(folder) if name.startswith('.'))
-
-
-def one_line(error: BaseException) -> str:
-    """The message of a user error, asserted to be a single line."""
-    message = str(error)
-    assert '\n' not in message and message.strip(), message
-    return message
 
 
 # ----------------------------------------------------------------------------- 1. checkpoints are transactions
@@ -92,9 +89,7 @@ def top_level_save(save_dir: str) -> int:
 @pytest.fixture
 def saved_once(tmp_path, dataroot):
     """A trainer whose `latest` set holds save 1 (every weight 1.0, iter.txt at image 1), as train.py writes it."""
-    opt = TrainOptions('', METHODS).parse(
-        TINY + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--name', 'exp'], save=True
-    )
+    opt = TrainOptions('', METHODS).parse(train_args(tmp_path / 'checkpoints', dataroot, 'exp'), save=True)
     trainer = Pix2PixHDTrainer(opt)
     nets = trainer.model.networks_by_name()
     set_values(nets, 1.0)
@@ -245,7 +240,7 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_at_every_file_of_a_save_keeps_the_previous_set(small_disk, dataroot):
-    opt = TrainOptions('', METHODS).parse(TINY + ['--dataroot', dataroot, '--checkpoints_dir', small_disk, '--name', 'exp'], save=True)
+    opt = TrainOptions('', METHODS).parse(train_args(small_disk, dataroot, 'exp'), save=True)
     trainer = Pix2PixHDTrainer(opt)
     nets = trainer.model.networks_by_name()
     set_values(nets, 1.0)
@@ -336,29 +331,125 @@ def test_a_full_disk_outside_a_checkpoint_save_is_one_line(tmp_path, capsys):
         run_main(lambda: open(tmp_path / 'missing'))
 
 
-# ----------------------------------------------------------------------------- end to end: one trained experiment
-def train_args(checkpoints, dataroot, *extra) -> list:
-    return [
-        '--name',
-        'exp',
-        '--checkpoints_dir',
-        str(checkpoints),
-        '--dataroot',
-        dataroot,
-        *TINY,
-        '--niter',
-        '1',
-        '--niter_decay',
-        '0',
-        *extra,
-    ]
+# ----------------------------------------------------------------------------- 2. never save or load what is not finite
+def test_a_save_with_a_nan_weight_keeps_the_previous_set_and_names_the_tensor(tmp_path, dataroot):
+    trainer, _, folder = make_experiment(tmp_path / 'checkpoints', dataroot)
+    before = tree_bytes(folder)
+    key = next(iter(trainer.model.netG.state_dict()))
+    poison(trainer.model.netG.state_dict()[key])
+    with pytest.raises(TrainingError) as error:
+        trainer.save('latest', 3, 7)
+    message = str(error.value)
+    assert '\n' not in message and f'network G, {key}' in message and 'epoch 3, iteration 7' in message
+    assert 'nothing was written' in message
+    assert tree_bytes(folder) == before
+
+
+def test_a_save_with_an_infinite_optimiser_moment_is_refused(tmp_path, dataroot, loaded_batch):
+    trainer, _, folder = make_experiment(tmp_path / 'checkpoints', dataroot)
+    trainer.train_step(loaded_batch)
+    before = tree_bytes(folder)
+    moments = trainer.optimizer_D.state[trainer.params_D[0]]
+    poison(moments['exp_avg_sq'], float('inf'))
+    with pytest.raises(TrainingError, match=r'optimizer_D, parameter 0 exp_avg_sq'):
+        trainer.save('latest', 2, 0)
+    assert tree_bytes(folder) == before
+
+
+def test_test_time_and_resume_refuse_weights_with_nan_naming_the_file_and_key(tmp_path, dataroot):
+    trainer, opt, folder = make_experiment(tmp_path / 'checkpoints', dataroot)
+    path = os.path.join(folder, 'latest_net_G.pth')
+    state = torch.load(path, weights_only=True)
+    key = list(state)[3]
+    poison(state[key])
+    torch.save(state, path)
+    test_opt = _TestOptions('', METHODS).parse(
+        READ + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path / 'checkpoints'), '--name', 'exp'], save=False
+    )
+    for options in (test_opt, replace(opt, continue_train=True)):
+        with pytest.raises(ModelError) as error:
+            build_model(options)
+        assert path in str(error.value) and key in str(error.value) and 'NaN or Inf' in str(error.value)
+
+
+def test_resume_refuses_a_training_state_with_nan_moments(tmp_path, dataroot, loaded_batch):
+    trainer, opt, folder = make_experiment(tmp_path / 'checkpoints', dataroot)
+    trainer.train_step(loaded_batch)
+    poison(trainer.optimizer_G.state[trainer.params_G[0]]['exp_avg'])
+    state = trainer.training_state(1, 0)
+    torch.save(state, os.path.join(folder, 'latest_train_state.pth'))
+    with pytest.raises(ModelError, match=r'latest_train_state.pth.*optimizer_G, parameter 0 exp_avg'):
+        build_trainer(replace(opt, continue_train=True))
+
+
+# ----------------------------------------------------------------------------- 3. one run per experiment folder
+LOCK_HOLDER = (
+    "import sys; sys.path.insert(0, {root!r}); from util.run_lock import acquire_run_lock; "
+    "lock = acquire_run_lock({folder!r}); print('locked', flush=True); sys.stdin.read()"
+)
+
+
+def hold_lock(folder: str) -> subprocess.Popen:
+    """A second process that holds the experiment's lock until its stdin closes (or it is killed)."""
+    holder = subprocess.Popen(
+        [sys.executable, '-c', LOCK_HOLDER.format(root=REPO_ROOT, folder=folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=SUBPROCESS_ENV,
+    )
+    assert holder.stdout.readline().strip() == 'locked'
+    return holder
+
+
+def test_a_second_run_on_the_same_folder_is_refused_naming_the_holder_and_readers_are_not_blocked(tmp_path, dataroot):
+    trainer, opt, folder = make_experiment(tmp_path / 'checkpoints', dataroot)
+    holder = hold_lock(folder)
+    try:
+        before = tree_bytes(folder)
+        result = run_train(tmp_path / 'checkpoints', dataroot, 'exp', *ONE_EPOCH, '--continue_train')
+        line = assert_one_line_error(result, f'PID {holder.pid}', os.uname().nodename)
+        assert folder in line
+        assert tree_bytes(folder) == before
+        # Readers take committed sets and do not wait for the lock.
+        result = run_test(tmp_path / 'checkpoints', dataroot, 'exp', '--nThreads', '0', '--results_dir', tmp_path / 'results')
+        assert result.returncode == 0, result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # SIGKILL leaves nothing to clean: the next run takes the folder.
+    from util.run_lock import acquire_run_lock
+
+    lock = acquire_run_lock(folder)
+    lock.close()
+
+
+def test_a_save_never_deletes_the_staging_folder_of_a_live_process(tmp_path, dataroot):
+    trainer, _, folder = make_experiment(tmp_path / 'checkpoints', dataroot)
+    holder = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'], stdin=subprocess.PIPE)
+    try:
+        live = os.path.join(folder, f'.ckpt-{1:020d}-p{holder.pid}-features.partial')
+        dead = os.path.join(folder, f'.ckpt-{2:020d}-p{dead_pid()}-latest.partial')
+        for staging in (live, dead):
+            os.makedirs(staging)
+        trainer.save('latest', 1, 0)
+        assert os.path.isdir(live) and not os.path.exists(dead)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# ----------------------------------------------------------------------------- 4. end to end: one trained experiment
+def train_exp(checkpoints, dataroot, *extra) -> subprocess.CompletedProcess:
+    """train.py on the experiment `exp` for one epoch (unless `extra` says otherwise)."""
+    return run_train(checkpoints, dataroot, 'exp', *ONE_EPOCH, *extra)
 
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, dataroot):
     """train.py for one epoch of 4 images with --print_freq/--display_freq 100 (longer than the run)."""
     checkpoints = tmp_path_factory.mktemp('trained')
-    assert_ok(run_tool('train.py', *train_args(checkpoints, dataroot)))
+    assert_ok(train_exp(checkpoints, dataroot))
     return {'dir': str(checkpoints / 'exp'), 'dataroot': dataroot}
 
 
@@ -381,7 +472,7 @@ def test_page_and_loss_log_exist_after_a_run_shorter_than_the_print_and_display_
 def test_refused_resume_names_every_differing_flag_and_changes_nothing(experiment, dataroot):
     checkpoints, folder = experiment
     before = tree_bytes(folder)
-    result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--label_nc', '20', '--ndf', '8'))
+    result = train_exp(checkpoints, dataroot, '--continue_train', '--label_nc', '20', '--ndf', '8')
     assert_one_line_error(
         result,
         'was saved with other flags (architecture.json and opt.json)',
@@ -397,7 +488,7 @@ def test_refused_resume_on_checkpoint_shapes_changes_nothing(experiment, dataroo
     for name in ('opt.json', 'architecture.json'):
         os.remove(os.path.join(folder, name))
     before = tree_bytes(folder)
-    result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--ngf', '8'))
+    result = train_exp(checkpoints, dataroot, '--continue_train', '--ngf', '8')
     assert_one_line_error(result, 'latest_net_G.pth does not fit the options', 'shape mismatches')
     assert tree_bytes(folder) == before and not os.path.exists(os.path.join(folder, 'opt.json'))
 
@@ -431,35 +522,21 @@ def test_wrongly_typed_saved_option_through_test_py_changes_nothing(experiment, 
     with open(path, 'w') as handle:
         json.dump(saved, handle)
     before = tree_bytes(folder)
-    result = run_tool(
-        'test.py',
-        '--name',
-        'exp',
-        '--checkpoints_dir',
-        checkpoints,
-        '--dataroot',
-        dataroot,
-        '--gpu_ids',
-        '-1',
-        '--loadSize',
-        '64',
-        '--results_dir',
-        tmp_path / 'results',
-    )
+    result = run_test(checkpoints, dataroot, 'exp', '--results_dir', tmp_path / 'results')
     assert_one_line_error(result, 'opt.json: "ngf": "8"', '--ngf takes an integer')
     assert tree_bytes(folder) == before
 
 
 def resave_latest_mid_epoch(checkpoints, dataroot, epoch_iter: int) -> None:
     """Overwrite `latest` as train.py's --save_latest_freq does in the middle of epoch 1."""
-    opt = TrainOptions('', METHODS).parse(train_args(checkpoints, dataroot, '--continue_train'), save=False)
+    opt = TrainOptions('', METHODS).parse(train_args(checkpoints, dataroot, 'exp', *ONE_EPOCH, '--continue_train'), save=False)
     build_trainer(opt).save('latest', 1, epoch_iter)
 
 
 def test_resume_after_the_dataset_shrank_finishes_the_epoch(experiment, dataroot):
     checkpoints, folder = experiment
     resave_latest_mid_epoch(checkpoints, dataroot, 3)
-    result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--niter', '2'))
+    result = train_exp(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--niter', '2')
     assert_ok(result)
     assert (
         'iter.txt says epoch 1, image 3, but an epoch now has 2 images (the dataset, --max_dataset_size or --batchSize changed): '
@@ -480,9 +557,9 @@ def test_resume_with_a_larger_batch_starts_at_the_last_whole_batch():
     assert resume_position(1, 0, 4, 3) == (1, 0, None)
 
 
-# ----------------------------------------------------------------------------- 4. degenerate sizes
+# ----------------------------------------------------------------------------- 5. a batch larger than the dataset
 def test_batch_larger_than_the_dataset_is_refused_with_the_numbers_before_anything_is_written(tmp_path, dataroot):
-    result = run_tool('train.py', *train_args(tmp_path, dataroot, '--batchSize', '5'))
+    result = train_exp(tmp_path, dataroot, '--batchSize', '5')
     assert_one_line_error(result, '--batchSize 5 is larger than the dataset: 4 samples', 'use --batchSize 4 or less')
     assert not os.path.exists(tmp_path / 'exp')
 
@@ -490,92 +567,6 @@ def test_batch_larger_than_the_dataset_is_refused_with_the_numbers_before_anythi
 def test_batch_larger_than_the_dataset_on_resume_changes_nothing(experiment, dataroot):
     checkpoints, folder = experiment
     before = tree_bytes(folder)
-    result = run_tool('train.py', *train_args(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--batchSize', '3'))
+    result = train_exp(checkpoints, dataroot, '--continue_train', '--max_dataset_size', '2', '--batchSize', '3')
     assert_one_line_error(result, '--batchSize 3 is larger than the dataset: 2 samples', '--max_dataset_size 2')
     assert tree_bytes(folder) == before
-
-
-def write_dataset(root, label_arrays: list, inst_mode: str = 'I;16') -> str:
-    """A tiny Cityscapes-layout dataset from label arrays (instance map = the label ids in `inst_mode`, photo grey)."""
-    for index, label in enumerate(label_arrays):
-        stem = f'tiny_{index:06d}_000019'
-        for folder in ('train_label', 'train_inst', 'train_img'):
-            os.makedirs(os.path.join(root, folder), exist_ok=True)
-        Image.fromarray(label.astype(np.uint8)).save(os.path.join(root, 'train_label', f'{stem}_gtFine_labelIds.png'))
-        inst = (
-            Image.fromarray(label.astype(np.uint16)) if inst_mode == 'I;16' else Image.fromarray(label.astype(np.uint8)).convert(inst_mode)
-        )
-        inst.save(os.path.join(root, 'train_inst', f'{stem}_gtFine_instanceIds.png'))
-        Image.fromarray(np.full(label.shape + (3,), 128, np.uint8)).save(os.path.join(root, 'train_img', f'{stem}_leftImg8bit.png'))
-    return str(root)
-
-
-def test_images_that_shrink_to_nothing_are_one_line(tmp_path):
-    root = write_dataset(tmp_path / 'data', [np.zeros((1, 1))])
-    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY, '--resize_or_crop', 'none'], save=False)
-    with pytest.raises(DatasetError) as refused:
-        build_dataset(opt)[0]  # what the loader of train.py and test.py asks for
-    message = one_line(refused.value)
-    assert 'tiny_000000_000019_gtFine_labelIds.png: a 1x1 image would shrink to 0x0 pixels under --resize_or_crop none' in message
-
-
-# ----------------------------------------------------------------------------- 5. user files
-@pytest.mark.parametrize('folder,mode', [('train_label', 'LA'), ('train_inst', 'RGB'), ('train_inst', 'LA')])
-def test_colour_or_alpha_maps_name_the_file_and_the_expected_mode(tmp_path, folder, mode):
-    root = write_dataset(tmp_path / 'data', [np.zeros((32, 64)), np.ones((32, 64))])
-    path = sorted(os.listdir(os.path.join(root, folder)))[1]
-    Image.open(os.path.join(root, folder, path)).convert('L').convert(mode).save(os.path.join(root, folder, path))
-    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY], save=False)
-    with pytest.raises(DatasetError) as refused:
-        build_dataset(opt)
-    message = one_line(refused.value)
-    assert path in message and f'(mode {mode})' in message and 'expected one channel of ids' in message
-
-
-def test_colour_instance_map_through_check_dataset_is_one_line(tmp_path):
-    root = write_dataset(tmp_path / 'data', [np.zeros((32, 64))], inst_mode='RGB')
-    result = run_tool('scripts/check_dataset.py', '--dataroot', root)
-    assert_one_line_error(result, 'tiny_000000_000019_gtFine_instanceIds.png: instance map has 3 channels (mode RGB)')
-
-
-@pytest.mark.parametrize('damage', ['truncated', 'bad CRC'])
-def test_damaged_cluster_file_is_one_line(tmp_path, damage):
-    path = str(tmp_path / 'features_clustered_010.npz')
-    save_class_arrays(path, {26: np.arange(30, dtype=np.float32).reshape(10, 3)})
-    data = bytearray(open(path, 'rb').read())
-    if damage == 'truncated':
-        data = data[: len(data) // 2]
-    else:
-        data[data.index(b'\x93NUMPY') + 100] ^= 0xFF  # inside the stored array: the zip's CRC no longer matches
-    with open(path, 'wb') as handle:
-        handle.write(data)
-    with pytest.raises(ModelError) as refused:
-        load_clusters(path, feat_num=3)
-    message = one_line(refused.value)
-    assert path in message and 're-run encode_features.py' in message
-    assert ('Bad CRC-32' in message) if damage == 'bad CRC' else ('not a zip file' in message)
-
-
-# ----------------------------------------------------------------------------- 6. small promises
-def test_check_dataset_accepts_a_test_set_without_photos(tmp_path, dataroot):
-    root = tmp_path / 'data'
-    shutil.copytree(dataroot, root)
-    shutil.rmtree(root / 'test_img')
-    result = run_tool('scripts/check_dataset.py', '--dataroot', root, '--phase', 'test')
-    assert_ok(result)
-    assert 'checked for test.py' in result.stdout and 'no photos' in result.stdout
-
-
-def test_out_of_range_labels_suggest_the_label_nc_of_the_whole_dataset(tmp_path):
-    root = write_dataset(tmp_path / 'data', [np.full((32, 64), 5), np.full((32, 64), 9), np.full((32, 64), 7)])
-    result = run_tool('scripts/check_dataset.py', '--dataroot', root, '--label_nc', '4', '--no_instance')
-    assert_one_line_error(
-        result,
-        'tiny_000000_000019_gtFine_labelIds.png: label value 5 >= --label_nc 4',
-        '3 of 3 label maps',
-        'pass --label_nc 10 to cover the whole dataset',
-    )
-    opt = TrainOptions('', METHODS).parse(['--dataroot', root, *TINY, '--label_nc', '4', '--no_instance'], save=False)
-    with pytest.raises(DatasetError) as refused:
-        build_dataset(opt)[0]
-    assert 'scripts/check_dataset.py' in one_line(refused.value) and '--label_nc that covers the whole dataset' in str(refused.value)

@@ -502,28 +502,44 @@ def test_refused_resume_on_checkpoint_shapes_changes_nothing(experiment, dataroo
     ],
 )
 def test_wrongly_typed_saved_options_are_one_line_for_test_and_resume(experiment, key, value, fragment):
+    """A wrongly typed architecture flag in the record of the networks (what test.py and a resume take them from)."""
     checkpoints, folder = experiment
-    path = os.path.join(folder, 'opt.json')
-    saved = json.load(open(path))
-    saved[key] = value
+    path = os.path.join(folder, 'architecture.json')
+    record = json.load(open(path))
+    record['flags'][key] = value
     with open(path, 'w') as handle:
-        json.dump(saved, handle)
+        json.dump(record, handle)
     for options, extra in ((_TestOptions, []), (TrainOptions, ['--continue_train'])):
         with pytest.raises(OptionsError) as refused:
             options('', METHODS).parse(['--name', 'exp', '--checkpoints_dir', str(checkpoints), '--gpu_ids', '-1', *extra], save=False)
-        assert f'opt.json: "{key}": "{value}" is not a valid value: {fragment}' in one_line(refused.value)
+        assert f'architecture.json: "{key}": "{value}" is not a valid value: {fragment}' in one_line(refused.value)
+
+
+def test_a_wrongly_typed_flag_in_opt_json_is_one_line_on_resume(experiment):
+    """The flags a resume must keep besides the architecture's come from opt.json, checked as the command line would."""
+    checkpoints, folder = experiment
+    path = os.path.join(folder, 'opt.json')
+    saved = json.load(open(path))
+    saved['num_D'] = 'two'
+    with open(path, 'w') as handle:
+        json.dump(saved, handle)
+    with pytest.raises(OptionsError) as refused:
+        TrainOptions('', METHODS).parse(
+            ['--name', 'exp', '--checkpoints_dir', str(checkpoints), '--gpu_ids', '-1', '--continue_train'], save=False
+        )
+    assert 'opt.json: "num_D": "two" is not a valid value: --num_D takes an integer' in one_line(refused.value)
 
 
 def test_wrongly_typed_saved_option_through_test_py_changes_nothing(experiment, dataroot, tmp_path):
     checkpoints, folder = experiment
-    path = os.path.join(folder, 'opt.json')
-    saved = json.load(open(path))
-    saved['ngf'] = '8'
+    path = os.path.join(folder, 'architecture.json')
+    record = json.load(open(path))
+    record['flags']['ngf'] = '8'
     with open(path, 'w') as handle:
-        json.dump(saved, handle)
+        json.dump(record, handle)
     before = tree_bytes(folder)
     result = run_test(checkpoints, dataroot, 'exp', '--results_dir', tmp_path / 'results')
-    assert_one_line_error(result, 'opt.json: "ngf": "8"', '--ngf takes an integer')
+    assert_one_line_error(result, 'architecture.json: "ngf": "8"', '--ngf takes an integer')
     assert tree_bytes(folder) == before
 
 

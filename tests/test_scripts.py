@@ -164,7 +164,7 @@ def test_12G_recipes_are_the_reference_ones(script, name, fine_size):
 @pytest.mark.parametrize(
     'script, summary',
     [
-        ('train.py', 'Train pix2pixHD'),
+        ('train.py', 'Train a method of the family'),
         ('test.py', 'Synthesize images'),
         ('encode_features.py', 'Encode every training photo'),
         ('precompute_feature_maps.py', "Write E's feature maps"),

@@ -13,6 +13,7 @@ from options.test_options import TestOptions
 from util.cli import run_main
 from util.files import publish_folder, recover_folder, staging_path
 from util.html import HTML
+from util.seeding import seed_everything
 from util.visualizer import Visualizer
 
 
@@ -30,6 +31,8 @@ def main() -> None:
         check_writable(os.path.dirname(os.path.abspath(opt.export_onnx)), '--export_onnx')
     check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)  # refused before anything runs
     method = METHODS[opt.model]
+    if opt.seed is not None:  # every draw at test time: styles, pix2pix's dropout, a method's noise
+        seed_everything(opt.seed)
     dataset, data_loader = build_data(opt)
     photos = getattr(dataset, 'B_paths', None)  # the aligned dataset's real photos, when the test set has them
     if photos and not opt.export_onnx:

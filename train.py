@@ -1,10 +1,8 @@
 """Train a model of the family (--model pix2pixHD, pix2pix, crn): build, loop over epochs, log, save (under torchrun:
 one process per GPU)."""
 
-import random
 from collections.abc import Iterable, Iterator
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -22,14 +20,8 @@ from util.iter_counter import IterationCounter, resume_position
 from util.preemption import StopRequest
 from util.records import experiment_dir, save_options
 from util.run_lock import acquire_run_lock
+from util.seeding import seed_everything
 from util.visualizer import Visualizer
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def main() -> None:

@@ -12,7 +12,17 @@ from PIL import Image
 
 from util.records import write_text
 
-from .base_dataset import DatasetError, check_lossless_map, get_params, image_to_tensor, map_to_tensor, open_map, transform
+from .base_dataset import (
+    DatasetError,
+    check_lossless_map,
+    get_params,
+    image_to_tensor,
+    map_to_tensor,
+    open_map,
+    size_before_crop,
+    to_rgb,
+    transform,
+)
 from .image_folder import make_dataset
 
 
@@ -145,7 +155,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         rgb_input = opt.label_nc == 0
         try:
             A = transform(
-                A.convert('RGB') if rgb_input else A, opt, params, Image.Resampling.BICUBIC if rgb_input else Image.Resampling.NEAREST
+                to_rgb(A, A_path) if rgb_input else A, opt, params, Image.Resampling.BICUBIC if rgb_input else Image.Resampling.NEAREST
             )
         except DatasetError as error:
             # The other maps have the label map's size, so the label map is the one that shrinks to nothing first.
@@ -160,7 +170,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         B_tensor = inst_tensor = feat_tensor = torch.zeros(0)
         if self.B_paths is not None:
             B_path = self.B_paths[index]
-            B = self._open(B_path, as_map=False).convert('RGB')
+            B = to_rgb(self._open(B_path, as_map=False), B_path)
             B_tensor = image_to_tensor(transform(B, opt, params, Image.Resampling.BICUBIC))
         if self.inst_paths is not None:
             inst_path = self.inst_paths[index]
@@ -168,7 +178,7 @@ class AlignedDataset(torch.utils.data.Dataset):
             inst_tensor = map_to_tensor(transform(inst, opt, params, Image.Resampling.NEAREST))
         if self.feat_paths is not None:
             feat_path = self.feat_paths[index]
-            feat = self._open(feat_path, as_map=False).convert('RGB')
+            feat = to_rgb(self._open(feat_path, as_map=False), feat_path)
             feat_tensor = image_to_tensor(transform(feat, opt, params, Image.Resampling.NEAREST))
             if feat_tensor.shape[-2:] != A_tensor.shape[-2:]:
                 raise DatasetError(
@@ -183,6 +193,14 @@ class AlignedDataset(torch.utils.data.Dataset):
         --label_nc is refused at the start and not at the first bad file of some epoch."""
         if self.opt.label_nc != 0:
             check_label_maxima(dict(zip(self.A_paths, label_maxima(self.A_paths))), self.opt.label_nc)
+        if 'crop' in self.opt.resize_or_crop:  # a crop larger than the image would be padded with black and label 0
+            for path in self.A_paths:
+                width, height = size_before_crop(self.opt, image_header(path)[0])
+                if min(width, height) < self.opt.fineSize:
+                    raise DatasetError(
+                        f"{path}: {width}x{height} under --resize_or_crop {self.opt.resize_or_crop} (--loadSize {self.opt.loadSize}) "
+                        f"is smaller than the --fineSize {self.opt.fineSize} crop; pass --fineSize {min(width, height)} or less"
+                    )
 
     def __len__(self) -> int:
         """Whole batches only, as the reference (the last partial batch is dropped)."""

@@ -11,15 +11,19 @@ from PIL import Image
 from util.errors import DatasetError
 
 
+def size_before_crop(opt: argparse.Namespace, size: tuple) -> tuple:
+    """(width, height) of an image of `size` once --resize_or_crop has resized it, before its crop."""
+    width, height = size
+    if opt.resize_or_crop == 'resize_and_crop':
+        return opt.loadSize, opt.loadSize
+    if opt.resize_or_crop == 'scale_width_and_crop':
+        return opt.loadSize, opt.loadSize * height // width
+    return width, height
+
+
 def get_params(opt: argparse.Namespace, size: tuple, rng: random.Random | types.ModuleType = random) -> dict:
     """Draw the crop position and flip shared by label, instance, image and feature map."""
-    width, height = size
-    new_w, new_h = width, height
-    if opt.resize_or_crop == 'resize_and_crop':
-        new_h = new_w = opt.loadSize
-    elif opt.resize_or_crop == 'scale_width_and_crop':
-        new_w = opt.loadSize
-        new_h = opt.loadSize * height // width
+    new_w, new_h = size_before_crop(opt, size)
     x = rng.randint(0, max(0, new_w - opt.fineSize))
     y = rng.randint(0, max(0, new_h - opt.fineSize))
     flip = rng.random() > 0.5
@@ -42,10 +46,12 @@ def _scale_width(img: Image.Image, target_width: int, method: int) -> Image.Imag
 
 def _crop(img: Image.Image, pos: tuple, size: int) -> Image.Image:
     width, height = img.size
+    if width < size or height < size:  # PIL would pad the crop with black photo pixels and label 0
+        raise DatasetError(
+            f"a {width}x{height} image is smaller than the --fineSize {size} crop (use --fineSize {min(width, height)} or less)"
+        )
     x1, y1 = pos
-    if width > size or height > size:
-        return img.crop((x1, y1, x1 + size, y1 + size))
-    return img
+    return img.crop((x1, y1, x1 + size, y1 + size))
 
 
 def _make_power_2(img: Image.Image, base: int, method: int) -> Image.Image:
@@ -71,6 +77,23 @@ def transform(img: Image.Image, opt: argparse.Namespace, params: dict, method: i
     if opt.isTrain and not opt.no_flip and params['flip']:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return img
+
+
+def to_rgb(img: Image.Image, path: str) -> Image.Image:
+    """A photo (or RGB input) as 8-bit RGB. PIL's convert('RGB') clips 16-bit greyscale (mode I;16) to white: those
+    are scaled to 8 bits (/257); 32-bit integer and float images, whose range a file does not say, are refused."""
+    if img.mode.startswith('I;16') or (img.mode == 'I' and img.format == 'PNG'):  # PNG stores 16-bit grey as mode I
+        values = np.asarray(img).astype(np.float64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise DatasetError(
+                f"{path}: a {img.mode} image with values {values.min():g}..{values.max():g} is not a photo; save it as 8- or 16-bit"
+            )
+        return Image.fromarray(np.round(values / 257).astype(np.uint8), 'L').convert('RGB')
+    if img.mode in ('I', 'F'):
+        raise DatasetError(
+            f"{path}: a {img.mode} ({'32-bit integer' if img.mode == 'I' else 'float'}) image has no known range; save it as 8- or 16-bit"
+        )
+    return img.convert('RGB')
 
 
 def image_to_tensor(img: Image.Image) -> torch.Tensor:

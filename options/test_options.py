@@ -19,8 +19,9 @@ class TestOptions(BaseOptions):
         """What --help says about inherited flags, for the chosen model."""
         flags = ', '.join('--' + flag for flag in ('model', *self.method.architecture_options))
         return (
-            f'The architecture flags ({flags}) are taken from <checkpoints_dir>/<name>/opt.json, the options the '
-            'experiment was trained with, unless given on the command line.'
+            f'The architecture flags ({flags}) are taken from <checkpoints_dir>/<name>/architecture.json, the record of '
+            'the networks the experiment was trained with (opt.json for an experiment written before it), unless given on '
+            'the command line.'
         )
 
     def choose_model(self, args: Sequence[str] | None) -> str:

@@ -2,7 +2,7 @@
 
     python scripts/editor.py --name quickstart --dataroot ./datasets/synthetic --loadSize 128 --gpu_ids -1
 
-Takes the architecture flags from checkpoints/<name>/opt.json like test.py (and every test.py flag),
+Takes the architecture flags from checkpoints/<name>/architecture.json like test.py (and every test.py flag),
 shows the label maps of --dataroot/<phase>_label as a gallery, serves the page on --host:--port
 (127.0.0.1:8765) and prints its URL. --measure_latency N measures edit-to-image times and exits.
 """

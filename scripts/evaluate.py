@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.aligned_dataset import image_header, pair_key  # noqa: E402
-from data.base_dataset import DatasetError, open_map  # noqa: E402
+from data.base_dataset import DatasetError, open_map, to_rgb  # noqa: E402
 from data.image_folder import is_image_file, make_dataset  # noqa: E402
 from options.base_options import OptionsError, resolve_gpu_ids  # noqa: E402
 from util import metrics  # noqa: E402
@@ -256,7 +256,7 @@ class EvalImages(torch.utils.data.Dataset):
         path = item[self.source]
         try:
             with Image.open(path) as img:
-                image = img.convert('RGB')
+                image = to_rgb(img, path)
         except (OSError, SyntaxError, ValueError) as error:
             raise DatasetError(f"{path}: cannot read image ({error}); re-export or remove the file") from None
         if image.size != item['size']:

@@ -49,7 +49,7 @@ TINY = [
     '--n_downsample_global',
     '2',
 ]
-# test.py's flags in the tests (run_test): the CPU and 64x32 inputs; the architecture comes from the experiment's opt.json.
+# test.py's flags in the tests (run_test): the CPU and 64x32 inputs; the architecture comes from the experiment's architecture.json.
 TEST_FLAGS = ['--gpu_ids', '-1', '--loadSize', '64']
 # The feature scripts' (and TestOptions parsed in-process): TEST_FLAGS and no loader workers (TestOptions.derive sets
 # --nThreads 1 whatever it says).
@@ -123,7 +123,7 @@ def run_train(checkpoints, dataroot, name: str, *extra) -> subprocess.CompletedP
 
 
 def run_test(checkpoints, dataroot, name: str, *extra) -> subprocess.CompletedProcess:
-    """test.py on the experiment `name` under `checkpoints` (its architecture from opt.json) on the CPU at 64x32,
+    """test.py on the experiment `name` under `checkpoints` (its architecture from architecture.json) on the CPU at 64x32,
     then `extra` (--results_dir, ...), in this process (run_tool)."""
     return run_tool('test.py', *TEST_FLAGS, '--name', name, '--checkpoints_dir', checkpoints, '--dataroot', dataroot, *extra)
 

@@ -103,7 +103,7 @@ def step(vgg_weights, batch, tmp_path_factory) -> dict:
     """The trainer from the fixture's TF variables: the model's forward before the step, train_step's losses and
     gradients, and the weights after it."""
     opt = crn_options(tmp_path_factory.mktemp('checkpoints'), *FIXTURE_FLAGS, '--vgg_weights', vgg_weights)
-    trainer = crn.CRNTrainer(opt)
+    trainer = crn.CRNTrainer(opt, crn.build_model(opt, **crn.read_files(opt)))  # as builders.py builds it
     trainer.model.netG.load_state_dict(crn.tf_variables_to_state_dict(load_vars('init')), strict=True)
     with torch.no_grad():
         losses, images = trainer.model(batch['label'], batch['image'])
@@ -251,6 +251,16 @@ def test_bad_architecture_flags_are_one_line_errors(tmp_path, flags, message):
         crn.Architecture.from_options(crn_options(tmp_path, *flags))
 
 
+def test_the_cityscapes_layout_refuses_another_label_set(tmp_path):
+    """Label ids of another set under the Cityscapes layout would all map to void: one line naming the fix (train.py
+    and test.py parse the same way); the one-hot layout takes them."""
+    with pytest.raises(OptionsError, match='--label_nc 8 would all become void.*pass --crn_label_layout onehot'):
+        crn_options(tmp_path, '--label_nc', '8')
+    opt = crn_options(tmp_path, '--label_nc', '8', '--crn_label_layout', 'onehot', '--crn_sp', '8', '--crn_widths', '4')
+    assert crn.Architecture.from_options(opt).input_nc == 8
+    assert crn_options(tmp_path, '--label_nc', '35').crn_label_layout == 'cityscapes'
+
+
 def test_architecture_round_trips_through_json():
     arch = crn.Architecture('onehot', 7, (16, 8, 4), 3, 3)
     assert crn.Architecture.from_dict(json.loads(json.dumps(arch.to_dict()))) == arch
@@ -345,7 +355,7 @@ def test_vgg_mat_reader_refuses_other_files(tmp_path):
 
 def test_training_needs_local_vgg_weights(tmp_path):
     with pytest.raises(OptionsError, match='--crn_vgg_mat imagenet-vgg-verydeep-19.mat'):
-        crn.CRNTrainer(crn_options(tmp_path, '--crn_sp', '8', '--crn_widths', '4'))
+        crn.read_files(crn_options(tmp_path, '--crn_sp', '8', '--crn_widths', '4'))
 
 
 def test_torchvision_state_dict_gives_the_same_network(vgg_weights, vgg):

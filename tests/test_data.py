@@ -163,6 +163,38 @@ def test_resize_or_crop_sizes_on_cityscapes(tmp_path, cityscapes_root, flags, ex
     assert -1.0 <= float(sample['image'].min()) and float(sample['image'].max()) <= 1.0
 
 
+def test_16_bit_greyscale_photos_are_scaled_not_clipped_to_white(tmp_path):
+    """PIL's convert('RGB') turns a 16-bit grey photo (mode I;16) white: the dataset scales it to 8 bits instead
+    (value / 257), for photos and for --label_nc 0 inputs alike; a 32-bit float image is refused naming the file."""
+    grey = (np.arange(W * H, dtype=np.float64).reshape(H, W) * (65535 / (W * H - 1))).round().astype(np.uint16)
+    root = tmp_path / 'grey'
+    write_sample(root, 'sample0', photo=grey)
+    assert Image.open(root / 'train_img' / 'sample0.png').mode.startswith('I')
+    opt = make_opt(tmp_path, root, '--resize_or_crop', 'none', '--no_flip', '--n_downsample_global', 0)
+    image = AlignedDataset(opt)[0]['image']
+    expected = torch.from_numpy(np.round(grey / 257) / 255 * 2 - 1).float()
+    assert torch.allclose(image, expected.expand(3, H, W), atol=1e-6)  # white would be 1 everywhere
+    Image.fromarray(grey.astype(np.float32)).save(root / 'train_img' / 'sample0.tiff')
+    os.remove(root / 'train_img' / 'sample0.png')
+    with pytest.raises(DatasetError, match=r'sample0.tiff: a F \(float\) image has no known range'):
+        AlignedDataset(opt)[0]
+
+
+def test_a_crop_larger_than_the_image_is_refused_before_anything_is_written(tmp_path, crafted_root):
+    """PIL pads a crop beyond the image with black photo pixels and label 0: refused, naming the file and the fix,
+    by train.py before it writes (the whole dataset's headers), and by the dataset at the sample (test.py)."""
+    result = run_tool(
+        'train.py', '--dataroot', crafted_root, '--checkpoints_dir', tmp_path / 'checkpoints', '--gpu_ids', '-1', '--nThreads', '0',
+        '--resize_or_crop', 'crop', '--fineSize', '128', '--no_vgg_loss', '--ngf', '4', '--ndf', '4',
+    )  # fmt: skip
+    assert_one_line_error(result, 'sample0.png: 200x100 under --resize_or_crop crop', 'pass --fineSize 100 or less')
+    assert not (tmp_path / 'checkpoints').exists()
+    with pytest.raises(DatasetError, match='a 200x100 image is smaller than the --fineSize 128 crop'):
+        AlignedDataset(make_opt(tmp_path, crafted_root, '--resize_or_crop', 'crop', '--fineSize', 128))[0]
+    scaled = make_opt(tmp_path, crafted_root, '--resize_or_crop', 'scale_width_and_crop', '--loadSize', 128, '--fineSize', 64)
+    assert tuple(AlignedDataset(scaled)[0]['image'].shape) == (3, 64, 64)  # 128x64 holds a 64 crop
+
+
 def test_crop_takes_the_same_window_from_label_instance_and_photo(tmp_path, crafted_root, monkeypatch):
     # randint is drawn for x then y: force the bottom-right-most window (x = 200-64, y = 100-64).
     monkeypatch.setattr(random, 'randint', lambda low, high: high)

@@ -126,6 +126,18 @@ def test_test_py_output_is_the_model_inference(trained):
         assert (page - expected).abs().max() <= 1
 
 
+def test_test_py_with_a_seed_writes_the_same_images_twice(trained, tmp_path):
+    """--seed seeds every draw at test time: pix2pix's dropout (on at test time, as its authors run it) included."""
+    pages = {}
+    for run, seed in (('a', '0'), ('b', '0'), ('c', '1')):
+        assert_ok(run_tool('test.py', *trained['test_args'], '--results_dir', tmp_path / run, '--seed', seed, '--how_many', '2'))
+        images = tmp_path / run / trained['model'] / 'test_latest' / 'images'
+        pages[run] = {name: (images / name).read_bytes() for name in sorted(os.listdir(images)) if 'synthesized' in name}
+    assert pages['a'] and pages['a'] == pages['b']
+    if trained['model'] == 'pix2pix':  # its dropout draws: another seed, other images
+        assert pages['a'] != pages['c']
+
+
 def test_continue_train_restores_the_optimiser_state(trained, tmp_path, vgg_weights):
     """--continue_train from epoch 2's end runs epoch 3 with the saved Adam moments: its step count goes on from 8."""
     checkpoints = tmp_path / 'checkpoints'

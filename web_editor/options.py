@@ -8,7 +8,7 @@ from options.test_options import TestOptions
 
 
 class EditorOptions(TestOptions):
-    """test.py's flags (architecture taken from opt.json) and the web server's."""
+    """test.py's flags (architecture taken from the experiment's architecture.json) and the web server's."""
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the editor's flags to test.py's."""

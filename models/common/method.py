@@ -108,7 +108,7 @@ class Dataset(Protocol):
         ...
 
     def check_contents(self) -> None:
-        """Refuse, naming the file and the fix, what only reading every file shows (train.py, once, before training)."""
+        """Refuse, naming the file and the fix, what only reading every file shows (train.py, once, before it writes)."""
         ...
 
 
@@ -157,7 +157,6 @@ class Method:
     build_trainer: Callable[[argparse.Namespace, Any], Any]  # (opt, model) -> a TrainerBase
     defaults: dict = dataclasses.field(default_factory=dict)  # its values of the shared flags
     resume_policy: dict = dataclasses.field(default_factory=dict)  # {flag: (kind, note)} of its other training flags
-    instance_features: bool = False  # encoded per-object features: styles in test.py and the editor
     derive: Callable[[argparse.Namespace], None] = _no_change  # values that follow from its flags (before freezing)
     validate: Callable[[argparse.Namespace], None] = _no_change  # refusals of its flag combinations
     size_base: Callable[[argparse.Namespace], int] = _size_one  # what both sides of an input must be a multiple of

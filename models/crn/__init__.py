@@ -21,7 +21,7 @@ defaults differ for CRN. The batch is the project's ({'label', 'image', ...} of 
 import argparse
 
 from ..common.method import Method
-from .architecture import DEFAULTS, RESUME_POLICY, Architecture, add_flags, size_base
+from .architecture import DEFAULTS, RESUME_POLICY, Architecture, add_flags, size_base, validate
 from .convert import architecture_from_state_dict, tf_variables_to_state_dict
 from .model import CRNModel
 from .networks import CRNGenerator, build_networks
@@ -74,6 +74,7 @@ METHOD = Method(
     build_trainer=build_trainer,
     defaults=DEFAULTS,
     resume_policy=RESUME_POLICY,
+    validate=validate,
     size_base=size_base,
     read_files=read_files,
 )

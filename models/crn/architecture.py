@@ -87,6 +87,15 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     )
 
 
+def validate(opt: argparse.Namespace) -> None:
+    """The Cityscapes layout reads Cityscapes label ids: another label set would map every id to void."""
+    if opt.crn_label_layout == 'cityscapes' and opt.label_nc not in (0, 34, 35):
+        raise OptionsError(
+            f"--crn_label_layout cityscapes maps Cityscapes label ids (--label_nc 35) to its 19 trainIds; the ids of "
+            f"--label_nc {opt.label_nc} would all become void and G would see no layout: pass --crn_label_layout onehot"
+        )
+
+
 def size_base(opt: argparse.Namespace) -> int:
     """Both sides must be multiples of sp / 4: each refinement module below the last halves them (4x8 is sp / 4 smaller)."""
     return max(1, opt.crn_sp // 4)

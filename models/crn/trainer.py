@@ -8,9 +8,7 @@ import torch
 from util.errors import OptionsError
 
 from ..common.trainer_base import TrainerBase
-from .architecture import Architecture
 from .model import CRNModel
-from .vgg import load_vgg
 
 
 class TFAdam(torch.optim.Optimizer):
@@ -50,10 +48,8 @@ class TFAdam(torch.optim.Optimizer):
 class CRNTrainer(TrainerBase):
     """Owns the model and Adam over the trained refinement modules; train_step runs one official iteration."""
 
-    def __init__(self, opt: argparse.Namespace, model: CRNModel | None = None) -> None:
-        """Wrap `model` (when None: built from the options, with the VGG19 of --crn_vgg_mat or --vgg_weights) for training."""
-        if model is None:
-            model = CRNModel(Architecture.from_options(opt), opt.crn_loss, load_vgg(opt))
+    def __init__(self, opt: argparse.Namespace, model: CRNModel) -> None:
+        """Wrap `model` (built with the VGG19 of its loss: models.crn.read_files reads it) for training."""
         model = model.to(torch.device(opt.device))
         modules = model.netG.refinement_modules()
         if not 0 <= opt.crn_train_modules <= len(modules):

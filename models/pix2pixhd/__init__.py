@@ -56,7 +56,6 @@ METHOD = Method(
     build_trainer=build_trainer,
     defaults=DEFAULTS,
     resume_policy=RESUME_POLICY,
-    instance_features=True,
     derive=derive,
     validate=validate,
     size_base=size_base,

@@ -1,5 +1,5 @@
-"""Instance-feature clusters (README, "Instance features") and semantic manipulation: style choice per class or
-instance, several styles per input, relabelling classes before synthesis."""
+"""Instance-feature styles (docs/EDITOR.md): cluster files, and the style choice per class or instance (drawn clusters,
+--feat_choice, several styles per input); relabelling classes is models/common/labels.py's."""
 
 import os
 

@@ -149,4 +149,13 @@ def open_map(path: str, what: str = 'label or instance map') -> Image.Image:
     img.load()
     if img.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N'):
         return Image.fromarray(np.asarray(img).astype(np.int32))  # int32 arrays become mode 'I'
+    if img.mode in ('I', 'F'):  # 32-bit maps (TIFF) may hold what an id cannot be: negative or fractional values
+        values = np.asarray(img)
+        bad = values[(values < 0) | (values != np.round(values))]
+        if bad.size:
+            raise DatasetError(
+                f"{path}: {what} value {bad.flat[0]:g}: ids are whole numbers from 0 ({bad.size} pixels are not); fix the map"
+            )
+        if img.mode == 'F':
+            return Image.fromarray(values.astype(np.int32))
     return img

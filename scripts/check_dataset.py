@@ -46,7 +46,8 @@ def summarise(dataset: AlignedDataset) -> dict:
         maxima[label_path] = int(values.max())
         pixels.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         if dataset.inst_paths:
-            ids = np.unique(np.asarray(open_map(dataset.inst_paths[index])))
+            # int64: an 8-bit instance map's ids cannot be compared with 1000 in uint8 (numpy 2 refuses)
+            ids = np.unique(np.asarray(open_map(dataset.inst_paths[index])).astype(np.int64))
             objects = ids[ids >= 1000]
             instances.update(collections.Counter((objects // 1000).tolist()))
     check_label_maxima(maxima, dataset.opt.label_nc)  # empty with --label_nc 0

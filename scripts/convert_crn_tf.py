@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import sys
+import zipfile
 
 import numpy as np
 import torch
@@ -23,6 +24,17 @@ from models.crn import architecture_from_state_dict, build_networks, tf_variable
 from util.cli import run_main  # noqa: E402
 from util.errors import ModelError  # noqa: E402
 from util.records import ARCHITECTURE_FILE, write_text  # noqa: E402
+
+
+def check_out(out: str) -> None:
+    """--out must name a file whose folder can exist: refused before the .npz is read."""
+    if os.path.isdir(out):
+        raise ModelError(f"--out {out} is a folder: name the file to write, e.g. {os.path.join(out, 'latest_net_G.pth')}")
+    folder = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ModelError(f"--out {out}: {folder} is a file, not a folder; choose another --out")
 
 
 def main() -> None:
@@ -37,10 +49,11 @@ def main() -> None:
         help='the input the model was trained on: cityscapes (19 trainIds + void, the official models) or onehot',
     )
     args = parser.parse_args()
+    check_out(args.out)
     try:
         with np.load(args.npz) as npz:
             variables = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # missing, empty, truncated, not a zip
         raise ModelError(
             f"--npz {args.npz}: cannot read it as an .npz ({error}); dump the checkpoint as models/crn/convert.py shows"
         ) from None
@@ -49,7 +62,8 @@ def main() -> None:
     try:
         build_networks(arch)['G'].load_state_dict(state_dict, strict=True)
     except RuntimeError as error:  # shapes that contradict each other: one line, not PyTorch's list
-        raise ModelError(f"--npz {args.npz}: the variables do not form one CRN generator ({str(error).splitlines()[1].strip()})") from None
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise ModelError(f"--npz {args.npz}: the variables do not form one CRN generator ({lines[min(1, len(lines) - 1)]})") from None
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.save(state_dict, args.out)
     folder = os.path.dirname(os.path.abspath(args.out))

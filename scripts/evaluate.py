@@ -423,6 +423,8 @@ def main(argv=None) -> None:
     device = torch.device(f'cuda:{gpu_ids[0]}' if gpu_ids else 'cpu')
     if opt.json and not os.path.isdir(os.path.dirname(os.path.abspath(opt.json))):
         raise OptionsError(f"--json {opt.json}: folder {os.path.dirname(os.path.abspath(opt.json))} does not exist")
+    if opt.json and os.path.isdir(opt.json):  # refused before the scoring, not after it
+        raise OptionsError(f"--json {opt.json} is a folder: name the file to write, e.g. {os.path.join(opt.json, 'scores.json')}")
     # Both models load before any image is processed, so a bad file fails in seconds.
     seg_model = load_seg_model(opt.seg_model, device) if opt.seg_model else None
     inception = metrics.load_inception(opt.inception_weights, dims=opt.fid_dims, device=device) if opt.fid else None

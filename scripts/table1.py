@@ -249,6 +249,10 @@ def main(argv: list[str] | None = None) -> dict:
     opt = parse_args(argv)
     wall_start = time.time()
     out = os.path.abspath(opt.out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OptionsError(
+            f"--out {opt.out} is a file: table1 writes a folder (data, checkpoints, results, the table); choose another --out"
+        )
     os.makedirs(out, exist_ok=True)
     dataroot, checkpoints, results_root = (os.path.join(out, name) for name in ('data', 'checkpoints', 'results'))
     seg_model = os.path.join(out, 'seg_net.pt')

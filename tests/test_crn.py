@@ -19,7 +19,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from helpers import reference_vgg19_state_dict, run_tool
+from helpers import assert_one_line_error, reference_vgg19_state_dict, run_tool
 from models import METHODS, crn
 from models.crn.loss import crn_loss
 from options.test_options import TestOptions as _TestOptions  # not collected by pytest
@@ -294,7 +294,7 @@ def test_networks_are_initialised_as_slim(tmp_path):
 # ---------------------------------------------------------------- VGG19 weights
 
 
-def tiny_vgg_mat(path: str, rng: np.random.Generator, widths=(4, 6, 8, 8, 8)) -> list:
+def tiny_vgg_mat(path: str, rng: np.random.Generator, widths=(4, 6, 8, 8, 8), kernel_hw=(3, 3)) -> list:
     """A .mat in the layout of imagenet-vgg-verydeep-19.mat (layers cell of structs name/type/weights/..., filters HWIO), tiny widths."""
     block_widths = [widths[0]] * 2 + [widths[1]] * 2 + [widths[2]] * 4 + [widths[3]] * 4 + [widths[4]] * 2
     names = [name for name, _ in crn.vgg.VGG_CONVS]
@@ -303,7 +303,7 @@ def tiny_vgg_mat(path: str, rng: np.random.Generator, widths=(4, 6, 8, 8, 8)) ->
         conv = next((names[position] for position, (_, at) in enumerate(crn.vgg.VGG_CONVS) if at == index), None)
         if conv is not None:
             out = block_widths[names.index(conv)]
-            kernel = rng.standard_normal((3, 3, channels, out)).astype(np.float32) * 0.3
+            kernel = rng.standard_normal((*kernel_hw, channels, out)).astype(np.float32) * 0.3
             bias = rng.standard_normal((1, out)).astype(np.float32) * 0.1
             weights = np.empty((1, 2), dtype=object)
             weights[0, 0], weights[0, 1] = kernel, bias
@@ -351,6 +351,15 @@ def test_vgg_mat_reader_refuses_other_files(tmp_path):
     scipy.io.savemat(str(tmp_path / 'short.mat'), {'layers': cell})
     with pytest.raises(ModelError, match='not the VGG19 .mat'):
         crn.read_vgg_mat(str(tmp_path / 'short.mat'))
+
+
+@pytest.mark.parametrize('kernel_hw', [(3, 5), (2, 2), (1, 1)])
+def test_vgg_mat_reader_refuses_kernels_that_are_not_3x3(tmp_path, kernel_hw):
+    """Every VGG19 convolution is 3x3: a .mat with other kernels is another network (a 1x1 one would run silently)."""
+    path = str(tmp_path / 'vgg.mat')
+    tiny_vgg_mat(path, np.random.default_rng(0), kernel_hw=kernel_hw)
+    with pytest.raises(ModelError, match=r'conv1_1 with 3 x 3 x 3 x out filters'):
+        crn.read_vgg_mat(path)
 
 
 def test_training_needs_local_vgg_weights(tmp_path):
@@ -435,6 +444,52 @@ def test_converter_skips_optimizer_slots_and_refuses_unknown_variables():
     assert torch.equal(state_dict['g_8.conv1.weight'][5, 40], torch.from_numpy(variables['g_8_conv1/weights'][:, :, 40, 5]))
     with pytest.raises(ModelError, match='not variables of the official CRN generator: vgg_conv1_1/weights'):
         crn.tf_variables_to_state_dict({**variables, 'vgg_conv1_1/weights': np.zeros(1)})
+
+
+def _bad_npz(tmp_path, case: str) -> tuple[str, str]:
+    """(--npz, --out) for one of the converter's bad inputs."""
+    good = load_vars('init')
+    npz, out = tmp_path / 'bad.npz', tmp_path / 'crn_bad' / 'latest_net_G.pth'
+    if case == 'truncated':
+        np.savez(npz, **good)
+        npz.write_bytes(npz.read_bytes()[:200])
+    elif case == 'empty file':
+        npz.write_bytes(b'')
+    elif case == 'no arrays':
+        np.savez(npz)
+    elif case == 'weights of rank 2':
+        np.savez(npz, **{**good, 'g_4_conv1/weights': np.zeros((3, 20), np.float32)})
+    elif case == 'a module without conv1':
+        np.savez(npz, **{name: value for name, value in good.items() if not name.startswith('g_8_conv1/')})
+    elif case == 'shapes that disagree':
+        np.savez(npz, **{**good, 'g_8_conv2/weights': np.zeros((3, 3, 5, 7), np.float32)})
+    elif case == '--out a folder':
+        np.savez(npz, **good)
+        out = tmp_path
+    elif case == '--out under a file':
+        np.savez(npz, **good)
+        (tmp_path / 'a_file').write_text('x')
+        out = tmp_path / 'a_file' / 'latest_net_G.pth'
+    return str(npz), str(out)
+
+
+@pytest.mark.parametrize(
+    'case, fragment',
+    [
+        ('truncated', 'cannot read it as an .npz'),
+        ('empty file', 'cannot read it as an .npz'),
+        ('no arrays', 'expected g_4, g_8'),
+        ('weights of rank 2', 'g_4_conv1/weights: an array of shape (3, 20)'),
+        ('a module without conv1', 'no g_8_conv1/weights'),
+        ('shapes that disagree', 'do not form one CRN generator'),
+        ('--out a folder', 'is a folder: name the file to write'),
+        ('--out under a file', 'a_file is a file, not a folder'),
+    ],
+)
+def test_convert_script_refuses_bad_inputs_in_one_line(tmp_path, case, fragment):
+    npz, out = _bad_npz(tmp_path, case)
+    assert_one_line_error(run_tool('scripts/convert_crn_tf.py', '--npz', npz, '--out', out), fragment)
+    assert not os.path.exists(os.path.join(tmp_path, 'crn_bad'))  # nothing written
 
 
 def test_convert_script_writes_a_strictly_loadable_checkpoint(tmp_path):

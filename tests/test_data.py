@@ -554,7 +554,7 @@ def test_photo_size_must_match_label_size(tmp_path):
 def write_pair(root, name: str, label: np.ndarray, label_format: str = 'PNG', inst_format: str = 'PNG', phase: str = 'train') -> None:
     """One label map, instance map and photo of the same size, the maps in the given formats."""
     height, width = label.shape
-    extension = {'PNG': 'png', 'JPEG': 'jpg', 'WEBP': 'webp'}
+    extension = {'PNG': 'png', 'JPEG': 'jpg', 'WEBP': 'webp', 'TIFF': 'tiff'}
     for folder, array, file_format in (
         ('label', label, label_format),
         ('inst', label.astype(np.uint8), inst_format),
@@ -606,6 +606,19 @@ def test_a_label_nc_too_small_is_refused_before_anything_is_written(tmp_path):
     result = run_train(tmp_path / 'checkpoints', root, 'run', *ONE_EPOCH, '--label_nc', 20, '--serial_batches')
     # The first batch (frame0) is fine: only a check of every map finds frame2, before the folder is written.
     assert_one_line_error(result, 'frame2.png', 'label value 33 >= --label_nc 20', '--label_nc 34')
+    assert not os.path.exists(tmp_path / 'checkpoints' / 'run')
+
+
+def test_negative_label_ids_are_refused_by_check_dataset_and_before_train_py_writes(tmp_path):
+    """A 32-bit TIFF label map may hold -1: no class id, and a crash at the one-hot encoding; refused in one line."""
+    root = str(tmp_path / 'data')
+    write_pair(root, 'frame0', stripes(top=10))
+    write_pair(root, 'frame1', stripes(top=10).astype(np.int32) - 1, label_format='TIFF')  # ids -1..9
+    assert Image.open(os.path.join(root, 'train_label', 'frame1.tiff')).mode == 'I'
+    checked = run_tool('scripts/check_dataset.py', '--dataroot', root, '--label_nc', '20')
+    assert_one_line_error(checked, 'frame1.tiff: label', 'map value -1: ids are whole numbers from 0')
+    result = run_train(tmp_path / 'checkpoints', root, 'run', *ONE_EPOCH, '--label_nc', 20, '--serial_batches')
+    assert_one_line_error(result, 'frame1.tiff: label map value -1: ids are whole numbers from 0')
     assert not os.path.exists(tmp_path / 'checkpoints' / 'run')
 
 

@@ -461,6 +461,8 @@ def test_missing_photos_and_option_errors(evaluation_setup, tmp_path):
         evaluate.main([*base, '--fid', '--real_dir', str(tmp_path / 'empty')])
     with pytest.raises(OptionsError, match='nothing to evaluate'):
         evaluate.main(base)
+    with pytest.raises(OptionsError, match='--json .* is a folder: name the file to write'):  # before any scoring
+        evaluate.main([*base, '--seg_model', setup['seg'], '--json', str(tmp_path)])
     with pytest.raises(OptionsError, match='--real .*needs --seg_model'):
         evaluate.main([*base, '--fid', '--real'])
     with pytest.raises(ModelError, match='--seg_model .*file not found'):

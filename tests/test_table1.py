@@ -139,6 +139,11 @@ def test_table1_bad_flags_are_one_line(args, fragments, tmp_path):
     assert_one_line_error(result, *fragments)
 
 
+def test_out_naming_a_file_is_one_line(tmp_path):
+    (tmp_path / 'taken').write_text('x')
+    assert_one_line_error(run_tool(TABLE1, '--out', tmp_path / 'taken', '--width', '64', '--height', '32'), 'taken is a file')
+
+
 def test_skip_train_without_a_run_is_one_line(tmp_path):
     result = run_tool(TABLE1, '--out', tmp_path / 'x', '--width', '64', '--height', '32', '--skip_train')
     assert_one_line_error(result, '--skip_train', 'run without --skip_train')

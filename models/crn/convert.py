@@ -37,7 +37,13 @@ def tf_variables_to_state_dict(variables: Mapping[str, np.ndarray]) -> dict[str,
                 unknown.append(raw_name)
             continue
         sp, conv, what = match['sp'], match['conv'], match['what']
-        array = np.asarray(value, dtype=np.float32)
+        try:
+            array = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ModelError(f"{raw_name}: not an array of numbers ({np.asarray(value).dtype})") from None
+        rank = 4 if what == 'weights' else 1
+        if array.ndim != rank:
+            raise ModelError(f"{raw_name}: an array of shape {array.shape}; the official code's {what} have {rank} dimension(s)")
         if what == 'weights':
             key, array = f'g_{sp}.conv{conv}.weight', array.transpose(3, 2, 0, 1)
         elif what == 'biases':
@@ -55,6 +61,9 @@ def architecture_from_state_dict(state_dict: Mapping[str, torch.Tensor], label_l
     heights = sorted({int(key.split('.')[0][2:]) for key in state_dict})
     if not heights or heights != list(module_heights(len(heights))):
         raise ModelError(f"CRN variables for the modules {heights}: expected g_4, g_8, ... up to the output size with none missing")
+    missing = [f'g_{height}_conv1/weights' for height in heights if f'g_{height}.conv1.weight' not in state_dict]
+    if missing:
+        raise ModelError(f"CRN variables: no {', '.join(missing)} (each module's first convolution)")
     widths = tuple(state_dict[f'g_{height}.conv1.weight'].shape[0] for height in heights)
     input_nc = state_dict['g_4.conv1.weight'].shape[1]
     last = state_dict.get(f'g_{heights[-1]}.conv100.weight')

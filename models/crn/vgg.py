@@ -108,10 +108,10 @@ def read_vgg_mat(path: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
             raise ModelError(
                 f"--crn_vgg_mat {path}: layer {index} ({name}) is missing or has no weights ({error}); not the VGG19 .mat"
             ) from None
-        if found != name or kernel.ndim != 4 or kernel.shape[2] != channels or bias.size != kernel.shape[3]:
+        if found != name or kernel.ndim != 4 or kernel.shape[:3] != (3, 3, channels) or bias.size != kernel.shape[3]:
             raise ModelError(
                 f"--crn_vgg_mat {path}: layer {index} is {found!r} with filters {kernel.shape} and {bias.size} biases, expected "
-                f"{name} with H x W x {channels} x out filters; not the VGG19 .mat the CRN code loads"
+                f"{name} with 3 x 3 x {channels} x out filters; not the VGG19 .mat the CRN code loads"
             )
         weight = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1), dtype=np.float32))
         convs.append((weight, torch.from_numpy(bias.reshape(-1).astype(np.float32))))

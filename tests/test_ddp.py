@@ -213,11 +213,12 @@ def test_with_features_or_bf16_batch_2_and_two_batches_of_1_differ_by_rounding_o
     # (test above). With E the rounding grows: measured in one process, E's gradients of batch 2 and of two
     # batches of 1 agree to 2e-6 relative for two steps and to 7e-3 at the third (E's step-3 gradient is that
     # sensitive to E's weights, which Adam's first steps moved by up to 6e-5 where their gradient was float
-    # noise, ~5e-9); after 8 steps 14% of the weights are within 1e-5 (bf16: 38%), 0.5% relative norm, and
-    # the logged losses within 1.3% per iteration (bf16: 1.0%; float32 without E: 99.6% of the weights).
-    # So the weights' relative norm and the losses, with margin (the exact test above guards the averaging).
+    # noise, ~5e-9); after 8 steps 14% of the weights are within 1e-5 on one CPU (bf16: 38%; issue #29 saw 8.7%
+    # with another CPU's kernels), 0.5% relative norm, and the logged losses within 1.3% per iteration (bf16: 1.0%;
+    # float32 without E: 99.6% of the weights). That share follows the kernels' rounding, which nothing bounds;
+    # so the weights' relative norm and the losses, with margin (the exact test above guards the averaging).
     two, single = rank_file(runs, name)['weights'], rank_file(runs, f'{name}_single')['weights']
-    assert_same_training(two, single, share=0.1)
+    assert_same_training(two, single, share=0.0)
     losses, single_losses = torch.tensor(logged_losses(runs, name)), torch.tensor(logged_losses(runs, f'{name}_single'))
     assert losses.shape == single_losses.shape == (8, 4)
     assert torch.allclose(losses, single_losses, rtol=3e-2, atol=2e-3)

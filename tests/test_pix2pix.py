@@ -28,10 +28,11 @@ TINY_ARCH = dataclasses.replace(FIXTURE_ARCH, ngf=2, ndf=2)
 LR = 0.0002
 # Adam's first step moves a weight by lr * g / (|g| + 1e-8): by lr where |g| >> 1e-8 (those agree to meta.json's
 # 1e-6), not at all where g is 0, and by a fraction of lr where |g| is float noise (~1e-8, 1e-7 of the largest
-# gradient), which the summation order (thread count) changes. Measured at 1-4 threads: at most 1.2e-5 there
-# (bit-exact at 2); everywhere else 1.9e-7. A wrong step moves most weights by about lr.
+# gradient). That noise is the summation order's (CPU kernels, thread count): there any move in [-lr, lr] is
+# right, so the bound checked is Adam's own, |move| <= lr, plus the weight's rounding (float32 at |w| < 1: < 1e-7).
+# A wrong step moves most weights by about lr, and the weights with a real gradient catch it.
 WEIGHT_ATOL = 1e-6
-NOISY_WEIGHT_ATOL = 0.1 * LR
+ADAM_FIRST_STEP_BOUND = LR + 1e-7
 
 
 @pytest.fixture(scope='module')
@@ -90,10 +91,11 @@ def test_fixture_one_iteration(fixture):
                 )
                 continue
             moved = (expected - states[f'init_{name}'][key]).abs()
-            noisy = (moved > 0) & (moved < 0.9 * LR)
+            noisy = (moved > 0) & (moved < 0.9 * LR)  # the authors' run saw a gradient of float noise there
             difference = (value - expected).abs()
             assert difference[~noisy].max() <= WEIGHT_ATOL, (name, key, difference[~noisy].max().item())
-            assert difference.max() <= NOISY_WEIGHT_ATOL, (name, key, difference.max().item())
+            ours_moved = (value - states[f'init_{name}'][key]).abs()
+            assert ours_moved.max() <= ADAM_FIRST_STEP_BOUND, (name, key, ours_moved.max().item())
 
 
 def test_keys_load_strictly_both_ways(fixture):

@@ -188,6 +188,24 @@ def test_compiled_fp32_path_equals_the_plain_path(tmp_path, dataroot):
     assert_same_step(first_step(tmp_path, dataroot, []), first_step(tmp_path, dataroot, ['--compile']), 1e-5, 1e-5)
 
 
+def test_compile_under_a_cpu_capability_override_compiles_afresh(tmp_path, monkeypatch):
+    """torch 2.14's inductor reuses its on-disk compiled graphs whatever ATEN_CPU_CAPABILITY says: after a run with the
+    machine's AVX-512 kernels, a run under avx2 got NaN losses from them (and under default, a crash). With the
+    override set, --compile turns those caches off (a fresh compile is right: this file's compiled-step test passes)."""
+    import torch._functorch.config
+    import torch._inductor.config
+
+    for config, name in ((torch._inductor.config, 'fx_graph_cache'), (torch._functorch.config, 'enable_autograd_cache')):
+        monkeypatch.setattr(config, name, True)  # restored after the test
+    args = TINY + ['--checkpoints_dir', str(tmp_path), '--compile']
+    monkeypatch.delenv('ATEN_CPU_CAPABILITY', raising=False)  # also when the suite itself runs under an override
+    Pix2PixHDTrainer(TrainOptions('', METHODS).parse(args, save=False))
+    assert torch._inductor.config.fx_graph_cache and torch._functorch.config.enable_autograd_cache  # no override: cached
+    monkeypatch.setenv('ATEN_CPU_CAPABILITY', 'avx2')
+    Pix2PixHDTrainer(TrainOptions('', METHODS).parse(args, save=False))
+    assert not torch._inductor.config.fx_graph_cache and not torch._functorch.config.enable_autograd_cache
+
+
 def test_compiled_step_survives_a_new_input_size(tmp_path, monkeypatch):
     # A new size recompiles with dynamic shapes, and such a compiled backward donated its buffers, which D's
     # backward with retain_graph=True (the shared pass over the fakes) then refused: train.py --compile crashed

@@ -10,6 +10,7 @@ scoring G's fake) runs inside `self.no_sync(net)`.
 
 import argparse
 import contextlib
+import os
 from typing import Any
 
 import torch
@@ -78,11 +79,18 @@ class TrainerBase:
                     module.contiguous_gradient = True  # PyTorch's backward is wrong otherwise (normalization.py)
         if opt.compile:
             # A method's backward may keep its graph for a second one (pix2pixHD's D and G share one pass of D over the
-            # fakes: retain_graph=True). A compiled
-            # backward that donates its buffers refuses that, as torch compiles one once a new input size recompiles
-            # with dynamic shapes; without donation it only frees them later.
+            # fakes: retain_graph=True). A compiled backward that donates its buffers refuses that, as torch compiles
+            # one once a new input size recompiles with dynamic shapes; without donation it only frees them later.
             if hasattr(functorch_config, 'donated_buffer'):  # torch 2.6 and later
                 functorch_config.donated_buffer = False
+            if os.environ.get('ATEN_CPU_CAPABILITY') and self.device.type == 'cpu':
+                # torch 2.14's inductor reuses compiled graphs from its on-disk cache whatever ATEN_CPU_CAPABILITY says:
+                # code of one vector width then runs under another (NaN losses, or a crash; docs/TROUBLESHOOTING.md).
+                # Without the graph caches it compiles afresh for the capability in force.
+                import torch._inductor.config as inductor_config  # only here: importing inductor costs every other run
+
+                inductor_config.fx_graph_cache = False
+                functorch_config.enable_autograd_cache = False
             for net in self.model.networks_by_name().values():
                 net.compile()  # in place: state_dict keys stay the reference's
 

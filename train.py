@@ -24,8 +24,9 @@ from util.seeding import seed_everything
 from util.visualizer import Visualizer
 
 
-def main() -> None:
-    """The reference's training loop: G step then D step per batch; lr decay after --niter epochs.
+def main() -> bool:
+    """The reference's training loop: G step then D step per batch; lr decay after --niter epochs. True when every
+    epoch ran, False when a signal stopped it (after saving; a script that drives train.py must not take it as done).
 
     Everything that can refuse the start (options against the saved ones, data, checkpoint shapes) runs
     before anything is written, so a refused start leaves the experiment folder as it was.
@@ -92,7 +93,8 @@ def main() -> None:
                 if not printed:
                     log_losses(trainer, visualizer, counter, losses, progress, monitor)
                 progress.close()
-                return stop_and_save(opt, trainer, counter, stop, is_main, saved)
+                stop_and_save(opt, trainer, counter, stop, is_main, saved)
+                return False
             if counter.epoch_done():
                 break
         progress.close()
@@ -102,6 +104,7 @@ def main() -> None:
         visualizer.close()
         print(f'Training finished; checkpoints and web/index.html are in {experiment_dir(opt)}')
     finish()
+    return True
 
 
 def iterations(data_loader: Iterable[dict], accum_steps: int) -> Iterator[dict | list[dict]]:

@@ -6,6 +6,9 @@
 # It sets itself up first: creates or reuses .venv in the checkout (scripts/setup_env.sh core; a second run
 # installs nothing). PYTHON=/path/to/python skips that and runs with an environment you manage yourself.
 set -euo pipefail
+# Ctrl-C (or a SIGTERM to the script) stops the whole quickstart: train.py saves and returns when a signal stops it,
+# which bash would otherwise take as done and go on to cluster and synthesize from a half-trained model.
+trap 'echo "[quickstart] stopped by a signal: the later steps did not run" >&2; exit 130' INT TERM
 cd "$(dirname "$0")/.."
 
 if [ -z "${PYTHON:-}" ]; then

@@ -42,9 +42,10 @@ sys.path.insert(0, REPO_ROOT)
 from data.synthetic import make_synthetic_dataset  # noqa: E402
 from options.base_options import OptionsError  # noqa: E402
 from util.cli import run_main  # noqa: E402
-from util.errors import DatasetError  # noqa: E402
+from util.errors import DatasetError, TrainingError  # noqa: E402
 from util.files import atomic_write  # noqa: E402
 from util.html import HTML, display_width  # noqa: E402
+from util.records import load_saved_options  # noqa: E402
 
 # (--model value, the row's name in the table and on the page), in the paper's order.
 METHODS = (('pix2pix', 'pix2pix'), ('crn', 'CRN'), ('pix2pixHD', 'pix2pixHD (ours)'))
@@ -166,15 +167,36 @@ class Steps:
         return result
 
 
-def call_main(script: str, argv: list[str]) -> None:
-    """`python SCRIPT ARGV` in this process: the entry point's own main(), reading sys.argv as it does."""
+def call_main(script: str, argv: list[str]) -> Any:
+    """`python SCRIPT ARGV` in this process: the entry point's own main(), reading sys.argv as it does; what it returns."""
     module = _script(script)
     saved = sys.argv
     sys.argv = [script, *argv]
     try:
-        module.main()
+        return module.main()
     finally:
         sys.argv = saved
+
+
+def check_recorded_settings(opt: argparse.Namespace, checkpoints: str) -> None:
+    """--skip_train rescores the saved models: refuse flags that say they were trained otherwise than their records
+    (opt.json) say, so that the published table states what was run."""
+    for method, name in METHODS:
+        saved = load_saved_options(os.path.join(checkpoints, method))
+        if saved is None:
+            raise OptionsError(f"--skip_train: {os.path.join(checkpoints, method)} holds no trained {name}; run without --skip_train")
+        recorded = {
+            '--epochs': saved.get('niter', 0) + saved.get('niter_decay', 0),
+            '--seed': saved.get('seed'),
+            '--width': saved.get('loadSize'),
+        }
+        given = {'--epochs': opt.epochs, '--seed': opt.seed, '--width': opt.width}
+        differing = [f'{flag} {recorded[flag]} (trained) vs {given[flag]} (given)' for flag in given if recorded[flag] != given[flag]]
+        if differing:
+            raise OptionsError(
+                f"--skip_train: {name} in {checkpoints} was trained otherwise: {'; '.join(differing)}; "
+                f"pass the trained values, or run without --skip_train"
+            )
 
 
 def scored_rows(scores: dict) -> dict:
@@ -257,6 +279,8 @@ def main(argv: list[str] | None = None) -> dict:
     dataroot, checkpoints, results_root = (os.path.join(out, name) for name in ('data', 'checkpoints', 'results'))
     seg_model = os.path.join(out, 'seg_net.pt')
     steps = Steps(out)
+    if opt.skip_train:  # before the data is drawn again: with other flags it would be other scenes
+        check_recorded_settings(opt, checkpoints)
 
     steps.run('data', 'synthetic scenes', make_synthetic_dataset, dataroot, opt.n_train, opt.n_test, opt.width, opt.height, opt.seed)
     notes = []
@@ -276,13 +300,15 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for method, name in METHODS:
         own = method_args(method, opt, crn_vgg)
-        if opt.skip_train:
-            if not os.path.isdir(os.path.join(checkpoints, method)):
-                raise OptionsError(f"--skip_train: {os.path.join(checkpoints, method)} holds no trained {name}; run without --skip_train")
-        else:
-            steps.run(f'train_{method}', f'training {name}', call_main, 'train.py',
-                      ['--model', method, '--name', method, *common, *own, '--no_html', '--print_freq', str(opt.n_train),
-                       '--save_epoch_freq', str(opt.epochs), '--save_latest_freq', str(10**9)])  # fmt: skip
+        if not opt.skip_train:
+            finished = steps.run(f'train_{method}', f'training {name}', call_main, 'train.py',
+                                 ['--model', method, '--name', method, *common, *own, '--no_html', '--print_freq', str(opt.n_train),
+                                  '--save_epoch_freq', str(opt.epochs), '--save_latest_freq', str(10**9)])  # fmt: skip
+            if not finished:  # a signal stopped it (Ctrl-C): a table of a shorter run would claim the full one
+                raise TrainingError(
+                    f"training {name} was stopped before its {opt.epochs} epochs (log: {steps.log_dir}/train_{method}.log); "
+                    f"nothing was scored or published: run the same command again"
+                )
             train_seconds[name] = steps.cpu_seconds[f'train_{method}']
         test_own = ['--resize_or_crop', 'scale_width'] if method == 'pix2pix' else []
         steps.run(f'test_{method}', f'synthesizing the test layouts with {name}', call_main, 'test.py',

@@ -131,12 +131,16 @@ def call(server: dict, method: str, path: str, body=None, headers: dict = None, 
     host, port = server['url'].split('//')[1].strip('/').split(':')
     connection = http.client.HTTPConnection(host, int(port), timeout=120)
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    all_headers = {'X-Editor-Session': server.get('session', '')}
+    # Connection: close, and the answer read to the server's close, which comes after its thread freed the
+    # connection's slot (--max_connections): the next call never meets a slot this one still holds (on a busy
+    # machine a server thread may notice a client's close late, and a fourth call got 503 from three finished ones).
+    all_headers = {'X-Editor-Session': server.get('session', ''), 'Connection': 'close'}
     all_headers.update({'Content-Type': 'application/json'} if data is not None else {})
     all_headers.update(headers or {})
     connection.request(method, path, body=data, headers=all_headers)
     response = connection.getresponse()
-    result = response.status, dict(response.getheaders()), response.read()
+    result = response.status, dict(response.getheaders()), response.fp.read()
+    response.close()
     connection.close()
     return result
 
@@ -263,7 +267,9 @@ def test_the_upload_pixel_check_predicts_the_dataset_resizing(mode):
 
 
 def test_limits_of_sessions_pixels_memory_connections_and_time(experiment, tmp_path):
-    limits = ['--max_sessions', '2', '--max_connections', '3', '--request_timeout', '2', '--max_pixels', '65536', '--max_session_mb', '0.2']
+    # --request_timeout 6: the three connections held silent below must still be held when the fourth call arrives,
+    # also on a machine so busy that seconds pass in between (at 2 s a loaded run saw one already cut off: a 200).
+    limits = ['--max_sessions', '2', '--max_connections', '3', '--request_timeout', '6', '--max_pixels', '65536', '--max_session_mb', '0.2']
     process, url = start_editor(experiment, tmp_path / 'editor.log', *limits)
     server = {'url': url}
     host, port = url.split('//')[1].strip('/').split(':')

@@ -8,8 +8,10 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -180,6 +182,31 @@ def test_help_opens_with_one_line_saying_what_the_script_does(script, summary):
     if script == 'test.py':
         flat = ' '.join(result.stdout.split())
         assert '--netG' in flat and 'opt.json' in flat and 'unless given on the command line' in flat
+
+
+def test_quickstart_stops_when_a_signal_stops_its_training(tmp_path):
+    """Ctrl-C during the quickstart's training: train.py saves and returns, and the quickstart stops there (exit 130)
+    instead of clustering and synthesizing from the half-trained model."""
+    env = dict(
+        SUBPROCESS_ENV, NITER='500', NITER_DECAY='0', WIDTH='64', HEIGHT='32', N_TRAIN='4', N_TEST='2', PYTHON=sys.executable,
+        DATAROOT=str(tmp_path / 'data'), CHECKPOINTS_DIR=str(tmp_path / 'ck'), RESULTS_DIR=str(tmp_path / 'res'),
+    )  # fmt: skip
+    process = subprocess.Popen(
+        ['bash', 'scripts/quickstart.sh'], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches every process of the job
+    )  # fmt: skip
+    try:
+        while process.poll() is None and not (tmp_path / 'ck' / 'quickstart' / 'loss_log.txt').exists():
+            time.sleep(0.1)  # training has started and logged (its signal handlers are in place)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr[-2000:]
+    assert 'stopped by a signal: the later steps did not run' in stderr
+    assert (tmp_path / 'ck' / 'quickstart' / 'latest_net_G.pth').is_file()  # train.py saved where it stopped
+    assert not list((tmp_path / 'ck' / 'quickstart').glob('features_clustered_*')) and not (tmp_path / 'res').exists()
 
 
 def test_quickstart_runs_end_to_end(tmp_path):

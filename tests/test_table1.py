@@ -1,5 +1,6 @@
 """scripts/table1.py end to end at a tiny size, and the segmentation net it scores with (scripts/train_seg_net.py)."""
 
+import importlib.util
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from PIL import Image
 from data.synthetic import make_synthetic_dataset
 from helpers import REPO_ROOT, assert_one_line_error, run_tool
 from util import metrics
+from util.errors import TrainingError
 
 pytestmark = pytest.mark.filterwarnings('ignore::FutureWarning')  # torch >= 2.10 marks TorchScript deprecated
 
@@ -142,6 +144,35 @@ def test_table1_bad_flags_are_one_line(args, fragments, tmp_path):
 def test_out_naming_a_file_is_one_line(tmp_path):
     (tmp_path / 'taken').write_text('x')
     assert_one_line_error(run_tool(TABLE1, '--out', tmp_path / 'taken', '--width', '64', '--height', '32'), 'taken is a file')
+
+
+def _table1_module():
+    """scripts/table1.py as a module (its steps call the entry points' main() in this process)."""
+    spec = importlib.util.spec_from_file_location('table1_under_test', os.path.join(REPO_ROOT, TABLE1))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_training_stopped_by_a_signal_stops_the_table(tmp_path, monkeypatch):
+    """Ctrl-C stops train.py's main() after a save (it returns False): table1 stops there, scoring and publishing nothing."""
+    table1 = _table1_module()
+    monkeypatch.setattr(table1._script('train.py'), 'main', lambda: False)  # as train.py returns when a signal stopped it
+    with pytest.raises(TrainingError, match=r'training pix2pix was stopped before its 2 epochs .*nothing was scored or published'):
+        table1.main(['--out', str(tmp_path / 'out'), '--width', '64', '--height', '32', '--n_train', '2', '--n_test', '1', '--epochs', '2'])
+    assert not (tmp_path / 'out' / 'table1.json').exists() and not (tmp_path / 'out' / 'index.html').exists()
+
+
+def test_skip_train_refuses_settings_the_saved_models_never_had(tmp_path):
+    """--skip_train with other --epochs / --seed / --width than the runs recorded would publish a table of runs that never
+    happened (and draw other scenes): refused, naming each, before anything is drawn."""
+    for method in ('pix2pix', 'crn', 'pix2pixHD'):
+        folder = tmp_path / 'out' / 'checkpoints' / method
+        folder.mkdir(parents=True)
+        (folder / 'opt.json').write_text(json.dumps({'niter': 12, 'niter_decay': 12, 'seed': 0, 'loadSize': 128}))
+    result = run_tool(TABLE1, '--out', tmp_path / 'out', '--skip_train', '--epochs', '30', '--seed', '1')
+    assert_one_line_error(result, '--skip_train: pix2pix', '--epochs 24 (trained) vs 30 (given)', '--seed 0 (trained) vs 1 (given)')
+    assert not (tmp_path / 'out' / 'data').exists()
 
 
 def test_skip_train_without_a_run_is_one_line(tmp_path):

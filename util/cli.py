@@ -29,7 +29,7 @@ def help_group(parser: argparse.ArgumentParser, title: str) -> argparse._Argumen
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def run_main(main: Callable[[], None]) -> None:
+def run_main(main: Callable[[], object]) -> None:
     """Run a script's main(); report user errors and full or read-only disks on one line (exit 1)."""
     try:
         main()

@@ -8,6 +8,10 @@ from util.records import saved_architecture_flags
 
 from .base_options import BaseOptions, OptionsError, experiment_dir, inherit_architecture, is_plain_name
 
+# How the model saw its data: test time reads it the same way unless told otherwise (the label layout is the
+# architecture's, taken with it).
+DATA_FLAGS = ('loadSize', 'fineSize', 'resize_or_crop')
+
 
 class TestOptions(BaseOptions):
     """Options of test.py (and of the feature scripts and the editor, which also run a trained model)."""
@@ -70,6 +74,23 @@ class TestOptions(BaseOptions):
             print(f"No record of the networks in {expr_dir} (architecture.json, opt.json): using the architecture flags as given")
             return
         inherit_architecture(opt, found[0], found[1], self.method.architecture_options)
+        self.inherit_data_flags(opt, expr_dir)
+
+    def inherit_data_flags(self, opt: argparse.Namespace, expr_dir: str) -> None:
+        """Read the data as the model was trained on it (DATA_FLAGS from opt.json) unless given; say what was taken, and
+        name a given flag that differs from training."""
+        saved = self.read_saved_options(expr_dir, DATA_FLAGS) or {}
+        taken, differing = [], []
+        for flag in (flag for flag in DATA_FLAGS if flag in saved and saved[flag] != getattr(opt, flag)):
+            if flag in opt.explicit:
+                differing.append(f'--{flag} {getattr(opt, flag)} (trained with {saved[flag]})')
+            else:
+                setattr(opt, flag, saved[flag])
+                taken.append(f'--{flag} {saved[flag]}')
+        if taken:
+            print(f"Taking the data flags it was trained with from {expr_dir}/opt.json: {' '.join(taken)}")
+        if differing:
+            print(f"Given data flags that differ from training ({expr_dir}/opt.json): {'; '.join(differing)}")
 
     def derive(self, opt: argparse.Namespace) -> None:
         """Test time runs one image at a time, in order, without augmentation (as the reference)."""

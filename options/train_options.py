@@ -10,10 +10,12 @@ from util.checkpoint import checkpoint_file
 from util.distributed import elastic_restart
 from util.records import differing_flags
 
-from .base_options import BaseOptions, OptionsError, experiment_dir
+from .base_options import BaseOptions, OptionsError, experiment_dir, saved_value_problem
 
 MUST, MAY, RESTORED = 'must match', 'may change', 'restored'
 MUST_MATCH_NOTE = 'the saved networks depend on it'
+# Flags --continue_train does not take from opt.json: what to resume, and this machine's devices.
+NOT_RESUMED = ('continue_train', 'which_epoch', 'name', 'checkpoints_dir', 'gpu_ids', 'local_rank')
 _DATA = 'the data loader reads with it from now on; the epoch position is kept'
 _LOG = 'logging and saving follow it from now on'
 _SPEED = 'takes effect now; the weights are the same'
@@ -163,6 +165,19 @@ class TrainOptions(BaseOptions):
             opt.display_freq = opt.print_freq = 1
             opt.niter, opt.niter_decay = 1, 0
             opt.max_dataset_size = 10
+
+    def inherit_saved_options(self, opt: argparse.Namespace) -> None:
+        """--continue_train starts from the options the run was saved with (opt.json) and applies only the flags given on
+        its command line; the device flags are this machine's."""
+        if not opt.continue_train:
+            return
+        saved = self.read_saved_options(experiment_dir(opt), ()) or {}
+        if saved.get('model', self.default_model) != opt.model:
+            return  # check_resume refuses it, naming the model
+        actions = {action.dest: action for action in self.make_parser()._actions}
+        for key, value in saved.items():
+            if key in actions and key not in opt.explicit and key not in NOT_RESUMED and saved_value_problem(actions[key], value) is None:
+                setattr(opt, key, value)
 
     def check_resume(self, opt: argparse.Namespace) -> None:
         """--continue_train's one compatibility check: the model and the architecture flags as the experiment recorded its

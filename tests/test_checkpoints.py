@@ -543,6 +543,34 @@ def test_wrongly_typed_saved_option_through_test_py_changes_nothing(experiment, 
     assert tree_bytes(folder) == before
 
 
+def test_test_time_reads_the_data_as_the_model_was_trained_on_it(experiment, dataroot, capsys):
+    """test.py (and the feature scripts, the editor) take --loadSize/--fineSize/--resize_or_crop from opt.json unless
+    given: a model trained at 64 wide is not tested at the default 1024; a given one that differs is named."""
+    checkpoints, folder = experiment
+    common = ['--name', 'exp', '--checkpoints_dir', str(checkpoints), '--gpu_ids', '-1', '--dataroot', dataroot]
+    opt = _TestOptions('', METHODS).parse(common, save=False)
+    assert (opt.loadSize, opt.resize_or_crop) == (64, 'scale_width')
+    assert f'Taking the data flags it was trained with from {folder}/opt.json: --loadSize 64' in capsys.readouterr().out
+    opt = _TestOptions('', METHODS).parse([*common, '--loadSize', '128'], save=False)
+    assert opt.loadSize == 128
+    out = capsys.readouterr().out
+    assert 'Given data flags that differ from training' in out and '--loadSize 128 (trained with 64)' in out
+
+
+def test_continue_train_starts_from_the_saved_options(experiment, capsys):
+    """--continue_train with only the flag that changes (not the run's whole command line): every other flag is the
+    saved run's, and only the changed one is reported."""
+    checkpoints, folder = experiment
+    args = ['--name', 'exp', '--checkpoints_dir', str(checkpoints), '--gpu_ids', '-1', '--continue_train', '--lr', '0.001']
+    opt = TrainOptions('', METHODS).parse(args, save=False)
+    saved = json.load(open(os.path.join(folder, 'opt.json')))
+    assert (opt.ngf, opt.n_blocks_global, opt.loadSize, opt.dataroot, opt.no_vgg_loss) == tuple(
+        saved[key] for key in ('ngf', 'n_blocks_global', 'loadSize', 'dataroot', 'no_vgg_loss')
+    )
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith('--continue_train: --')]
+    assert len(notes) == 1 and notes[0].startswith('--continue_train: --lr 0.0002 -> 0.001 (may change)'), notes
+
+
 def resave_latest_mid_epoch(checkpoints, dataroot, epoch_iter: int) -> None:
     """Overwrite `latest` as train.py's --save_latest_freq does in the middle of epoch 1."""
     opt = TrainOptions('', METHODS).parse(train_args(checkpoints, dataroot, 'exp', *ONE_EPOCH, '--continue_train'), save=False)

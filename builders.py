@@ -17,7 +17,7 @@ from models import METHODS, load_method
 from models.common.method import Dataset
 from options.train_options import resume_changes, resume_policy
 from util.checkpoint import load_networks, load_training_state
-from util.devices import autotune_convolutions
+from util.devices import autotune_convolutions, use_cpu_threads
 from util.distributed import from_rank0
 from util.errors import OptionsError
 from util.records import ARCHITECTURE_FILE, experiment_dir, load_saved_options, write_text
@@ -94,6 +94,7 @@ def build_model(opt: argparse.Namespace, files: dict | None = None) -> Any:
     load_networks(model.networks_by_name(), opt, method.architecture_options)
     model = model.to(torch.device(opt.device))
     autotune_convolutions(opt)
+    use_cpu_threads(opt)
     print(f'model [{type(model).__name__}] was created on {opt.device}')
     return model
 

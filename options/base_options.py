@@ -249,6 +249,13 @@ class BaseOptions:
             help='channels-last memory format (faster convolutions on some GPUs; measure with scripts/benchmark.py)',
         )
         add('--compile', action='store_true', help='compile the networks with torch.compile (slow first iterations, faster after)')
+        add(
+            '--cpu_threads',
+            type=int,
+            default=0,
+            help="threads of this process's CPU operations (0: PyTorch's default, one per core); on a machine busy with "
+            'other work fewer threads than cores are often much faster (docs/TROUBLESHOOTING.md)',
+        )
         return parser
 
     def make_parser(self) -> argparse.ArgumentParser:
@@ -378,6 +385,8 @@ class BaseOptions:
             raise OptionsError(f"--label_nc {opt.label_nc} must be >= 0 (0 means RGB input images)")
         if opt.batchSize < 1:
             raise OptionsError(f"--batchSize {opt.batchSize} must be >= 1")
+        if opt.cpu_threads < 0:
+            raise OptionsError(f"--cpu_threads {opt.cpu_threads} must be >= 0 (0: PyTorch's default)")
         self.method.validate(opt)
         for flag in ('which_epoch', 'phase'):
             # Both become parts of file names (checkpoints, dataset folders): keep them inside their folder.

@@ -10,6 +10,7 @@ from options.base_options import replace
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.devices import autotune_convolutions
+from util.errors import OptionsError
 
 
 @pytest.mark.parametrize(
@@ -54,3 +55,22 @@ def test_trainers_and_built_models_apply_the_rule(tmp_path, dataroot, monkeypatc
     assert seen == [opt]
     builders.build_model(opt)
     assert seen == [opt, opt]
+
+
+def test_cpu_threads_sets_the_threads_of_the_process_that_builds_the_model(tmp_path):
+    """--cpu_threads N: the process runs its CPU operations on N threads once its model is built (train.py, test.py,
+    the feature scripts and the editor all build through builders.build_model); 0 keeps PyTorch's default."""
+    from builders import build_model
+
+    before = torch.get_num_threads()
+    args = [*TINY, '--checkpoints_dir', str(tmp_path)]
+    try:
+        torch.set_num_threads(2)
+        build_model(TrainOptions('', METHODS).parse(args, save=False))
+        assert torch.get_num_threads() == 2
+        build_model(TrainOptions('', METHODS).parse([*args, '--cpu_threads', '1'], save=False))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(OptionsError, match=r"--cpu_threads -1 must be >= 0"):
+        TrainOptions('', METHODS).parse([*args, '--cpu_threads', '-1'], save=False)

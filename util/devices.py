@@ -5,6 +5,12 @@ import argparse
 import torch
 
 
+def use_cpu_threads(opt: argparse.Namespace) -> None:
+    """--cpu_threads: the threads of this process's CPU operations (0 leaves PyTorch's default, one per core)."""
+    if opt.cpu_threads > 0:
+        torch.set_num_threads(opt.cpu_threads)
+
+
 def autotune_convolutions(opt: argparse.Namespace) -> None:
     """On CUDA, cuDNN's autotuner by the 2018 reference's rule (pix2pix and CRN follow it too); the CPU is left alone.
 

@@ -50,6 +50,8 @@ class AlignedDataset(torch.utils.data.Dataset):
         self.feat_paths = None
         if getattr(opt, 'load_features', False):
             self.feat_paths = self._paired_folder(opt.phase + '_feat', 'precomputed feature maps (run precompute_feature_maps.py first)')
+            made_by = check_feature_set(os.path.join(self.root, opt.phase + '_feat'), self.feat_paths)
+            print(f"feature maps of {made_by.get('experiment')} (--which_epoch {made_by.get('which_epoch')})")
         if not photos_required and os.path.isdir(os.path.join(self.root, photo_folder)):
             # At test time the photos are optional: shown beside the results when they pair by name and size.
             try:
@@ -243,6 +245,38 @@ def pairing_message(label_dir: str, label_paths: list, other_paths: list) -> str
         f"{other_dir} ({len(other_paths)} files) does not pair by name with {label_dir} ({len(label_paths)} files): "
         f"{'; '.join(parts)}; files pair by the Cityscapes city_seq_frame prefix, else by equal names"
     )
+
+
+# The record precompute_feature_maps.py writes into the folder of a complete set of maps, last: which model made them
+# and which maps the set holds.
+FEATURE_SET_FILE = 'feature_maps.json'
+
+
+def check_feature_set(folder: str, paths: list) -> dict:
+    """The record of the precomputed feature maps in `folder` (`paths`: the maps found there); DatasetError for a
+    folder without one (an interrupted run, another program's maps) or holding maps it does not list (two sets mixed)."""
+    record_path = os.path.join(folder, FEATURE_SET_FILE)
+    fix = 'run precompute_feature_maps.py again'
+    try:
+        with open(record_path) as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{folder}: no {FEATURE_SET_FILE}, so not one complete set written by precompute_feature_maps.py (an interrupted "
+            f"run, or another program's maps); {fix}"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{record_path}: unreadable ({error}); {fix}") from None
+    listed = record.get('maps') if isinstance(record, dict) else None
+    names = sorted(os.path.basename(path) for path in paths)
+    if not isinstance(listed, list) or sorted(listed) != names:
+        unlisted = sorted(set(names) - set(listed or []))
+        missing = sorted(set(listed or []) - set(names))
+        raise DatasetError(
+            f"{folder}: the maps are not the set {FEATURE_SET_FILE} records ({len(unlisted)} not in it, e.g. "
+            f"{unlisted[:1]}; {len(missing)} of it missing, e.g. {missing[:1]}): maps of two runs mixed; {fix}"
+        )
+    return record
 
 
 def image_header(path: str, lossless_what: str = '') -> tuple:

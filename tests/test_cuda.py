@@ -6,6 +6,7 @@ skip. `PIX2PIXHD_TEST_DEVICE=cpu python -m pytest -m cuda tests/test_cuda.py` re
 device-parametrised ones on the CPU (the CUDA-only ones skip, saying why). scripts/gpu_check.sh runs them.
 """
 
+import glob
 import json
 import os
 import subprocess
@@ -110,7 +111,7 @@ def test_feature_recipe_through_the_scripts(device, tmp_path):
     assert_ok(run_script_on(device, 'encode_features.py', *stage1))
     assert (checkpoints / 'f512' / 'features_clustered_010.npz').is_file()
     assert_ok(run_script_on(device, 'precompute_feature_maps.py', *stage1))
-    assert len(os.listdir(dataroot / 'train_feat')) == 4
+    assert len(glob.glob(str(dataroot / 'train_feat' / '*.png'))) == 4  # and the set's feature_maps.json
     stage2_arch = ['--netG', 'local', '--ngf', 4, '--num_D', 3, '--n_blocks_global', 1, '--n_blocks_local', 1, '--instance_feat']
     stage2 = ['--name', 'f1024', '--loadSize', 256, *common]
     result = run_script_on(

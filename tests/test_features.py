@@ -6,6 +6,7 @@ with several styles, pickled reference cluster files, and the full feature recip
 import html.parser
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from PIL import Image
 
 from data.aligned_dataset import AlignedDataset
 from data.synthetic import make_synthetic_dataset
-from helpers import ONE_EPOCH, READ, assert_ok, assert_one_line_error, dead_pid, make_experiment, one_line, run_tool, run_train
+from helpers import ONE_EPOCH, READ, assert_ok, assert_one_line_error, dead_pid, make_experiment, one_line, run_tool, run_train, tree_bytes
 from models import METHODS
 from models.common.labels import check_relabel, parse_int_pairs, relabel_maps
 from models.pix2pixhd.model import Pix2PixHDModel
@@ -625,7 +626,9 @@ def test_feature_recipe_two_stages(synthetic, tmp_path, cityscapes_root):
     result = run_tool('precompute_feature_maps.py', '--name', 'f512', '--loadSize', LOAD_SIZE, *synthetic['common'])
     assert_ok(result)
     label_names = sorted(os.listdir(dataroot / 'train_label'))
-    assert sorted(os.listdir(dataroot / 'train_feat')) == label_names
+    assert sorted(os.listdir(dataroot / 'train_feat')) == sorted([*label_names, 'feature_maps.json'])
+    record = json.loads((dataroot / 'train_feat' / 'feature_maps.json').read_text())
+    assert record['maps'] == label_names and record['experiment'] == str(stage1) and record['which_epoch'] == 'latest'
     for name, inst_name in zip(label_names, sorted(os.listdir(dataroot / 'train_inst'))):
         feat = Image.open(dataroot / 'train_feat' / name)
         assert feat.mode == 'RGB' and feat.size == (256, 128)
@@ -703,6 +706,48 @@ def test_load_features_without_precomputed_maps(tmp_path, cityscapes_root):
     assert_one_line_error(result, 'train_feat', 'precompute_feature_maps.py')
 
 
+def test_feature_maps_are_one_set_of_one_model(synthetic, tmp_path):
+    """precompute_feature_maps.py writes a set as one transaction: killed midway, it leaves the previous set whole (and
+    its leftovers are swept by the next run); --load_features refuses maps without the set's record, or mixed with
+    another run's, naming the folder and the fix."""
+    dataroot = tmp_path / 'data'
+    shutil.copytree(synthetic['dataroot'], dataroot)
+    common = [
+        '--name',
+        'f512',
+        '--loadSize',
+        LOAD_SIZE,
+        '--checkpoints_dir',
+        synthetic['checkpoints'],
+        '--dataroot',
+        dataroot,
+        '--gpu_ids',
+        '-1',
+    ]
+    assert_ok(run_tool('precompute_feature_maps.py', *common))
+    feat = dataroot / 'train_feat'
+    before = tree_bytes(feat)
+    # A run killed after some maps: its staging folder is all it left; the published set is untouched.
+    partial = dataroot / f'train_feat.partial-{dead_pid()}'
+    partial.mkdir()
+    (partial / sorted(os.listdir(feat))[0]).write_bytes(b'half')
+    train = ['--instance_feat', '--load_features', '--loadSize', LOAD_SIZE, *ONE_EPOCH, *STAGE1_ARCH]
+    assert tree_bytes(feat) == before
+    assert_ok(run_tool('precompute_feature_maps.py', *common))  # the next run sweeps the dead one's folder
+    assert not partial.exists() and tree_bytes(feat) == before  # same model, same maps
+    # Another program's maps (no record), and a set with another run's map added: refused before training.
+    (feat / 'feature_maps.json').rename(tmp_path / 'record.json')
+    assert_one_line_error(run_train(tmp_path / 'checkpoints', dataroot, 'a', *train), 'train_feat: no feature_maps.json', 'precompute')
+    (tmp_path / 'record.json').rename(feat / 'feature_maps.json')
+    record = json.loads((feat / 'feature_maps.json').read_text())
+    record['maps'] = record['maps'][1:]
+    (feat / 'feature_maps.json').write_text(json.dumps(record))
+    assert_one_line_error(
+        run_train(tmp_path / 'checkpoints', dataroot, 'b', *train), 'maps of two runs mixed', 'run precompute_feature_maps.py again'
+    )
+    assert not (tmp_path / 'checkpoints').exists()
+
+
 def test_load_features_of_another_size_is_a_user_error(tmp_path):
     # Feature maps that do not match the label map after preprocessing (here precomputed for another
     # --loadSize: 128x64 maps for 64x32 labels with --resize_or_crop none) must be refused like a photo
@@ -712,6 +757,7 @@ def test_load_features_of_another_size_is_a_user_error(tmp_path):
     os.makedirs(dataroot / 'train_feat')
     name = os.listdir(dataroot / 'train_label')[0]
     Image.fromarray(np.full((64, 128, 3), 128, np.uint8)).save(dataroot / 'train_feat' / name)
+    (dataroot / 'train_feat' / 'feature_maps.json').write_text(json.dumps({'maps': [name]}))  # as a complete set records it
     result = run_train(
         tmp_path / 'checkpoints',
         dataroot,

@@ -208,6 +208,25 @@ def test_amp_bf16_trains_and_fp16_and_pix2pixHD_flags_are_refused(model, tmp_pat
     assert not (tmp_path / model).exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize('lr', [1e-3, 3e-4])
+@pytest.mark.parametrize('model', ['pix2pixHD', 'pix2pix', 'crn'])
+def test_the_first_step_moves_g_by_the_given_lr(model, lr, tmp_path, dataroot, vgg_weights):
+    """Adam's first step (and TF's, CRN's) moves a weight by lr * g / (|g| + eps): about lr wherever the gradient is not
+    float noise, never more. Two lrs, so that an lr hard-coded to the fixtures' 2e-4 (or 1e-4) fails."""
+    from builders import build_trainer
+    from helpers import TINY
+
+    args = [*map(str, TINY), '--checkpoints_dir', str(tmp_path), '--dataroot', dataroot] if model == 'pix2pixHD' else []
+    args = args or list(map(str, train_args(model, tmp_path, dataroot, vgg_weights)))
+    trainer = build_trainer(TrainOptions(methods=METHODS).parse([*args, '--lr', str(lr)], save=False))
+    before = {key: value.clone() for key, value in trainer.networks()['G'].state_dict().items() if value.dim() == 4}
+    trainer.train_step(next(iter(build_data(trainer.opt)[1])))
+    after = trainer.networks()['G'].state_dict()
+    moved = torch.cat([(after[key] - value).abs().flatten() for key, value in before.items()])
+    assert moved.max() <= lr + 1e-7  # Adam's bound, plus the weight's float32 rounding
+    assert moved.median() >= 0.9 * lr, moved.median()
+
+
 @pytest.mark.parametrize('model', ['pix2pix', 'crn'])
 def test_compile_applies_to_every_network_of_the_model(model, tmp_path, dataroot, vgg_weights):
     from builders import build_trainer

@@ -98,6 +98,24 @@ def test_fixture_one_iteration(fixture):
             assert ours_moved.max() <= ADAM_FIRST_STEP_BOUND, (name, key, ours_moved.max().item())
 
 
+@pytest.mark.parametrize('netG, levels', [('unet_128', 7), ('unet_256', 8)])
+def test_dropout_is_in_the_innermost_ngf8_levels_only(netG, levels):
+    """The authors' U-Net: Dropout(0.5) after the up-convolution's norm of each of the num_downs - 5 levels of ngf * 8
+    below the four fixed outer ones (and above the innermost), none elsewhere; none with --no_dropout."""
+    arch = dataclasses.replace(FIXTURE_ARCH, num_downs=levels, use_dropout=True)
+    levels_with = [
+        module.model for module in build_networks(arch)['G'].modules() if hasattr(module, 'model') and hasattr(module, 'outermost')
+    ]
+    dropouts = [layers for layers in levels_with if any(isinstance(layer, torch.nn.Dropout) for layer in layers)]
+    assert len(dropouts) == levels - 5
+    for layers in dropouts:
+        assert isinstance(layers[-1], torch.nn.Dropout) and layers[-1].p == 0.5  # the level's last layer
+        assert isinstance(layers[-2], torch.nn.BatchNorm2d) and isinstance(layers[-3], torch.nn.ConvTranspose2d)
+        assert layers[-3].in_channels == 2 * layers[-3].out_channels == 2 * 8 * arch.ngf  # an ngf * 8 level
+    no_dropout = build_networks(dataclasses.replace(arch, use_dropout=False))['G']
+    assert not any(isinstance(module, torch.nn.Dropout) for module in no_dropout.modules())
+
+
 def test_keys_load_strictly_both_ways(fixture):
     """Our state_dicts have the authors' keys and shapes (theirs load into ours strictly, ours into theirs)."""
     _, _, states = fixture

@@ -499,6 +499,8 @@ def test_refused_resume_on_checkpoint_shapes_changes_nothing(experiment, dataroo
         ('ngf', '4', '--ngf takes an integer'),
         ('no_instance', 'false', '--no_instance is a switch'),
         ('netG', 'unet', '--netG takes one of global, local'),
+        ('ngf', [4], '--ngf takes an integer'),
+        ('n_blocks_global', None, '--n_blocks_global takes an integer'),
     ],
 )
 def test_wrongly_typed_saved_options_are_one_line_for_test_and_resume(experiment, key, value, fragment):
@@ -512,7 +514,7 @@ def test_wrongly_typed_saved_options_are_one_line_for_test_and_resume(experiment
     for options, extra in ((_TestOptions, []), (TrainOptions, ['--continue_train'])):
         with pytest.raises(OptionsError) as refused:
             options('', METHODS).parse(['--name', 'exp', '--checkpoints_dir', str(checkpoints), '--gpu_ids', '-1', *extra], save=False)
-        assert f'architecture.json: "{key}": "{value}" is not a valid value: {fragment}' in one_line(refused.value)
+        assert f'architecture.json: "{key}": {json.dumps(value)} is not a valid value: {fragment}' in one_line(refused.value)
 
 
 def test_a_wrongly_typed_flag_in_opt_json_is_one_line_on_resume(experiment):

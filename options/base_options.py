@@ -253,7 +253,7 @@ class BaseOptions:
             '--cpu_threads',
             type=int,
             default=0,
-            help="threads of this process's CPU operations (0: PyTorch's default, one per core); on a machine busy with "
+            help="threads of this process's CPU operations (0: one per core, as PyTorch sets it); on a machine busy with "
             'other work fewer threads than cores are often much faster (docs/TROUBLESHOOTING.md)',
         )
         return parser

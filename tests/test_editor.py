@@ -205,8 +205,12 @@ def test_two_pages_never_edit_each_others_document(server):
     assert np.array_equal(read_map(call(second, 'GET', '/api/download?what=label')[2]), second_label)
     assert 'nothing to undo' in error_of(call(second, 'POST', '/api/edit', {'op': 'undo'}), 400)
     assert np.array_equal(read_map(call(first, 'GET', '/api/download?what=label')[2]), first_label)
-    status, headers, _ = call(second, 'GET', '/api/synth?after=1')  # each page counts its own versions
+    status, headers, view = call(second, 'GET', '/api/synth?after=1')  # each page counts its own versions
     assert status == 200 and headers['X-Version'] == '1'
+    # The page's view is a JPEG (encoded in a fraction of the generator's time); the download the lossless PNG.
+    assert headers['Content-Type'] == 'image/jpeg' and view.startswith(b'\xff\xd8')
+    photo = call(second, 'GET', '/api/download?what=synth')[2]
+    assert photo.startswith(b'\x89PNG') and Image.open(io.BytesIO(view)).size == Image.open(io.BytesIO(photo)).size
     # A download link names its session in the URL (links cannot send headers).
     status, _, body = call({**first, 'session': ''}, 'GET', f'/api/download?what=label&session={first["session"]}')
     assert status == 200 and np.array_equal(read_map(body), first_label)
@@ -457,6 +461,8 @@ def test_measure_latency_and_a_wrong_dataroot(server, tmp_path):
         str(missing / 'test_label'),
         '--dataroot',
     )
+    model = ['--name', server['name'], '--checkpoints_dir', server['checkpoints'], '--gpu_ids', '-1']
+    assert_one_line_error(run_tool('scripts/editor.py', *model, '--preview_quality', '0'), '--preview_quality 0 must be in 1..100')
 
 
 def test_load_script_reports_latency_errors_and_memory(experiment):

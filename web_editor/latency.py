@@ -19,8 +19,8 @@ def _request(url: str, payload: dict | None = None, session: str = '') -> tuple:
 def measure_latency(base_url: str, edits: int) -> dict:
     """Open gallery image 0, then `edits` times: POST a brush stroke, GET the image of that version.
 
-    Each time is from sending the edit to having the new synthesized PNG, one edit at a time (no
-    coalescing helps): applying the stroke, the document reply, the generator, PNG encoding and HTTP.
+    Each time is from sending the edit to having the new synthesized image, one edit at a time (no
+    coalescing helps): applying the stroke, the document reply, the generator, JPEG encoding and HTTP.
     """
     info = json.loads(_request(base_url + 'api/info')[0])
     if not info['gallery']:
@@ -62,7 +62,7 @@ def measure_latency(base_url: str, edits: int) -> dict:
 def format_latency(result: dict, device: str) -> str:
     """The measurement as two lines for the terminal."""
     lines = []
-    for key, title in (('edit_to_image', 'edit -> new image (HTTP round trips)'), ('render', 'generator + PNG (server side)')):
+    for key, title in (('edit_to_image', 'edit -> new image (HTTP round trips)'), ('render', 'generator (server side)')):
         figures = result[key]
         lines.append(
             f"{title}: median {figures['median_ms']:.0f} ms, p90 {figures['p90_ms']:.0f} ms, "

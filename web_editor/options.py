@@ -36,6 +36,12 @@ class EditorOptions(TestOptions):
             default=256,
             help="memory of one session's document and its undo steps, in MB (beyond it, the oldest steps go)",
         )
+        add(
+            '--preview_quality',
+            type=int,
+            default=95,
+            help='JPEG quality of the image the page shows after each edit (the download is a lossless PNG)',
+        )
         add('--max_connections', type=int, default=32, help='connections served at once (one thread each); more are refused')
         add('--request_timeout', type=float, default=30, help='seconds a connection may take to send a request (a slow client is cut off)')
         add(
@@ -64,5 +70,7 @@ class EditorOptions(TestOptions):
         for flag in ('max_pixels', 'max_sessions', 'session_idle_minutes', 'max_session_mb', 'max_connections', 'request_timeout'):
             if not 0 < getattr(opt, flag) < math.inf:
                 raise OptionsError(f"--{flag} {getattr(opt, flag)} must be a number > 0")
+        if not 1 <= opt.preview_quality <= 100:
+            raise OptionsError(f"--preview_quality {opt.preview_quality} must be in 1..100")
         if opt.measure_latency < 0:
             raise OptionsError(f"--measure_latency {opt.measure_latency} must be >= 0")

@@ -142,7 +142,7 @@ class EditorRequestHandler(BaseHTTPRequestHandler):
             self._send(app.thumbnail(int_field(query_ints(query, 'index'), 'index')), 'image/png', cache=True)
         elif path == '/api/synth':
             version, image, seconds = self._session(query).synthesized(int_field(query_ints(query, 'after'), 'after'))
-            self._send(image, 'image/png', headers={'X-Version': str(version), 'X-Render-Ms': f'{seconds * 1000:.1f}'})
+            self._send(image, 'image/jpeg', headers={'X-Version': str(version), 'X-Render-Ms': f'{seconds * 1000:.1f}'})
         elif path == '/api/swatch':
             fields = query_ints(query, 'segment', 'index')
             self._send(self._session(query).swatch(int_field(fields, 'segment'), int_field(fields, 'index')), 'image/png')

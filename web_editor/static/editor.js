@@ -201,7 +201,7 @@ async function pumpSynth() {
 function showLatency(totalMs, modelMs) {
   const caption = $('latency');
   caption.textContent = `edit → image ${Math.round(totalMs)} ms, of which the model ${Math.round(modelMs)} ms`;
-  caption.title = 'from the edit to its image on screen; the model part is the generator and PNG encoding on the server';
+  caption.title = 'from the edit to its image on screen; the model part is the generator on the server';
   Object.assign(caption.dataset, {totalMs: totalMs.toFixed(1), modelMs: modelMs.toFixed(1)});
 }
 

@@ -15,8 +15,10 @@
 #   PIX2PIXHD_VGG_WEIGHTS  torchvision VGG19 ImageNet state_dict for the benchmarks' VGG loss; without it a
 #                          random-weights VGG19 is written to OUT_DIR (same cost per step, and the summary says so)
 set -u
-# Ctrl-C stops the whole check (a step's own handler, e.g. train.py's, may return normally from it).
-trap 'echo "== stopped by a signal: the later steps did not run" >&2; exit 130' INT TERM
+# Ctrl-C stops the whole check (a step's own handler, e.g. train.py's, may return normally from it); the message goes
+# to the terminal's stderr (fd 3), not to the log of the step it interrupted.
+exec 3>&2
+trap 'echo "== stopped by a signal: the later steps did not run" >&3; exit 130' INT TERM
 
 if [[ $# -lt 1 || $1 == -* ]]; then
     echo "usage: scripts/gpu_check.sh OUT_DIR [--dry_run]" >&2

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from helpers import REPO_ROOT, SUBPROCESS_ENV, UNDER_CI
 
@@ -59,3 +61,24 @@ def test_dry_run_runs_every_step(tmp_path):
     assert set(inference['rows']) == {'plain fp32', 'as flagged'} and '--data_type' in inference['flags']
     assert os.path.getsize(out / 'vgg19_random.pth') > 500e6  # a whole VGG19, written for the benchmarks
     os.remove(out / 'vgg19_random.pth')  # 550 MB: not worth keeping in pytest's last three temporary folders
+
+
+def test_a_signal_stops_the_check(tmp_path):
+    """Ctrl-C during the check stops it (exit 130, the later steps do not run), as a step such as train.py may
+    return normally from it."""
+    out = tmp_path / 'out'
+    process = subprocess.Popen(
+        ['bash', 'scripts/gpu_check.sh', str(out), '--dry_run'], cwd=REPO_ROOT, env=dict(SUBPROCESS_ENV, PYTHON=sys.executable),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        while process.poll() is None and not ((out / 'steps.tsv').exists() and (out / 'steps.tsv').read_text().count('\n') >= 2):
+            time.sleep(0.1)  # two steps recorded: the check is in its steps
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr[-2000:]
+    assert 'stopped by a signal: the later steps did not run' in stderr
+    assert not (out / 'summary.md').exists() and 'editor_512p' not in (out / 'steps.tsv').read_text()

@@ -116,6 +116,18 @@ def test_dropout_is_in_the_innermost_ngf8_levels_only(netG, levels):
     assert not any(isinstance(module, torch.nn.Dropout) for module in no_dropout.modules())
 
 
+@pytest.mark.parametrize('lambda_L1', [100.0, 7.0])
+def test_the_l1_loss_is_weighted_by_lambda_l1(fixture, lambda_L1):
+    """G_L1 = --lambda_L1 * mean |fake - real| (the fixture's 100 and another weight: a hard-coded 100 fails), and
+    G_GAN does not depend on it."""
+    meta, sample, states = fixture
+    model = fixture_model(states, dataclasses.replace(FIXTURE_ARCH, use_dropout=False), lambda_L1=lambda_L1)
+    trainer = Pix2PixTrainer(model, lr=LR, beta1=0.5)
+    losses, generated = trainer.train_step({'label': sample['A'], 'inst': torch.zeros(0), 'image': sample['B']}, infer=True)
+    assert losses['G_L1'].item() == pytest.approx(lambda_L1 * (generated - sample['B']).abs().mean().item(), rel=1e-5)
+    assert losses['G_GAN'].item() == pytest.approx(meta['losses']['G_GAN'], rel=1e-5)
+
+
 def test_keys_load_strictly_both_ways(fixture):
     """Our state_dicts have the authors' keys and shapes (theirs load into ours strictly, ours into theirs)."""
     _, _, states = fixture

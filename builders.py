@@ -79,8 +79,8 @@ def build_data(opt: argparse.Namespace) -> tuple:
 
 
 def read_model_files(opt: argparse.Namespace) -> dict:
-    """The files --model's model is built from besides its weights (pix2pixHD's cluster centres), read here: the
-    models do no file I/O. {build_model's keyword: value}."""
+    """The files --model's model is built from besides its weights (cluster centres at test time, VGG19 for a training
+    loss), read here: the models do no file I/O. {build_model's keyword: value}."""
     return load_method(opt.model).read_files(opt)
 
 

@@ -9,8 +9,11 @@ from util.records import saved_architecture_flags
 from .base_options import BaseOptions, OptionsError, experiment_dir, inherit_architecture, is_plain_name
 
 # How the model saw its data: test time reads it the same way unless told otherwise (the label layout is the
-# architecture's, taken with it).
+# architecture's, taken with it) ...
 DATA_FLAGS = ('loadSize', 'fineSize', 'resize_or_crop')
+# ... but synthesizes whole images where pix2pixHD's training cropped them (as its test recipes do); pix2pix's
+# resize_and_crop stays, as its authors test.
+WHOLE_IMAGE_MODES = {'crop': 'none', 'scale_width_and_crop': 'scale_width'}
 
 
 class TestOptions(BaseOptions):
@@ -85,8 +88,10 @@ class TestOptions(BaseOptions):
             if flag in opt.explicit:
                 differing.append(f'--{flag} {getattr(opt, flag)} (trained with {saved[flag]})')
             else:
-                setattr(opt, flag, saved[flag])
-                taken.append(f'--{flag} {saved[flag]}')
+                value = WHOLE_IMAGE_MODES.get(saved[flag], saved[flag]) if flag == 'resize_or_crop' else saved[flag]
+                setattr(opt, flag, value)
+                whole = f' (trained with {saved[flag]}: whole images at test time)' if value != saved[flag] else ''
+                taken.append(f'--{flag} {value}{whole}')
         if taken:
             print(f"Taking the data flags it was trained with from {expr_dir}/opt.json: {' '.join(taken)}")
         if differing:

@@ -15,7 +15,7 @@ from .base_options import BaseOptions, OptionsError, experiment_dir, saved_value
 MUST, MAY, RESTORED = 'must match', 'may change', 'restored'
 MUST_MATCH_NOTE = 'the saved networks depend on it'
 # Flags --continue_train does not take from opt.json: what to resume, and this machine's devices.
-NOT_RESUMED = ('continue_train', 'which_epoch', 'name', 'checkpoints_dir', 'gpu_ids', 'local_rank')
+NOT_RESUMED = ('continue_train', 'which_epoch', 'name', 'checkpoints_dir', 'gpu_ids', 'local_rank', 'cpu_threads')
 _DATA = 'the data loader reads with it from now on; the epoch position is kept'
 _LOG = 'logging and saving follow it from now on'
 _SPEED = 'takes effect now; the weights are the same'
@@ -168,17 +168,22 @@ class TrainOptions(BaseOptions):
             opt.max_dataset_size = 10
 
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
-        """--continue_train starts from the options the run was saved with (opt.json) and applies only the flags given on
-        its command line; the device flags are this machine's."""
+        """--continue_train starts from the options the run was saved with (opt.json) and applies the flags given on its
+        command line; the device flags are this machine's, and a switch that may change (--compile, --no_vgg_loss,
+        --fp16, ...) is as given, since a saved one could not be turned off."""
         if not opt.continue_train:
             return
         saved = self.read_saved_options(experiment_dir(opt), ()) or {}
         if saved.get('model', self.default_model) != opt.model:
             return  # check_resume refuses it, naming the model
         actions = {action.dest: action for action in self.make_parser()._actions}
+        policy = resume_policy(self.method)
         for key, value in saved.items():
-            if key in actions and key not in opt.explicit and key not in NOT_RESUMED and saved_value_problem(actions[key], value) is None:
-                setattr(opt, key, value)
+            if key not in actions or key in opt.explicit or key in NOT_RESUMED or saved_value_problem(actions[key], value):
+                continue
+            if actions[key].nargs == 0 and policy.get(key, (MAY,))[0] == MAY:
+                continue  # a switch that may change is as given: no command line can turn a saved one off
+            setattr(opt, key, value)
 
     def check_resume(self, opt: argparse.Namespace) -> None:
         """--continue_train's one compatibility check: the model and the architecture flags as the experiment recorded its

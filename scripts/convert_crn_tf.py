@@ -69,7 +69,7 @@ def main() -> None:
     folder = os.path.dirname(os.path.abspath(args.out))
     # The record test.py (and --continue_train, the editor) take --model and the architecture flags from.
     given = arch.flags()
-    flags = {flag[2:]: int(value) if value.isdigit() else value for flag, value in zip(given[::2], given[1::2])}
+    flags = {flag[2:]: int(value) if value.isdigit() and flag != '--crn_widths' else value for flag, value in zip(given[::2], given[1::2])}
     record = {'model': 'crn', 'architecture': arch.to_dict(), 'flags': flags}
     arch_path = os.path.join(folder, ARCHITECTURE_FILE)
     write_text(arch_path, json.dumps(record, indent=1, sort_keys=True))

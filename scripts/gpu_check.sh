@@ -48,7 +48,7 @@ step() {
     start=$(date +%s%N)
     {
         echo "\$ $*"
-        timeout --kill-after=10 "$limit" "$@"
+        timeout --foreground --kill-after=10 "$limit" "$@" # --foreground: a Ctrl-C reaches the step too
     } > "$OUT/$name.log" 2>&1
     rc=$?
     end=$(date +%s%N)

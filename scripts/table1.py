@@ -310,10 +310,8 @@ def main(argv: list[str] | None = None) -> dict:
                     f"nothing was scored or published: run the same command again"
                 )
             train_seconds[name] = steps.cpu_seconds[f'train_{method}']
-        test_own = ['--resize_or_crop', 'scale_width'] if method == 'pix2pix' else []
         steps.run(f'test_{method}', f'synthesizing the test layouts with {name}', call_main, 'test.py',
-                  ['--model', method, '--name', method, *common, '--results_dir', results_root, '--how_many', str(opt.n_test),
-                   *test_own])  # fmt: skip
+                  ['--model', method, '--name', method, *common, '--results_dir', results_root, '--how_many', str(opt.n_test)])  # fmt: skip
         results[method] = os.path.join(results_root, method, 'test_latest')
     if not opt.skip_train:
         seg = steps.run('seg_net', 'segmentation network', _script('scripts/train_seg_net.py').main,

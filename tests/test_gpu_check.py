@@ -64,16 +64,17 @@ def test_dry_run_runs_every_step(tmp_path):
 
 
 def test_a_signal_stops_the_check(tmp_path):
-    """Ctrl-C during the check stops it (exit 130, the later steps do not run), as a step such as train.py may
-    return normally from it."""
+    """Ctrl-C during the check stops the running step and the check (exit 130, the later steps do not run), as a step
+    such as train.py may return normally from it."""
     out = tmp_path / 'out'
     process = subprocess.Popen(
         ['bash', 'scripts/gpu_check.sh', str(out), '--dry_run'], cwd=REPO_ROOT, env=dict(SUBPROCESS_ENV, PYTHON=sys.executable),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        while process.poll() is None and not ((out / 'steps.tsv').exists() and (out / 'steps.tsv').read_text().count('\n') >= 2):
-            time.sleep(0.1)  # two steps recorded: the check is in its steps
+        while process.poll() is None and not (out / 'tests.log').exists():
+            time.sleep(0.1)  # the third step (the CUDA tests, pytest) has started
+        time.sleep(1)  # its interpreter is up (torch takes longer than this to import)
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=300)
     finally:
@@ -82,3 +83,4 @@ def test_a_signal_stops_the_check(tmp_path):
     assert process.returncode == 130, stderr[-2000:]
     assert 'stopped by a signal: the later steps did not run' in stderr
     assert not (out / 'summary.md').exists() and 'editor_512p' not in (out / 'steps.tsv').read_text()
+    assert 'KeyboardInterrupt' in (out / 'tests.log').read_text()  # the running step got the Ctrl-C too, not only bash

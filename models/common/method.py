@@ -25,7 +25,7 @@ class ArchitectureRecord:
     """Base of a method's frozen Architecture dataclass: everything that fixes its networks' shapes.
 
     A field's flags (arch_field) are what test.py takes from the experiment's records and a resume must keep; the
-    flag lists, the JSON form and the messages about a differing field all follow from the fields. from_options reads
+    flag lists and the JSON form follow from the fields. from_options reads
     the flag of each field's own name; a method whose fields are computed from its flags overrides it.
     """
 
@@ -40,11 +40,6 @@ class ArchitectureRecord:
     def options(cls) -> tuple[str, ...]:
         """Every option name that sets a field, once each, in field order."""
         return tuple(dict.fromkeys(flag for flags in cls.field_flags().values() for flag in flags))
-
-    @classmethod
-    def flag_names(cls, field: str) -> str:
-        """How a message names the flags of `field`, e.g. '--netG' or '--netD/--n_layers_D'."""
-        return '/'.join(f'--{flag}' for flag in cls.field_flags().get(field, (field,)))
 
     @classmethod
     def from_options(cls, opt: argparse.Namespace) -> Any:
@@ -80,13 +75,6 @@ class ArchitectureRecord:
                 )
             converted[name] = value
         return cls(**converted)
-
-    def differences(self, other: 'ArchitectureRecord') -> list[str]:
-        """'--flag: field saved (saved) vs now (now)' for each field whose value differs from `other`'s (the saved one)."""
-        mine, saved = self.to_dict(), other.to_dict()
-        return [
-            f"{self.flag_names(name)}: {name} {saved[name]} (saved) vs {mine[name]} (now)" for name in mine if mine[name] != saved[name]
-        ]
 
 
 class Dataset(Protocol):

@@ -90,7 +90,8 @@ class TrainerBase:
                 import torch._inductor.config as inductor_config  # only here: importing inductor costs every other run
 
                 inductor_config.fx_graph_cache = False
-                functorch_config.enable_autograd_cache = False
+                if hasattr(functorch_config, 'enable_autograd_cache'):  # torch 2.6 and later
+                    functorch_config.enable_autograd_cache = False
             for net in self.model.networks_by_name().values():
                 net.compile()  # in place: state_dict keys stay the reference's
 

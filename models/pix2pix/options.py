@@ -5,8 +5,8 @@ Flags added here (group 'pix2pix model', the authors' names and defaults): --gan
 
 Existing flags read (options/base_options.py, options/train_options.py): --label_nc, --input_nc, --no_instance,
 --output_nc, --netG (unet_256 | unet_128 | unet_64 | unet_32), --ngf, --ndf, --n_layers_D (with --netD n_layers), --norm, --lr,
---beta1, --niter, --niter_decay, --pool_size. Not read: --use_dropout (pix2pix has dropout unless --no_dropout),
---no_lsgan (--gan_mode instead), the pix2pixHD generator, feature and loss flags.
+--beta1, --niter, --niter_decay, --pool_size. pix2pixHD's own flags (--use_dropout, --no_lsgan, its generator, feature
+and loss flags) are not pix2pix's: given with --model pix2pix they are refused (dropout: --no_dropout; GAN: --gan_mode).
 
 DEFAULTS holds the authors' values where pix2pixHD's differ or must be restated; the registry applies them with
 parser.set_defaults. add_flags also makes the U-Nets (unet_32 ... unet_256) the shared --netG's choices.

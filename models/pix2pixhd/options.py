@@ -14,7 +14,7 @@ MUST_MATCH_NOTE = 'the saved networks depend on it'
 # --continue_train's rule of each training flag add_flags adds that is not an architecture flag (the architecture's
 # must match; options/train_options.py has the shared flags' rules and the kinds).
 RESUME_POLICY = {
-    **{flag: (MUST, MUST_MATCH_NOTE) for flag in ('num_D',)},
+    'num_D': (MUST, MUST_MATCH_NOTE),
     'load_features': (MUST, 'it decides whether the encoder E is trained and saved'),
     'niter_fix_global': (MUST, 'the saved optimiser of G covers the parameters it fixed'),
     'n_clusters': (MAY, 'only used by encode_features.py'),

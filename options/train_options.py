@@ -169,7 +169,7 @@ class TrainOptions(BaseOptions):
 
     def inherit_saved_options(self, opt: argparse.Namespace) -> None:
         """--continue_train starts from the options the run was saved with (opt.json) and applies the flags given on its
-        command line; the device flags are this machine's, and a switch that may change (--compile, --no_vgg_loss,
+        command line; the device flags are this machine's, and a switch that may change (--compile, --tf_log,
         --fp16, ...) is as given, since a saved one could not be turned off."""
         if not opt.continue_train:
             return

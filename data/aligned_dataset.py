@@ -309,7 +309,8 @@ def label_maxima(paths: list) -> list:
     """The largest id of each label map, decoded once: a cache ($PIX2PIXHD_CACHE, default ~/.cache/pix2pixhd) keyed by
     path, size and modification time keeps later starts instant (Cityscapes' 2975 maps take ~40 s of CPU to decode)."""
     cache_dir = os.environ.get('PIX2PIXHD_CACHE') or os.path.join(os.path.expanduser('~'), '.cache', 'pix2pixhd')
-    cache_path = os.path.join(cache_dir, 'label_maxima.json')
+    # v2: entries are made through open_map's id checks (negative or fractional ids refused); v1's were not.
+    cache_path = os.path.join(cache_dir, 'label_maxima.v2.json')
     try:
         with open(cache_path) as file:
             cache = json.load(file)

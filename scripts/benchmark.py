@@ -48,7 +48,6 @@ GPU_PEAKS = {
     ('A100', 'fp16'): 312.0,
     ('A100', 'fp32'): 19.5,
 }
-OPTIMISATION_FLAGS = ('amp', 'channels_last', 'compile')
 
 
 def synthetic_batch(opt: argparse.Namespace, width: int, height: int) -> dict:

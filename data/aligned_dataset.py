@@ -196,8 +196,8 @@ class AlignedDataset(torch.utils.data.Dataset):
         if self.opt.label_nc != 0:
             check_label_maxima(dict(zip(self.A_paths, label_maxima(self.A_paths))), self.opt.label_nc)
         if 'crop' in self.opt.resize_or_crop:  # a crop larger than the image would be padded with black and label 0
-            for path in self.A_paths:
-                width, height = size_before_crop(self.opt, image_header(path)[0])
+            for path, size in zip(self.A_paths, self.label_sizes):  # the headers the constructor read
+                width, height = size_before_crop(self.opt, size)
                 if min(width, height) < self.opt.fineSize:
                     raise DatasetError(
                         f"{path}: {width}x{height} under --resize_or_crop {self.opt.resize_or_crop} (--loadSize {self.opt.loadSize}) "

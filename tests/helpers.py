@@ -8,6 +8,8 @@ import runpy
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -84,6 +86,24 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
+
+
+def interrupt_job(command: list, env: dict, ready: Callable[[], bool], settle: float = 0.0) -> tuple[int, str]:
+    """Run `command` from the repository root as a terminal job (its own process group), wait until `ready()` (then
+    `settle` seconds more), Ctrl-C the whole group as a terminal would: (exit status, stderr)."""
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        while process.poll() is None and not ready():
+            time.sleep(0.1)
+        time.sleep(settle)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    return process.returncode, stderr
 
 
 def run_tool(script: str, *args) -> subprocess.CompletedProcess:

@@ -2,12 +2,10 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
-from helpers import REPO_ROOT, SUBPROCESS_ENV, UNDER_CI
+from helpers import REPO_ROOT, SUBPROCESS_ENV, UNDER_CI, interrupt_job
 
 STEPS = (
     'env',
@@ -67,20 +65,13 @@ def test_a_signal_stops_the_check(tmp_path):
     """Ctrl-C during the check stops the running step and the check (exit 130, the later steps do not run), as a step
     such as train.py may return normally from it."""
     out = tmp_path / 'out'
-    process = subprocess.Popen(
-        ['bash', 'scripts/gpu_check.sh', str(out), '--dry_run'], cwd=REPO_ROOT, env=dict(SUBPROCESS_ENV, PYTHON=sys.executable),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    # Ctrl-C once the third step (the CUDA tests, pytest) has started and its interpreter is up (torch takes longer
+    # than the second to import).
+    returncode, stderr = interrupt_job(
+        ['bash', 'scripts/gpu_check.sh', str(out), '--dry_run'], dict(SUBPROCESS_ENV, PYTHON=sys.executable),
+        ready=(out / 'tests.log').exists, settle=1,
     )  # fmt: skip
-    try:
-        while process.poll() is None and not (out / 'tests.log').exists():
-            time.sleep(0.1)  # the third step (the CUDA tests, pytest) has started
-        time.sleep(1)  # its interpreter is up (torch takes longer than this to import)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, stderr[-2000:]
+    assert returncode == 130, stderr[-2000:]
     assert 'stopped by a signal: the later steps did not run' in stderr
     assert not (out / 'summary.md').exists() and 'editor_512p' not in (out / 'steps.tsv').read_text()
     assert 'KeyboardInterrupt' in (out / 'tests.log').read_text()  # the running step got the Ctrl-C too, not only bash

@@ -8,15 +8,13 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from helpers import SUBPROCESS_ENV, TINY, assert_ok, run_tool
+from helpers import SUBPROCESS_ENV, TINY, assert_ok, interrupt_job, run_tool
 from models import METHODS
 from options.test_options import TestOptions as TestOptionsParser
 from options.train_options import TrainOptions
@@ -191,19 +189,11 @@ def test_quickstart_stops_when_a_signal_stops_its_training(tmp_path):
         SUBPROCESS_ENV, NITER='500', NITER_DECAY='0', WIDTH='64', HEIGHT='32', N_TRAIN='4', N_TEST='2', PYTHON=sys.executable,
         DATAROOT=str(tmp_path / 'data'), CHECKPOINTS_DIR=str(tmp_path / 'ck'), RESULTS_DIR=str(tmp_path / 'res'),
     )  # fmt: skip
-    process = subprocess.Popen(
-        ['bash', 'scripts/quickstart.sh'], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches every process of the job
-    )  # fmt: skip
-    try:
-        while process.poll() is None and not (tmp_path / 'ck' / 'quickstart' / 'loss_log.txt').exists():
-            time.sleep(0.1)  # training has started and logged (its signal handlers are in place)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, stderr[-2000:]
+    # Ctrl-C once training has started and logged (its signal handlers are in place).
+    returncode, stderr = interrupt_job(
+        ['bash', 'scripts/quickstart.sh'], env, ready=(tmp_path / 'ck' / 'quickstart' / 'loss_log.txt').exists
+    )
+    assert returncode == 130, stderr[-2000:]
     assert 'stopped by a signal: the later steps did not run' in stderr
     assert (tmp_path / 'ck' / 'quickstart' / 'latest_net_G.pth').is_file()  # train.py saved where it stopped
     assert not list((tmp_path / 'ck' / 'quickstart').glob('features_clustered_*')) and not (tmp_path / 'res').exists()

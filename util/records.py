@@ -52,14 +52,10 @@ def load_architecture_record(expr_dir: str) -> dict | None:
     """The experiment's record of its networks (architecture.json: {'model', 'architecture': field values, 'flags': the
     architecture flags that built them}), or None for an experiment written before the record had its flags."""
     path = os.path.join(expr_dir, ARCHITECTURE_FILE)
-    if not os.path.isfile(path):
+    record = read_json_object(path, 'the record of the networks')
+    if record is None:
         return None
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise OptionsError(f"{path}: cannot read the record of the networks ({describe(error)}); delete or fix the file") from None
-    if not isinstance(record, dict) or not isinstance(record.get('model'), str) or not isinstance(record.get('architecture'), dict):
+    if not isinstance(record.get('model'), str) or not isinstance(record.get('architecture'), dict):
         raise OptionsError(f'{path}: not a record of networks ({{"model", "architecture", "flags"}}); delete or fix the file')
     if 'flags' not in record:  # written before the record carried its flags: opt.json has them
         return None
@@ -80,19 +76,22 @@ def saved_architecture_flags(expr_dir: str) -> tuple[dict, str] | None:
 
 def load_saved_options(expr_dir: str) -> dict | None:
     """The options an experiment was trained with (opt.json), or None when there is none."""
-    json_path = os.path.join(expr_dir, 'opt.json')
-    if not os.path.isfile(json_path):
+    return read_json_object(os.path.join(expr_dir, 'opt.json'), 'the saved options')
+
+
+def read_json_object(path: str, what: str) -> dict | None:
+    """The JSON object in `path` (None when there is no file); OptionsError naming the file for one that is unreadable
+    or not an object."""
+    if not os.path.isfile(path):
         return None
     try:
-        with open(json_path) as handle:
-            saved = json.load(handle)
+        with open(path) as handle:
+            value = json.load(handle)
     except (OSError, ValueError) as error:
-        raise OptionsError(f"{json_path}: cannot read the saved options ({describe(error)}); delete or fix the file") from None
-    if not isinstance(saved, dict):
-        raise OptionsError(
-            f"{json_path}: the saved options are a JSON {type(saved).__name__}, not an object of flag: value; delete or fix the file"
-        )
-    return saved
+        raise OptionsError(f"{path}: cannot read {what} ({describe(error)}); delete or fix the file") from None
+    if not isinstance(value, dict):
+        raise OptionsError(f"{path}: a JSON {type(value).__name__}, not {what} (an object of name: value); delete or fix the file")
+    return value
 
 
 def differing_flags(saved: dict, opt: argparse.Namespace, keys: Sequence[str]) -> list:

@@ -74,13 +74,15 @@ class MultiscaleDiscriminator(nn.Module):
         norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
         num_D: int = 3,
         getIntermFeat: bool = False,
+        widths: tuple[int, ...] | None = None,
     ) -> None:
+        """`widths`: the first layer's filters of each scale (index = scale name); None: ndf at every scale."""
         super().__init__()
         self.num_D = num_D
         self.n_layers = n_layers
         self.getIntermFeat = getIntermFeat
         for i in range(num_D):
-            net = NLayerDiscriminator(input_nc, ndf, n_layers, norm_layer, getIntermFeat)
+            net = NLayerDiscriminator(input_nc, ndf if widths is None else widths[i], n_layers, norm_layer, getIntermFeat)
             # Registered flat (scale{i}_layer{j} / layer{i}) to keep the reference's state_dict keys.
             if getIntermFeat:
                 for j in range(n_layers + 2):

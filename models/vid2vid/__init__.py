@@ -1,0 +1,42 @@
+"""vid2vid (Wang et al., NeurIPS 2018) as its authors' code trains and tests it: flags, networks, model, trainer.
+
+A method of the registry (models/__init__.py): the names below are its interface.
+"""
+
+import argparse
+
+from ..common.losses import load_vgg19_features
+from ..common.method import Method
+from .model import Vid2VidModel
+from .options import DEFAULTS, RESUME_POLICY, Architecture, Discriminators, LossSettings, add_flags, size_base, validate
+from .trainer import Vid2VidTrainer
+
+__all__ = ['METHOD', 'Architecture', 'Discriminators', 'LossSettings', 'Vid2VidModel', 'Vid2VidTrainer']
+
+
+def read_files(opt: argparse.Namespace) -> dict:
+    """VGG19's features for the VGG loss (training without --no_vgg): --vgg_weights, else torchvision's download."""
+    if opt.isTrain and not opt.no_vgg:
+        return {'vgg_features': load_vgg19_features(opt.vgg_weights or None)}
+    return {}
+
+
+def build_model(opt: argparse.Namespace, vgg_features=None) -> Vid2VidModel:
+    """vid2vid's model for the options: G (all spatial scales), and D and the temporal Ds when training."""
+    if opt.isTrain:
+        return Vid2VidModel(Architecture.from_options(opt), Discriminators.from_options(opt), LossSettings.from_options(opt), vgg_features)
+    return Vid2VidModel(Architecture.from_options(opt), losses=LossSettings(no_first_img=opt.no_first_img))
+
+
+METHOD = Method(
+    name='vid2vid',
+    architecture=Architecture,
+    add_flags=add_flags,
+    build_model=build_model,
+    build_trainer=Vid2VidTrainer,
+    defaults=DEFAULTS,
+    resume_policy=RESUME_POLICY,
+    validate=validate,
+    size_base=size_base,
+    read_files=read_files,
+)

@@ -1,0 +1,312 @@
+"""vid2vid's computations: label encoding, frame-by-frame generation, the image and temporal discriminators' losses
+and inference (no optimisers, no file I/O). The trainer (trainer.py) runs them in the authors' order.
+
+Shapes: a clip is B x T x C x H x W. In training, the first n_frames_G - 1 frames of a clip are given (real photos)
+and G makes the rest one by one, each from the label maps of the last n_frames_G frames and its n_frames_G - 1
+previous frames (real, then its own outputs, detached: the authors backpropagate through one frame).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from util.distributed import bare, no_sync
+from util.flow import warp
+
+from ..common.labels import get_edges, one_hot_label
+from ..common.losses import GANLoss, VGGLoss, feature_matching_loss
+from ..common.normalization import weights_init
+from ..pix2pixhd.networks.generator import downsample_pyramid_pool
+from .networks import FLOW_MULTIPLIER, CompositeGenerator, CompositeLocalGenerator, FrameOutput, define_D, vid2vid_norm_layer
+from .options import Architecture, Discriminators, LossSettings
+
+IMAGE_LOSSES = ('G_VGG', 'G_GAN', 'G_GAN_Feat', 'D_real', 'D_fake', 'G_Warp', 'F_Flow', 'F_Warp', 'W')
+TEMPORAL_LOSSES = ('G_T_GAN', 'G_T_GAN_Feat', 'D_T_real', 'D_T_fake', 'G_T_Warp')
+# The VGG loss runs on frames at most this wide (the authors halve wider ones first).
+VGG_MAX_WIDTH = 1024
+
+
+def masked_l1(input: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |input * mask - target * mask| over every element (the authors' MaskedL1Loss)."""
+    mask = mask.expand(-1, input.shape[1], -1, -1)
+    return F.l1_loss(input * mask, target * mask)
+
+
+def pyramid(clip: torch.Tensor, n_scales: int) -> list[torch.Tensor]:
+    """[clip, clip / 2, ...] (B x T x C x H x W each, finest first): the 3x3 average pool of the authors' build_pyr."""
+    levels = [clip]
+    pool = downsample_pyramid_pool()
+    for _ in range(1, n_scales):
+        batch, frames = levels[-1].shape[:2]
+        down = pool(levels[-1].flatten(0, 1))
+        levels.append(down.view(batch, frames, *down.shape[1:]))
+    return levels
+
+
+def flat(clip: torch.Tensor) -> torch.Tensor:
+    """B x T x C x H x W -> (B*T) x C x H x W (the authors' reshape before the discriminators)."""
+    return clip.reshape(-1, *clip.shape[2:])
+
+
+@dataclass
+class GeneratedClip:
+    """What G made for the frames of one forward (finest scale; B x n x C x H x W; flow and weight None with --no_flow)."""
+
+    images: torch.Tensor
+    raw: torch.Tensor
+    flow: torch.Tensor | None
+    weight: torch.Tensor | None
+    last: list[torch.Tensor]  # per scale (finest first), the last n_frames_G - 1 frames, detached: the next forward's previous frames
+
+
+class Vid2VidModel(nn.Module):
+    """Owns netG0 (.. netG<n_scales_spatial-1>) and, when training, netD and netD_T0 .. netD_T<n_scales_temporal-1>."""
+
+    def __init__(
+        self,
+        arch: Architecture,
+        discriminators: Discriminators | None = None,
+        losses: LossSettings | None = None,
+        vgg_features: nn.Sequential | None = None,
+    ) -> None:
+        """`discriminators` None: a test-time model (G only). `vgg_features`: torchvision's VGG19 features for the VGG loss."""
+        super().__init__()
+        self.arch = arch
+        self.losses = losses or LossSettings()
+        norm_layer = vid2vid_norm_layer(arch.norm)
+        input_nc = arch.frame_input_nc * arch.n_frames_G
+        prev_nc = (arch.n_frames_G - 1) * arch.output_nc
+        self.netG0: Any = CompositeGenerator(
+            input_nc, arch.output_nc, prev_nc, arch.ngf, arch.n_downsample_G, arch.n_blocks, norm_layer, arch.fg, arch.no_flow
+        )
+        for scale in range(1, arch.n_scales_spatial):
+            net = CompositeLocalGenerator(
+                input_nc,
+                arch.output_nc,
+                prev_nc,
+                arch.ngf // 2**scale,
+                arch.n_blocks_local,
+                norm_layer,
+                scale,
+                arch.n_downsample_G,
+                arch.fg,
+                arch.no_flow,
+            )
+            setattr(self, f'netG{scale}', net)
+        self.discriminators = discriminators
+        if discriminators is not None:
+            d = discriminators
+            self.netD: Any = define_D(arch.frame_input_nc + arch.output_nc, d.ndf, d.n_layers_D, arch.norm, d.num_D, d.get_interm_feat)
+            temporal_nc = arch.output_nc * d.n_frames_D + 2 * (d.n_frames_D - 1)
+            for scale in range(d.n_scales_temporal):
+                setattr(self, f'netD_T{scale}', define_D(temporal_nc, d.ndf, d.n_layers_D, arch.norm, d.num_D, d.get_interm_feat))
+            self.criterionGAN = GANLoss(use_lsgan=True)  # the authors' GANLoss gets --gan_mode as use_lsgan: always MSE
+            self.criterionVGG = VGGLoss(vgg_features) if vgg_features is not None and self.losses.use_vgg else None
+        for net in self.networks_by_name().values():
+            net.apply(weights_init)
+
+    # ---------------------------------------------------------------- the family's interface
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        """The image losses, then each temporal scale's (suffixed with the scale: G_T_GAN0, ...)."""
+        scales = self.discriminators.n_scales_temporal if self.discriminators is not None else 0
+        return IMAGE_LOSSES + tuple(f'{name}{scale}' for scale in range(scales) for name in TEMPORAL_LOSSES)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks live."""
+        return bare(self.netG0).model_final_img[1].weight.device
+
+    def generators(self) -> list[nn.Module]:
+        """netG0 (coarsest) .. the finest scale's generator, as the model holds them (DDP under torchrun)."""
+        return [getattr(self, f'netG{scale}') for scale in range(self.arch.n_scales_spatial)]
+
+    def temporal_discriminators(self) -> list[nn.Module]:
+        """netD_T0 .. (frame rates 1, 1/n_frames_D, ...)."""
+        scales = self.discriminators.n_scales_temporal if self.discriminators is not None else 0
+        return [getattr(self, f'netD_T{scale}') for scale in range(scales)]
+
+    def networks_by_name(self) -> dict[str, nn.Module]:
+        """{'G0': .., 'D': .., 'D_T0': ..}: the authors' checkpoint names (latest_net_G0.pth, ...), bare networks."""
+        nets = {f'G{scale}': net for scale, net in enumerate(self.generators())}
+        if self.discriminators is not None:
+            nets['D'] = self.netD
+            nets.update({f'D_T{scale}': net for scale, net in enumerate(self.temporal_discriminators())})
+        return {name: bare(net) for name, net in nets.items()}
+
+    def synthesizer(self) -> nn.Module:
+        """The per-frame generator --export_onnx exports: (labels, previous frames) -> frame (one spatial scale)."""
+        return FrameSynthesizer(bare(self.netG0))
+
+    # ---------------------------------------------------------------- inputs
+    def encode_labels(self, label: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
+        """B x T x 1 x H x W label ids (and instance ids) -> B x T x C x H x W: one-hot classes (+ instance edges)."""
+        label = label.to(self.device, non_blocking=True)
+        batch, frames = label.shape[:2]
+        if self.arch.label_nc == 0:
+            encoded = flat(label).float()
+        else:
+            encoded = one_hot_label(flat(label), self.arch.label_nc)
+        if self.arch.use_instance:
+            if inst is None:
+                raise ValueError('vid2vid --use_instance: the data has no instance maps; add <phase>_inst/ or drop --use_instance')
+            encoded = torch.cat((encoded, get_edges(flat(inst.to(self.device, non_blocking=True)))), dim=1)
+        return encoded.view(batch, frames, *encoded.shape[1:])
+
+    def foreground_mask(self, labels: torch.Tensor) -> torch.Tensor:
+        """B x 1 x H x W: 1 where a frame's one-hot labels (B x C x H x W) are a --fg_labels class."""
+        return labels[:, list(self.arch.fg_labels)].sum(1, keepdim=True).clamp(0, 1)
+
+    # ---------------------------------------------------------------- generation
+    def generate(self, labels: torch.Tensor, previous: Sequence[torch.Tensor], raw_only: bool = False) -> GeneratedClip:
+        """G on every frame it can make from `labels` (B x (n_frames_G-1+n) x C x H x W, encoded) and `previous` (per
+        scale, finest first: the n_frames_G - 1 frames before the first made one): n frames, one at a time."""
+        tG, n_scales = self.arch.n_frames_G, self.arch.n_scales_spatial
+        label_levels = pyramid(labels, n_scales)
+        frames = [level.detach() for level in previous]  # grows by each made frame, per scale
+        raws, flows, weights = [], [], []
+        for t in range(labels.shape[1] - tG + 1):
+            coarse: FrameOutput | None = None
+            for scale, net in enumerate(self.generators()):
+                level = n_scales - 1 - scale
+                frame_labels = label_levels[level][:, t : t + tG]
+                mask = self.foreground_mask(frame_labels[:, -1]) if self.arch.fg else None
+                # The previous frames are detached: the authors backpropagate through one frame at a time.
+                prev = frames[level][:, t : t + tG - 1].detach()
+                coarse = net(frame_labels.flatten(1, 2), prev.flatten(1, 2), mask, coarse, raw_only)
+                frames[level] = torch.cat((frames[level], coarse.image.unsqueeze(1)), dim=1)
+            assert coarse is not None
+            raws.append(coarse.raw)
+            flows.append(coarse.flow)
+            weights.append(coarse.weight)
+        images = frames[0][:, tG - 1 :]
+        return GeneratedClip(
+            images=images,
+            raw=torch.stack(raws, 1),
+            flow=None if self.arch.no_flow else torch.stack(flows, 1),
+            weight=None if self.arch.no_flow else torch.stack(weights, 1),
+            last=[level[:, -(tG - 1) :].detach() for level in frames],
+        )
+
+    def first_previous(self, images: torch.Tensor | None, batch: int, size: tuple[int, int]) -> list[torch.Tensor]:
+        """The previous frames of a clip's first made frame, per scale: its first n_frames_G - 1 photos, or black
+        frames with --no_first_img (G then also makes the first frames, from its raw branch only)."""
+        tG = self.arch.n_frames_G
+        if self.losses.no_first_img or images is None:
+            first = torch.zeros(batch, tG - 1, self.arch.output_nc, *size, device=self.device)
+        else:
+            first = images[:, : tG - 1].to(self.device, non_blocking=True)
+        return pyramid(first, self.arch.n_scales_spatial)
+
+    # ---------------------------------------------------------------- losses
+    def vgg(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """The VGG loss, on frames halved until at most VGG_MAX_WIDTH wide."""
+        while fake.shape[-1] > VGG_MAX_WIDTH:
+            fake, real = F.avg_pool2d(fake, 2), F.avg_pool2d(real, 2)
+        assert self.criterionVGG is not None
+        return self.criterionVGG(fake, real)
+
+    def gan_and_feature_losses(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """D_real, D_fake (fake detached) and G_GAN, G_GAN_Feat of one discriminator, in the authors' order of passes."""
+        d = self.discriminators
+        assert d is not None
+        pred_real = net(real)
+        pred_fake = net(fake.detach())
+        losses = {'D_real': self.criterionGAN(pred_real, True), 'D_fake': self.criterionGAN(pred_fake, False)}
+        with no_sync([net]):  # G's pass: its backward gives D no gradients
+            pred_fake = net(fake)
+        losses['G_GAN'] = self.criterionGAN(pred_fake, True)
+        if d.get_interm_feat:
+            losses['G_GAN_Feat'] = feature_matching_loss(pred_fake, pred_real, d.num_D, d.n_layers_D, self.losses.lambda_feat)
+        else:
+            losses['G_GAN_Feat'] = torch.zeros_like(losses['G_GAN'])
+        return losses
+
+    def image_losses(
+        self,
+        real_A: torch.Tensor,
+        real_B: torch.Tensor,
+        real_B_prev: torch.Tensor,
+        generated: GeneratedClip,
+        fake_B_prev: torch.Tensor,
+        flow_ref: torch.Tensor,
+        conf_ref: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """The image discriminator's and the flow losses (the authors' Vid2VidModelD.forward at scale 0), on clips
+        B x n x C x H x W: labels, real frames and the frames before them, G's output, the frames before G's (real
+        then G's), and the reference flow (frame t to t-1, pixels) with its confidence."""
+        s = self.losses
+        real_A, real_B, real_B_prev, fake_B_prev = flat(real_A), flat(real_B), flat(real_B_prev), flat(fake_B_prev)
+        fake_B, fake_B_raw = flat(generated.images), flat(generated.raw)
+        flow_ref, conf_ref = flat(flow_ref), flat(conf_ref)
+        losses: dict[str, torch.Tensor] = {}
+        if generated.flow is not None and generated.weight is not None:
+            flow, weight = flat(generated.flow), flat(generated.weight)
+            losses['F_Flow'] = masked_l1(flow, flow_ref, conf_ref) * s.lambda_F / 2 ** (self.arch.n_scales_spatial - 1)
+            losses['F_Warp'] = masked_l1(warp(real_B_prev, flow), real_B, conf_ref) * s.lambda_T
+            losses['W'] = masked_l1(weight, torch.zeros_like(weight), conf_ref) if s.no_first_img else weight.new_zeros(())
+        else:
+            losses['F_Flow'] = losses['F_Warp'] = losses['W'] = conf_ref.new_zeros(())
+        use_vgg = self.criterionVGG is not None
+        losses['G_VGG'] = self.vgg(fake_B, real_B) * s.lambda_feat if use_vgg else real_B.new_zeros(())
+        d_losses = self.gan_and_feature_losses(self.netD, torch.cat((real_A, real_B), 1), torch.cat((real_A, fake_B), 1))
+        losses['G_Warp'] = masked_l1(fake_B, warp(fake_B_prev, flow_ref).detach(), conf_ref) * s.lambda_T
+        if use_vgg:
+            losses['G_VGG'] = losses['G_VGG'] + self.vgg(fake_B_raw, real_B) * s.lambda_feat
+        raw_losses = self.gan_and_feature_losses(self.netD, torch.cat((real_A, real_B), 1), torch.cat((real_A, fake_B_raw), 1))
+        for name, value in d_losses.items():
+            losses[name] = value + raw_losses[name]
+        return {name: losses[name] for name in IMAGE_LOSSES}
+
+    def temporal_losses(self, scale: int, real: torch.Tensor, fake: torch.Tensor, flow_ref: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Temporal discriminator `scale` on runs of n_frames_D frames (N x n_frames_D x C x H x W, real and G's) with
+        the flows between them (N x (n_frames_D-1) x 2 x H x W, pixels; fed / 20 as the authors do)."""
+        net = getattr(self, f'netD_T{scale}')
+        flows = flow_ref.flatten(1, 2) / FLOW_MULTIPLIER
+        real_in = torch.cat((real.flatten(1, 2), flows), 1)
+        fake_in = torch.cat((fake.flatten(1, 2), flows), 1)
+        losses = self.gan_and_feature_losses(net, real_in, fake_in)
+        named = {
+            'G_T_GAN': losses['G_GAN'],
+            'G_T_GAN_Feat': losses['G_GAN_Feat'],
+            'D_T_real': losses['D_real'],
+            'D_T_fake': losses['D_fake'],
+            'G_T_Warp': losses['G_GAN'].new_zeros(()),
+        }
+        return {f'{name}{scale}': value for name, value in named.items()}
+
+    # ---------------------------------------------------------------- inference
+    @torch.no_grad()
+    def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
+        """A whole clip (B x T x 1 x H x W labels; photos B x T x 3 x H x W give the first n_frames_G - 1 frames unless
+        --no_first_img): B x T x 3 x H x W, the first frames as given, the rest made one by one."""
+        labels = self.encode_labels(label, inst)
+        batch, _, _, height, width = labels.shape
+        previous = self.first_previous(image, batch, (height, width))
+        made = self.generate(labels, previous, raw_only=self.losses.no_first_img)
+        return torch.cat((previous[0], made.images), 1)
+
+    def inference_with_first(self, label: torch.Tensor, inst: torch.Tensor | None, first: torch.Tensor) -> torch.Tensor:
+        """Like inference(), with the first n_frames_G - 1 frames given (B x (n_frames_G-1) x 3 x H x W, e.g. from a
+        single-image generator)."""
+        with torch.no_grad():
+            labels = self.encode_labels(label, inst)
+            previous = pyramid(first.to(self.device), self.arch.n_scales_spatial)
+            made = self.generate(labels, previous)
+            return torch.cat((previous[0], made.images), 1)
+
+
+class FrameSynthesizer(nn.Module):
+    """netG0 as one frame's function for ONNX: (encoded labels of n_frames_G frames, previous frames) -> the frame."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, labels: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """The composed frame (B x 3 x H x W)."""
+        return self.generator(labels, previous).image

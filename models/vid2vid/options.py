@@ -1,0 +1,211 @@
+"""vid2vid's flags (its authors' names and defaults), its values of the shared flags, and the architecture value its
+networks are built from.
+
+Flags added here (groups 'vid2vid model' and 'vid2vid training'): --n_frames_G, --n_downsample_G, --n_blocks,
+--n_blocks_local, --n_scales_spatial, --use_instance, --fg, --fg_labels, --no_flow, --no_first_img, --use_single_G,
+--single_G_dir; training: --num_D, --n_frames_D, --n_scales_temporal, --lambda_feat, --lambda_T, --lambda_F, --no_vgg,
+--no_ganFeat, --gan_mode, --TTUR, --max_frames_per_gpu, --n_frames_total, --niter_step, --flow_weights.
+Shared flags read: --label_nc, --input_nc, --output_nc, --ngf, --norm, --netG (composite), --ndf, --n_layers_D, --lr,
+--beta1, --niter, --niter_decay, --vgg_weights.
+"""
+
+import argparse
+import dataclasses
+
+from util.cli import help_group
+from util.errors import OptionsError
+
+from ..common.method import ArchitectureRecord, arch_field
+
+# The authors' values of the shared flags (their base/train options): composite G of 128 filters with BatchNorm,
+# 512-wide frames (scaleWidth), 10 + 10 epochs, an epoch checkpoint every epoch, no instance maps.
+DEFAULTS: dict = {
+    'netG': 'composite',
+    'ngf': 128,
+    'norm': 'batch',
+    'loadSize': 512,
+    'fineSize': 512,
+    'resize_or_crop': 'scale_width',
+    'niter': 10,
+    'niter_decay': 10,
+    'save_epoch_freq': 1,
+    'lr': 0.0002,
+    'beta1': 0.5,
+}
+
+MUST, MAY = 'must match', 'may change'
+RESUME_POLICY = {
+    'n_frames_D': (MUST, 'the temporal discriminators\' input channels depend on it'),
+    'n_scales_temporal': (MUST, 'the saved temporal discriminators are one per scale'),
+    'num_D': (MUST, 'the saved discriminators depend on it'),
+    'no_ganFeat': (MUST, 'the discriminators\' layer names depend on it'),
+    'TTUR': (MUST, 'the saved optimisers were made with its learning rates and betas'),
+    'lambda_feat': (MAY, 'the loss weights change from the next iteration'),
+    'lambda_T': (MAY, 'the loss weights change from the next iteration'),
+    'lambda_F': (MAY, 'the loss weights change from the next iteration'),
+    'no_vgg': (MAY, 'the VGG loss changes from the next iteration'),
+    'gan_mode': (MAY, 'least squares is the only mode'),
+    'max_frames_per_gpu': (MAY, 'frames generated per backward change from the next sequence'),
+    'n_frames_total': (MAY, 'the sequence length changes from the next sequence'),
+    'niter_step': (MAY, 'the sequence length doubles on the new schedule'),
+    'flow_weights': (MAY, 'the reference flow comes from the new network'),
+    'use_single_G': (MAY, 'only used at test time'),
+    'single_G_dir': (MAY, 'only used at test time'),
+}
+
+
+def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
+    """Add vid2vid's flags; the shared --netG takes its one generator family (composite)."""
+    for action in parser._actions:
+        if '--netG' in action.option_strings:
+            action.choices = ['composite']
+    add = help_group(parser, 'generator').add_argument
+    add('--n_frames_G', type=int, default=3, help='vid2vid: frames fed to G (n_frames_G - 1 previous frames)')
+    add('--n_downsample_G', type=int, default=3, help='vid2vid: downsampling layers of the coarsest generator')
+    add('--n_blocks', type=int, default=9, help='vid2vid: residual blocks of the coarsest generator')
+    add('--n_blocks_local', type=int, default=3, help='vid2vid: residual blocks of each finer spatial scale')
+    add('--n_scales_spatial', type=int, default=1, help='vid2vid: spatial scales of the coarse-to-fine generator')
+    add('--use_instance', action='store_true', help='vid2vid: add the instance maps\' edges as input')
+    add('--fg', action='store_true', help='vid2vid: synthesize the foreground classes (--fg_labels) with a separate branch')
+    add('--fg_labels', type=str, default='26', help='vid2vid: label ids of the foreground classes, comma-separated')
+    add('--no_flow', action='store_true', help='vid2vid: no flow / occlusion heads (every frame hallucinated)')
+    add('--no_first_img', action='store_true', help='vid2vid: G also makes the first frames (from black previous frames)')
+    add('--use_single_G', action='store_true', help='vid2vid test time: the first frames from a single-image pix2pixHD generator')
+    add('--single_G_dir', type=str, default='', help='vid2vid: the experiment folder of that pix2pixHD (its latest checkpoint)')
+    if not is_train:
+        return
+    add = help_group(parser, 'discriminator and losses').add_argument
+    add('--num_D', type=int, default=2, help='vid2vid: image scales of each discriminator')
+    add('--n_frames_D', type=int, default=3, help='vid2vid: frames fed to each temporal discriminator')
+    add('--n_scales_temporal', type=int, default=2, help='vid2vid: temporal discriminators (frame rates 1, 1/n_frames_D, ...)')
+    add('--lambda_feat', type=float, default=10.0, help='vid2vid: weight of the feature matching and VGG losses')
+    add('--lambda_T', type=float, default=10.0, help='vid2vid: weight of the warp losses')
+    add('--lambda_F', type=float, default=10.0, help='vid2vid: weight of the flow loss')
+    add('--no_vgg', action='store_true', help='vid2vid: no VGG loss')
+    add('--no_ganFeat', action='store_true', help='vid2vid: no discriminator feature matching')
+    add('--gan_mode', type=str, default='ls', choices=['ls'], help='vid2vid: least squares (the authors\' code uses it for every mode)')
+    add('--TTUR', action='store_true', help='vid2vid: two time-scale updates (G lr/2, D lr*2, betas 0, 0.9)')
+    add = help_group(parser, 'training schedule').add_argument
+    add('--max_frames_per_gpu', type=int, default=1, help='vid2vid: frames generated per forward/backward')
+    add('--n_frames_total', type=int, default=30, help='vid2vid: frames of a training sequence at first (doubles every --niter_step)')
+    add('--niter_step', type=int, default=5, help='vid2vid: epochs between doublings of the sequence length')
+    add(
+        '--flow_weights',
+        type=str,
+        default='',
+        help='vid2vid: torchvision RAFT (large) state_dict for the reference flow where the data has no flow files',
+    )
+
+
+def fg_label_ids(text: str) -> tuple[int, ...]:
+    """--fg_labels '26,27' -> (26, 27); OptionsError naming the flag otherwise."""
+    try:
+        ids = tuple(int(part) for part in text.split(',') if part.strip())
+    except ValueError:
+        raise OptionsError(f"--fg_labels {text!r}: give label ids separated by commas, e.g. 24,25,26") from None
+    if not ids:
+        raise OptionsError("--fg_labels is empty: give the foreground label ids, e.g. 26")
+    return ids
+
+
+def validate(opt: argparse.Namespace) -> None:
+    """Refuse what the authors' code would fail on later, in one line each."""
+    if opt.n_frames_G < 2:
+        raise OptionsError(f"--n_frames_G {opt.n_frames_G}: vid2vid needs at least 2 (the current and one previous frame)")
+    if opt.n_scales_spatial < 1:
+        raise OptionsError(f"--n_scales_spatial {opt.n_scales_spatial} must be >= 1")
+    if opt.fg:
+        bad = [label for label in fg_label_ids(opt.fg_labels) if not 0 <= label < max(opt.label_nc, 1)]
+        if opt.label_nc == 0 or bad:
+            raise OptionsError(f"--fg_labels {opt.fg_labels}: foreground ids must be label ids below --label_nc {opt.label_nc}")
+    if opt.isTrain:
+        if opt.n_frames_D < 2:
+            raise OptionsError(f"--n_frames_D {opt.n_frames_D}: a temporal discriminator compares at least 2 frames")
+        for flag in ('max_frames_per_gpu', 'n_frames_total', 'niter_step'):
+            if getattr(opt, flag) < 1:
+                raise OptionsError(f"--{flag} {getattr(opt, flag)} must be >= 1")
+
+
+def size_base(opt: argparse.Namespace) -> int:
+    """Both sides must be multiples of 2**(n_downsample_G + n_scales_spatial - 1): each scale halves them."""
+    return 2 ** (opt.n_downsample_G + opt.n_scales_spatial - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture(ArchitectureRecord):
+    """Everything that fixes the shapes of vid2vid's generators (and, when training, its discriminators)."""
+
+    model_name = 'vid2vid'
+
+    label_nc: int
+    input_nc: int
+    output_nc: int
+    use_instance: bool = arch_field()
+    ngf: int = arch_field()
+    norm: str = arch_field()
+    n_frames_G: int = arch_field()
+    n_downsample_G: int = arch_field()
+    n_blocks: int = arch_field()
+    n_blocks_local: int = arch_field()
+    n_scales_spatial: int = arch_field()
+    fg: bool = arch_field()
+    fg_labels: tuple[int, ...] = arch_field()
+    no_flow: bool = arch_field()
+
+    @classmethod
+    def from_options(cls, opt: argparse.Namespace) -> 'Architecture':
+        """The architecture the parsed options describe."""
+        return cls(
+            label_nc=opt.label_nc,
+            input_nc=opt.input_nc,
+            output_nc=opt.output_nc,
+            use_instance=opt.use_instance,
+            ngf=opt.ngf,
+            norm=opt.norm,
+            n_frames_G=opt.n_frames_G,
+            n_downsample_G=opt.n_downsample_G,
+            n_blocks=opt.n_blocks,
+            n_blocks_local=opt.n_blocks_local,
+            n_scales_spatial=opt.n_scales_spatial,
+            fg=opt.fg,
+            fg_labels=fg_label_ids(opt.fg_labels),
+            no_flow=opt.no_flow,
+        )
+
+    @property
+    def frame_input_nc(self) -> int:
+        """Channels of one frame's encoded labels: one-hot classes (or --input_nc with --label_nc 0), plus edges."""
+        return (self.label_nc if self.label_nc != 0 else self.input_nc) + (1 if self.use_instance else 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Discriminators:
+    """What fixes the shapes of the image and temporal discriminators (training only)."""
+
+    ndf: int
+    n_layers_D: int
+    num_D: int
+    n_frames_D: int
+    n_scales_temporal: int
+    get_interm_feat: bool
+
+    @classmethod
+    def from_options(cls, opt: argparse.Namespace) -> 'Discriminators':
+        """The discriminators the parsed training options describe."""
+        return cls(opt.ndf, opt.n_layers_D, opt.num_D, opt.n_frames_D, opt.n_scales_temporal, not opt.no_ganFeat)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    """vid2vid's loss weights and switches."""
+
+    lambda_feat: float = 10.0
+    lambda_T: float = 10.0
+    lambda_F: float = 10.0
+    use_vgg: bool = True
+    no_first_img: bool = False
+
+    @classmethod
+    def from_options(cls, opt: argparse.Namespace) -> 'LossSettings':
+        """The loss settings of the parsed training options."""
+        return cls(opt.lambda_feat, opt.lambda_T, opt.lambda_F, not opt.no_vgg, opt.no_first_img)

@@ -32,9 +32,10 @@ import re
 import numpy as np
 from PIL import Image
 
+from .flow_files import save_flow
 from .synthetic import _Canvas, _car_specs, _paint_background, _paint_car
 
-__all__ = ["VideoSequence", "generate_sequence", "make_synthetic_video", "save_flow", "load_flow"]
+__all__ = ["VideoSequence", "generate_sequence", "make_synthetic_video"]
 
 _SPLITS = ("train", "test")
 _KINDS = ("label", "inst", "img", "flow")
@@ -122,40 +123,6 @@ def generate_sequence(
         flows[t - 1, 0] = flow_x
         masks[t - 1] = inside & same
     return VideoSequence(labels, insts, photos, flows, masks, pan, cars)
-
-
-def save_flow(path: str, flow: np.ndarray, mask: np.ndarray | None = None) -> None:
-    """Write one frame's flow (2 x H x W, pixels) and visibility mask (H x W, 1 visible; all ones if None) as .npz."""
-    flow = np.asarray(flow, np.float32)
-    if mask is None:
-        mask = np.ones(flow.shape[1:], np.uint8)
-    np.savez_compressed(path, flow=flow, mask=np.asarray(mask, np.uint8))
-
-
-def load_flow(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(flow float32 2 x H x W, mask uint8 H x W) of a flow file: our .npz ('flow', optional 'mask') or Middlebury .flo
-    (no mask: all ones). Raises ValueError for a file of neither form."""
-    if path.endswith(".flo"):
-        with open(path, "rb") as handle:
-            magic = np.fromfile(handle, np.float32, 1)
-            if magic.size != 1 or magic[0] != 202021.25:
-                raise ValueError("not a Middlebury .flo file (bad magic number)")
-            width, height = (int(v) for v in np.fromfile(handle, np.int32, 2))
-            values = np.fromfile(handle, np.float32, 2 * width * height)
-        if values.size != 2 * width * height:
-            raise ValueError(f"truncated .flo file ({values.size} of {2 * width * height} values)")
-        flow = values.reshape(height, width, 2).transpose(2, 0, 1).copy()
-        return flow, np.ones((height, width), np.uint8)
-    with np.load(path) as data:
-        if "flow" not in data:
-            raise ValueError(f"no 'flow' array (arrays: {sorted(data.files)})")
-        flow = np.asarray(data["flow"], np.float32)
-        if flow.ndim != 3 or flow.shape[0] != 2:
-            raise ValueError(f"'flow' has shape {flow.shape}, expected 2 x H x W")
-        mask = np.asarray(data["mask"], np.uint8) if "mask" in data else np.ones(flow.shape[1:], np.uint8)
-        if mask.shape != flow.shape[1:]:
-            raise ValueError(f"'mask' has shape {mask.shape}, expected {flow.shape[1:]}")
-    return flow, mask
 
 
 def _clear_generated(folder: str) -> None:

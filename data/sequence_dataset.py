@@ -6,7 +6,6 @@ import copy
 import os
 import random
 import re
-import types
 
 import numpy as np
 import torch
@@ -73,7 +72,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.root, self.phase, self.label_nc = root, phase, label_nc
         self.start, self.seed, self.batch_size = start, seed, batch_size
         # base_dataset.transform reads these names; the flip is this dataset's own setting.
-        self.preprocess = types.SimpleNamespace(
+        self.preprocess = argparse.Namespace(
             resize_or_crop=resize_or_crop, loadSize=load_size, fineSize=fine_size, size_base=size_base, isTrain=True, no_flip=not flip
         )
         label_folder = os.path.join(root, f'{phase}_label')

@@ -6,6 +6,7 @@ import copy
 import os
 import random
 import re
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ FLOW_EXTENSIONS = ('.npz', '.flo')
 CITYSCAPES_FRAME = re.compile(r'^([A-Za-z]+_\d{6})_\d{6}_')
 
 
-def _frames_by_sequence(folder: str, is_frame) -> dict[str, list[str]]:
+def _frames_by_sequence(folder: str, is_frame: Callable[[str], bool]) -> dict[str, list[str]]:
     """{sequence name: sorted frame paths} under `folder`: each sub-folder with frames is a sequence (its path relative
     to `folder`), split by city_sequence where the names are Cityscapes'."""
     sequences: dict[str, list[str]] = {}
@@ -38,6 +39,7 @@ def _frames_by_sequence(folder: str, is_frame) -> dict[str, list[str]]:
 
 
 def _is_flow_file(name: str) -> bool:
+    """True for the flow file extensions the dataset reads."""
     return name.lower().endswith(FLOW_EXTENSIONS)
 
 
@@ -88,13 +90,15 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.n_frames = self._checked_length(n_frames)
         self.dataset_size = len(self.names)
 
-    def _optional(self, name: str, what: str, is_frame, wanted: bool | None, skip_first: bool = False) -> dict | None:
+    def _optional(
+        self, name: str, what: str, is_frame: Callable[[str], bool], wanted: bool | None, skip_first: bool = False
+    ) -> dict | None:
         """A paired folder that `wanted` requires (True), ignores (False) or reads where present (None)."""
         if wanted is False or (wanted is None and not os.path.isdir(os.path.join(self.root, name))):
             return None
         return self._paired(name, what, is_frame, skip_first)
 
-    def _paired(self, name: str, what: str, is_frame, skip_first: bool = False) -> dict[str, list[str]]:
+    def _paired(self, name: str, what: str, is_frame: Callable[[str], bool], skip_first: bool = False) -> dict[str, list[str]]:
         """{sequence: frame paths} of a folder whose sequences and frames pair by name with the label maps' (from the
         second frame on with `skip_first`: flow t takes frame t to frame t-1, so frame 0 has none)."""
         folder = os.path.join(self.root, name)

@@ -1,7 +1,7 @@
 """Built-in synthetic street-scene video with its exact optical flow and visibility masks (docs/VIDEO.md).
 
 Each sequence is one street scene of data/synthetic.py seen by a camera that pans sideways by ``pan`` whole pixels
-per frame, while each car drives sideways along the road at its own whole-pixel speed. The background is painted
+per frame, while each car moves sideways across the view at its own whole-pixel speed. The background is painted
 once on a panorama as wide as the pan needs and every car once on a sprite of its own; a frame is the panorama's
 window at the camera's position with the car sprites pasted far to near. Every frame is therefore made of exact
 integer translations of the same pixels, so the flow is exact, and so is its check: warping the previous frame by the
@@ -53,7 +53,7 @@ class VideoSequence:
     flows: np.ndarray  # T-1 x 2 x H x W float32: flows[t - 1] is frame t's flow into frame t-1
     masks: np.ndarray  # T-1 x H x W uint8: 1 where frame t's pixel is visible in frame t-1
     pan: int  # camera pan, pixels per frame (positive: the camera turns right, the scene moves left)
-    cars: list  # [{"instance_id", "style", "speed"}]: speed in pixels per frame along the road (positive: right)
+    cars: list  # [{"instance_id", "style", "speed"}]: sideways speed in pixels per frame over the ground (positive: right)
 
 
 def _paste(target: np.ndarray, sprite: np.ndarray, mask: np.ndarray, x: int) -> None:

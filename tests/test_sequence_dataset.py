@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from data.flow_files import load_flow, save_flo, save_flow
+from data.sampler import ResumableSampler
 from data.sequence_dataset import SequenceDataset, sequence_dataset
 from data.synthetic_video import make_synthetic_video
 from util.errors import DatasetError
@@ -70,6 +71,16 @@ def test_whole_sequences_batch_through_a_data_loader(video):
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=2)))
     assert batch['label'].shape == (2, T, 1, H, W) and batch['flow'].shape == (2, T - 1, 2, H, W)
     assert batch['start'].tolist() == [0, 0]
+
+
+def test_the_resumable_sampler_drives_seeded_clips(video):
+    """train.py's sampler yields (epoch, index) keys: a resumed epoch sees the same clips."""
+    dataset = SequenceDataset(video, 'train', 35, 3, seed=0, flip=True, batch_size=1)
+    sampler = ResumableSampler(dataset.dataset_size, 1, shuffle=True, seed=0)
+    sampler.set_epoch(2)
+    whole = [(batch['path'], batch['start'].item()) for batch in torch.utils.data.DataLoader(dataset, sampler=sampler)]
+    sampler.set_epoch(2, skip_batches=1)
+    assert [(batch['path'], batch['start'].item()) for batch in torch.utils.data.DataLoader(dataset, sampler=sampler)] == whole[1:]
 
 
 @pytest.mark.parametrize(

@@ -148,16 +148,22 @@ def _jitter(rng: np.random.Generator, color, amount: float) -> np.ndarray:
     return np.clip(np.asarray(color, np.float32) + rng.uniform(-amount, amount, 3), 0, 255)
 
 
-def generate_sample(width: int, height: int, rng: np.random.Generator):
-    """Generate one scene.
+class _Ground:
+    """Where a scene's ground lies: the horizon, the top of the road and its trapezoid (cars stand on it)."""
 
-    Returns ``(label uint8 HxW, inst uint16 HxW, photo uint8 HxWx3, cars)`` where
-    ``cars`` is a list of ``{"instance_id", "style", "pixels"}`` for every car
-    visible in the image (instance ids are 26000 + k, k = 0, 1, ... in drawing order).
-    """
-    W, H = int(width), int(height)
+    def __init__(self, height: int, horizon: float, road_top: float, cx: float, hw_top: float, hw_bot: float):
+        self.h, self.horizon, self.road_top, self.cx = height, horizon, road_top, cx
+        self.hw_top, self.hw_bot = hw_top, hw_bot
+
+    def road_hw(self, y):
+        """The road's half width at row(s) y."""
+        return self.hw_top + (self.hw_bot - self.hw_top) * (np.asarray(y, np.float32) - self.road_top) / max(self.h - self.road_top, 1.0)
+
+
+def _paint_background(cv: _Canvas, rng: np.random.Generator) -> _Ground:
+    """Paint everything of a scene but its cars onto ``cv`` (sky, buildings, ground, road, trees, poles, persons)."""
+    W, H = cv.w, cv.h
     L = LABEL_IDS
-    cv = _Canvas(H, W)
     u = rng.uniform
 
     horizon = H * u(0.38, 0.52)  # y of the horizon line
@@ -166,9 +172,8 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
     cx = W * (0.5 + u(-0.08, 0.08))  # road centre
     hw_top = W * u(0.18, 0.30)  # road half width at road_top
     hw_bot = W * u(0.55, 0.80)  # road half width at the bottom row
-
-    def road_hw(y):
-        return hw_top + (hw_bot - hw_top) * (np.asarray(y, np.float32) - road_top) / max(H - road_top, 1.0)
+    geometry = _Ground(H, horizon, road_top, cx, hw_top, hw_bot)
+    road_hw = geometry.road_hw
 
     def sidewalk_ground(x: float) -> float:
         """A y (feet position) on the sidewalk below the horizon at column x."""
@@ -255,19 +260,25 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         cloth = _jitter(rng, [(40, 40, 60), (120, 40, 40), (60, 90, 60), (90, 80, 70)][rng.integers(4)], 10)
         cv.paint(body, L["person"], iid, cv.vshade(cloth, 1.1, 0.8, feet - ph, feet))
         cv.paint(head, L["person"], iid, _jitter(rng, (200, 165, 140), 15))
+    return geometry
 
-    # --- cars (far to near, so nearer cars occlude farther ones) --------- #
+
+def _car_specs(rng: np.random.Generator, ground: _Ground) -> list[dict]:
+    """Draw 1-3 cars in the near half of the road, far to near: box (x0, y0, x1, y1), bottom yb, height ch, width cw,
+    style and paint; a nearer car hides at most 30% of an earlier one."""
+    u = rng.uniform
+    H, horizon, road_top, cx = ground.h, ground.horizon, ground.road_top, ground.cx
     # In the near half of the road only: cars large enough to show their paint.
     n_cars = int(rng.integers(1, 4))
     y_lo = road_top + 0.45 * (H - road_top)
     bottoms = np.sort(u(y_lo, H, n_cars))
     placed: list[tuple[float, float, float, float]] = []  # (x0, y0, x1, y1) boxes of earlier cars
-    cars_drawn: list[dict] = []
+    specs: list[dict] = []
     for yb in bottoms:
         depth = yb - horizon
         ch = max(5.0, depth * u(0.50, 0.68))
         cw = ch * u(1.6, 2.1)
-        hw = float(road_hw(yb))
+        hw = float(ground.road_hw(yb))
         box = None
         for _attempt in range(12):
             xc = cx + u(-1, 1) * max(hw - cw * 0.45, 1.0)
@@ -286,21 +297,44 @@ def generate_sample(width: int, height: int, rng: np.random.Generator):
         if box is None:
             continue
         placed.append(box)
-        x0, y0, x1, _ = box
         style = _STYLE_NAMES[rng.integers(len(_STYLE_NAMES))]
         paint = _jitter(rng, CAR_STYLES[style], 8)
+        specs.append({"box": box, "yb": float(yb), "ch": float(ch), "cw": float(cw), "style": style, "paint": paint})
+    return specs
+
+
+def _paint_car(cv: _Canvas, spec: dict, iid: int, dx: float = 0.0) -> None:
+    """Paint one car of ``_car_specs`` with instance id ``iid``, shifted right by ``dx`` pixels."""
+    x0, _, x1, _ = spec["box"]
+    x0, x1 = x0 + dx, x1 + dx
+    yb, ch, cw = spec["yb"], spec["ch"], spec["cw"]
+    # The wheels stand below the body, so the car's outline in the label map shows where they are.
+    body = cv.rect(x0, yb - ch * 0.62, x1, yb - ch * 0.22)
+    cabin = cv.rect(x0 + cw * 0.14, yb - ch, x1 - cw * 0.14, yb - ch * 0.60)
+    wr = max(1.5, ch * 0.2)
+    wx = max(1.5, cw * 0.1)
+    wheels = cv.ellipse(x0 + cw * 0.22, yb - wr, wx, wr) | cv.ellipse(x1 - cw * 0.22, yb - wr, wx, wr)
+    window = cv.rect(x0 + cw * 0.19, yb - ch * 0.92, x1 - cw * 0.19, yb - ch * 0.64)
+    cv.paint(body | cabin | wheels, LABEL_IDS["car"], iid, cv.vshade(spec["paint"], 1.08, 0.86, yb - ch, yb))
+    cv.recolor(window & (cv.inst == iid), (42, 47, 58))
+    cv.recolor(wheels & (cv.inst == iid), (20, 20, 22))
+
+
+def generate_sample(width: int, height: int, rng: np.random.Generator):
+    """Generate one scene.
+
+    Returns ``(label uint8 HxW, inst uint16 HxW, photo uint8 HxWx3, cars)`` where
+    ``cars`` is a list of ``{"instance_id", "style", "pixels"}`` for every car
+    visible in the image (instance ids are 26000 + k, k = 0, 1, ... in drawing order).
+    """
+    cv = _Canvas(int(height), int(width))
+    ground = _paint_background(cv, rng)
+    # --- cars (far to near, so nearer cars occlude farther ones) --------- #
+    cars_drawn: list[dict] = []
+    for spec in _car_specs(rng, ground):
         iid = 26000 + len(cars_drawn)
-        # The wheels stand below the body, so the car's outline in the label map shows where they are.
-        body = cv.rect(x0, yb - ch * 0.62, x1, yb - ch * 0.22)
-        cabin = cv.rect(x0 + cw * 0.14, yb - ch, x1 - cw * 0.14, yb - ch * 0.60)
-        wr = max(1.5, ch * 0.2)
-        wx = max(1.5, cw * 0.1)
-        wheels = cv.ellipse(x0 + cw * 0.22, yb - wr, wx, wr) | cv.ellipse(x1 - cw * 0.22, yb - wr, wx, wr)
-        window = cv.rect(x0 + cw * 0.19, yb - ch * 0.92, x1 - cw * 0.19, yb - ch * 0.64)
-        cv.paint(body | cabin | wheels, L["car"], iid, cv.vshade(paint, 1.08, 0.86, yb - ch, yb))
-        cv.recolor(window & (cv.inst == iid), (42, 47, 58))
-        cv.recolor(wheels & (cv.inst == iid), (20, 20, 22))
-        cars_drawn.append({"instance_id": iid, "style": style})
+        _paint_car(cv, spec, iid)
+        cars_drawn.append({"instance_id": iid, "style": spec["style"]})
 
     # drop fully hidden cars and renumber the remaining ones consecutively
     cars: list[dict] = []

@@ -68,7 +68,9 @@ class SequenceDataset(torch.utils.data.Dataset):
         start: int | None = None,
         seed: int | None = None,
         batch_size: int = 1,
+        clip_schedule: Callable[[int], int] | None = None,
     ) -> None:
+        """`clip_schedule`: clip length by training epoch (keys (epoch, index)), e.g. a length that grows; else `n_frames`."""
         if label_nc < 1:
             raise DatasetError(f"label_nc {label_nc}: sequences are label maps (label_nc >= 1); RGB inputs are not supported")
         self.root, self.phase, self.label_nc = root, phase, label_nc
@@ -88,6 +90,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.photos = self._optional(f'{phase}_img', 'photos', is_image_file, photos)
         self.flows = self._optional(f'{phase}_flow', 'flow files (.npz or .flo)', _is_flow_file, flow, skip_first=True)
         self.n_frames = self._checked_length(n_frames)
+        self.clip_schedule = clip_schedule
         self.dataset_size = len(self.names)
 
     def _optional(
@@ -138,6 +141,10 @@ class SequenceDataset(torch.utils.data.Dataset):
         other = copy.copy(self)
         other.n_frames = self._checked_length(n_frames)
         return other
+
+    def shortest_sequence(self) -> int:
+        """Frames of the shortest sequence (the longest clip every sequence holds)."""
+        return min(len(frames) for frames in self.labels.values())
 
     def sequence_length(self, index: int) -> int:
         """Frames of sequence `index`."""
@@ -224,7 +231,10 @@ class SequenceDataset(torch.utils.data.Dataset):
         rng = random.Random(f'{self.seed}:{epoch}:{index}') if self.seed is not None and epoch is not None else random
         sequence = self.names[index]
         labels = self.labels[sequence]
-        length = self.n_frames or len(labels)
+        if self.clip_schedule is not None and epoch is not None:
+            length = self._checked_length(self.clip_schedule(epoch)) or len(labels)
+        else:
+            length = self.n_frames or len(labels)
         start = rng.randint(0, len(labels) - length) if self.start is None else min(self.start, len(labels) - length)
         frames = range(start, start + length)
         first = self._read(labels[start], as_map=True)

@@ -23,6 +23,7 @@ MODELS = {
     'pix2pixHD': 'models.pix2pixhd',
     'pix2pix': 'models.pix2pix',
     'crn': 'models.crn',
+    'vid2vid': 'models.vid2vid',
 }
 
 

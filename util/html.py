@@ -6,7 +6,7 @@ import os
 from typing import cast
 
 import dominate
-from dominate.tags import a, div, h3, img, meta, style, table, tbody, td, th, thead, tr
+from dominate.tags import a, div, h3, img, meta, style, table, tbody, td, th, thead, tr, video
 from dominate.util import raw
 
 from util.files import atomic_write, mkdirs
@@ -120,7 +120,10 @@ class HTML:
             with tr():
                 for (_, column), im, width in zip(columns, ims, widths):
                     # URLs always use '/', whatever os.sep is.
-                    td(a(img(src=f"images/{im}", width=str(width), alt=column, title=column), href=f"images/{im}"))
+                    if im.endswith(".mp4"):  # a video the browser plays inline, looping, with its controls
+                        td(video(src=f"images/{im}", width=str(width), title=column, autoplay=True, loop=True, muted=True, controls=True))
+                    else:  # a still image, or an animated WebP (which an <img> plays)
+                        td(a(img(src=f"images/{im}", width=str(width), alt=column, title=column), href=f"images/{im}"))
 
     def save(self) -> None:
         """Atomically write the page to web_dir/index.html."""

@@ -16,6 +16,7 @@ from PIL import Image
 from util.files import mkdirs, sweep_temporaries
 from util.html import HTML, display_width
 from util.images import save_image, tensor2im, tensor2label
+from util.video import write_video
 
 # Names written by display_current_results; parsed back on resume.
 _WEB_IMAGE_RE = re.compile(r"^epoch(\d+)_iter(\d+)_(.+)\.png$")
@@ -330,15 +331,24 @@ class Visualizer:
         return message
 
     def save_images(self, webpage: HTML, visuals: dict[str, np.ndarray], image_path: str) -> None:
-        """Save test visuals as images/<name>_<label>.png and add them to `webpage` as a row named <name>."""
+        """Save test visuals as images/<name>_<label>.png and add them to `webpage` as a row named <name>. A visual
+        with a time axis (T x H x W x 3) is a video: its frames go to images/<name>/<label>_<t>.png and the cell
+        plays images/<name>_<label>.mp4 (or .webp where no MP4 encoder is installed)."""
         image_dir = webpage.get_image_dir()
-        name = os.path.splitext(os.path.basename(image_path))[0]
+        name = os.path.splitext(os.path.basename(os.path.normpath(image_path)))[0]
         ims = []
         for label, image in visuals.items():
+            if image.ndim == 4:
+                mkdirs(os.path.join(image_dir, name))
+                for index, frame in enumerate(image):
+                    save_image(frame, os.path.join(image_dir, name, f"{label}_{index:04d}.png"))
+                ims.append(os.path.basename(write_video(image, os.path.join(image_dir, f"{name}_{label}"))))
+                continue
             image_name = f"{name}_{label}.png"
             save_image(image, os.path.join(image_dir, image_name))
             ims.append(image_name)
-        webpage.add_image_row(name, column_names(list(visuals)), ims, self._display_widths([image.shape[1] for image in visuals.values()]))
+        widths = self._display_widths([image.shape[-2] for image in visuals.values()])
+        webpage.add_image_row(name, column_names(list(visuals)), ims, widths)
 
     def close(self) -> None:
         """Flush and close the TensorBoard writer, if any."""

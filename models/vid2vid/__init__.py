@@ -7,6 +7,7 @@ import argparse
 
 from ..common.losses import load_vgg19_features
 from ..common.method import Method
+from .data import dataset, training_visuals, video_visuals
 from .model import Vid2VidModel
 from .options import DEFAULTS, RESUME_POLICY, Architecture, Discriminators, LossSettings, add_flags, size_base, validate
 from .trainer import Vid2VidTrainer
@@ -39,4 +40,7 @@ METHOD = Method(
     validate=validate,
     size_base=size_base,
     read_files=read_files,
+    dataset=dataset,
+    training_visuals=training_visuals,
+    test_visuals=video_visuals,
 )

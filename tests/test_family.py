@@ -288,7 +288,7 @@ def test_no_pix2pixHD_only_flag_is_named_in_options_the_trainer_base_or_train_py
     for options_class in (TrainOptions, _TestOptions):
         others = set().union(*(flags_of(model, options_class) for model in METHODS if model != 'pix2pixHD'))
         own |= flags_of('pix2pixHD', options_class) - others
-    assert {'niter_fix_global', 'netG_init', 'instance_feat', 'n_styles', 'num_D'} <= own
+    assert {'niter_fix_global', 'netG_init', 'instance_feat', 'n_styles', 'n_downsample_global'} <= own
     shared = [*glob.glob(os.path.join(REPO_ROOT, 'options', '*.py')), os.path.join(REPO_ROOT, 'models', 'common', 'trainer_base.py')]
     named = {}
     for path in [*shared, os.path.join(REPO_ROOT, 'train.py')]:

@@ -140,7 +140,9 @@ def export_generator(model: Any, data: dict, path: str, base: int, use_image: bo
     Returns [(input shape, max abs difference)].
     """
     check_onnx_available(path)
-    example = generator_input(model, data, use_image)
+    # A method whose synthesizer is not netG on one tensor (vid2vid's per-frame G) says what it feeds it.
+    own_input = getattr(model, 'synthesizer_input', None)
+    example = own_input(data) if own_input is not None else generator_input(model, data, use_image)
     # A float32 eval copy on the CPU: the graph does not depend on --gpu_ids/--data_type, and the
     # PyTorch reference is not subject to TF32 or cuDNN algorithm choices.
     net = copy.deepcopy(model.synthesizer()).float().cpu().eval()

@@ -139,8 +139,19 @@ class Vid2VidModel(nn.Module):
         return {name: bare(net) for name, net in nets.items()}
 
     def synthesizer(self) -> nn.Module:
-        """The per-frame generator --export_onnx exports: (labels, previous frames) -> frame (one spatial scale)."""
-        return FrameSynthesizer(bare(self.netG0))
+        """The per-frame generator --export_onnx exports (the coarsest spatial scale, the only one by default): one
+        tensor of labels and previous frames on channels -> the frame."""
+        return FrameSynthesizer(bare(self.netG0), self.arch.frame_input_nc * self.arch.n_frames_G)
+
+    def synthesizer_input(self, data: dict) -> torch.Tensor:
+        """What the synthesizer gets for a sequence's first made frame: its n_frames_G label maps and the frames before
+        it (the photos, or black frames with --no_first_img), on channels; float32 on the CPU."""
+        tG = self.arch.n_frames_G
+        labels = self.encode_labels(data['label'][:, :tG], data['inst'][:, :tG] if self.arch.use_instance else None)
+        batch, _, _, height, width = labels.shape
+        photos = data['image'] if data['image'].dim() == 5 and not self.losses.no_first_img else None
+        previous = self.first_previous(photos, batch, (height, width))[0]
+        return torch.cat((labels.flatten(1, 2), previous.flatten(1, 2)), 1).float().cpu().contiguous()
 
     # ---------------------------------------------------------------- inputs
     def encode_labels(self, label: torch.Tensor, inst: torch.Tensor | None = None) -> torch.Tensor:
@@ -301,12 +312,14 @@ class Vid2VidModel(nn.Module):
 
 
 class FrameSynthesizer(nn.Module):
-    """netG0 as one frame's function for ONNX: (encoded labels of n_frames_G frames, previous frames) -> the frame."""
+    """netG0 as one frame's function for ONNX: its input is the encoded labels of n_frames_G frames (the first
+    `label_channels` channels) then the previous frames; its output the composed frame."""
 
-    def __init__(self, generator: nn.Module) -> None:
+    def __init__(self, generator: nn.Module, label_channels: int) -> None:
         super().__init__()
         self.generator = generator
+        self.label_channels = label_channels
 
-    def forward(self, labels: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         """The composed frame (B x 3 x H x W)."""
-        return self.generator(labels, previous).image
+        return self.generator(input[:, : self.label_channels], input[:, self.label_channels :]).image

@@ -51,6 +51,7 @@ RESUME_POLICY = {
     'flow_weights': (MAY, 'the reference flow comes from the new network'),
     'use_single_G': (MAY, 'only used at test time'),
     'single_G_dir': (MAY, 'only used at test time'),
+    'no_first_img': (MUST, 'G was trained to start from its own first frames or from given ones'),
 }
 
 

@@ -23,8 +23,9 @@ def compose_flows(flows: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tenso
     flow i taking frame i+1 to frame i): f = f_k + warp(f_{k-1}, f_k) + ..., confidence the product along the way."""
     total, confidence = flows[:, -1], masks[:, -1]
     for step in range(flows.shape[1] - 2, -1, -1):
-        total = total + warp(flows[:, step], total)
+        # Where the last frame's pixel is in frame step + 1: its mask and flow are read there.
         confidence = confidence * warp(masks[:, step], total)
+        total = total + warp(flows[:, step], total)
     return total, confidence
 
 

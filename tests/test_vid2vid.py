@@ -1,0 +1,195 @@
+"""--model vid2vid through train.py and test.py on the built-in synthetic video: training with the growing clip
+length, resume, bf16, the results page with its videos, ONNX export of the per-frame generator, the flags' errors,
+and the pieces its step is made of (composed flows, the temporal discriminators' runs)."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from data.synthetic_video import make_synthetic_video
+from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
+from models.vid2vid.data import GrowingClips
+from models.vid2vid.trainer import compose_flows, skipped_runs
+from util.flow import warp
+
+# A tiny vid2vid: 64x32 frames of the synthetic video, two downsamplings, one residual block per branch.
+TINY_VIDEO = [
+    '--model', 'vid2vid', '--gpu_ids', '-1', '--seed', '0', '--nThreads', '0', '--no_vgg', '--resize_or_crop', 'none',
+    '--label_nc', '35', '--ngf', '4', '--ndf', '4', '--n_downsample_G', '2', '--n_blocks', '2', '--n_layers_D', '2',
+    '--n_frames_total', '2', '--max_frames_per_gpu', '2', '--niter_step', '1', '--n_scales_temporal', '2',
+]  # fmt: skip
+
+
+@pytest.fixture(scope='module')
+def video_root(tmp_path_factory) -> str:
+    """Two training and one test sequence of 8 frames, 64x32."""
+    root = str(tmp_path_factory.mktemp('video') / 'data')
+    make_synthetic_video(root, n_train=2, n_test=1, n_frames=8, width=64, height=32, seed=0)
+    return root
+
+
+def train(checkpoints, root, name, *extra):
+    """train.py --model vid2vid on the tiny settings."""
+    return run_tool('train.py', *TINY_VIDEO, '--name', name, '--checkpoints_dir', checkpoints, '--dataroot', root, *extra)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, video_root) -> str:
+    """A tiny vid2vid trained for two epochs (clips of 2 then 4 made frames), one print per iteration."""
+    checkpoints = str(tmp_path_factory.mktemp('checkpoints'))
+    result = train(checkpoints, video_root, 'video', '--niter', '1', '--niter_decay', '1', '--print_freq', '1', '--display_freq', '1')
+    assert_ok(result)
+    return checkpoints
+
+
+def loss_lines(checkpoints: str, name: str = 'video') -> list[str]:
+    """loss_log.txt's loss lines."""
+    with open(os.path.join(checkpoints, name, 'loss_log.txt')) as handle:
+        return [line for line in handle if line.startswith('(epoch')]
+
+
+def test_training_saves_the_authors_networks_and_grows_the_clip(trained):
+    files = set(os.listdir(os.path.join(trained, 'video')))
+    assert {'latest_net_G0.pth', 'latest_net_D.pth', 'latest_net_D_T0.pth', 'latest_net_D_T1.pth', 'architecture.json'} <= files
+    lines = loss_lines(trained)
+    # Epoch 1: clips of 2 given + 2 made frames, too short for a run of 3 frames; epoch 2: 4 made frames, so the
+    # frame-rate-1 temporal D runs (the 1/3 rate needs 7 frames: still none).
+    epoch1 = [line for line in lines if line.startswith('(epoch: 1,')]
+    epoch2 = [line for line in lines if line.startswith('(epoch: 2,')]
+    assert epoch1 and epoch2
+    assert all(' D_T_real0: 0.000 ' in line for line in epoch1)
+    assert all(' D_T_real0: 0.000 ' not in line for line in epoch2)
+    assert all(' D_T_real1: 0.000 ' in line for line in lines)
+    with open(os.path.join(trained, 'video', 'architecture.json')) as handle:
+        assert json.load(handle)['model'] == 'vid2vid'
+
+
+def test_the_results_page_plays_the_synthesized_video_beside_labels_and_real(trained, video_root, tmp_path):
+    result = run_tool(
+        'test.py', '--model', 'vid2vid', '--gpu_ids', '-1', '--name', 'video', '--checkpoints_dir', trained,
+        '--dataroot', video_root, '--results_dir', tmp_path, '--resize_or_crop', 'none',
+    )  # fmt: skip
+    assert_ok(result)
+    page_dir = tmp_path / 'video' / 'test_latest'
+    page = (page_dir / 'index.html').read_text()
+    videos = re.findall(r'(?:<video|<img)[^>]*src="images/([^"]+)"', page)
+    assert len(videos) == 3 and all(name.startswith('seq_0000_') for name in videos)
+    assert [name.rsplit('.', 1)[0] for name in videos] == ['seq_0000_input_label', 'seq_0000_synthesized_image', 'seq_0000_real_image']
+    frames = sorted(os.listdir(page_dir / 'images' / 'seq_0000'))
+    assert len([name for name in frames if name.startswith('synthesized_image_')]) == 8
+    # The first n_frames_G - 1 frames are the given photos, the rest G's own.
+    from PIL import Image
+
+    real0 = np.asarray(Image.open(page_dir / 'images' / 'seq_0000' / 'real_image_0000.png'))
+    made0 = np.asarray(Image.open(page_dir / 'images' / 'seq_0000' / 'synthesized_image_0000.png'))
+    made5 = np.asarray(Image.open(page_dir / 'images' / 'seq_0000' / 'synthesized_image_0005.png'))
+    real5 = np.asarray(Image.open(page_dir / 'images' / 'seq_0000' / 'real_image_0005.png'))
+    assert np.array_equal(real0, made0)
+    assert not np.array_equal(real5, made5)
+
+
+def test_resume_continues_from_the_saved_epoch(trained, video_root):
+    result = train(trained, video_root, 'video', '--niter', '1', '--niter_decay', '2', '--continue_train', '--print_freq', '1')
+    assert_ok(result)
+    assert 'Resuming from epoch 3' in result.stdout
+    assert any(line.startswith('(epoch: 3,') for line in loss_lines(trained))
+
+
+def test_bf16_trains_with_finite_losses(tmp_path, video_root):
+    result = train(tmp_path, video_root, 'bf16', '--niter', '1', '--niter_decay', '0', '--amp', 'bf16', '--print_freq', '1')
+    assert_ok(result)
+    values = [float(v) for line in loss_lines(tmp_path, 'bf16') for v in re.findall(r': (-?[\d.]+|nan|inf)', line.split(')', 1)[1])]
+    assert values and all(np.isfinite(values))
+
+
+def test_onnx_exports_the_per_frame_generator(trained, video_root, tmp_path):
+    pytest.importorskip('onnxruntime')
+    path = tmp_path / 'g.onnx'
+    result = run_tool(
+        'test.py', '--model', 'vid2vid', '--gpu_ids', '-1', '--name', 'video', '--checkpoints_dir', trained,
+        '--dataroot', video_root, '--resize_or_crop', 'none', '--export_onnx', path,
+    )  # fmt: skip
+    assert_ok(result)
+    assert path.is_file()
+
+
+def test_training_without_flow_files_or_raft_weights_is_refused(tmp_path, video_root):
+    import shutil
+
+    root = tmp_path / 'noflow'
+    shutil.copytree(video_root, root)
+    shutil.rmtree(root / 'train_flow')
+    result = train(tmp_path, root, 'noflow', '--niter', '1', '--niter_decay', '0')
+    assert_one_line_error(result, 'train_flow', '--flow_weights')
+
+
+@pytest.mark.parametrize(
+    'flags, fragment',
+    [
+        (['--n_frames_G', '1'], '--n_frames_G 1'),
+        (['--fg', '--fg_labels', '26,x'], '--fg_labels'),
+        (['--fg', '--fg_labels', '40'], '--fg_labels 40'),
+        (['--n_frames_D', '1'], '--n_frames_D 1'),
+        (['--gan_mode', 'hinge'], 'gan_mode'),
+    ],
+)
+def test_bad_flags_get_one_line_errors(tmp_path, video_root, flags, fragment):
+    result = train(tmp_path, video_root, 'bad', '--niter', '1', '--niter_decay', '0', *flags)
+    if fragment == 'gan_mode':  # argparse's own refusal of a choice
+        assert result.returncode == 2 and 'invalid choice' in result.stderr
+        return
+    assert_one_line_error(result, fragment)
+
+
+def test_growing_clips_follow_the_authors_schedule():
+    clips = GrowingClips(first=4, every=2, given=2, per_forward=3, shortest=30)
+    # Made frames 4, 4, 8, 8, 16, 16, 28 (30 - 2 given), rounded down to whole forwards of 3, plus the 2 given.
+    assert [clips(epoch) for epoch in range(1, 8)] == [3 + 2, 3 + 2, 6 + 2, 6 + 2, 15 + 2, 15 + 2, 27 + 2]
+    assert GrowingClips(first=30, every=5, given=2, per_forward=1, shortest=500)(100) == 128
+
+
+def test_composed_flows_take_a_frame_to_one_several_frames_back():
+    torch.manual_seed(0)
+    frame0 = torch.randn(1, 3, 16, 24)
+    shift1 = torch.zeros(1, 2, 16, 24)
+    shift1[:, 0] = 2.0  # frame 1's pixel x is frame 0's x + 2
+    shift2 = torch.zeros(1, 2, 16, 24)
+    shift2[:, 1] = 1.0  # frame 2's pixel y is frame 1's y + 1
+    frame1 = warp(frame0, shift1)
+    frame2 = warp(frame1, shift2)
+    flows = torch.stack((shift1, shift2), 1)
+    masks = torch.ones(1, 2, 1, 16, 24)
+    composed, confidence = compose_flows(flows, masks)
+    assert torch.allclose(composed[:, 0], torch.full((1, 16, 24), 2.0)) and torch.allclose(composed[:, 1], torch.ones(1, 16, 24))
+    inside = (slice(None), slice(None), slice(0, 15), slice(0, 22))  # away from the border padding
+    assert torch.allclose(warp(frame0, composed)[inside], frame2[inside], atol=1e-5)
+    masks[:, 0, :, :, 5] = 0  # a pixel hidden in frame 1 is not confidently tracked to frame 0
+    _, confidence = compose_flows(flows, masks)
+    assert confidence[0, 0, :, 5].max() == 0 and confidence[0, 0, :, 10].min() == 1
+
+
+def test_temporal_runs_are_the_authors_skipped_frames():
+    frames = torch.zeros(1, 9, 1)
+    # 3 new frames of 9, runs of 3: at rate 1 the run ending at the newest frame; at rate 1/3 the run 0, 3, 6... ending
+    # at the newest (8): 2, 5, 8.
+    assert skipped_runs(frames, 3, 3, 0) == [(6, 1)]
+    assert skipped_runs(frames, 3, 3, 1) == [(2, 3)]
+    assert skipped_runs(frames, 6, 3, 0) == [(6, 1), (3, 1)]
+    assert skipped_runs(torch.zeros(1, 2, 1), 2, 3, 0) == []
+
+
+def test_the_quickstart_style_recipes_parse(video_root):
+    """The Cityscapes recipes at the authors' settings parse with the method's options."""
+    from models import METHODS
+    from options.train_options import TrainOptions
+
+    for script in sorted(name for name in os.listdir(os.path.join(REPO_ROOT, 'scripts')) if name.startswith('train_vid2vid')):
+        with open(os.path.join(REPO_ROOT, 'scripts', script)) as handle:
+            command = ' '.join(line.rstrip('\\\n') for line in handle if not line.startswith('#'))
+        args = command.split('train.py', 1)[1].split()
+        opt = TrainOptions('', METHODS).parse([*args, '--dataroot', video_root, '--gpu_ids', '-1', '--name', 'recipe'])
+        assert opt.model == 'vid2vid', script

@@ -26,6 +26,7 @@ RECIPES = sorted(
         + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_1024p*.sh'))
         + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_pix2pix_*.sh'))
         + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_crn_*.sh'))
+        + glob.glob(os.path.join(REPO_ROOT, 'scripts', '*_vid2vid_*.sh'))
     )
 )
 PARSERS = {'train.py': lambda: TrainOptions(methods=METHODS), 'test.py': lambda: TestOptionsParser(methods=METHODS)}
@@ -114,6 +115,19 @@ def test_crn_recipes_are_the_official_demos(script, sp, n_images, loss, epochs, 
     assert opt.load_pretrain.rstrip('/') == pretrain and opt.crn_vgg_mat.endswith('imagenet-vgg-verydeep-19.mat')
     test = parse_recipe(script.replace('train_', 'test_'), 'test.py')
     assert (test.model, test.name, test.loadSize) == ('crn', opt.name, 2 * sp)
+
+
+@pytest.mark.parametrize('script, width, max_frames, n_downsample, num_D', [('train_vid2vid_256.sh', 256, 6, 2, 1), ('train_vid2vid_512.sh', 512, 2, 3, 2)])
+def test_vid2vid_recipes_are_the_authors_settings(script, width, max_frames, n_downsample, num_D):
+    """The authors' street scripts: label_nc 35, instance edges, the car foreground branch, clips of 6 made frames,
+    their defaults otherwise (composite G of 128 filters, BatchNorm, n_frames_G 3, 2 temporal scales, 10 + 10 epochs)."""
+    opt = parse_recipe(script)
+    assert (opt.model, opt.label_nc, opt.loadSize, opt.use_instance, opt.fg, opt.fg_labels) == ('vid2vid', 35, width, True, True, '26')
+    assert (opt.max_frames_per_gpu, opt.n_frames_total, opt.n_downsample_G, opt.num_D) == (max_frames, 6, n_downsample, num_D)
+    assert (opt.ngf, opt.norm, opt.n_frames_G, opt.n_scales_temporal, opt.niter, opt.niter_decay) == (128, 'batch', 3, 2, 10, 10)
+    assert not opt.no_instance and opt.flow_weights
+    test = parse_recipe('test_vid2vid_256.sh', 'test.py') if width == 256 else None
+    assert test is None or (test.model, test.name) == ('vid2vid', opt.name)
 
 
 @pytest.mark.parametrize('script_path', RECIPES, ids=os.path.basename)

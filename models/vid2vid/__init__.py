@@ -8,24 +8,30 @@ import argparse
 from ..common.losses import load_vgg19_features
 from ..common.method import Method
 from .data import dataset, training_visuals, video_visuals
+from .flow import ReferenceFlow, load_raft
 from .model import Vid2VidModel
-from .options import DEFAULTS, RESUME_POLICY, Architecture, Discriminators, LossSettings, add_flags, size_base, validate
+from .options import DEFAULTS, RESUME_POLICY, Architecture, Discriminators, LossSettings, add_flags, derive, size_base, validate
 from .trainer import Vid2VidTrainer
 
 __all__ = ['METHOD', 'Architecture', 'Discriminators', 'LossSettings', 'Vid2VidModel', 'Vid2VidTrainer']
 
 
 def read_files(opt: argparse.Namespace) -> dict:
-    """VGG19's features for the VGG loss (training without --no_vgg): --vgg_weights, else torchvision's download."""
-    if opt.isTrain and not opt.no_vgg:
-        return {'vgg_features': load_vgg19_features(opt.vgg_weights or None)}
-    return {}
+    """What training reads besides the weights: VGG19's features for the VGG loss (unless --no_vgg; --vgg_weights,
+    else torchvision's download) and RAFT for the reference flow of clips without flow files (--flow_weights)."""
+    if not opt.isTrain:
+        return {}
+    files = {} if opt.no_vgg else {'vgg_features': load_vgg19_features(opt.vgg_weights or None)}
+    if opt.flow_weights:
+        files['flow_net'] = ReferenceFlow(load_raft(opt.flow_weights))
+    return files
 
 
-def build_model(opt: argparse.Namespace, vgg_features=None) -> Vid2VidModel:
+def build_model(opt: argparse.Namespace, vgg_features=None, flow_net=None) -> Vid2VidModel:
     """vid2vid's model for the options: G (all spatial scales), and D and the temporal Ds when training."""
     if opt.isTrain:
-        return Vid2VidModel(Architecture.from_options(opt), Discriminators.from_options(opt), LossSettings.from_options(opt), vgg_features)
+        losses = LossSettings.from_options(opt)
+        return Vid2VidModel(Architecture.from_options(opt), Discriminators.from_options(opt), losses, vgg_features, flow_net)
     return Vid2VidModel(Architecture.from_options(opt), losses=LossSettings(no_first_img=opt.no_first_img))
 
 
@@ -37,6 +43,7 @@ METHOD = Method(
     build_trainer=Vid2VidTrainer,
     defaults=DEFAULTS,
     resume_policy=RESUME_POLICY,
+    derive=derive,
     validate=validate,
     size_base=size_base,
     read_files=read_files,

@@ -72,9 +72,12 @@ class Vid2VidModel(nn.Module):
         discriminators: Discriminators | None = None,
         losses: LossSettings | None = None,
         vgg_features: nn.Sequential | None = None,
+        flow_net: nn.Module | None = None,
     ) -> None:
-        """`discriminators` None: a test-time model (G only). `vgg_features`: torchvision's VGG19 features for the VGG loss."""
+        """`discriminators` None: a test-time model (G only). `vgg_features`: torchvision's VGG19 features for the VGG
+        loss; `flow_net`: the reference flow of clips without flow files (flow.py's ReferenceFlow; not saved)."""
         super().__init__()
+        self.flow_net = flow_net
         self.arch = arch
         self.losses = losses or LossSettings()
         norm_layer = vid2vid_norm_layer(arch.norm)

@@ -127,6 +127,11 @@ def validate(opt: argparse.Namespace) -> None:
                 raise OptionsError(f"--{flag} {getattr(opt, flag)} must be >= 1")
 
 
+def derive(opt: argparse.Namespace) -> None:
+    """The shared --no_instance follows vid2vid's --use_instance (the data then reads instance maps or not)."""
+    opt.no_instance = not opt.use_instance
+
+
 def size_base(opt: argparse.Namespace) -> int:
     """Both sides must be multiples of 2**(n_downsample_G + n_scales_spatial - 1): each scale halves them."""
     return 2 ** (opt.n_downsample_G + opt.n_scales_spatial - 1)

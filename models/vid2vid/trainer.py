@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from util.errors import TrainingError
 from util.flow import warp
 
 from ..common.trainer_base import TrainerBase
@@ -108,8 +109,13 @@ class Vid2VidTrainer(TrainerBase):
         assert d is not None
         labels = model.encode_labels(data['label'], data.get('inst'))
         images = data['image'].to(model.device, non_blocking=True)
-        flows = data['flow'].to(model.device, non_blocking=True)
-        masks = data['flow_mask'].to(model.device, non_blocking=True)
+        if data['flow'].numel():
+            flows = data['flow'].to(model.device, non_blocking=True)
+            masks = data['flow_mask'].to(model.device, non_blocking=True)
+        elif model.flow_net is not None:
+            flows, masks = model.flow_net(images)
+        else:
+            raise TrainingError(f"{data['path'][0]}: no flow files for this clip; add <phase>_flow/ or pass --flow_weights")
         batch, n_total = images.shape[:2]
         n_made = n_total - tG + 1
         per_forward = max(1, min(self.frames_per_forward, n_made))

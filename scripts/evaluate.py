@@ -10,6 +10,7 @@ else by equal names. Exit status 0 with a table on stdout (and --json), 1 with a
 """
 
 import argparse
+import glob
 import importlib.util
 import json
 import math
@@ -61,7 +62,13 @@ photos. Every results folder (test.py of --model pix2pixHD, pix2pix or crn) is s
 (weights-inception-2015-12-05-6726825d.pth, downloaded to the torch hub cache on first use; offline,
 pass the file with --inception_weights). Papers report 2048-d features over the 500 Cityscapes val
 images; FIDs are only comparable at equal image counts and sizes. KID is unbiased, so it is the
-steadier of the two on a few hundred images: the mean (and std) over 100 random subsets."""
+steadier of the two on a few hundred images: the mean (and std) over 100 random subsets.
+
+Warping error (--warping_error, for videos): each synthesized frame t against the synthesized frame t-1 warped by the
+reference flow of DATAROOT/<phase>_flow (frame t to t-1), mean |difference| over the pixels the flow's mask marks
+visible, on the 0-255 scale; 0 for a video whose content moves exactly with the scene. Frames are read from
+RESULTS_DIR/images/<sequence>/synthesized_image_<t>.png (test.py's video pages); the real photos' own error is
+printed beside it (the floor: 0 up to rounding for exact flow, as the synthetic video's)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -120,6 +127,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         default='pix2pixHD',
         help='name of the method whose results these are, for the table row and the JSON (e.g. pix2pix, crn; default pix2pixHD)',
     )
+    parser.add_argument(
+        '--warping_error',
+        action='store_true',
+        help='temporal coherence of video results (test.py of --model vid2vid): see "Warping error" below',
+    )
+    parser.add_argument(
+        '--first_frame',
+        type=int,
+        default=0,
+        help='--warping_error: score frames from this one on (e.g. 2 for vid2vid, whose first n_frames_G - 1 frames are photos)',
+    )
     parser.add_argument('--json', default=None, help='write every number here (per-class IoU by class name)')
     parser.add_argument('--gpu_ids', default='0', help='GPU id, e.g. 0; -1 for CPU (falls back to CPU without CUDA)')
     parser.add_argument('--batch_size', type=int, default=8, help='images per forward pass')
@@ -129,8 +147,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise OptionsError(f"--batch_size {opt.batch_size} must be at least 1")
     if opt.nThreads < 0:
         raise OptionsError(f"--nThreads {opt.nThreads} must be non-negative")
-    if not opt.fid and opt.seg_model is None:
-        raise OptionsError("nothing to evaluate: pass --seg_model FILE.pt (accuracy / mean IoU) and/or --fid")
+    if not opt.fid and opt.seg_model is None and not opt.warping_error:
+        raise OptionsError("nothing to evaluate: pass --seg_model FILE.pt (accuracy / mean IoU), --fid and/or --warping_error")
     if opt.real and opt.seg_model is None:
         raise OptionsError("--real segments the real photos: it needs --seg_model")
     if opt.inception_weights and not opt.fid:
@@ -414,8 +432,71 @@ def print_table(rows: dict, header: str) -> None:
     )
 
 
+def write_json(path: str, report: dict) -> None:
+    """`report` as indented JSON, written atomically."""
+
+    def write(tmp_path: str) -> None:
+        with open(tmp_path, 'w') as handle:
+            json.dump(_json_safe(report), handle, indent=2, allow_nan=False)
+            handle.write('\n')
+
+    atomic_write(path, write)
+
+
+def read_frames(paths: list) -> torch.Tensor:
+    """T x 3 x H x W float frames (0-255) from image files."""
+    return torch.stack([torch.from_numpy(np.asarray(to_rgb(Image.open(path), path), dtype=np.float32)).permute(2, 0, 1) for path in paths])
+
+
+def video_warping_errors(opt: argparse.Namespace) -> dict:
+    """{'synthesized': mean warping error, 'real': the photos', 'sequences': per sequence, 'frames': pairs scored}."""
+    from data.flow_files import load_flow
+    from util.flow import warping_error
+
+    flow_root = os.path.join(opt.dataroot, f'{opt.phase}_flow')
+    if not os.path.isdir(flow_root):
+        raise OptionsError(f"--warping_error: {flow_root} not found; the reference flow of the test sequences is needed")
+    image_dir = os.path.join(opt.results_dir, 'images')
+    per_sequence, totals, pairs = {}, {'synthesized': [], 'real': []}, 0
+    for sequence in sorted(os.listdir(flow_root)):
+        flow_files = sorted(os.path.join(flow_root, sequence, name) for name in os.listdir(os.path.join(flow_root, sequence)))
+        frames = sorted(glob.glob(os.path.join(image_dir, sequence, 'synthesized_image_*.png')))
+        if not frames:
+            raise OptionsError(f"--warping_error: no {image_dir}/{sequence}/synthesized_image_*.png; run test.py on the video first")
+        if len(frames) != len(flow_files) + 1:
+            raise DatasetError(f"{image_dir}/{sequence}: {len(frames)} frames but {len(flow_files)} flow files in {flow_root}/{sequence}")
+        photos = sorted(glob.glob(os.path.join(image_dir, sequence, 'real_image_*.png')))
+        start = max(opt.first_frame, 0)
+        loaded = [load_flow(path) for path in flow_files[start:]]
+        flows = torch.stack([torch.from_numpy(flow) for flow, _ in loaded]).unsqueeze(0)
+        visible = torch.stack([torch.from_numpy(mask.astype(np.float32))[None] for _, mask in loaded]).unsqueeze(0)
+        synthesized = read_frames(frames[start:]).unsqueeze(0)
+        if synthesized.shape[-2:] != flows.shape[-2:]:
+            raise DatasetError(f"{frames[0]}: {synthesized.shape[-1]}x{synthesized.shape[-2]}, flow {flows.shape[-1]}x{flows.shape[-2]}; test at the flow's size")
+        entry = {'synthesized': float(warping_error(synthesized, flows, visible)[0])}
+        if len(photos) == len(frames):
+            entry['real'] = float(warping_error(read_frames(photos[start:]).unsqueeze(0), flows, visible)[0])
+        per_sequence[sequence] = entry
+        for kind, value in entry.items():
+            totals[kind].append(value)
+        pairs += len(frames) - start - 1
+    summary = {kind: (float(np.mean(values)) if values else None) for kind, values in totals.items()}
+    return {**summary, 'sequences': per_sequence, 'frames': pairs}
+
+
 def main(argv=None) -> None:
     opt = parse_args(argv)
+    if opt.warping_error:
+        errors = video_warping_errors(opt)
+        real = f", real photos {errors['real']:.3f}" if errors['real'] is not None else ''
+        print(
+            f"warping error ({opt.method}, {len(errors['sequences'])} sequences, {errors['frames']} frame pairs from frame "
+            f"{opt.first_frame}, 0-255 scale): synthesized {errors['synthesized']:.3f}{real}"
+        )
+        if not opt.fid and opt.seg_model is None:
+            if opt.json:
+                write_json(opt.json, {'method': opt.method, 'warping_error': errors})
+            return
     found = pair_files(opt)
     items = found['items']
     real_items = list({item['key']: item for item in items}.values())  # one photo per label map, even with styles

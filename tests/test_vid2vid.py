@@ -221,3 +221,26 @@ def test_temporal_runs_are_the_authors_skipped_frames():
     assert skipped_runs(frames, 3, 3, 1) == [(2, 3)]
     assert skipped_runs(frames, 6, 3, 0) == [(6, 1), (3, 1)]
     assert skipped_runs(torch.zeros(1, 2, 1), 2, 3, 0) == []
+
+
+def test_first_frames_from_a_single_image_pix2pixHD(trained, video_root, dataroot, tmp_path):
+    """--use_single_G --single_G_dir: the video starts from pix2pixHD's frames instead of the photos."""
+    from helpers import run_train
+
+    assert_ok(run_train(tmp_path, dataroot, 'single', '--niter', '1', '--niter_decay', '0', '--max_dataset_size', '2'))
+    result = run_tool(
+        'test.py', '--model', 'vid2vid', '--gpu_ids', '-1', '--name', 'video', '--checkpoints_dir', trained,
+        '--dataroot', video_root, '--results_dir', tmp_path / 'results', '--resize_or_crop', 'none',
+        '--use_single_G', '--single_G_dir', tmp_path / 'single',
+    )  # fmt: skip
+    assert_ok(result)
+    from PIL import Image
+
+    frames = tmp_path / 'results' / 'video' / 'test_latest' / 'images' / 'seq_0000'
+    made0 = np.asarray(Image.open(frames / 'synthesized_image_0000.png'))
+    assert not np.array_equal(made0, np.asarray(Image.open(frames / 'real_image_0000.png')))
+    result = run_tool(
+        'test.py', '--model', 'vid2vid', '--gpu_ids', '-1', '--name', 'video', '--checkpoints_dir', trained,
+        '--dataroot', video_root, '--results_dir', tmp_path / 'results', '--use_single_G', '--single_G_dir', trained + '/video',
+    )  # fmt: skip
+    assert_one_line_error(result, '--single_G_dir', 'not a pix2pixHD experiment')

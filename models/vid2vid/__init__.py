@@ -10,6 +10,7 @@ from ..common.method import Method
 from .data import dataset, training_visuals, video_visuals
 from .flow import ReferenceFlow, load_raft
 from .model import Vid2VidModel
+from .single import load_single_generator
 from .options import DEFAULTS, RESUME_POLICY, Architecture, Discriminators, LossSettings, add_flags, derive, size_base, validate
 from .trainer import Vid2VidTrainer
 
@@ -20,19 +21,19 @@ def read_files(opt: argparse.Namespace) -> dict:
     """What training reads besides the weights: VGG19's features for the VGG loss (unless --no_vgg; --vgg_weights,
     else torchvision's download) and RAFT for the reference flow of clips without flow files (--flow_weights)."""
     if not opt.isTrain:
-        return {}
+        return {'single_G': load_single_generator(opt.single_G_dir, opt.label_nc)} if opt.use_single_G else {}
     files = {} if opt.no_vgg else {'vgg_features': load_vgg19_features(opt.vgg_weights or None)}
     if opt.flow_weights:
         files['flow_net'] = ReferenceFlow(load_raft(opt.flow_weights))
     return files
 
 
-def build_model(opt: argparse.Namespace, vgg_features=None, flow_net=None) -> Vid2VidModel:
+def build_model(opt: argparse.Namespace, vgg_features=None, flow_net=None, single_G=None) -> Vid2VidModel:
     """vid2vid's model for the options: G (all spatial scales), and D and the temporal Ds when training."""
     if opt.isTrain:
         losses = LossSettings.from_options(opt)
         return Vid2VidModel(Architecture.from_options(opt), Discriminators.from_options(opt), losses, vgg_features, flow_net)
-    return Vid2VidModel(Architecture.from_options(opt), losses=LossSettings(no_first_img=opt.no_first_img))
+    return Vid2VidModel(Architecture.from_options(opt), losses=LossSettings(no_first_img=opt.no_first_img), single_G=single_G)
 
 
 METHOD = Method(

@@ -70,15 +70,18 @@ def training_visuals(opt: argparse.Namespace, data: dict, generated: torch.Tenso
 
 
 def first_frames(opt: argparse.Namespace, model: Any, data: dict) -> torch.Tensor | None:
-    """The frames before G's first at test time: the sequence's photos (B x (n_frames_G-1) x 3 x H x W), or None
-    with --no_first_img (G makes them from black frames)."""
+    """The frames before G's first at test time: from the single-image pix2pixHD (--use_single_G), or the sequence's
+    photos (B x (n_frames_G-1) x 3 x H x W), or None with --no_first_img (G makes them from black frames)."""
+    if opt.use_single_G:
+        return model.single_image_frames(data['label'], data.get('inst'))
     if opt.no_first_img:
         return None
     photos = data['image']
     if photos.dim() < 5 or photos.shape[1] < opt.n_frames_G - 1:
         raise DatasetError(
             f"{data['path'][0]}: no photos for the first {opt.n_frames_G - 1} frames; vid2vid starts a video from them "
-            f"(add <phase>_img/) or from black frames with a model trained with --no_first_img"
+            f"(add <phase>_img/), from a single-image pix2pixHD (--use_single_G --single_G_dir) or from black frames with a "
+            f"model trained with --no_first_img"
         )
     return photos[:, : opt.n_frames_G - 1]
 

@@ -73,11 +73,14 @@ class Vid2VidModel(nn.Module):
         losses: LossSettings | None = None,
         vgg_features: nn.Sequential | None = None,
         flow_net: nn.Module | None = None,
+        single_G: nn.Module | None = None,
     ) -> None:
         """`discriminators` None: a test-time model (G only). `vgg_features`: torchvision's VGG19 features for the VGG
-        loss; `flow_net`: the reference flow of clips without flow files (flow.py's ReferenceFlow; not saved)."""
+        loss; `flow_net`: the reference flow of clips without flow files (flow.py's ReferenceFlow; not saved);
+        `single_G`: a single-image generator for a test video's first frames (single.py; not saved)."""
         super().__init__()
         self.flow_net = flow_net
+        self.single_G = single_G
         self.arch = arch
         self.losses = losses or LossSettings()
         norm_layer = vid2vid_norm_layer(arch.norm)
@@ -303,6 +306,18 @@ class Vid2VidModel(nn.Module):
         previous = self.first_previous(image, batch, (height, width))
         made = self.generate(labels, previous, raw_only=self.losses.no_first_img)
         return torch.cat((previous[0], made.images), 1)
+
+    @torch.no_grad()
+    def single_image_frames(self, label: torch.Tensor, inst: torch.Tensor | None) -> torch.Tensor:
+        """The first n_frames_G - 1 frames from the single-image generator (B x (n_frames_G-1) x 3 x H x W)."""
+        if self.single_G is None:
+            raise ValueError('no single-image generator: pass --use_single_G --single_G_dir')
+        given = self.arch.n_frames_G - 1
+        frames = []
+        for t in range(given):
+            frame_inst = inst[:, t].to(self.device) if inst is not None and inst.numel() else None
+            frames.append(self.single_G(label[:, t].to(self.device), frame_inst))
+        return torch.stack(frames, 1)
 
     def inference_with_first(self, label: torch.Tensor, inst: torch.Tensor | None, first: torch.Tensor) -> torch.Tensor:
         """Like inference(), with the first n_frames_G - 1 frames given (B x (n_frames_G-1) x 3 x H x W, e.g. from a

@@ -113,6 +113,8 @@ def validate(opt: argparse.Namespace) -> None:
     """Refuse what the authors' code would fail on later, in one line each."""
     if opt.n_frames_G < 2:
         raise OptionsError(f"--n_frames_G {opt.n_frames_G}: vid2vid needs at least 2 (the current and one previous frame)")
+    if opt.use_single_G and not opt.single_G_dir:
+        raise OptionsError("--use_single_G: pass --single_G_dir, the checkpoints folder of a pix2pixHD trained on the same label maps")
     if opt.n_scales_spatial < 1:
         raise OptionsError(f"--n_scales_spatial {opt.n_scales_spatial} must be >= 1")
     if opt.fg:
@@ -128,8 +130,9 @@ def validate(opt: argparse.Namespace) -> None:
 
 
 def derive(opt: argparse.Namespace) -> None:
-    """The shared --no_instance follows vid2vid's --use_instance (the data then reads instance maps or not)."""
-    opt.no_instance = not opt.use_instance
+    """The shared --no_instance follows vid2vid's --use_instance (the data then reads instance maps or not); the
+    single-image pix2pixHD of --use_single_G may read them too."""
+    opt.no_instance = not opt.use_instance and not opt.use_single_G
 
 
 def size_base(opt: argparse.Namespace) -> int:

@@ -457,7 +457,9 @@ def video_warping_errors(opt: argparse.Namespace) -> dict:
     if not os.path.isdir(flow_root):
         raise OptionsError(f"--warping_error: {flow_root} not found; the reference flow of the test sequences is needed")
     image_dir = os.path.join(opt.results_dir, 'images')
-    per_sequence, totals, pairs = {}, {'synthesized': [], 'real': []}, 0
+    per_sequence: dict[str, dict] = {}
+    totals: dict[str, list[float]] = {'synthesized': [], 'real': []}
+    pairs = 0
     for sequence in sorted(os.listdir(flow_root)):
         flow_files = sorted(os.path.join(flow_root, sequence, name) for name in os.listdir(os.path.join(flow_root, sequence)))
         frames = sorted(glob.glob(os.path.join(image_dir, sequence, 'synthesized_image_*.png')))
@@ -472,7 +474,10 @@ def video_warping_errors(opt: argparse.Namespace) -> dict:
         visible = torch.stack([torch.from_numpy(mask.astype(np.float32))[None] for _, mask in loaded]).unsqueeze(0)
         synthesized = read_frames(frames[start:]).unsqueeze(0)
         if synthesized.shape[-2:] != flows.shape[-2:]:
-            raise DatasetError(f"{frames[0]}: {synthesized.shape[-1]}x{synthesized.shape[-2]}, flow {flows.shape[-1]}x{flows.shape[-2]}; test at the flow's size")
+            raise DatasetError(
+                f"{frames[0]}: {synthesized.shape[-1]}x{synthesized.shape[-2]}, flow {flows.shape[-1]}x{flows.shape[-2]}; "
+                f"test at the flow's size"
+            )
         entry = {'synthesized': float(warping_error(synthesized, flows, visible)[0])}
         if len(photos) == len(frames):
             entry['real'] = float(warping_error(read_frames(photos[start:]).unsqueeze(0), flows, visible)[0])

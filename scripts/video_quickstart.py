@@ -47,8 +47,8 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(label: str, *command: str) -> None:
-    """Run a repository script, say how long it took; a failure stops the quickstart with its output."""
+def run(label: str, *command: str) -> str:
+    """Run a repository script, say how long it took, return its output; a failure stops the quickstart with its output."""
     start = time.time()
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'))
     result = subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True)
@@ -78,8 +78,20 @@ def per_frame_videos(opt: argparse.Namespace, experiment: str, video_root: str, 
     from options.test_options import TestOptions
 
     model_opt = TestOptions('', METHODS).parse(
-        ['--name', experiment, '--checkpoints_dir', os.path.join(opt.root, 'checkpoints'), '--dataroot', video_root,
-         '--gpu_ids', opt.gpu_ids, '--loadSize', str(opt.width), '--results_dir', results],  # fmt: skip
+        [
+            '--name',
+            experiment,
+            '--checkpoints_dir',
+            os.path.join(opt.root, 'checkpoints'),
+            '--dataroot',
+            video_root,
+            '--gpu_ids',
+            opt.gpu_ids,
+            '--loadSize',
+            str(opt.width),
+            '--results_dir',
+            results,
+        ],  # fmt: skip
         save=False,
     )
     model = build_model(model_opt)
@@ -112,18 +124,18 @@ def comparison_page(opt: argparse.Namespace, video_root: str, per_frame: str, vi
     )
     visualizer = Visualizer(argparse.Namespace(tf_log=False, display_winsize=512, name='comparison', isTrain=False, checkpoints_dir=folder))
     sequences = sorted(os.listdir(os.path.join(video_root, 'test_label')))
+
+    def frames(results: str, sequence: str, kind: str) -> np.ndarray:
+        folder_of = os.path.join(results, 'images', sequence)
+        names = sorted(name for name in os.listdir(folder_of) if name.startswith(kind))
+        return np.stack([np.asarray(Image.open(os.path.join(folder_of, name)).convert('RGB')) for name in names])
+
     for sequence in sequences:
-
-        def frames(results: str, kind: str) -> np.ndarray:
-            folder_of = os.path.join(results, 'images', sequence)
-            names = sorted(name for name in os.listdir(folder_of) if name.startswith(kind))
-            return np.stack([np.asarray(Image.open(os.path.join(folder_of, name)).convert('RGB')) for name in names])
-
         visuals = {
-            'input_label': frames(vid2vid, 'input_label'),
-            'per_frame_pix2pixHD': frames(per_frame, 'synthesized_image'),
-            'vid2vid': frames(vid2vid, 'synthesized_image'),
-            'real_image': frames(vid2vid, 'real_image'),
+            'input_label': frames(vid2vid, sequence, 'input_label'),
+            'per_frame_pix2pixHD': frames(per_frame, sequence, 'synthesized_image'),
+            'vid2vid': frames(vid2vid, sequence, 'synthesized_image'),
+            'real_image': frames(vid2vid, sequence, 'real_image'),
         }
         visualizer.save_images(page, visuals, sequence)
     page.save()
@@ -168,9 +180,14 @@ def main(argv: list | None = None) -> None:
     per_frame_videos(opt, 'video_pix2pixHD', video_root, per_frame_results)
     per_frame_error, real_error = warping_error(per_frame_results, video_root, 'per-frame pix2pixHD')
     vid2vid_error, _ = warping_error(vid2vid_results, video_root, 'vid2vid')
-    page = comparison_page(opt, video_root, per_frame_results, vid2vid_results, {'pix2pixHD': per_frame_error, 'vid2vid': vid2vid_error, 'real': real_error})
+    page = comparison_page(
+        opt, video_root, per_frame_results, vid2vid_results, {'pix2pixHD': per_frame_error, 'vid2vid': vid2vid_error, 'real': real_error}
+    )
     print(f'[video quickstart] total: {time.time() - start:.0f} s')
-    print(f'warping error, 0-255 (lower is steadier): per-frame pix2pixHD {per_frame_error:.2f}, vid2vid {vid2vid_error:.2f}, real video {real_error:.2f}')
+    print(
+        f'warping error, 0-255 (lower is steadier): per-frame pix2pixHD {per_frame_error:.2f}, vid2vid {vid2vid_error:.2f}, '
+        f'real video {real_error:.2f}'
+    )
     print(f'Both videos on one page: {page}')
 
 

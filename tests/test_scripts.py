@@ -117,7 +117,9 @@ def test_crn_recipes_are_the_official_demos(script, sp, n_images, loss, epochs, 
     assert (test.model, test.name, test.loadSize) == ('crn', opt.name, 2 * sp)
 
 
-@pytest.mark.parametrize('script, width, max_frames, n_downsample, num_D', [('train_vid2vid_256.sh', 256, 6, 2, 1), ('train_vid2vid_512.sh', 512, 2, 3, 2)])
+@pytest.mark.parametrize(
+    'script, width, max_frames, n_downsample, num_D', [('train_vid2vid_256.sh', 256, 6, 2, 1), ('train_vid2vid_512.sh', 512, 2, 3, 2)]
+)
 def test_vid2vid_recipes_are_the_authors_settings(script, width, max_frames, n_downsample, num_D):
     """The authors' street scripts: label_nc 35, instance edges, the car foreground branch, clips of 6 made frames,
     their defaults otherwise (composite G of 128 filters, BatchNorm, n_frames_G 3, 2 temporal scales, 10 + 10 epochs)."""

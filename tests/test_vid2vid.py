@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from data.synthetic_video import make_synthetic_video
-from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
+from helpers import assert_ok, assert_one_line_error, run_tool
 from models.vid2vid.data import GrowingClips
 from models.vid2vid.trainer import compose_flows, skipped_runs
 from util.flow import warp
@@ -244,3 +244,40 @@ def test_first_frames_from_a_single_image_pix2pixHD(trained, video_root, dataroo
         '--dataroot', video_root, '--results_dir', tmp_path / 'results', '--use_single_G', '--single_G_dir', trained + '/video',
     )  # fmt: skip
     assert_one_line_error(result, '--single_G_dir', 'not a pix2pixHD experiment')
+
+
+def test_videos_are_mp4_with_pyav_and_animated_webp_without(tmp_path, monkeypatch):
+    """util/video.py: H.264 MP4 where PyAV is installed (played by a <video> cell), else a looping animated WebP (an
+    <img> cell plays it), frames intact in either."""
+    from PIL import Image
+
+    from util import video
+    from util.html import HTML
+
+    # Smooth colour ramps moving one pixel a frame (what 4:2:0 chroma keeps), odd height: padded for 4:2:0.
+    ys, xs = np.mgrid[0:17, 0:30]
+    frames = np.stack([np.stack([xs * 8 + t, ys * 14, 255 - xs * 8 - t], -1) for t in range(5)]).clip(0, 255).astype(np.uint8)
+    monkeypatch.setattr(video, 'has_mp4_encoder', lambda: False)
+    path = video.write_video(frames, str(tmp_path / 'clip'))
+    assert path.endswith('.webp')
+    with Image.open(path) as animated:
+        assert animated.n_frames == 5
+        animated.seek(3)
+        assert np.array_equal(np.asarray(animated.convert('RGB')), frames[3])  # lossless
+    page = HTML(str(tmp_path / 'page'), 'videos')
+    page.add_image_row('seq', [('', 'a'), ('', 'b')], ['seq_a.mp4', 'seq_b.webp'], [30, 30])
+    page.save()
+    html = (tmp_path / 'page' / 'index.html').read_text()
+    assert re.search(r'<video[^>]*src="images/seq_a.mp4"', html) and re.search(r'<img[^>]*src="images/seq_b.webp"', html)
+    monkeypatch.undo()
+    if not video.has_mp4_encoder():
+        pytest.skip('PyAV is not installed (pip install ".[video]")')
+    import av
+
+    path = video.write_video(frames, str(tmp_path / 'clip'))
+    with av.open(path) as container:
+        decoded = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
+    assert len(decoded) == 5 and decoded[0].shape == (18, 30, 3)
+    # H.264 at crf 18 on ramps: a few levels from quantisation, 4:2:0 chroma and the limited-range YUV round trip;
+    # red and blue swapped (the ramps run opposite ways) would be off by about 100.
+    assert np.abs(decoded[2][:17].astype(int) - frames[2]).mean() < 10

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import reference_vgg19_state_dict
 from models.common.losses import load_vgg19_features
 from models.vid2vid import Architecture, Discriminators, LossSettings, Vid2VidModel, Vid2VidTrainer
 from util.flow import warp
-
-from helpers import reference_vgg19_state_dict
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'vid2vid_step')
 NETS = ('G0', 'D', 'D_T0')
@@ -111,14 +110,24 @@ def stepped(fixture, vgg_file) -> dict:
         net = {'optimizer_G': 'G0', 'optimizer_D': 'D', 'optimizer_D_T0': 'D_T0'}[name]
 
         def capture(optimizer, args, kwargs, net=net):
-            grads[net] = {key: param.grad.clone() for key, param in model.networks_by_name()[net].named_parameters() if param.grad is not None}
+            grads[net] = {
+                key: param.grad.clone() for key, param in model.networks_by_name()[net].named_parameters() if param.grad is not None
+            }
 
         optimizer.register_step_pre_hook(capture)
     initial_D = copy.deepcopy(model.netD)
     initial_D_T = copy.deepcopy(model.netD_T0)
     losses, generated = trainer.train_step(clip(arrays), infer=True)
     assert calls == [0, 1, 2]
-    return {'model': model, 'trainer': trainer, 'losses': losses, 'generated': generated, 'grads': grads, 'D': initial_D, 'D_T': initial_D_T}
+    return {
+        'model': model,
+        'trainer': trainer,
+        'losses': losses,
+        'generated': generated,
+        'grads': grads,
+        'D': initial_D,
+        'D_T': initial_D_T,
+    }
 
 
 def test_the_free_running_clip(fixture):

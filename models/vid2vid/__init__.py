@@ -5,13 +5,15 @@ A method of the registry (models/__init__.py): the names below are its interface
 
 import argparse
 
+import torch
+
 from ..common.losses import load_vgg19_features
 from ..common.method import Method
 from .data import dataset, training_visuals, video_visuals
 from .flow import ReferenceFlow, load_raft
 from .model import Vid2VidModel
-from .single import load_single_generator
 from .options import DEFAULTS, RESUME_POLICY, Architecture, Discriminators, LossSettings, add_flags, derive, size_base, validate
+from .single import load_single_generator
 from .trainer import Vid2VidTrainer
 
 __all__ = ['METHOD', 'Architecture', 'Discriminators', 'LossSettings', 'Vid2VidModel', 'Vid2VidTrainer']
@@ -22,7 +24,7 @@ def read_files(opt: argparse.Namespace) -> dict:
     else torchvision's download) and RAFT for the reference flow of clips without flow files (--flow_weights)."""
     if not opt.isTrain:
         return {'single_G': load_single_generator(opt.single_G_dir, opt.label_nc)} if opt.use_single_G else {}
-    files = {} if opt.no_vgg else {'vgg_features': load_vgg19_features(opt.vgg_weights or None)}
+    files: dict[str, torch.nn.Module] = {} if opt.no_vgg else {'vgg_features': load_vgg19_features(opt.vgg_weights or None)}
     if opt.flow_weights:
         files['flow_net'] = ReferenceFlow(load_raft(opt.flow_weights))
     return files

@@ -90,7 +90,7 @@ class Vid2VidModel(nn.Module):
             input_nc, arch.output_nc, prev_nc, arch.ngf, arch.n_downsample_G, arch.n_blocks, norm_layer, arch.fg, arch.no_flow
         )
         for scale in range(1, arch.n_scales_spatial):
-            net = CompositeLocalGenerator(
+            net: nn.Module = CompositeLocalGenerator(
                 input_nc,
                 arch.output_nc,
                 prev_nc,
@@ -204,8 +204,8 @@ class Vid2VidModel(nn.Module):
         return GeneratedClip(
             images=images,
             raw=torch.stack(raws, 1),
-            flow=None if self.arch.no_flow else torch.stack(flows, 1),
-            weight=None if self.arch.no_flow else torch.stack(weights, 1),
+            flow=None if self.arch.no_flow else torch.stack([flow for flow in flows if flow is not None], 1),
+            weight=None if self.arch.no_flow else torch.stack([weight for weight in weights if weight is not None], 1),
             last=[level[:, -(tG - 1) :].detach() for level in frames],
         )
 

@@ -76,7 +76,9 @@ def _blocks(dim: int, count: int, norm_layer: Callable[[int], nn.Module]) -> lis
     return [ResnetBlock(dim, norm_layer) for _ in range(count)]
 
 
-def _compose(raw: torch.Tensor, flow: torch.Tensor | None, weight: torch.Tensor | None, previous: torch.Tensor, raw_only: bool) -> torch.Tensor:
+def _compose(
+    raw: torch.Tensor, flow: torch.Tensor | None, weight: torch.Tensor | None, previous: torch.Tensor, raw_only: bool
+) -> torch.Tensor:
     """raw * weight + warp(last previous frame, flow) * (1 - weight), or raw alone without a flow head / for a first frame."""
     if raw_only or flow is None or weight is None:
         return raw

@@ -90,6 +90,14 @@ def test_the_results_page_plays_the_synthesized_video_beside_labels_and_real(tra
     real5 = np.asarray(Image.open(page_dir / 'images' / 'seq_0000' / 'real_image_0005.png'))
     assert np.array_equal(real0, made0)
     assert not np.array_equal(real5, made5)
+    # The warping error of the page's video: the real video's is 0 up to the rounding of the sampling grid (its flow
+    # is exact and its motions whole pixels), G's is not.
+    result = run_tool('scripts/evaluate.py', '--results_dir', page_dir, '--dataroot', video_root, '--warping_error', '--first_frame', '2',
+                      '--method', 'vid2vid', '--json', tmp_path / 'w.json')  # fmt: skip
+    assert_ok(result)
+    report = json.loads((tmp_path / 'w.json').read_text())['warping_error']
+    assert report['frames'] == 5 and report['real'] < 0.01 < report['synthesized']
+    assert f"synthesized {report['synthesized']:.3f}" in result.stdout
 
 
 def test_resume_continues_from_the_saved_epoch(trained, video_root):

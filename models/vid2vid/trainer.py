@@ -43,7 +43,9 @@ class ClipHistory:
 
     def extend(self, **new: torch.Tensor) -> dict[str, torch.Tensor]:
         """Append this forward's frames (B x n x ...); returns every frame to draw runs from (old ones detached)."""
-        joined = {name: torch.cat((self.tensors[name].detach(), value), 1) if name in self.tensors else value for name, value in new.items()}
+        joined = {
+            name: torch.cat((self.tensors[name].detach(), value), 1) if name in self.tensors else value for name, value in new.items()
+        }
         self.tensors = {name: value[:, -self.keep :] if value.shape[1] > self.keep else value for name, value in joined.items()}
         return joined
 
@@ -93,12 +95,14 @@ class Vid2VidTrainer(TrainerBase):
         g_params = [param for net in model.generators() for param in net.parameters()]
         self.optimizer_G = torch.optim.Adam(g_params, lr=self.lr * self.lr_factors.get('optimizer_G', 1.0), betas=betas)
         self.optimizer_D = torch.optim.Adam(model.netD.parameters(), lr=self.lr * self.lr_factors.get('optimizer_D', 1.0), betas=betas)
-        self.optimizers_D_T = [torch.optim.Adam(net.parameters(), lr=self.lr, betas=(beta1, 0.999)) for net in model.temporal_discriminators()]
+        self.optimizers_D_T = [
+            torch.optim.Adam(net.parameters(), lr=self.lr, betas=(beta1, 0.999)) for net in model.temporal_discriminators()
+        ]
         self.last_forward: dict[str, torch.Tensor] = {}  # the last forward's tensors, for the training page and tests
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """{name in the training state: optimiser}."""
-        named = {'optimizer_G': self.optimizer_G, 'optimizer_D': self.optimizer_D}
+        named: dict[str, torch.optim.Optimizer] = {'optimizer_G': self.optimizer_G, 'optimizer_D': self.optimizer_D}
         named.update({f'optimizer_D_T{scale}': optimizer for scale, optimizer in enumerate(self.optimizers_D_T)})
         return named
 
@@ -173,9 +177,12 @@ class Vid2VidTrainer(TrainerBase):
             real = torch.cat([frames['real'][:, index] for index in picks])
             fake = torch.cat([frames['fake'][:, index] for index in picks])
             run_flows = []
-            for index, (first, step) in zip(picks, runs):
+            for index, (_, step) in zip(picks, runs):
                 # Between run frames k-1 and k: the consecutive flows of the frames after k-1 up to k, composed.
-                pairs = [compose_flows(frames['flow'][:, frame - step + 1 : frame + 1], frames['conf'][:, frame - step + 1 : frame + 1])[0] for frame in index[1:].tolist()]
+                pairs = [
+                    compose_flows(frames['flow'][:, frame - step + 1 : frame + 1], frames['conf'][:, frame - step + 1 : frame + 1])[0]
+                    for frame in index[1:].tolist()
+                ]
                 run_flows.append(torch.stack(pairs, 1))
             losses.update(self.model.temporal_losses(scale, real, fake, torch.cat(run_flows)))
         return losses
@@ -185,7 +192,8 @@ class Vid2VidTrainer(TrainerBase):
         d = self.model.discriminators
         assert d is not None
         names_G = ('G_GAN', 'G_GAN_Feat', 'G_VGG', 'G_Warp', 'F_Flow', 'F_Warp', 'W')
-        loss_G = sum(losses[name] for name in names_G)
+        # start=the first term: the same additions as 0 + the terms (0 + x is x), a tensor for the type checker.
+        loss_G = sum((losses[name] for name in names_G[1:]), start=losses[names_G[0]])
         temporal_D = []
         for scale in range(d.n_scales_temporal):
             loss_G = loss_G + losses[f'G_T_GAN{scale}'] + losses[f'G_T_GAN_Feat{scale}'] + losses[f'G_T_Warp{scale}']

@@ -12,7 +12,10 @@ uses (--amp, or --data_type 16: float16 on CUDA) and with its cuDNN setting, on 
 with --channels_last weights and --compile where flagged, which test.py does not apply); --inference_only
 measures only that. --json writes the rows to a file; --profile writes torch.profiler's table of one more
 training step of the flagged path (operators by their own device time on CUDA, CPU time on the CPU).
-Inputs are random label/instance maps and images of the given size, so no dataset is needed.
+Inputs are random label/instance maps and images of the given size, so no dataset is needed; but a method trained on
+clips (--model vid2vid) reads its first batch from --dataroot (e.g. scripts/make_synthetic_video.py's video): its clips
+carry the reference flow, and their length is the training schedule's first. img/s counts the images G makes (for
+vid2vid, every frame of a clip it makes; its inference time is a whole clip's); --width/--height are then the clips'.
 """
 
 import argparse
@@ -29,12 +32,17 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from builders import build_trainer  # noqa: E402
+from builders import build_data, build_trainer  # noqa: E402
 from models import METHODS
 from models.common.precision import inference_precision  # noqa: E402
 from options.base_options import replace  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.devices import autotune_convolutions  # noqa: E402
+
+# Methods whose batches come from --dataroot rather than random maps (clips with their reference flow).
+READS_DATAROOT = {'vid2vid'}
+# A method's flag that turns its VGG loss off, where it is not pix2pixHD's --no_vgg_loss.
+NO_VGG = {'vid2vid': '--no_vgg'}
 
 # Dense peak TFLOP/s by (device name fragment, precision): datasheet figures without sparsity.
 GPU_PEAKS = {
@@ -60,6 +68,13 @@ def synthetic_batch(opt: argparse.Namespace, width: int, height: int) -> dict:
     instance = (label * 1000 + torch.randint(0, 3, label.shape, dtype=torch.int32)) if opt.label_nc else torch.zeros(0)
     image = torch.rand(batch, opt.output_nc, height, width) * 2 - 1
     return {'label': label, 'inst': instance if not opt.no_instance else torch.zeros(0), 'image': image, 'feat': torch.zeros(0)}
+
+
+def first_batch(opt: argparse.Namespace) -> dict:
+    """The first batch train.py reads from --dataroot (epoch 1: for vid2vid, clips of the schedule's first length)."""
+    _, loader = build_data(opt)
+    loader.sampler.set_epoch(1)
+    return next(iter(loader))
 
 
 def synchronize(device: torch.device) -> None:
@@ -96,10 +111,11 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
     torch.manual_seed(0)
     trainer = build_trainer(opt)  # cuDNN's autotuner as train.py sets it
     device = trainer.device
-    data = synthetic_batch(opt, args.width, args.height)
+    data = first_batch(opt) if opt.model in READS_DATAROOT else synthetic_batch(opt, args.width, args.height)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     step_ms = flops = float('nan')
+    made = opt.batchSize
     if not args.inference_only:
         for _ in range(args.warmup):
             trainer.train_step(data)
@@ -112,8 +128,9 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
             times.append(time.perf_counter() - start)
         step_ms = statistics.median(times) * 1000
         with FlopCounterMode(display=False) as counter:
-            trainer.train_step(data)
+            _, generated = trainer.train_step(data, infer=True)
         flops = counter.get_total_flops()
+        made = generated.shape[0]  # images per iteration: the batch's, or every frame G made of vid2vid's clips
         memory = peak_memory_mib(device)
         if profile:
             write_profile(trainer, data, device, profile)
@@ -141,7 +158,8 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
     bf16_peak = next((value for (fragment, kind), value in GPU_PEAKS.items() if fragment in name and kind == 'bf16'), None)
     return {
         'ms/iter': step_ms,
-        'img/s': opt.batchSize / (step_ms / 1000),
+        'img/s': made / (step_ms / 1000),
+        'img/iter': made,
         'peak MiB': memory,
         'infer ms/img': statistics.median(inference) * 1000,
         'GFLOP/iter': flops / 1e9,
@@ -168,10 +186,15 @@ def main() -> None:
     args, train_flags = parser.parse_known_args()
     if args.profile and args.inference_only:
         parser.error('--profile profiles a training step; leave out --inference_only')
-    if not any(flag.startswith(('--no_vgg_loss', '--vgg_weights')) for flag in train_flags):
+    if not any(flag.startswith(('--no_vgg', '--vgg_weights')) for flag in train_flags):  # --no_vgg_loss, vid2vid's --no_vgg
         print('No --vgg_weights given: benchmarking without the VGG loss (its weights would need a download)')
-        train_flags = train_flags + ['--no_vgg_loss']
+        model = argparse.ArgumentParser(add_help=False)
+        model.add_argument('--model', default=next(iter(METHODS)))
+        train_flags = train_flags + [NO_VGG.get(model.parse_known_args(train_flags)[0].model, '--no_vgg_loss')]
     opt = TrainOptions('', METHODS).parse(train_flags, save=False)
+    if opt.model in READS_DATAROOT:
+        shape = first_batch(opt)['image'].shape
+        args.width, args.height = shape[-1], shape[-2]
     args.width = args.width or opt.loadSize
     args.height = args.height or args.width // 2
 
@@ -182,7 +205,8 @@ def main() -> None:
 
     print(
         f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '
-        f'VGG loss {"off" if opt.no_vgg_loss else "on"}, flags: {" ".join(train_flags)}'
+        f'VGG loss {"off" if getattr(opt, "no_vgg_loss", False) or getattr(opt, "no_vgg", False) else "on"}, '
+        f'flags: {" ".join(train_flags)}'
     )
     columns = ['ms/iter', 'img/s', 'peak MiB', 'infer ms/img', 'GFLOP/iter', 'TFLOP/s', 'of peak', 'of bf16 peak', 'precision', 'device']
     print(f'{"path":<12}' + ''.join(f'{column:>14}' for column in columns))
@@ -194,7 +218,14 @@ def main() -> None:
         print(f'speed-up of the flagged path over plain fp32: {rows["plain fp32"][key] / rows["as flagged"][key]:.2f}x')
     if args.json:
         with open(args.json, 'w') as handle:
-            record = {'width': args.width, 'height': args.height, 'batch': opt.batchSize, 'flags': train_flags, 'rows': rows}
+            record = {
+                'width': args.width,
+                'height': args.height,
+                'batch': opt.batchSize,
+                'model': opt.model,
+                'flags': train_flags,
+                'rows': rows,
+            }
             json.dump(record, handle, indent=1)
 
 

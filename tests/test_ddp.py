@@ -1,7 +1,8 @@
 """DistributedDataParallel through train.py under torchrun (gloo, 2 processes on the CPU): two processes with
 --batchSize 1 train bit for bit like one process with --accum_steps 2 (plain, --instance_feat, --amp bf16) and like
 one with --batchSize 2 to rounding, --norm batch like --accum_steps 2, gradient accumulation like the doubled batch,
-one model without --seed, --model pix2pix and crn like their doubled batch, a SIGTERM to the whole job saves once
+one model without --seed, --model pix2pix, crn and vid2vid (with InstanceNorm) like their doubled batch, vid2vid with
+its BatchNorm and two spatial scales as one model on both ranks, a SIGTERM to the whole job saves once
 and resumes exactly, and torchrun --max-restarts resumes every rank after a killed worker.
 
 The runs are grouped (tests/ddp_runs.py runs several train.py mains in one process) so that torchrun's and
@@ -21,6 +22,7 @@ from models import METHODS
 from models.pix2pixhd.model import Pix2PixHDModel
 from options.train_options import TrainOptions
 from test_family import TINY_FLAGS
+from test_vid2vid import TINY_VIDEO
 
 # The 1024p recipe's first stage at a tiny size: a local enhancer whose global generator is fixed for epoch 1.
 FIX_GLOBAL = ('--netG', 'local', '--n_blocks_local', '1', '--niter_fix_global', '1')
@@ -48,6 +50,16 @@ def dataroot8(tmp_path_factory) -> str:
     return root
 
 
+@pytest.fixture(scope='module')
+def video4(tmp_path_factory) -> str:
+    """4 training sequences of 6 frames, 64x32: 2 iterations of 2 clips."""
+    from data.synthetic_video import make_synthetic_video
+
+    root = str(tmp_path_factory.mktemp('video4'))
+    make_synthetic_video(root, n_train=4, n_test=1, n_frames=6, width=64, height=32, seed=0)
+    return root
+
+
 def schedule(name: str, dataroot: str, checkpoints: str) -> list:
     """A 2-epoch run of 8 images (8 iterations of 2), printing and saving `latest` every iteration."""
     return [
@@ -72,6 +84,17 @@ def family_flags(model: str, name: str, dataroot: str, checkpoints: str, vgg_wei
     return ['--model', model, *common, *schedule(name, dataroot, checkpoints), *extra]
 
 
+def video_flags(name: str, dataroot: str, checkpoints: str, *extra: str) -> list:
+    """train.py flags of the tiny vid2vid run `name`: one epoch of clips of 2 given and 4 made frames, each clip two
+    forwards of 2 frames (G and D step twice per clip, the frame-rate-1 temporal D once: its first run of 3 frames
+    ends in the second forward), printing and saving `latest` every iteration."""
+    return [
+        *TINY_VIDEO,
+        *('--n_frames_total', '4', '--name', name, '--dataroot', dataroot, '--checkpoints_dir', checkpoints),
+        *('--niter', '1', '--niter_decay', '0', '--print_freq', '1', '--save_latest_freq', '1', '--save_epoch_freq', '100', *extra),
+    ]
+
+
 def launch(command: list, runs: list, timeout: int = 600) -> subprocess.CompletedProcess:
     """tests/ddp_runs.py over `runs`, as one process or under torchrun."""
     return subprocess.run(
@@ -80,7 +103,7 @@ def launch(command: list, runs: list, timeout: int = 600) -> subprocess.Complete
 
 
 @pytest.fixture(scope='module')
-def runs(dataroot8, tmp_path_factory) -> str:
+def runs(dataroot8, video4, tmp_path_factory) -> str:
     """Every run of this file; returns the checkpoints folder (each run's `<name>/`)."""
     root = str(tmp_path_factory.mktemp('ddp'))
     one = lambda name, *extra, **kw: {'flags': flags(name, dataroot8, root, *extra, **kw)}  # noqa: E731
@@ -92,6 +115,7 @@ def runs(dataroot8, tmp_path_factory) -> str:
         'flags': family_flags(model, name, dataroot8, root, vgg_weights, *extra)
         + (['--norm', 'instance', '--no_dropout'] if model == 'pix2pix' else [])
     }
+    video = lambda name, *extra: {'flags': video_flags(name, video4, root, *extra)}  # noqa: E731
     two = [
         one('plain', '--batchSize', '1'),
         one('feat', '--batchSize', '1', '--instance_feat'),
@@ -101,6 +125,9 @@ def runs(dataroot8, tmp_path_factory) -> str:
         one('fixglobal', '--batchSize', '1', *FIX_GLOBAL),
         family('pix2pix', 'pix2pix', '--batchSize', '1'),
         family('crn', 'crn', '--batchSize', '1'),
+        # vid2vid with InstanceNorm: its BatchNorm (the default) has per-process statistics on CPUs.
+        video('vid2vid', '--batchSize', '1', '--norm', 'instance'),
+        video('vid2vid_bn', '--batchSize', '1', '--n_scales_spatial', '2', '--fg'),
     ]
     single = [
         one('plain_single', '--batchSize', '2'),
@@ -113,6 +140,7 @@ def runs(dataroot8, tmp_path_factory) -> str:
         one('fixglobal_accum', '--batchSize', '1', '--accum_steps', '2', *FIX_GLOBAL),
         family('pix2pix', 'pix2pix_single', '--batchSize', '2'),
         family('crn', 'crn_single', '--batchSize', '2'),
+        video('vid2vid_single', '--batchSize', '2', '--norm', 'instance'),
     ]
     results = {
         'two': launch(TORCHRUN, two),
@@ -148,7 +176,7 @@ def logged_losses(runs: str, name: str) -> list:
     """Every logged loss value of the run's loss_log.txt, in order."""
     with open(os.path.join(runs, name, 'loss_log.txt')) as handle:
         lines = [line for line in handle if line.startswith('(epoch')]
-    return [[float(value) for value in re.findall(r'[A-Za-z_]+: (-?[\d.]+|nan|inf)', line.split(')', 1)[1])] for line in lines]
+    return [[float(value) for value in re.findall(r'[A-Za-z_]+\d*: (-?[\d.]+|nan|inf)', line.split(')', 1)[1])] for line in lines]
 
 
 def assert_same_training(actual: dict, expected: dict, atol: float = ATOL, share: float = SHARE, relative: float = RELATIVE_NORM) -> None:
@@ -235,6 +263,40 @@ def test_every_model_of_the_family_trains_under_ddp_like_the_doubled_batch(runs,
     assert_same_training(two, rank_file(runs, f'{model}_single')['weights'])
     losses, single = torch.tensor(logged_losses(runs, model)), torch.tensor(logged_losses(runs, f'{model}_single'))
     assert losses.shape[0] == 8 and torch.allclose(losses, single, rtol=1e-3, atol=1e-3)
+
+
+def test_vid2vid_trains_under_ddp_like_the_doubled_batch(runs):
+    # Exact in exact arithmetic: every vid2vid loss is a mean over equal parts per clip (the GAN's MSE, feature
+    # matching's and the flow losses' L1, as many temporal runs per clip) and InstanceNorm normalises each clip
+    # alone, so a batch's gradient is the mean of its clips' (float64, one step of G, D and D_T0: 1e-15 relative),
+    # which DDP computes from the ranks' (BatchNorm normalises over the batch: 23% off, so not that one). Both
+    # sides train on the same pairs of clips, in the same steps: per clip two forwards, each with its own Adam
+    # steps of G, D and, in the second, D_T0.
+    two, two_rank1 = (parameters_only(rank_file(runs, 'vid2vid', rank)['weights']) for rank in (0, 1))
+    assert all(torch.equal(two[key], two_rank1[key]) for key in two)
+    saved = torch.load(os.path.join(runs, 'vid2vid', 'latest_net_G0.pth'), weights_only=True)
+    assert all(torch.equal(saved[key], rank_file(runs, 'vid2vid')['weights'][f'G0.{key}']) for key in saved)
+    seen = [rank_file(runs, 'vid2vid', rank)['seen'] for rank in (0, 1)]
+    single_seen = rank_file(runs, 'vid2vid_single')['seen']
+    assert [sorted(zero + one) for zero, one in zip(*seen)] == [sorted(pair) for pair in single_seen] and len(single_seen) == 2
+    # In float32 the batch of 2 and the ranks' clips of 1 round differently (~1e-6 of G's first gradient); Adam
+    # moves the biases before InstanceNorm, whose gradient is 0 but for that rounding, by ~lr per step either way:
+    # after 4 steps 20% of the weights differ by more than 1e-5 (by up to 1.5e-3), 1.6e-3 relative norm measured.
+    # Training on half the clips (rank 1 reading rank 0's) gives 1.4e-2, and the losses differ by up to 16%.
+    assert_same_training(two, parameters_only(rank_file(runs, 'vid2vid_single')['weights']), share=0.0, relative=5e-3)
+    losses, single = torch.tensor(logged_losses(runs, 'vid2vid')), torch.tensor(logged_losses(runs, 'vid2vid_single'))
+    assert losses.shape == (2, 19) and losses[:, 9:14].abs().sum() > 0  # the temporal D of frame rate 1 ran
+    assert torch.allclose(losses, single, rtol=1e-3, atol=2e-3)
+
+
+def test_vid2vid_with_batch_norm_and_two_spatial_scales_is_one_model_on_both_ranks(runs):
+    # The default norm (BatchNorm: per-process statistics on CPUs, so nothing to compare with one process) and
+    # --n_scales_spatial 2, whose coarser generator has output heads that no loss reaches (frozen: DDP would wait
+    # for their gradients and stop at the next forward). One model, each rank with its own running statistics.
+    rank0, rank1 = (rank_file(runs, 'vid2vid_bn', rank)['weights'] for rank in (0, 1))
+    assert {key.split('.')[0] for key in rank0} == {'G0', 'G1', 'D', 'D_T0', 'D_T1'}
+    assert [key for key in parameters_only(rank0) if not torch.equal(rank0[key], rank1[key])] == []
+    assert not all(torch.equal(rank0[key], rank1[key]) for key in rank0 if 'running_mean' in key)
 
 
 def test_batch_norm_on_cpu_processes_trains_like_accumulated_single_images(runs):

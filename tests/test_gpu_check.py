@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from helpers import REPO_ROOT, SUBPROCESS_ENV, UNDER_CI, interrupt_job
+from scripts.gpu_check_summary import key_figure
 
 STEPS = (
     'env',
@@ -19,6 +20,8 @@ STEPS = (
     'infer_1024p',
     'editor_prep',
     'editor_512p',
+    'video_prep',
+    'bench_vid2vid_fp32_bf16',
 )
 
 
@@ -57,6 +60,16 @@ def test_dry_run_runs_every_step(tmp_path):
     with open(out / 'infer_1024p.json') as handle:
         inference = json.load(handle)
     assert set(inference['rows']) == {'plain fp32', 'as flagged'} and '--data_type' in inference['flags']
+    # vid2vid's row: one clip of the synthetic video per iteration (2 given + 6 made frames), fp32 and bf16, no target.
+    video = rows['bench_vid2vid_fp32_bf16'][3]
+    assert 'clip of 6 made frames' in video and 'fp32' in video and 'bf16' in video and 'x fp32' in video
+    with open(out / 'bench_vid2vid_fp32_bf16.json') as handle:
+        record = json.load(handle)
+    assert record['model'] == 'vid2vid' and (record['width'], record['height']) == (64, 32)
+    assert [(row['precision'], row['img/iter']) for row in record['rows'].values()] == [('fp32', 6), ('bf16', 6)]
+    # Read as a GPU run's: the 512p pix2pixHD targets judge that model's row, not vid2vid's.
+    assert 'target' not in key_figure('bench_vid2vid_fp32_bf16', '', record['rows'], dry_run=False)
+    assert 'target' in key_figure('bench_fp32_bf16', '', record['rows'], dry_run=False)
     assert os.path.getsize(out / 'vgg19_random.pth') > 500e6  # a whole VGG19, written for the benchmarks
     os.remove(out / 'vgg19_random.pth')  # 550 MB: not worth keeping in pytest's last three temporary folders
 

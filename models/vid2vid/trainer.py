@@ -18,6 +18,9 @@ from util.flow import warp
 from ..common.trainer_base import TrainerBase
 from .model import GeneratedClip, Vid2VidModel
 
+# A generator's output heads (image, flow, weight, foreground image): the losses see only the finest scale's.
+COARSE_HEADS = ('model_final_img', 'model_final_flow', 'model_final_w', 'indv_final')
+
 
 def compose_flows(flows: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flow and confidence from the last frame of a run to its first, from the consecutive ones (N x k x 2 x H x W,
@@ -81,6 +84,14 @@ class Vid2VidTrainer(TrainerBase):
         # TTUR (the authors'): G at lr/2, D at 2 lr, both betas (0, 0.9); the temporal Ds keep lr and beta1.
         self.lr_factors = {'optimizer_G': 0.5, 'optimizer_D': 2.0} if ttur else {}
         betas = (0.0, 0.9) if ttur else (beta1, 0.999)
+        # Below the finest scale a generator's output heads only make its own scale's frames, which the next frame
+        # gets detached as previous frames: no loss reaches them. Frozen, so that DDP (which waits for a gradient of
+        # every trained parameter in each backward) leaves them out; in one process Adam skips them either way (no
+        # gradient). They stay in the optimiser: its saved state keeps the same parameters.
+        for net in model.generators()[:-1]:
+            for name in COARSE_HEADS:
+                if hasattr(net, name):
+                    getattr(net, name).requires_grad_(False)
         g_params = [param for net in model.generators() for param in net.parameters()]
         self.optimizer_G = torch.optim.Adam(g_params, lr=self.lr * self.lr_factors.get('optimizer_G', 1.0), betas=betas)
         self.optimizer_D = torch.optim.Adam(model.netD.parameters(), lr=self.lr * self.lr_factors.get('optimizer_D', 1.0), betas=betas)
@@ -189,7 +200,7 @@ class Vid2VidTrainer(TrainerBase):
             loss_G = loss_G + losses[f'G_T_GAN{scale}'] + losses[f'G_T_GAN_Feat{scale}'] + losses[f'G_T_Warp{scale}']
             temporal_D.append((losses[f'D_T_fake{scale}'] + losses[f'D_T_real{scale}']) * 0.5)
         loss_D = (losses['D_fake'] + losses['D_real']) * 0.5
-        params_G = [param for group in self.optimizer_G.param_groups for param in group['params']]
+        params_G = [param for group in self.optimizer_G.param_groups for param in group['params'] if param.requires_grad]
         # Each backward reaches only its own network's parameters (G's passes through D leave D's gradients alone,
         # which the authors compute and then zero): under DDP each network's all-reduce runs in its own backward.
         self.optimizer_G.zero_grad(set_to_none=True)

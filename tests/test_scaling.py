@@ -282,3 +282,38 @@ def test_generator_step_gives_the_discriminator_no_gradients(tmp_path, dataroot)
         f'{label}.{name}' for label, net in (('G', model.netG), ('D', model.netD)) for name, _ in net.named_parameters()
     }
     assert all(count == 1 for count in accumulated.values()), {key: count for key, count in accumulated.items() if count != 1}
+
+
+def adam_step(tmp_path, dataroot: str, impl: str) -> tuple:
+    """G's and D's parameters before and after one seeded training step with --adam_impl `impl` (train.py's options
+    and trainer), and the trainer."""
+    opt = TrainOptions(methods=METHODS).parse(
+        TINY + ['--dataroot', dataroot, '--serial_batches', '--no_flip', '--checkpoints_dir', str(tmp_path), '--adam_impl', impl],
+        save=False,
+    )
+    torch.manual_seed(0)
+    trainer = build_trainer(opt)
+    params = [parameter for net in trainer.model.networks_by_name().values() for parameter in net.parameters()]
+    before = torch.cat([parameter.detach().reshape(-1).clone() for parameter in params])
+    trainer.train_step(next(iter(build_data(opt)[1])))
+    return before, torch.cat([parameter.detach().reshape(-1) for parameter in params]), trainer
+
+
+def test_adam_kernels_give_the_same_step(tmp_path, dataroot):
+    """--adam_impl fused / foreach / for_loop: one step moves every weight the same, up to float rounding."""
+    steps = {impl: adam_step(tmp_path, dataroot, impl) for impl in ('for_loop', 'foreach', 'fused')}
+    for impl, (_, _, trainer) in steps.items():  # each ran the kernel it names
+        group = trainer.optimizer_G.param_groups[0]
+        assert (bool(group['fused']), bool(group['foreach'])) == (impl == 'fused', impl == 'foreach'), impl
+    before, reference, trainer = steps['for_loop']
+    lr = trainer.opt.lr
+    # Adam's first step is lr * g / (|g| + eps): every weight with a gradient well above eps moves by about lr, at most lr.
+    moved = (reference - before).abs()
+    assert float(moved.max()) <= lr * (1 + 1e-3) and float((moved > 0.5 * lr).float().mean()) > 0.5
+    # The kernels compute that same formula in other orders: each of its few float32 operations rounds the update
+    # (<= lr) by at most u = 2^-24 of it, and the subtraction from the weight by half an ulp of the weight; 16 roundings
+    # of the update and one ulp of the weight bound the difference.
+    bound = reference.abs() * 2**-23 + 16 * 2**-24 * lr
+    for impl in ('foreach', 'fused'):
+        assert torch.equal(steps[impl][0], before)  # the same seeded start
+        assert bool((steps[impl][1] - reference).abs().le(bound).all()), impl

@@ -22,6 +22,7 @@ RESUME_POLICY = {
     'no_ganFeat_loss': (MAY, 'the feature matching loss changes from the next iteration'),
     'no_vgg_loss': (MAY, 'the VGG loss changes from the next iteration'),
     'no_lsgan': (MAY, 'the GAN loss changes from the next iteration'),
+    'adam_impl': (MAY, 'the same update (up to float rounding) from the next step, its moments kept'),
     'netG_init': (MAY, 'only used when G is built from scratch: the resumed weights are kept'),
 }
 
@@ -74,6 +75,13 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     add('--no_ganFeat_loss', action='store_true', help='do not use the discriminator feature matching loss')
     add('--no_vgg_loss', action='store_true', help='do not use the VGG perceptual loss')
     add('--no_lsgan', action='store_true', help='vanilla GAN loss (BCE) instead of least squares')
+    help_group(parser, 'training schedule').add_argument(
+        '--adam_impl',
+        default='fused',
+        choices=['fused', 'foreach', 'for_loop'],
+        help="Adam's kernel, the same update up to float rounding: fused (one pass over the weights per step), foreach "
+        "(a multi-tensor kernel per operation) or for_loop (the reference's, per tensor); measure with scripts/benchmark.py",
+    )
 
 
 def add_test_flags(parser: argparse.ArgumentParser) -> None:

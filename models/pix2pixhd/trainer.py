@@ -11,7 +11,6 @@ from util.distributed import no_sync
 from ..common.trainer_base import TrainerBase
 from .model import Pix2PixHDModel, read_files
 
-
 # --adam_impl: torch.optim.Adam's keyword arguments for each of its kernels (the same update, up to float rounding).
 ADAM_KERNELS = {
     'fused': {'fused': True, 'foreach': None},  # one pass over weights, gradients and moments per step

@@ -250,6 +250,12 @@ class BaseOptions:
         )
         add('--compile', action='store_true', help='compile the networks with torch.compile (slow first iterations, faster after)')
         add(
+            '--compile_mode',
+            default='default',
+            choices=['default', 'reduce-overhead', 'max-autotune'],
+            help="torch.compile's mode with --compile: reduce-overhead replays CUDA graphs (fewer kernel launches on a GPU)",
+        )
+        add(
             '--cpu_threads',
             type=int,
             default=0,
@@ -387,6 +393,8 @@ class BaseOptions:
             raise OptionsError(f"--batchSize {opt.batchSize} must be >= 1")
         if opt.cpu_threads < 0:
             raise OptionsError(f"--cpu_threads {opt.cpu_threads} must be >= 0 (0: PyTorch's default)")
+        if opt.compile_mode != 'default' and not opt.compile:
+            raise OptionsError(f"--compile_mode {opt.compile_mode} is torch.compile's mode: add --compile, or leave it out")
         self.method.validate(opt)
         for flag in ('which_epoch', 'phase'):
             # Both become parts of file names (checkpoints, dataset folders): keep them inside their folder.

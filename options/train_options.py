@@ -68,6 +68,7 @@ RESUME_POLICY = {
     'amp': (MAY, 'the precision changes from the next step (fp16: a fresh GradScaler where the saved run had none)'),
     'channels_last': (MAY, _SPEED),
     'compile': (MAY, _SPEED),
+    'compile_mode': (MAY, _SPEED),
     'cpu_threads': (MAY, _SPEED),
 }
 

@@ -19,6 +19,7 @@ from models import METHODS
 from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 from util.checkpoint import save_network
+from util.errors import OptionsError
 
 
 def load_all(path: str) -> dict:
@@ -317,3 +318,11 @@ def test_adam_kernels_give_the_same_step(tmp_path, dataroot):
     for impl in ('foreach', 'fused'):
         assert torch.equal(steps[impl][0], before)  # the same seeded start
         assert bool((steps[impl][1] - reference).abs().le(bound).all()), impl
+
+
+def test_compile_mode_needs_compile(tmp_path):
+    """--compile_mode (reduce-overhead: CUDA graphs, the GPU check's row) is torch.compile's: alone it is refused."""
+    args = TINY + ['--checkpoints_dir', str(tmp_path), '--compile_mode', 'reduce-overhead']
+    with pytest.raises(OptionsError, match='add --compile'):
+        TrainOptions('', METHODS).parse(args, save=False)
+    assert TrainOptions('', METHODS).parse(args + ['--compile'], save=False).compile_mode == 'reduce-overhead'

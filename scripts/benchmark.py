@@ -10,8 +10,12 @@ its dense peak. --compare runs the plain float32 path (no --amp, --channels_last
 path the flags ask for, in one run, and prints the speed-up. Inference runs in the precision test.py
 uses (--amp, or --data_type 16: float16 on CUDA) and with its cuDNN setting, on the trained networks (so
 with --channels_last weights and --compile where flagged, which test.py does not apply); --inference_only
-measures only that. --json writes the rows to a file; --profile writes torch.profiler's table of one more
-training step of the flagged path (operators by their own device time on CUDA, CPU time on the CPU).
+measures only that. --json writes the rows to a file (after each row, so a later row's crash or timeout keeps the
+earlier ones); --profile writes torch.profiler's table of one more training step of the flagged path (operators by
+their own device time on CUDA, CPU time on the CPU) and its summary by kind (convolutions, normalisation, elementwise,
+copies / layout changes, optimiser, and idle: the step's wall time that no operator fills), also in the JSON row.
+--variant 'LABEL=FLAGS' (repeatable) measures more rows in the same process, each the flagged path plus FLAGS (e.g.
+'batch 4=--batchSize 4', 'foreach Adam=--adam_impl foreach'); a row that fails records its error and the next runs.
 Inputs are random label/instance maps and images of the given size, so no dataset is needed; but a method trained on
 clips (--model vid2vid) reads its first batch from --dataroot (e.g. scripts/make_synthetic_video.py's video): its clips
 carry the reference flow, and their length is the training schedule's first. img/s counts the images G makes (for
@@ -22,9 +26,11 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import statistics
 import sys
 import time
+import traceback
 from typing import Any
 
 import torch
@@ -90,19 +96,81 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_profile(trainer: Any, data: dict, device: torch.device, path: str) -> None:
-    """torch.profiler's operator table of one training step, by self device time (CUDA) or self CPU time, to `path`."""
+# Operator kinds of the profile's summary, by fragments of the operator's (or compiled kernel's) name, first match wins:
+# the optimiser before the rest (fused Adam's kernels name no convolution), normalisation before convolutions (cuDNN's
+# batch norm is "cudnn_batch_norm"). Whatever matches none is elementwise work (activations, losses, arithmetic).
+KINDS = (
+    ('optimiser', ('adam', '_foreach_', 'multi_tensor', 'optimizer')),
+    ('normalisation', ('norm', 'welford')),
+    ('convolutions', ('conv', 'cudnn', 'gemm', 'xmma', 'addmm', 'matmul', 'bmm')),
+    (
+        'copies / layout changes',
+        (
+            'copy',
+            'contiguous',
+            'clone',
+            'fill',
+            'zero',
+            'pad',
+            'cat',
+            'slice',
+            'memcpy',
+            'memset',
+            'nchw',
+            'nhwc',
+            'transpose',
+            'permute',
+            'strided',
+            'empty',
+        ),
+    ),  # fmt: skip
+)
+ELEMENTWISE = 'elementwise and other'
+IDLE = 'idle'
+
+
+def kind_of(name: str) -> str:
+    """The summary's kind of a profiled operator's name (KINDS; elementwise and other when none matches)."""
+    lowered = name.lower()
+    return next((kind for kind, fragments in KINDS if any(fragment in lowered for fragment in fragments)), ELEMENTWISE)
+
+
+def summarize_by_kind(times_ms: dict[str, float], wall_ms: float) -> dict[str, float]:
+    """{kind: share of the step in %} from {operator: own time in ms}; idle is the wall time that no operator fills."""
+    totals = dict.fromkeys([*(kind for kind, _ in KINDS), ELEMENTWISE], 0.0)
+    for name, milliseconds in times_ms.items():
+        totals[kind_of(name)] += milliseconds
+    busy = sum(totals.values())
+    # A CPU profile can count more time than the wall clock (several threads); then the shares are of the busy time.
+    whole = max(wall_ms, busy)
+    return {**{kind: 100 * value / whole for kind, value in totals.items()}, IDLE: 100 * (whole - busy) / whole}
+
+
+def write_profile(trainer: Any, data: dict, device: torch.device, path: str) -> dict[str, float]:
+    """torch.profiler's operator table of one training step, by self device time (CUDA) or self CPU time, and its
+    summary by kind, to `path`; returns the summary ({kind: share of the step in %})."""
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == 'cuda':
         activities.append(torch.profiler.ProfilerActivity.CUDA)
+    synchronize(device)
     with torch.profiler.profile(activities=activities) as profiler:
+        start = time.perf_counter()
         trainer.train_step(data)
         synchronize(device)
+        wall_ms = (time.perf_counter() - start) * 1000
     sort_by = 'self_device_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
-    table = profiler.key_averages().table(sort_by=sort_by, row_limit=40)
+    averages = profiler.key_averages()
+    table = averages.table(sort_by=sort_by, row_limit=40)
+    # Host-side operators only: on CUDA each one's own device time is the kernels it launched, and the kernels' own rows
+    # would count them twice.
+    times_ms = {event.key: getattr(event, sort_by) / 1000 for event in averages if event.device_type == torch.autograd.DeviceType.CPU}
+    shares = summarize_by_kind(times_ms, wall_ms)
+    lines = [f'{kind:<26}{share:>6.1f}%' for kind, share in shares.items()]
     with open(path, 'w') as handle:
         handle.write(f'one training step, sorted by {sort_by}\n{table}\n')
+        handle.write(f'by kind, share of the profiled step ({wall_ms:.1f} ms wall, with the profiler on):\n' + '\n'.join(lines) + '\n')
     print(f'profile of one training step: {path}')
+    return shares
 
 
 def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | None = None) -> dict:
@@ -116,6 +184,7 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
         torch.cuda.reset_peak_memory_stats(device)
     step_ms = flops = float('nan')
     made = opt.batchSize
+    by_kind: dict[str, float] = {}
     if not args.inference_only:
         for _ in range(args.warmup):
             trainer.train_step(data)
@@ -133,7 +202,7 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
         made = generated.shape[0]  # images per iteration: the batch's, or every frame G made of vid2vid's clips
         memory = peak_memory_mib(device)
         if profile:
-            write_profile(trainer, data, device, profile)
+            by_kind = write_profile(trainer, data, device, profile)
 
     model = trainer.model
     autotune_convolutions(replace(opt, isTrain=False))  # as test.py sets it
@@ -169,6 +238,8 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
         'of bf16 peak': f'{100 * tflops / bf16_peak:.1f}%' if bf16_peak and not args.inference_only else 'n/a',
         'device': name,
         'precision': precision,
+        'batch': opt.batchSize,
+        **({'profile by kind %': by_kind} if by_kind else {}),
     }
 
 
@@ -183,6 +254,13 @@ def main() -> None:
     parser.add_argument('--inference_only', action='store_true', help='measure inference only (no training steps, no FLOP count)')
     parser.add_argument('--json', default=None, help='also write the measured rows, with the sizes and flags, to this JSON file')
     parser.add_argument('--profile', default=None, help="write torch.profiler's operator table of one training step (flagged path) here")
+    parser.add_argument(
+        '--variant',
+        action='append',
+        default=[],
+        metavar='LABEL=FLAGS',
+        help='one more row: the flagged path plus FLAGS, measured in the same process (repeatable)',
+    )
     args, train_flags = parser.parse_known_args()
     if args.profile and args.inference_only:
         parser.error('--profile profiles a training step; leave out --inference_only')
@@ -198,10 +276,29 @@ def main() -> None:
     args.width = args.width or opt.loadSize
     args.height = args.height or args.width // 2
 
-    rows = {}
+    variants = []
+    for variant in args.variant:
+        label, separator, flags = variant.partition('=')
+        if not separator or not label:
+            parser.error(f"--variant {variant!r}: give LABEL=FLAGS, e.g. 'batch 4=--batchSize 4'")
+        variants.append((label, TrainOptions('', METHODS).parse(train_flags + shlex.split(flags), save=False)))
+    paths = [('as flagged', opt, args.profile), *((label, variant_opt, None) for label, variant_opt in variants)]
     if args.compare:
-        rows['plain fp32'] = measure(replace(opt, amp='off', channels_last=False, compile=False, data_type=32), args)
-    rows['as flagged'] = measure(opt, args, args.profile)
+        paths.insert(0, ('plain fp32', replace(opt, amp='off', channels_last=False, compile=False, data_type=32), None))
+
+    rows: dict[str, dict] = {}
+    failed = []
+    for label, path_opt, profile in paths:
+        try:
+            rows[label] = measure(path_opt, args, profile)
+        except Exception as error:  # e.g. out of memory at a large batch: say so in the row, measure the next
+            traceback.print_exc()
+            rows[label] = {'error': f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}'}
+            failed.append(label)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next row's trainer starts with the memory this one held
+        if args.json:
+            write_json(args, opt, train_flags, rows)
 
     print(
         f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '
@@ -211,22 +308,23 @@ def main() -> None:
     columns = ['ms/iter', 'img/s', 'peak MiB', 'infer ms/img', 'GFLOP/iter', 'TFLOP/s', 'of peak', 'of bf16 peak', 'precision', 'device']
     print(f'{"path":<12}' + ''.join(f'{column:>14}' for column in columns))
     for label, row in rows.items():
+        if 'error' in row:
+            print(f'{label:<12} failed: {row["error"]}')
+            continue
         cells = [f'{row[column]:>14.2f}' if isinstance(row[column], float) else f'{row[column]:>14}' for column in columns]
         print(f'{label:<12}' + ''.join(cells))
-    if args.compare:
+    if args.compare and not failed[:1] == ['plain fp32'] and 'error' not in rows['as flagged']:
         key = 'infer ms/img' if args.inference_only else 'ms/iter'
         print(f'speed-up of the flagged path over plain fp32: {rows["plain fp32"][key] / rows["as flagged"][key]:.2f}x')
-    if args.json:
-        with open(args.json, 'w') as handle:
-            record = {
-                'width': args.width,
-                'height': args.height,
-                'batch': opt.batchSize,
-                'model': opt.model,
-                'flags': train_flags,
-                'rows': rows,
-            }
-            json.dump(record, handle, indent=1)
+    if failed:
+        sys.exit(f'failed: {", ".join(failed)}')
+
+
+def write_json(args: argparse.Namespace, opt: argparse.Namespace, train_flags: list, rows: dict) -> None:
+    """The measured rows so far, with the sizes and flags, to --json."""
+    record = {'width': args.width, 'height': args.height, 'batch': opt.batchSize, 'model': opt.model, 'flags': train_flags, 'rows': rows}
+    with open(args.json, 'w') as handle:
+        json.dump(record, handle, indent=1)
 
 
 if __name__ == '__main__':

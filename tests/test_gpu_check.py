@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from helpers import REPO_ROOT, SUBPROCESS_ENV, UNDER_CI, interrupt_job
+from scripts.benchmark import kind_of, summarize_by_kind
 from scripts.gpu_check_summary import key_figure
 
 STEPS = (
@@ -88,3 +89,27 @@ def test_a_signal_stops_the_check(tmp_path):
     assert 'stopped by a signal: the later steps did not run' in stderr
     assert not (out / 'summary.md').exists() and 'editor_512p' not in (out / 'steps.tsv').read_text()
     assert 'KeyboardInterrupt' in (out / 'tests.log').read_text()  # the running step got the Ctrl-C too, not only bash
+
+
+def test_profile_kinds_and_shares():
+    """benchmark.py's profile summary: operator names by kind, shares of the step with idle the unfilled rest."""
+    names = {
+        'aten::_fused_adam_': 'optimiser',
+        'aten::_foreach_addcdiv_': 'optimiser',
+        'aten::native_batch_norm_backward': 'normalisation',
+        'aten::cudnn_batch_norm': 'normalisation',
+        'aten::mkldnn_convolution': 'convolutions',
+        'aten::convolution_backward': 'convolutions',
+        'sm90_xmma_fprop_implicit_gemm_bf16': 'convolutions',
+        'aten::copy_': 'copies / layout changes',
+        'aten::reflection_pad2d_backward': 'copies / layout changes',
+        'void nchwToNhwcKernel<float>': 'copies / layout changes',
+        'aten::leaky_relu_backward': 'elementwise and other',
+        'aten::add_': 'elementwise and other',
+    }
+    assert {name: kind_of(name) for name in names} == names
+    shares = summarize_by_kind({'aten::mkldnn_convolution': 6.0, 'aten::add_': 2.0}, wall_ms=10.0)
+    assert shares['convolutions'] == 60.0 and shares['elementwise and other'] == 20.0 and shares['idle'] == 20.0
+    assert sum(shares.values()) == 100.0
+    # several CPU threads can count more than the wall clock: shares of the busy time, none idle
+    assert summarize_by_kind({'aten::add_': 30.0}, wall_ms=10.0)['idle'] == 0.0

@@ -47,8 +47,9 @@ from util.devices import autotune_convolutions  # noqa: E402
 
 # Methods whose batches come from --dataroot rather than random maps (clips with their reference flow).
 READS_DATAROOT = {'vid2vid'}
-# A method's flag that turns its VGG loss off, where it is not pix2pixHD's --no_vgg_loss.
-NO_VGG = {'vid2vid': '--no_vgg'}
+# A method's flag that turns its VGG loss off, where it is not pix2pixHD's --no_vgg_loss ('': pix2pix has no VGG loss).
+# CRN's loss is VGG's: it needs --vgg_weights (or --crn_vgg_mat).
+NO_VGG = {'vid2vid': '--no_vgg', 'pix2pix': ''}
 
 # Dense peak TFLOP/s by (device name fragment, precision): datasheet figures without sparsity.
 GPU_PEAKS = {
@@ -264,11 +265,12 @@ def main() -> None:
     args, train_flags = parser.parse_known_args()
     if args.profile and args.inference_only:
         parser.error('--profile profiles a training step; leave out --inference_only')
-    if not any(flag.startswith(('--no_vgg', '--vgg_weights')) for flag in train_flags):  # --no_vgg_loss, vid2vid's --no_vgg
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument('--model', default=next(iter(METHODS)))
+    no_vgg = NO_VGG.get(model.parse_known_args(train_flags)[0].model, '--no_vgg_loss')
+    if no_vgg and not any(flag.startswith(('--no_vgg', '--vgg_weights', '--crn_vgg_mat')) for flag in train_flags):
         print('No --vgg_weights given: benchmarking without the VGG loss (its weights would need a download)')
-        model = argparse.ArgumentParser(add_help=False)
-        model.add_argument('--model', default=next(iter(METHODS)))
-        train_flags = train_flags + [NO_VGG.get(model.parse_known_args(train_flags)[0].model, '--no_vgg_loss')]
+        train_flags = train_flags + [no_vgg]
     opt = TrainOptions('', METHODS).parse(train_flags, save=False)
     if opt.model in READS_DATAROOT:
         shape = first_batch(opt)['image'].shape
@@ -301,8 +303,8 @@ def main() -> None:
             write_json(args, opt, train_flags, rows)
 
     print(
-        f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {opt.num_D}, '
-        f'VGG loss {"off" if getattr(opt, "no_vgg_loss", False) or getattr(opt, "no_vgg", False) else "on"}, '
+        f'\n{args.width}x{args.height}, batch {opt.batchSize}, netG {opt.netG} ngf {opt.ngf}, num_D {getattr(opt, "num_D", "-")}, '
+        f'VGG loss {"off" if getattr(opt, "no_vgg_loss", False) or getattr(opt, "no_vgg", False) or opt.model == "pix2pix" else "on"}, '
         f'flags: {" ".join(train_flags)}'
     )
     columns = ['ms/iter', 'img/s', 'peak MiB', 'infer ms/img', 'GFLOP/iter', 'TFLOP/s', 'of peak', 'of bf16 peak', 'precision', 'device']

@@ -9,8 +9,9 @@ from builders import build_data
 from helpers import TINY
 from models import METHODS
 from models.common.labels import get_edges, instance_class, one_hot_label
-from models.common.losses import GANLoss, VGGLoss, feature_matching_loss, load_vgg19_features
+from models.common.losses import VGG_WEIGHTS, GANLoss, VGGLoss, feature_matching_loss, load_vgg19_features
 from models.pix2pixhd.model import Pix2PixHDModel, read_files
+from models.pix2pixhd.trainer import Pix2PixHDTrainer
 from options.train_options import TrainOptions
 from util.errors import ModelError
 
@@ -286,3 +287,43 @@ def test_model_vgg_loss_is_weighted_by_lambda_feat(vgg_file, dataroot, tmp_path)
     expected = lambda_feat * hand_vgg_loss(features, fake, data['image'])
     assert expected > 0
     assert losses['G_VGG'].item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_vgg_loss_runs_in_bf16_under_amp_bf16(vgg_file, dataroot, tmp_path):
+    """--amp bf16: the trainer's autocast covers the VGG loss, so VGG19's convolutions run in bfloat16 (nothing to add
+    for issue 32); the loss stays within bf16's rounding bound of the float32 loss on the same images."""
+    path, _ = vgg_file
+    flags = [flag for flag in TINY if flag != '--no_vgg_loss']
+    opt = TrainOptions('', METHODS).parse(
+        flags + ['--dataroot', dataroot, '--checkpoints_dir', str(tmp_path), '--vgg_weights', path, '--amp', 'bf16'], save=False
+    )
+    torch.manual_seed(0)
+    trainer = Pix2PixHDTrainer(opt)
+    vgg = trainer.model.criterionVGG
+    convs = [module for module in vgg.modules() if isinstance(module, torch.nn.Conv2d)]
+    dtypes: list = []
+    for conv in convs:
+        conv.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    losses, _ = trainer.train_step(next(iter(build_data(opt)[1])))
+    assert dtypes == [torch.bfloat16] * (2 * len(convs))  # the real photo's pass and the fake's, every convolution
+    assert torch.isfinite(losses['G_VGG'])
+
+    torch.manual_seed(1)
+    fake, real = torch.rand(1, 3, 64, 128) * 2 - 1, torch.rand(1, 3, 64, 128) * 2 - 1
+    with torch.no_grad():
+        exact = float(vgg(fake, real))
+        with trainer.autocast():
+            rounded = float(vgg(fake, real))
+        fake_features, real_features = vgg.vgg(fake), vgg.vgg(real)
+    # bf16 keeps 8 significant bits (unit roundoff u = 2^-9). Each convolution rounds its input and weights to bf16 and
+    # its output from float32 accumulation back: to first order each adds at most 3u of relative error (normwise), so
+    # the k-th feature map is off by at most 3u times the convolutions before it, and an L1 term by that share of
+    # mean|fake feature| + mean|real feature|.
+    u = 2**-9
+    depths = [sum(1 for conv in convs if any(conv is module for module in getattr(vgg.vgg, f'slice{k}').modules())) for k in range(1, 6)]
+    bound = sum(
+        weight * 3 * u * sum(depths[: k + 1]) * float(f.abs().mean() + r.abs().mean())
+        for k, (weight, f, r) in enumerate(zip(VGG_WEIGHTS, fake_features, real_features))
+    )
+    assert exact > 0 and rounded != exact  # the second pass really ran in bf16
+    assert abs(rounded - exact) <= bound, (rounded, exact, bound)

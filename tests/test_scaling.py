@@ -326,3 +326,16 @@ def test_compile_mode_needs_compile(tmp_path):
     with pytest.raises(OptionsError, match='add --compile'):
         TrainOptions('', METHODS).parse(args, save=False)
     assert TrainOptions('', METHODS).parse(args + ['--compile'], save=False).compile_mode == 'reduce-overhead'
+
+
+def test_adam_impl_changed_on_resume_takes_effect(tmp_path, dataroot):
+    """A saved optimiser's groups carry the kernel it ran with: --continue_train with another --adam_impl runs that one
+    from the next step, its moments kept."""
+    _, _, saved = adam_step(tmp_path, dataroot, 'fused')
+    _, _, resumed = adam_step(tmp_path, dataroot, 'for_loop')
+    state = saved.training_state(epoch=1)
+    resumed.restore_training_state(state, {'adam_impl': ('fused', 'for_loop')})
+    for optimizer in resumed.optimizers().values():
+        assert all(not group['fused'] and group['foreach'] is False for group in optimizer.param_groups)
+    moments = state['optimizer_G']['state'][0]['exp_avg']
+    assert torch.equal(resumed.optimizer_G.state_dict()['state'][0]['exp_avg'], moments) and moments.abs().max() > 0

@@ -250,6 +250,13 @@ class BaseOptions:
         )
         add('--compile', action='store_true', help='compile the networks with torch.compile (slow first iterations, faster after)')
         add(
+            '--instance_norm_impl',
+            default='native',
+            choices=['native', 'decomposed'],
+            help="InstanceNorm's kernel: native (PyTorch's, NCHW inside) or decomposed (a reduction and elementwise "
+            'arithmetic that keep --channels_last tensors channels-last; the same values up to float rounding)',
+        )
+        add(
             '--compile_mode',
             default='default',
             choices=['default', 'reduce-overhead', 'max-autotune'],

@@ -69,6 +69,7 @@ RESUME_POLICY = {
     'channels_last': (MAY, _SPEED),
     'compile': (MAY, _SPEED),
     'compile_mode': (MAY, _SPEED),
+    'instance_norm_impl': (MAY, _SPEED),
     'cpu_threads': (MAY, _SPEED),
 }
 

@@ -181,13 +181,15 @@ else
 fi
 
 # 5. the 512p model at 1024x512 in one process: fp32 and bf16 at batch 1 (and the bf16 step's profile by kind), bf16 at
-# the larger batch sizes (img/s), bf16 with Adam's other kernels (fused is the default) and with channels_last
+# the larger batch sizes (img/s), bf16 with Adam's other kernels (fused is the default) and with channels_last, its
+# InstanceNorm native (NCHW inside: a conversion around every layer) and decomposed (channels-last throughout)
 BENCHMARK=("$PY" scripts/benchmark.py "${TIMING[@]}" "${GPU[@]}" "${SIZE[@]}" "${ARCH[@]}" "${VGG_FLAGS[@]}")
 VARIANTS=()
 for batch in "${SWEEP[@]}"; do
     VARIANTS+=(--variant "batch $batch=--batchSize $batch")
 done
-VARIANTS+=(--variant 'foreach Adam=--adam_impl foreach' --variant 'for-loop Adam=--adam_impl for_loop' --variant 'channels_last=--channels_last')
+VARIANTS+=(--variant 'foreach Adam=--adam_impl foreach' --variant 'for-loop Adam=--adam_impl for_loop' --variant 'channels_last=--channels_last'
+    --variant 'channels_last, decomposed InstanceNorm=--channels_last --instance_norm_impl decomposed')
 step bench_512p 60 "$OUT/bench_512p.json" "${BENCHMARK[@]}" --compare --amp bf16 --json "$OUT/bench_512p.json" \
     --profile "$OUT/profile_bf16.txt" "${VARIANTS[@]}"
 

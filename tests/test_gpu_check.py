@@ -74,13 +74,14 @@ def test_dry_run_runs_every_step(tmp_path):
         'foreach Adam': ('bf16', 1),
         'for-loop Adam': ('bf16', 1),
         'channels_last': ('bf16', 1),
+        'channels_last, decomposed InstanceNorm': ('bf16', 1),
     }
     for name, model in (('bench_local_2048', 'pix2pixHD'), ('bench_pix2pix_256', 'pix2pix'), ('bench_crn_256p', 'crn')):
         with open(out / f'{name}.json') as handle:
             record = json.load(handle)
         assert record['model'] == model and [row['precision'] for row in record['rows'].values()] == ['fp32', 'bf16'], name
     measured = summary.split('## Every measured row')[1].split('## ')[0]
-    assert measured.count('| bench_') == 6 + 2 + 2 * 4, measured  # every row of every benchmark, none failed
+    assert measured.count('| bench_') == 7 + 2 + 2 * 4, measured  # every row of every benchmark, none failed
     # the bf16 step's profile by kind: every kind, shares of the whole step
     profile = summary.split('## The bf16 step by kind')[1].split('## ')[0]
     shares = {line.split(' | ')[0].strip('| '): float(line.split(' | ')[1].rstrip('% |')) for line in profile.splitlines() if '%' in line}

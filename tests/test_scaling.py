@@ -339,3 +339,33 @@ def test_adam_impl_changed_on_resume_takes_effect(tmp_path, dataroot):
         assert all(not group['fused'] and group['foreach'] is False for group in optimizer.param_groups)
     moments = state['optimizer_G']['state'][0]['exp_avg']
     assert torch.equal(resumed.optimizer_G.state_dict()['state'][0]['exp_avg'], moments) and moments.abs().max() > 0
+
+
+def test_decomposed_instance_norm_keeps_channels_last_and_the_step(tmp_path, dataroot):
+    """--channels_last --instance_norm_impl decomposed: every InstanceNorm of pix2pixHD's G, D and E gives a channels-last
+    output (no conversion around it), and the step equals the plain one as the native channels-last step does (1e-5:
+    the same sums in another order, through InstanceNorm's division by small standard deviations at this size)."""
+    from models.common.normalization import InstanceNorm2d
+
+    flags = ['--instance_feat', '--nef', '4']
+    layouts: list = []
+    original = InstanceNorm2d.forward
+
+    def recording(self: InstanceNorm2d, input: torch.Tensor) -> torch.Tensor:
+        output = original(self, input)
+        layouts.append((self.decomposed, output.is_contiguous(memory_format=torch.channels_last)))
+        return output
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(InstanceNorm2d, 'forward', recording)
+    try:
+        fast = first_step(tmp_path, dataroot, flags + ['--channels_last', '--instance_norm_impl', 'decomposed'])
+        assert layouts and set(layouts) == {(True, True)}, set(layouts)
+        layouts.clear()
+        native = first_step(tmp_path, dataroot, flags + ['--channels_last'])
+        assert (False, False) in set(layouts)  # PyTorch's kernel hands back NCHW: what the decomposed one saves
+    finally:
+        mp.undo()
+    plain = first_step(tmp_path, dataroot, flags)
+    assert_same_step(plain, native, 1e-5, 1e-5)
+    assert_same_step(plain, fast, 1e-5, 1e-5)

@@ -34,9 +34,22 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     """
 
     contiguous_gradient = False
+    # --instance_norm_impl decomposed: mean and variance by a reduction over H x W, then elementwise arithmetic, all of
+    # which keep a channels-last input channels-last (PyTorch's instance_norm runs as a batch norm over a (1, N*C, H,
+    # W) view, which takes and gives NCHW, so a channels-last network converts around every such layer), and whose
+    # backward is autograd's own (no contiguous gradient needed). Computed in float32 under autocast, as the native
+    # kernel keeps its statistics.
+    decomposed = False
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Instance normalisation; see the class docstring."""
+        if self.decomposed and not self.track_running_stats:
+            x = input.float()
+            var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+            output = (x - mean) * torch.rsqrt(var + self.eps)
+            if self.affine:
+                output = output * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+            return output.to(input.dtype)
         output = super().forward(input)
         if self.contiguous_gradient and output.requires_grad and input.size(0) == 1:  # right at batch 2 and more
             output = ContiguousGradient.apply(output)

@@ -71,12 +71,17 @@ class TrainerBase:
                     setattr(self.model, f'net{name}', torch.nn.SyncBatchNorm.convert_sync_batchnorm(net))
             elif opt.rank == 0:
                 print('batch normalisation on CPU processes: batch statistics are per process (SyncBatchNorm needs CUDA)')
+        decomposed = getattr(opt, 'instance_norm_impl', 'native') == 'decomposed'
+        for module in self.model.modules():
+            if isinstance(module, InstanceNorm2d):
+                module.decomposed = decomposed
         if opt.channels_last:
             # torch 2.13's type stubs lack the memory_format overload of Module.to (the call itself works from 1.5 on).
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload,unused-ignore]
             for module in self.model.modules():
                 if isinstance(module, InstanceNorm2d):
-                    module.contiguous_gradient = True  # PyTorch's backward is wrong otherwise (normalization.py)
+                    # PyTorch's backward is wrong otherwise (normalization.py); the decomposed one is autograd's
+                    module.contiguous_gradient = not decomposed
         if opt.compile:
             # A method's backward may keep its graph for a second one (pix2pixHD's D and G share one pass of D over the
             # fakes: retain_graph=True). A compiled backward that donates its buffers refuses that, as torch compiles

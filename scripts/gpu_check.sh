@@ -7,7 +7,7 @@
 #   scripts/gpu_check.sh OUT_DIR            # on the GPU: the budgets add up to 420 s (caps), so that one device call
 #                                           # (at most 600 s) holds the whole check and a device session (15 min with
 #                                           # the machine's start) a rerun; not yet timed on a GPU in this form
-#   scripts/gpu_check.sh OUT_DIR --dry_run  # the same steps at tiny sizes on the CPU (a rehearsal, ~1 min): every step
+#   scripts/gpu_check.sh OUT_DIR --dry_run  # the same steps at tiny sizes on the CPU (a rehearsal, ~1.5 min): every step
 #                                           # must run; no budget applies (a busy machine is slow, not wrong)
 #
 # Budgets (s): env 5, vgg_weights 10, tests 45, step_pairs 50, bench_512p 60, bench_compile 90, bench_local_2048 40,

@@ -35,7 +35,7 @@ from PIL import Image
 from .flow_files import save_flow
 from .synthetic import _Canvas, _car_specs, _paint_background, _paint_car
 
-__all__ = ["VideoSequence", "generate_sequence", "make_synthetic_video"]
+__all__ = ["VideoSequence", "generate_sequence", "jitter_label_boundaries", "make_synthetic_video"]
 
 _SPLITS = ("train", "test")
 _KINDS = ("label", "inst", "img", "flow")
@@ -125,6 +125,33 @@ def generate_sequence(
     return VideoSequence(labels, insts, photos, flows, masks, pan, cars)
 
 
+def jitter_label_boundaries(
+    labels: np.ndarray, insts: np.ndarray, rng: np.random.Generator, probability: float, block: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label and instance maps (T x H x W) as a segmentation network run per frame would give them: in each frame,
+    independently, each ``block`` x ``block`` tile is displaced with ``probability`` by one pixel in one of the 8
+    directions (label and instance map alike), so the boundaries inside it move by a pixel; a tile off a boundary
+    stays as it is. Photos and flow are not touched: they stay exact, only the maps jitter from frame to frame."""
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"label jitter must lie in [0, 1], got {probability}")
+    T, H, W = labels.shape
+    labels, insts = labels.copy(), insts.copy()
+    if probability == 0.0:
+        return labels, insts
+    tiles = (-(-H // block), -(-W // block))
+    rows, cols = np.mgrid[0:H, 0:W]
+    steps = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    for t in range(T):
+        moved = rng.random(tiles) < probability
+        step = steps[rng.integers(len(steps), size=tiles)] * moved[..., None]
+        step = step.repeat(block, 0).repeat(block, 1)[:H, :W]
+        source_rows = np.clip(rows + step[..., 0], 0, H - 1)
+        source_cols = np.clip(cols + step[..., 1], 0, W - 1)
+        labels[t] = labels[t][source_rows, source_cols]
+        insts[t] = insts[t][source_rows, source_cols]
+    return labels, insts
+
+
 def _clear_generated(folder: str) -> None:
     """Remove the sequences this generator wrote before (only its own folder and file names)."""
     if not os.path.isdir(folder):
@@ -149,13 +176,19 @@ def make_synthetic_video(
     seed: int = 0,
     max_pan: int = 2,
     max_speed: int = 3,
+    label_jitter: float = 0.0,
 ) -> dict[str, int]:
     """Write n_train / n_test sequences of n_frames frames under ``root`` (layout: this module's docstring); returns
-    the number of sequences written per folder. Output is byte-identical for the same arguments."""
+    the number of sequences written per folder. Output is byte-identical for the same arguments. ``label_jitter`` > 0
+    moves label and instance boundaries by a pixel here and there, independently per frame
+    (``jitter_label_boundaries``: the per-frame segmentation maps vid2vid trains on), photos and flow untouched; 0
+    (the default) writes the exact maps."""
     if width < 32 or height < 16:
         raise ValueError(f"width/height too small: {width}x{height} (need >= 32x16)")
     if n_train < 0 or n_test < 0 or n_frames < 2:
         raise ValueError("n_train and n_test must be >= 0 and n_frames >= 2")
+    if not 0.0 <= label_jitter <= 1.0:
+        raise ValueError(f"label_jitter must lie in [0, 1], got {label_jitter}")
     counts: dict[str, int] = {}
     record: dict[str, dict] = {}
     for split_index, (split, n) in enumerate(zip(_SPLITS, (n_train, n_test), strict=True)):
@@ -167,6 +200,11 @@ def make_synthetic_video(
             # Its own seed per sequence, apart from the still dataset's ([seed, split, i]) by a fourth entry.
             rng = np.random.default_rng([int(seed), split_index, i, 1])
             sequence = generate_sequence(width, height, n_frames, rng, max_pan=max_pan, max_speed=max_speed)
+            if label_jitter > 0:
+                # Its own generator, so the scene and its motion are those of the exact maps.
+                jitter_rng = np.random.default_rng([int(seed), split_index, i, 2])
+                labels, insts = jitter_label_boundaries(sequence.labels, sequence.insts, jitter_rng, label_jitter)
+                sequence = dataclasses.replace(sequence, labels=labels, insts=insts)
             name = f"seq_{i:04d}"
             paths = {kind: os.path.join(folder, name) for kind, folder in folders.items()}
             for path in paths.values():

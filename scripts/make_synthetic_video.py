@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--height", type=int, default=64, help="frame height in pixels")
     parser.add_argument("--max_pan", type=int, default=2, help="largest camera pan, whole pixels per frame (0: still camera)")
     parser.add_argument("--max_speed", type=int, default=3, help="largest car speed, whole pixels per frame")
+    parser.add_argument(
+        "--label_jitter",
+        type=float,
+        default=0.0,
+        help="probability that a 4x4 tile of a frame's label and instance maps moves by a pixel, per frame "
+        "(a per-frame segmentation network's boundary jitter; photos and flow stay exact); default 0: exact maps",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (output is deterministic)")
     args = parser.parse_args(argv)
 
@@ -40,6 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
         seed=args.seed,
         max_pan=args.max_pan,
         max_speed=args.max_speed,
+        label_jitter=args.label_jitter,
     )
     root = os.path.abspath(args.dataroot)
     print(f"Synthetic video ({args.width}x{args.height}, {args.n_frames} frames, seed {args.seed}) written to {root}")

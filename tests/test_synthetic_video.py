@@ -139,3 +139,53 @@ def test_too_small_or_too_short_is_refused(tmp_path):
         make_synthetic_video(str(tmp_path), width=16, height=16)
     with pytest.raises(ValueError, match='n_frames'):
         make_synthetic_video(str(tmp_path), n_frames=1)
+
+
+def near_a_boundary(maps: np.ndarray) -> np.ndarray:
+    """T x H x W: True where one of the 8 neighbours holds another id (edge pixels compare with themselves)."""
+    padded = np.pad(maps, ((0, 0), (1, 1), (1, 1)), mode='edge')
+    _, height, width = maps.shape
+    near = np.zeros(maps.shape, bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            near |= padded[:, 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] != maps
+    return near
+
+
+def test_label_jitter_moves_boundaries_per_frame_and_leaves_photos_and_flow_exact(tmp_path):
+    exact, jittered = str(tmp_path / 'exact'), str(tmp_path / 'jittered')
+    make_synthetic_video(exact, n_train=1, n_test=1, n_frames=6, width=W, height=H, seed=3)
+    make_synthetic_video(jittered, n_train=1, n_test=1, n_frames=6, width=W, height=H, seed=3, label_jitter=0.5)
+
+    def read(root, kind, split='train'):
+        folder = os.path.join(root, f'{split}_{kind}', 'seq_0000')
+        return np.stack([np.asarray(Image.open(os.path.join(folder, name))) for name in sorted(os.listdir(folder))])
+
+    for split in ('train', 'test'):
+        # Photos and flow files are the exact video's, byte for byte.
+        for kind in ('img', 'flow'):
+            folder = f'{split}_{kind}/seq_0000'
+            for name in sorted(os.listdir(os.path.join(exact, folder))):
+                with open(os.path.join(exact, folder, name), 'rb') as a, open(os.path.join(jittered, folder, name), 'rb') as b:
+                    assert a.read() == b.read(), f'{folder}/{name}'
+        labels, noisy_labels = read(exact, 'label', split), read(jittered, 'label', split)
+        insts, noisy_insts = read(exact, 'inst', split), read(jittered, 'inst', split)
+        changed = (labels != noisy_labels) | (insts != noisy_insts)
+        # The maps really change, in every frame, and differently from frame to frame ...
+        assert all(changed[t].any() for t in range(len(changed)))
+        assert 0.005 < changed.mean() < 0.1
+        assert not all(np.array_equal(changed[0], changed[t]) for t in range(1, len(changed)))
+        # ... but only next to a boundary, where a neighbour's id came one pixel over; ids are ones the frame had.
+        assert not (changed & ~near_a_boundary(labels.astype(np.int64) * 65536 + insts)).any()
+        for t in range(len(labels)):
+            assert set(np.unique(noisy_labels[t]).tolist()) <= set(np.unique(labels[t]).tolist())
+        # Label and instance maps move together: a car's instance keeps its car label.
+        assert np.array_equal(noisy_labels[noisy_insts >= 26000], np.full(int((noisy_insts >= 26000).sum()), 26))
+    # Deterministic, and 0 writes the exact maps.
+    digest = tree_digest(jittered)
+    make_synthetic_video(jittered, n_train=1, n_test=1, n_frames=6, width=W, height=H, seed=3, label_jitter=0.5)
+    assert tree_digest(jittered) == digest
+    make_synthetic_video(jittered, n_train=1, n_test=1, n_frames=6, width=W, height=H, seed=3, label_jitter=0.0)
+    assert tree_digest(jittered) == tree_digest(exact)
+    with pytest.raises(ValueError, match='label_jitter'):
+        make_synthetic_video(jittered, label_jitter=1.5)

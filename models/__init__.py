@@ -23,6 +23,7 @@ MODELS = {
     'pix2pixHD': 'models.pix2pixhd',
     'pix2pix': 'models.pix2pix',
     'crn': 'models.crn',
+    'biggan': 'models.biggan',
 }
 
 

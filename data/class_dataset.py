@@ -27,7 +27,9 @@ SYNTHETIC_CLASSES = len(SYNTHETIC_SHAPES)
 def class_folders(root: str) -> list[str]:
     """The sorted names of the folders under `root` that hold images (ImageFolder's classes: ids in this order)."""
     if not os.path.isdir(root):
-        raise DatasetError(f"--dataroot {root}: no such folder; give a folder with one subfolder of images per class, or pass --dataset synthetic")
+        raise DatasetError(
+            f"--dataroot {root}: no such folder; give a folder with one subfolder of images per class, or pass --dataset synthetic"
+        )
     names = sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name)))
     return [name for name in names if any(is_image_file(f) for _, _, files in os.walk(os.path.join(root, name)) for f in files)]
 
@@ -45,7 +47,7 @@ def to_square_tensor(image: Image.Image, size: int) -> torch.Tensor:
     width, height = image.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
-    square = image.convert('RGB').crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+    square = image.convert('RGB').crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
     return torch.from_numpy(np.asarray(square, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1).contiguous()
 
 
@@ -135,7 +137,10 @@ class SyntheticClassDataset(torch.utils.data.Dataset):
 
     def __init__(self, opt: argparse.Namespace) -> None:
         if opt.n_classes > SYNTHETIC_CLASSES:
-            raise DatasetError(f"--dataset synthetic has {SYNTHETIC_CLASSES} classes, --n_classes says {opt.n_classes}; pass --n_classes {SYNTHETIC_CLASSES} or fewer")
+            raise DatasetError(
+                f"--dataset synthetic has {SYNTHETIC_CLASSES} classes, --n_classes says {opt.n_classes}; "
+                f"pass --n_classes {SYNTHETIC_CLASSES} or fewer"
+            )
         self.n_classes = opt.n_classes
         self.resolution = opt.resolution
         self.dataset_size = opt.synthetic_samples

@@ -10,13 +10,15 @@ statistics 1e-5 relative, weights after each step 1e-6 absolute (Adam's first st
 import copy
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 import models.biggan.trainer as biggan_trainer
-from helpers import assert_ok, assert_one_line_error, run_test, run_tool
+from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, run_test, run_tool
 from models import METHODS
 from models.biggan import BigGANTrainer, build_model, build_trainer
 from models.biggan.networks import Discriminator, Generator
@@ -221,7 +223,9 @@ def test_the_training_step_gives_the_authors_gradients(iteration):
                 # |(W W^T)_ij|, i != j, is at most cols x eps32 (|w| <= 1), so each entry of 2 s ((W W^T)(1 - I)) W is
                 # at most 2 s rows cols eps32, for either code: their difference at most twice that.
                 rows, cols = value.shape[0], value[0].numel()
-                close_abs(ours[key], value, 2 * 2 * 1e-4 * rows * cols * torch.finfo(torch.float32).eps, f'{name} {key} (ortho of W W^T = I)')
+                close_abs(
+                    ours[key], value, 2 * 2 * 1e-4 * rows * cols * torch.finfo(torch.float32).eps, f'{name} {key} (ortho of W W^T = I)'
+                )
             else:
                 close_grad(ours[key], value, key, name)
 
@@ -276,3 +280,153 @@ def test_truncated_noise_has_the_truncated_normals_spread():
     z = truncated_noise((200000,), 1.0, lambda n: torch.randn(n, generator=generator))
     assert z.abs().max() <= 2.0
     assert abs(z.std().item() - 0.8796) < 0.01
+
+
+def test_orthogonal_regularisation_known_values_and_the_shared_embedding_left_out(tmp_path):
+    """W = [[1, 0], [1, 1]]: W W^T = [[1, 1], [1, 2]], its off-diagonal part times W is [[1, 1], [1, 0]]; and G's step
+    adds nothing to G.shared's gradient (the authors' blacklist), which the fixture cannot show: at its orthogonal
+    initialisation the term is float noise for every weight with no more rows than columns."""
+    param = torch.nn.Parameter(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
+    param.grad = torch.zeros(2, 2)
+    from models.biggan.sampling import orthogonal_regularisation
+
+    orthogonal_regularisation([param], 0.5)
+    assert torch.equal(param.grad, torch.tensor([[1.0, 1.0], [1.0, 0.0]]))
+    trainer = fixture_trainer(tmp_path)
+    G = trainer.networks()['G']
+    with torch.no_grad():
+        G.shared.weight.copy_(torch.arange(40.0).view(5, 8) / 40)  # far from orthogonal
+        G.linear.weight.copy_(torch.arange(1280.0).view(256, 5) / 1280)
+    for param in G.parameters():
+        param.grad = torch.zeros_like(param)
+    trainer.regularise_G(1e-4)
+    assert torch.equal(G.shared.weight.grad, torch.zeros(5, 8))
+    assert G.linear.weight.grad.abs().max() > 1e-3
+
+
+def test_cross_replica_batch_norm_over_two_processes_equals_the_whole_batch():
+    """torchrun, 2 CPU processes (gloo): tests/biggan_cross_replica.py compares each half with the whole batch."""
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'tests/biggan_cross_replica.py'],
+        cwd=REPO_ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------- through train.py and test.py
+def train_biggan(checkpoints, name: str, *extra) -> subprocess.CompletedProcess:
+    """train.py --model biggan on the tiny configuration, in this process."""
+    return run_tool('train.py', *TINY_BIGGAN, '--name', name, '--checkpoints_dir', checkpoints, '--dataroot', checkpoints / 'none', *extra)
+
+
+def test_train_test_and_resume_through_the_scripts(tmp_path):
+    """A 2-epoch run equals 1 epoch plus --continue_train to 2 (weights, G_ema, the EMA's iteration count); test.py
+    writes one row per class with the samples, the truncation sweep and both interpolations."""
+    assert_ok(train_biggan(tmp_path, 'straight', '--niter', '2'))
+    assert_ok(train_biggan(tmp_path, 'resumed', '--niter', '1'))
+    assert_ok(train_biggan(tmp_path, 'resumed', '--niter', '2', '--continue_train'))
+    for name in ('G', 'D', 'G_ema'):
+        straight = torch.load(tmp_path / 'straight' / f'latest_net_{name}.pth', weights_only=True)
+        resumed = torch.load(tmp_path / 'resumed' / f'latest_net_{name}.pth', weights_only=True)
+        for key, value in straight.items():
+            assert torch.equal(value, resumed[key]), (name, key)
+    state = torch.load(tmp_path / 'resumed' / 'latest_train_state.pth', weights_only=False)
+    assert state['itr'] == 4  # 16 images an epoch, 8 a loader batch (batch_size 4 x 2 D steps), 2 epochs
+    record = json.loads((tmp_path / 'straight' / 'architecture.json').read_text())
+    assert record['model'] == 'biggan' and record['flags']['n_classes'] == 4 and record['flags']['ema'] is True
+    log = (tmp_path / 'straight' / 'loss_log.txt').read_text()
+    assert 'G_loss' in log and 'D_loss_real' in log and 'D_loss_fake' in log
+    assert any(name.endswith('_fakes.png') for name in os.listdir(tmp_path / 'straight' / 'web' / 'images'))
+    for extra in ([], ['--use_ema', '--truncation', '0.5', '--G_eval_mode']):
+        results = tmp_path / ('results_ema' if extra else 'results')
+        assert_ok(run_test(tmp_path, tmp_path / 'none', 'straight', '--results_dir', results, *extra))
+        images = sorted(os.listdir(results / 'straight' / 'test_latest' / 'images'))
+        columns = ('samples', 'truncation_1_0.8_0.6_0.4_0.2', 'interpolation_z', 'interpolation_to_next_class')
+        assert images == sorted(f'class_{c:04d}_{column}.png' for c in range(4) for column in columns)
+        page = (results / 'straight' / 'test_latest' / 'index.html').read_text()
+        assert 'class_0003' in page
+
+
+def test_bf16_trains_with_finite_losses(tmp_path):
+    result = train_biggan(tmp_path, 'bf16', '--amp', 'bf16')
+    assert_ok(result)
+    state = torch.load(tmp_path / 'bf16' / 'latest_net_G.pth', weights_only=True)
+    assert all(torch.isfinite(value).all() and value.dtype == torch.float32 for value in state.values())
+    assert_one_line_error(train_biggan(tmp_path, 'fp16', '--amp', 'fp16'), '--amp fp16', '--amp bf16')
+
+
+def test_a_class_folder_dataset_trains_with_its_class_count(tmp_path):
+    """ImageFolder layout: three class folders of PNGs (one in a subfolder), --n_classes 0 takes their number."""
+    from PIL import Image
+
+    from data.class_dataset import ClassFolderDataset
+
+    root = tmp_path / 'folders'
+    for index, cls in enumerate(('cat', 'dog', 'zebra')):
+        (root / cls / 'more').mkdir(parents=True)
+        for k in range(3):
+            image = np.full((40, 50, 3), 60 * index + 10 * k, dtype=np.uint8)
+            Image.fromarray(image).save(root / cls / ('more' if k == 2 else '.') / f'{k}.png')
+    args = [*TINY_BIGGAN, '--dataset', 'folder', '--n_classes', '0', '--dataroot', str(root), '--checkpoints_dir', str(tmp_path)]
+    opt = TrainOptions('', METHODS).parse([*args, '--batch_size', '2'], save=False)
+    assert opt.n_classes == 3 and opt.batchSize == 4
+    dataset = ClassFolderDataset(opt)
+    assert dataset.classes == ['cat', 'dog', 'zebra'] and len(dataset) == 9
+    sample = dataset[(1, 8)]
+    assert sample['label'].item() == 2 and sample['image'].shape == (3, 32, 32)
+    assert abs(sample['image'].max().item() - ((120 + 20) / 127.5 - 1)) < 1e-6  # the centre crop, resized, in [-1, 1]
+    assert_ok(run_tool('train.py', *args, '--batch_size', '2', '--name', 'exp'))
+    assert_one_line_error(run_tool('train.py', *args, '--n_classes', '5', '--name', 'x'), 'has 3 class folders', '--n_classes 3')
+
+
+def test_synthetic_classes_are_distinct_and_drawn_reproducibly():
+    from data.class_dataset import SYNTHETIC_CLASSES, SyntheticClassDataset
+
+    opt = TrainOptions('', METHODS).parse([*TINY_BIGGAN, '--n_classes', '0', '--checkpoints_dir', '/nonexistent'], save=False)
+    assert opt.n_classes == SYNTHETIC_CLASSES
+    dataset = SyntheticClassDataset(opt)
+    first = [dataset[(1, index)] for index in range(SYNTHETIC_CLASSES)]
+    assert [sample['label'].item() for sample in first] == list(range(SYNTHETIC_CLASSES))
+    assert torch.equal(dataset[(1, 3)]['image'], first[3]['image']) and not torch.equal(dataset[(2, 3)]['image'], first[3]['image'])
+    # Each class's mean colour of its brightest pixels differs from every other class's.
+    colours = torch.stack(
+        [sample['image'].flatten(1)[:, sample['image'].sum(0).flatten() > sample['image'].sum(0).mean()].mean(1) for sample in first]
+    )
+    distances = torch.cdist(colours, colours) + torch.eye(SYNTHETIC_CLASSES) * 10
+    assert distances.min() > 0.1
+
+
+@pytest.mark.parametrize(
+    ('extra', 'fragments'),
+    [
+        (['--resolution', '48'], ['--resolution 48', '32, 64, 128, 256, 512']),
+        (['--batchSize', '8'], ['--batchSize 8', '--batch_size']),
+        (['--G_shared', '--hier', '--dim_z', '3'], ['--dim_z 3', '--hier']),
+        (['--G_attn', 'x16'], ['--G_attn', "'x16'"]),
+        (['--n_classes', '11'], ['synthetic has 10 classes', '--n_classes 10']),
+    ],
+)
+def test_bad_flags_are_refused_in_one_line(tmp_path, extra, fragments):
+    assert_one_line_error(train_biggan(tmp_path, 'bad', *extra), *fragments)
+
+
+def test_hier_needs_the_shared_embedding_and_use_ema_needs_ema(tmp_path):
+    flags = [flag for flag in TINY_BIGGAN if flag != '--G_shared']
+    result = run_tool('train.py', *flags, '--name', 'x', '--checkpoints_dir', tmp_path)
+    assert_one_line_error(result, '--hier without --G_shared')
+    assert_ok(train_biggan(tmp_path, 'plain', '--G_attn', '0', '--D_attn', '0', *[]))
+    flags = [flag for flag in TINY_BIGGAN if flag != '--ema']
+    assert_ok(run_tool('train.py', *flags, '--name', 'no_ema', '--checkpoints_dir', tmp_path, '--dataroot', tmp_path))
+    assert_one_line_error(run_test(tmp_path, tmp_path, 'no_ema', '--use_ema'), '--use_ema', 'without --ema')
+
+
+def test_torchrun_trains_on_two_cpu_processes(tmp_path):
+    """train.py under torchrun (gloo): cross-replica BN and a noise stream per rank; rank 0 saves finite weights."""
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'train.py', *TINY_BIGGAN,
+         '--batch_size', '2', '--name', 'ddp', '--checkpoints_dir', str(tmp_path), '--dataroot', str(tmp_path)],
+        cwd=REPO_ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(tmp_path / 'ddp' / 'latest_net_G.pth', weights_only=True)
+    assert all(torch.isfinite(value).all() for value in state.values())

@@ -77,7 +77,9 @@ class SNConv2d(nn.Conv2d, SpectralNorm):
 class SNLinear(nn.Linear, SpectralNorm):
     """A linear layer with a spectrally normalised weight."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, num_svs: int = 1, num_itrs: int = 1, eps: float = 1e-8) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, num_svs: int = 1, num_itrs: int = 1, eps: float = 1e-8
+    ) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias)
         self.init_spectral_norm(num_svs, num_itrs, out_features, eps)
 
@@ -122,13 +124,27 @@ class Attention(nn.Module):
         return self.gamma * self.o(attended) + x
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """The sum over torchrun's processes; its gradient is the sum of every process's gradient (each loss depends on it)."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        total = values.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
 def _all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
     """The mean of `values` over the processes of torchrun's group (autograd flows through), itself in one process."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return values
-    import torch.distributed.nn.functional as dist_fn  # only under torchrun
-
-    return dist_fn.all_reduce(values) / dist.get_world_size()
+    return _AllReduceSum.apply(values) / dist.get_world_size()
 
 
 class _StoredStatsNorm(nn.Module):
@@ -137,6 +153,9 @@ class _StoredStatsNorm(nn.Module):
     One process: F.batch_norm, as the authors. `cross_replica` (set by the trainer under torchrun on GPUs): the batch
     statistics are those of every process's batch together, SyncBatchNorm's rule, computed here so that the module
     and its state_dict keys stay the authors' (torch's SyncBatchNorm conversion only replaces _BatchNorm modules)."""
+
+    stored_mean: torch.Tensor
+    stored_var: torch.Tensor
 
     def register_stats(self, channels: int, eps: float) -> None:
         """The buffers stored_mean (0) and stored_var (1), after the module's own parameters and submodules."""
@@ -168,8 +187,8 @@ class CCBN(_StoredStatsNorm):
 
     def __init__(self, channels: int, input_size: int, which_linear: Callable[[int, int], nn.Module], eps: float = 1e-5) -> None:
         super().__init__()
-        self.gain = which_linear(input_size, channels)
-        self.bias = which_linear(input_size, channels)
+        self.gain: nn.Module = which_linear(input_size, channels)
+        self.bias: nn.Module = which_linear(input_size, channels)
         self.register_stats(channels, eps)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,8 @@ class BigGANModel(nn.Module):
 
     loss_names = ('G_loss', 'D_loss_real', 'D_loss_fake')
 
-    def __init__(self, arch: Architecture, is_train: bool, use_ema: bool = False, z_var: float = 1.0, truncation: float = 0.0) -> None:
+    def __init__(self, arch: Architecture, is_train: bool, use_ema: bool = False, z_var: float = 1.0, truncation: float = 0.0,
+                 eval_mode: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.arch = arch
         self.is_train = is_train
@@ -47,11 +48,15 @@ class BigGANModel(nn.Module):
                 self.netG_ema = Generator(**arch.generator_kwargs(), skip_init=True)
                 self.netG_ema.load_state_dict(self.netG.state_dict())
                 self.netG_ema.requires_grad_(False)
+        elif eval_mode:
+            # --G_eval_mode: the stored BN statistics; else G samples with batch statistics, as the authors' default
+            # (its u0 and stored statistics then move in memory, never saved at test time).
+            self.netG.eval()
 
     @classmethod
     def from_options(cls, opt: argparse.Namespace) -> 'BigGANModel':
         """The model the options describe."""
-        return cls(Architecture.from_options(opt), opt.isTrain, opt.use_ema, opt.z_var, opt.truncation)
+        return cls(Architecture.from_options(opt), opt.isTrain, opt.use_ema, opt.z_var, opt.truncation, opt.G_eval_mode)
 
     @property
     def device(self) -> torch.device:

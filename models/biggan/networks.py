@@ -5,6 +5,7 @@ Module order, and so the state_dict keys and the global RNG's draws at construct
 
 import dataclasses
 import functools
+import typing
 
 import torch
 import torch.nn as nn
@@ -143,7 +144,7 @@ class Generator(nn.Module):
             ys = [y] * len(self.blocks)
         h = self.linear(z).view(z.shape[0], -1, BOTTOM_WIDTH, BOTTOM_WIDTH)
         for stage, y_stage in zip(self.blocks, ys):
-            for block in stage:
+            for block in typing.cast(nn.ModuleList, stage):
                 h = block(h, y_stage)
         return torch.tanh(self.output_layer(h))
 
@@ -175,7 +176,7 @@ class Discriminator(nn.Module):
         """B x output_dim scores of images x for class ids y."""
         h = x
         for stage in self.blocks:
-            for block in stage:
+            for block in typing.cast(nn.ModuleList, stage):
                 h = block(h)
         h = torch.sum(self.activation(h), [2, 3])
         return self.linear(h) + torch.sum(self.embed(y) * h, 1, keepdim=True)

@@ -33,17 +33,28 @@ RESUME_POLICY = {
     **{
         flag: ('may change', 'takes effect from the next iteration')
         for flag in (
-            'num_D_steps', 'num_D_accumulations', 'num_G_accumulations', 'G_batch_size', 'G_ortho', 'D_ortho',
-            'ema_decay', 'ema_start', 'z_var',
+            'num_D_steps',
+            'num_D_accumulations',
+            'num_G_accumulations',
+            'G_batch_size',
+            'G_ortho',
+            'D_ortho',
+            'ema_decay',
+            'ema_start',
+            'z_var',
         )
-    },  # fmt: skip
-    **{flag: ('may change', "the optimiser's setting changes from the next step") for flag in ('G_lr', 'D_lr', 'G_B1', 'G_B2', 'D_B1', 'D_B2', 'adam_eps')},
+    },
+    **{
+        flag: ('may change', "the optimiser's setting changes from the next step")
+        for flag in ('G_lr', 'D_lr', 'G_B1', 'G_B2', 'D_B1', 'D_B2', 'adam_eps')
+    },
     'batch_size': ('may change', 'each D step takes this many real images from the next iteration'),
     'dataset': ('may change', 'the images come from the new source from the next epoch'),
     'synthetic_samples': ('may change', 'an epoch draws this many images from now on'),
     'truncation': ('may change', 'only used at test time'),
     **{flag: ('may change', 'every choice is ReLU or SN: nothing changes') for flag in ('G_nl', 'D_nl', 'G_param', 'D_param')},
     'use_ema': ('may change', 'only used at test time'),
+    'G_eval_mode': ('may change', 'only used at test time'),
 }
 
 
@@ -117,6 +128,8 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     add('--dataset', type=str, default='folder', choices=['folder', 'synthetic'],
         help='folder: --dataroot holds one folder of images per class (ImageFolder); synthetic: shapes drawn per class')  # fmt: skip
     add('--synthetic_samples', type=int, default=5000, help='--dataset synthetic: images per epoch')
+    add('--G_eval_mode', action='store_true',
+        help='test time: G in eval mode (its stored BN statistics); default, as the authors sample: batch statistics')  # fmt: skip
     add('--use_ema', action='store_true', help='test time: sample with G_ema (needs an experiment trained with --ema)')
     add('--truncation', type=float, default=0.0,
         help='test time: z = truncation x N(0,1) with |values| > 2 resampled (the TF-hub module\'s truncated normal); '
@@ -166,7 +179,9 @@ def validate(opt: argparse.Namespace) -> None:
     if opt.resolution not in RESOLUTIONS:
         raise OptionsError(f"--resolution {opt.resolution}: BigGAN's architecture tables have {', '.join(map(str, RESOLUTIONS))}")
     if opt.n_classes < 1:
-        raise OptionsError(f"--n_classes {opt.n_classes}: there must be at least one class; pass --n_classes or a --dataroot with class folders")
+        raise OptionsError(
+            f"--n_classes {opt.n_classes}: there must be at least one class; pass --n_classes or a --dataroot with class folders"
+        )
     for flag in ('G_attn', 'D_attn'):
         try:
             attention_resolutions(getattr(opt, flag))

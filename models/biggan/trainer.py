@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from util.distributed import bare
+from util.distributed import bare, from_rank0, world_size
 
 from ..common.trainer_base import TrainerBase
 from .layers import _StoredStatsNorm
@@ -27,17 +27,34 @@ class BigGANTrainer(TrainerBase):
 
     def __init__(self, opt: argparse.Namespace, model: BigGANModel) -> None:
         super().__init__(model, opt, lr=opt.G_lr)
+        self.flags = opt  # the options, never None here (TrainerBase's opt may be)
         self.lr = self.current_lr = opt.G_lr
         G, D = bare(model.netG), bare(model.netD)
         self.optimizer_G = torch.optim.Adam(G.parameters(), lr=opt.G_lr, betas=(opt.G_B1, opt.G_B2), eps=opt.adam_eps, weight_decay=0)
         self.optimizer_D = torch.optim.Adam(D.parameters(), lr=opt.D_lr, betas=(opt.D_B1, opt.D_B2), eps=opt.adam_eps, weight_decay=0)
         self.itr = 0  # iterations done (the authors' state_dict['itr']): the EMA's start counts them
-        self.sample_noise: NoiseSampler = lambda batch: sample_noise(batch, G.dim_z, G.n_classes, opt.z_var, self.device)
-        if self.opt is not None and self.opt.world_size > 1 and self.device.type == 'cuda':
-            # Cross-replica batch norm (the authors' --cross_replica, SyncBatchNorm's rule) on the buffers they name.
-            for module in [*G.modules(), *(model.netG_ema.modules() if model.arch.ema else [])]:
+        self.sample_noise: NoiseSampler = self.draw_noise
+        self.noise_generator: torch.Generator | None = None
+        if world_size() > 1:
+            # Cross-replica batch norm (SyncBatchNorm's rule, the authors' --cross_replica) on the buffers they name:
+            # G's statistics are those of the whole batch of every process.
+            for module in G.modules():
                 if isinstance(module, _StoredStatsNorm):
                     module.cross_replica = True
+            # Every rank is seeded alike (train.py): each draws its noise from its own stream, else all ranks' fakes
+            # would be the same. Seeded per iteration from (seed, iteration, rank): resumable from the iteration count.
+            self.noise_generator = torch.Generator(self.device)
+            self.noise_seed = opt.seed if opt.seed is not None else from_rank0(int(torch.randint(2**31 - 1, ()).item()))
+
+    def draw_noise(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, class ids) of one G forward: the authors' draws from the global RNG in one process; under torchrun from
+        this rank's stream."""
+        G, opt = bare(self.model.netG), self.flags
+        if self.noise_generator is None:
+            return sample_noise(batch, G.dim_z, G.n_classes, opt.z_var, self.device)
+        z = torch.empty(batch, G.dim_z, device=self.device).normal_(0, opt.z_var, generator=self.noise_generator)
+        y = torch.empty(batch, dtype=torch.long, device=self.device).random_(0, G.n_classes, generator=self.noise_generator)
+        return z, y
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """{name in the training state: optimiser}."""
@@ -51,7 +68,10 @@ class BigGANTrainer(TrainerBase):
         # G and D have their own lrs (--G_lr, --D_lr), constant: set from the options, not from one shared value.
         opt = self.opt
         if opt is not None:
-            for optimizer, value, betas in ((self.optimizer_G, opt.G_lr, (opt.G_B1, opt.G_B2)), (self.optimizer_D, opt.D_lr, (opt.D_B1, opt.D_B2))):
+            for optimizer, value, betas in (
+                (self.optimizer_G, opt.G_lr, (opt.G_B1, opt.G_B2)),
+                (self.optimizer_D, opt.D_lr, (opt.D_B1, opt.D_B2)),
+            ):
                 for group in optimizer.param_groups:
                     group.update(lr=value, betas=betas, eps=opt.adam_eps)
         self.current_lr = self.lr
@@ -74,12 +94,14 @@ class BigGANTrainer(TrainerBase):
 
     def iterate(self, data: dict) -> tuple[dict, torch.Tensor]:
         """One iteration on a loader batch of batch_size x num_D_steps x num_D_accumulations images: the D steps, then G's."""
-        opt, model = self.opt, self.model
+        opt, model = self.flags, self.model
         G, D = bare(model.netG), bare(model.netD)
         batch = opt.batch_size
         x = torch.split(data['image'].to(self.device), batch)
         y = torch.split(data['label'].to(self.device).long().view(-1), batch)
         self.itr += 1
+        if self.noise_generator is not None:
+            self.noise_generator.manual_seed(self.noise_seed + (self.itr * world_size() + opt.rank) * 7919)
         G.requires_grad_(False)  # the authors' toggle_grads: G frozen while D trains, and the other way round
         D.requires_grad_(True)
         chunk = 0

@@ -49,5 +49,5 @@ def test_visuals(opt: argparse.Namespace, model: BigGANModel, data: dict) -> dic
         'samples': grid(samples, SAMPLES_PER_CLASS),
         'truncation_' + '_'.join(f'{t:g}' for t in SWEEP): grid(sweep, len(SWEEP)),
         'interpolation_z': grid(along_z, INTERPOLATION_STEPS),
-        f'interpolation_to_class_{(cls + 1) % n_classes}': grid(along_class, INTERPOLATION_STEPS),
+        'interpolation_to_next_class': grid(along_class, INTERPOLATION_STEPS),
     }

@@ -430,3 +430,95 @@ def test_torchrun_trains_on_two_cpu_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     state = torch.load(tmp_path / 'ddp' / 'latest_net_G.pth', weights_only=True)
     assert all(torch.isfinite(value).all() for value in state.values())
+
+
+# ----------------------------------------------------------------------------- recipes
+def recipe_options(script: str, tmp_path, parser=TrainOptions, *extra: str):
+    """The options of a recipe's one train.py / test.py command."""
+    from test_scripts import python_commands
+
+    (command,) = python_commands(os.path.join(REPO_ROOT, 'scripts', script))
+    return parser('', METHODS).parse([*command[1:], '--gpu_ids', '-1', '--checkpoints_dir', str(tmp_path), *extra], save=False)
+
+
+@pytest.mark.parametrize(
+    ('script', 'expected'),
+    [
+        (
+            'train_biggan_128.sh',
+            dict(
+                resolution=128,
+                n_classes=1000,
+                batch_size=32,
+                num_D_accumulations=8,
+                num_G_accumulations=8,
+                num_D_steps=1,
+                G_lr=1e-4,
+                D_lr=4e-4,
+                G_B1=0.0,
+                D_B1=0.0,
+                adam_eps=1e-6,
+                SN_eps=1e-6,
+                BN_eps=1e-5,
+                G_ch=96,
+                D_ch=96,
+                dim_z=120,
+                shared_dim=128,
+                hier=True,
+                G_shared=True,
+                G_attn='64',
+                D_attn='64',
+                G_ortho=0.0,
+                G_init='ortho',
+                ema=True,
+                ema_start=20000,
+                ema_decay=0.9999,
+                batchSize=32 * 8,
+            ),
+        ),  # fmt: skip
+        (
+            'train_biggan_cifar.sh',
+            dict(
+                resolution=32,
+                n_classes=10,
+                batch_size=64,
+                num_D_steps=1,
+                G_lr=1e-4,
+                D_lr=4e-4,
+                G_attn='0',
+                D_attn='0',
+                G_init='xavier',
+                D_init='xavier',
+                ema=True,
+                ema_start=1000,
+                niter=500,
+                niter_decay=0,
+                G_ch=64,
+                D_ch=64,
+                dim_z=128,
+                hier=False,
+                G_shared=False,
+                batchSize=64,
+            ),
+        ),  # fmt: skip
+    ],
+)
+def test_recipes_are_the_authors_settings_and_their_test_scripts_parse(script, expected, tmp_path):
+    """The authors' launch scripts (launch_BigGAN_bs256x8.sh over 8 torchrun processes, launch_cifar_ema.sh) as flags;
+    the test recipe parses against the experiment's architecture.json."""
+    from builders import save_architecture
+
+    opt = recipe_options(script, tmp_path)
+    assert opt.model == 'biggan' and {key: getattr(opt, key) for key in expected} == expected
+    os.makedirs(tmp_path / opt.name)
+    save_architecture(opt)
+    from options.test_options import TestOptions
+
+    test = recipe_options(script.replace('train_', 'test_'), tmp_path, TestOptions)
+    assert (test.model, test.name, test.use_ema, test.resolution, test.n_classes) == (
+        'biggan',
+        opt.name,
+        True,
+        opt.resolution,
+        opt.n_classes,
+    )

@@ -418,6 +418,7 @@ def test_hier_needs_the_shared_embedding_and_use_ema_needs_ema(tmp_path):
     flags = [flag for flag in TINY_BIGGAN if flag != '--ema']
     assert_ok(run_tool('train.py', *flags, '--name', 'no_ema', '--checkpoints_dir', tmp_path, '--dataroot', tmp_path))
     assert_one_line_error(run_test(tmp_path, tmp_path, 'no_ema', '--use_ema'), '--use_ema', 'without --ema')
+    assert_one_line_error(run_test(tmp_path, tmp_path, 'no_ema', '--export_onnx', tmp_path / 'g.onnx'), '--export_onnx', 'class ids')
 
 
 def test_torchrun_trains_on_two_cpu_processes(tmp_path):
@@ -522,3 +523,39 @@ def test_recipes_are_the_authors_settings_and_their_test_scripts_parse(script, e
         opt.resolution,
         opt.n_classes,
     )
+
+
+@pytest.fixture
+def inception_weights(tmp_path):
+    """A randomly initialised state_dict of torch-fidelity's Inception (as tests/test_evaluate.py makes one)."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
+
+    with pytest.MonkeyPatch.context() as patch:  # build the network without its download
+        patch.setattr(fidelity_inception, 'load_state_dict_from_url', lambda *args, **kwargs: {})
+        patch.setattr(fidelity_inception.FeatureExtractorInceptionV3, 'load_state_dict', lambda self, state: None)
+        inception = fidelity_inception.FeatureExtractorInceptionV3('inception-v3-compat', ['2048'])
+    torch.manual_seed(0)
+    for module in inception.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
+    path = str(tmp_path / 'random_inception.pth')
+    torch.save(inception.state_dict(), path)
+    return path
+
+
+def test_truncation_trade_off_script_writes_its_table_and_plot(tmp_path, inception_weights):
+    """scripts/biggan_truncation.py on a tiny model (random Inception weights: the numbers mean nothing, the plumbing
+    is checked): FID and IS per truncation in truncation.json, the FID-IS plot as a PNG."""
+    assert_ok(train_biggan(tmp_path, 'tiny'))
+    out = tmp_path / 'trunc'
+    result = run_tool(
+        'scripts/biggan_truncation.py', '--name', 'tiny', '--checkpoints_dir', tmp_path, '--gpu_ids', '-1', '--use_ema',
+        '--real', 'synthetic', '--n_images', '8', '--splits', '2', '--batch', '8', '--truncations', '0,0.5',
+        '--inception_weights', inception_weights, '--out', out,
+    )  # fmt: skip
+    assert_ok(result)
+    rows = json.loads((out / 'truncation.json').read_text())['rows']
+    assert [row['truncation'] for row in rows] == [0.0, 0.5]
+    assert all(np.isfinite(row['FID']) and row['IS'] >= 1.0 for row in rows)
+    assert (out / 'truncation.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert 'truncation 0.5: FID' in result.stdout

@@ -196,6 +196,10 @@ def validate(opt: argparse.Namespace) -> None:
             raise OptionsError(f"--{flag} {getattr(opt, flag)} must be >= 1")
     if opt.truncation < 0:
         raise OptionsError(f"--truncation {opt.truncation} must be >= 0 (0: no truncation)")
+    if getattr(opt, 'export_onnx', None):
+        raise OptionsError(
+            "--export_onnx: BigGAN's generator takes noise and class ids, not a label map; ONNX export is the label-to-image methods'"
+        )
     if opt.use_ema and not opt.ema:
         raise OptionsError('--use_ema: this experiment was trained without --ema, so it has no G_ema; drop --use_ema')
     if not opt.isTrain:

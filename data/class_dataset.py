@@ -73,9 +73,11 @@ class ClassFolderDataset(torch.utils.data.Dataset):
         self.dataset_size = len(self.samples)
 
     def __len__(self) -> int:
+        """Samples per epoch."""
         return self.dataset_size
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """{'image' in [-1, 1], 'label' (class id), 'path'} of sample `key` (an index, or the sampler's (epoch, index))."""
         index = key[1] if isinstance(key, tuple) else key  # the training sampler gives (epoch, index)
         path, label = self.samples[index]
         try:
@@ -86,6 +88,7 @@ class ClassFolderDataset(torch.utils.data.Dataset):
         return {'image': tensor, 'label': torch.tensor(label), 'path': path}
 
     def name(self) -> str:
+        """What the log calls the dataset."""
         return 'ClassFolderDataset'
 
     def check_contents(self) -> None:
@@ -146,9 +149,11 @@ class SyntheticClassDataset(torch.utils.data.Dataset):
         self.dataset_size = opt.synthetic_samples
 
     def __len__(self) -> int:
+        """Samples per epoch."""
         return self.dataset_size
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """{'image', 'label', 'path'} of sample `key`, drawn afresh from (epoch, index)."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
         cls = index % self.n_classes
         image = draw_shape(cls, self.resolution, np.random.default_rng([epoch, index]))
@@ -156,6 +161,7 @@ class SyntheticClassDataset(torch.utils.data.Dataset):
         return {'image': tensor, 'label': torch.tensor(cls), 'path': f'{SYNTHETIC_SHAPES[cls]}_{index:06d}.png'}
 
     def name(self) -> str:
+        """What the log calls the dataset."""
         return 'SyntheticClassDataset'
 
     def check_contents(self) -> None:
@@ -169,13 +175,16 @@ class ClassIdsDataset(torch.utils.data.Dataset):
         self.dataset_size = opt.n_classes
 
     def __len__(self) -> int:
+        """Samples per epoch."""
         return self.dataset_size
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """{'label': class `key`, 'path': its page row's name}."""
         index = key[1] if isinstance(key, tuple) else key
         return {'label': torch.tensor(index), 'path': f'class_{index:04d}'}
 
     def name(self) -> str:
+        """What the log calls the dataset."""
         return 'ClassIdsDataset'
 
     def check_contents(self) -> None:

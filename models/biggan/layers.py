@@ -129,12 +129,14 @@ class _AllReduceSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, values: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Every process's `values` summed."""
         total = values.clone()
         dist.all_reduce(total)
         return total
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Every process's gradient summed."""
         total = grad.clone()
         dist.all_reduce(total)
         return total
@@ -147,7 +149,7 @@ def _all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
     return _AllReduceSum.apply(values) / dist.get_world_size()
 
 
-class _StoredStatsNorm(nn.Module):
+class StoredStatsNorm(nn.Module):
     """Batch normalisation on buffers named as the authors' (stored_mean, stored_var: momentum 0.1, unbiased variance).
 
     One process: F.batch_norm, as the authors. `cross_replica` (set by the trainer under torchrun on GPUs): the batch
@@ -181,7 +183,7 @@ class _StoredStatsNorm(nn.Module):
         return out
 
 
-class CCBN(_StoredStatsNorm):
+class CCBN(StoredStatsNorm):
     """Class-conditional batch norm: normalise without affine, then * (1 + gain(y)) + bias(y), gain and bias linear
     maps (SN, no bias) of the conditioning vector, or embeddings of the class ids without a shared embedding."""
 
@@ -198,7 +200,7 @@ class CCBN(_StoredStatsNorm):
         return self.normalize(x) * gain + bias
 
 
-class BN(_StoredStatsNorm):
+class BN(StoredStatsNorm):
     """The plain batch norm before G's output convolution: learnt per-channel gain (1) and bias (0)."""
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:

@@ -11,7 +11,7 @@ import torch
 from util.distributed import bare, from_rank0, world_size
 
 from ..common.trainer_base import TrainerBase
-from .layers import _StoredStatsNorm
+from .layers import StoredStatsNorm
 from .model import BigGANModel
 from .networks import hinge_d_loss, hinge_g_loss
 from .sampling import ema_decay, ema_update, orthogonal_regularisation, sample_noise
@@ -39,7 +39,7 @@ class BigGANTrainer(TrainerBase):
             # Cross-replica batch norm (SyncBatchNorm's rule, the authors' --cross_replica) on the buffers they name:
             # G's statistics are those of the whole batch of every process.
             for module in G.modules():
-                if isinstance(module, _StoredStatsNorm):
+                if isinstance(module, StoredStatsNorm):
                     module.cross_replica = True
             # Every rank is seeded alike (train.py): each draws its noise from its own stream, else all ranks' fakes
             # would be the same. Seeded per iteration from (seed, iteration, rank): resumable from the iteration count.

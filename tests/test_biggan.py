@@ -180,7 +180,9 @@ def test_truncation_samples_reproduce_the_authors(sample):
     torch.manual_seed(2)
     torch.randn(4, 20)  # prepare_z_y draws z_ once at creation, before sample_()
     z, y = sample_noise(4, 20, 5, 0.5, torch.device('cpu'))
-    assert torch.equal(z, sample['trunc_z_var']) and torch.equal(y, sample['trunc_y'])
+    # The same draws; the vectorised Box-Muller transform rounds by CPU kernel (AVX2 / portable): a few float32 ulps.
+    close_abs(z, sample['trunc_z_var'], 1e-6, 'trunc_z_var')
+    assert torch.equal(y, sample['trunc_y'])
     G = Generator(**build_model_kwargs()['G'])
     G.load_state_dict(load('init_G.pth'), strict=True)
     G.eval()

@@ -105,7 +105,6 @@ def fixture_trainer(tmp_path) -> BigGANTrainer:
 @pytest.fixture(scope='module')
 def iteration(sample, tmp_path_factory) -> dict:
     """One training step of the method (train_step, as train.py runs it) on the saved batch and draws, observed."""
-    torch.set_num_threads(1)
     trainer = fixture_trainer(tmp_path_factory.mktemp('biggan'))
     model = trainer.model
     draws = [(sample[f'z_{step}'], sample[f'y_{step}']) for step in ('D1', 'D2', 'G')]

@@ -560,3 +560,22 @@ def test_truncation_trade_off_script_writes_its_table_and_plot(tmp_path, incepti
     assert all(np.isfinite(row['FID']) and row['IS'] >= 1.0 for row in rows)
     assert (out / 'truncation.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'truncation 0.5: FID' in result.stdout
+
+
+@pytest.mark.parametrize('resolution', [32, 64, 128, 256, 512])
+def test_every_resolution_of_the_tables_builds_and_runs(resolution):
+    """G and D of each architecture table at width 1 (G without the shared embedding, thin D): the image size, D's
+    score per image, and ccbn's gain and bias as class embeddings (no SN) as the authors' non-shared G has them."""
+    torch.manual_seed(0)
+    G = Generator(G_ch=1, dim_z=8, resolution=resolution, G_attn='0', n_classes=3, G_shared=False)
+    D = Discriminator(D_ch=1, D_wide=False, resolution=resolution, D_attn='0', n_classes=3)
+    classes = torch.tensor([0, 2])
+    with torch.no_grad():
+        images = G(torch.randn(2, 8), G.embed(classes))
+        assert images.shape == (2, 3, resolution, resolution) and images.abs().max() <= 1
+        assert D(images, classes).shape == (2, 1)
+    n_blocks = {32: 3, 64: 4, 128: 5, 256: 6, 512: 7}[resolution]
+    assert len(G.blocks) == n_blocks and len(D.blocks) == n_blocks + 1
+    state = G.state_dict()
+    assert state['blocks.0.0.bn1.gain.weight'].shape == (3, G.table.in_channels[0]) and 'blocks.0.0.bn1.gain.u0' not in state
+    assert D.state_dict()['blocks.1.0.conv1.weight'].shape[0] == D.table.in_channels[1]  # thin: hidden = input width

@@ -24,6 +24,7 @@ MODELS = {
     'pix2pix': 'models.pix2pix',
     'crn': 'models.crn',
     'vid2vid': 'models.vid2vid',
+    'biggan': 'models.biggan',
 }
 
 

@@ -19,7 +19,7 @@ fi
 
 step() { echo "[check] $*"; "$@"; }
 # The tests that compare numbers with another code base's (the fixtures) or with a second path through ours.
-NUMERIC_TESTS=(tests/test_reference_fixture.py tests/test_reference_step.py tests/test_pix2pix.py tests/test_crn.py tests/test_losses.py)
+NUMERIC_TESTS=(tests/test_reference_fixture.py tests/test_reference_step.py tests/test_pix2pix.py tests/test_crn.py tests/test_losses.py tests/test_biggan.py)
 step ruff check .
 step ruff format --check .
 step mypy

@@ -112,8 +112,11 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def load_inception(weights: str | None = None, dims: int = 2048, device: torch.device | str = 'cpu') -> FeatureExtractorInceptionV3:
-    """torch-fidelity's Inception in eval mode, giving `dims`-d features: weights from a local file, else its download."""
+def load_inception(
+    weights: str | None = None, dims: int = 2048, device: torch.device | str = 'cpu', logits: bool = False
+) -> FeatureExtractorInceptionV3:
+    """torch-fidelity's Inception in eval mode, giving `dims`-d features (and, with `logits`, the class logits the
+    Inception Score reads, as a second output): weights from a local file, else its download."""
     if dims not in INCEPTION_DIMS:
         raise ModelError(f"Inception feature dims {dims} not supported; use one of {', '.join(map(str, INCEPTION_DIMS))}")
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
@@ -134,7 +137,8 @@ def load_inception(weights: str | None = None, dims: int = 2048, device: torch.d
                 f"--inception_weights {weights}: holds a {type(state).__name__}, not the Inception state_dict ({INCEPTION_WEIGHTS_FILE})"
             )
     try:
-        model = FeatureExtractorInceptionV3('inception-v3-compat', [str(dims)], feature_extractor_weights_path=weights)
+        features = [str(dims)] + (['logits_unbiased'] if logits else [])
+        model = FeatureExtractorInceptionV3('inception-v3-compat', features, feature_extractor_weights_path=weights)
     except Exception as error:  # a key mismatch (RuntimeError); without a file: URLError, HTTPError, timeouts...
         if weights is not None:
             raise ModelError(
@@ -152,6 +156,14 @@ def inception_features(model: FeatureExtractorInceptionV3, batches: Iterable[tor
     if not features:
         raise ValueError("no images to compute Inception features of")
     return torch.cat(features)
+
+
+def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:
+    """Inception Score (mean, std over `splits` parts): exp(E_x KL(p(y|x) || p(y))), torch-fidelity's computation."""
+    from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+
+    scores = isc_features_to_metric(logits, splits=splits)  # its defaults: shuffled with its seed, as torch-fidelity reports IS
+    return float(scores[KEY_METRIC_ISC_MEAN]), float(scores[KEY_METRIC_ISC_STD])
 
 
 def frechet_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:

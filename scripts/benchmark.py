@@ -46,10 +46,10 @@ from options.train_options import TrainOptions  # noqa: E402
 from util.devices import autotune_convolutions  # noqa: E402
 
 # Methods whose batches come from --dataroot rather than random maps (clips with their reference flow).
-READS_DATAROOT = {'vid2vid'}
+READS_DATAROOT = {'vid2vid', 'biggan'}  # BigGAN's: class-labelled images (--dataset synthetic draws them)
 # A method's flag that turns its VGG loss off, where it is not pix2pixHD's --no_vgg_loss ('': pix2pix has no VGG loss).
 # CRN's loss is VGG's: it needs --vgg_weights (or --crn_vgg_mat).
-NO_VGG = {'vid2vid': '--no_vgg', 'pix2pix': ''}
+NO_VGG = {'vid2vid': '--no_vgg', 'pix2pix': '', 'biggan': ''}
 
 # Dense peak TFLOP/s by (device name fragment, precision): datasheet figures without sparsity.
 GPU_PEAKS = {
@@ -207,14 +207,16 @@ def measure(opt: argparse.Namespace, args: argparse.Namespace, profile: str | No
 
     model = trainer.model
     autotune_convolutions(replace(opt, isTrain=False))  # as test.py sets it
+    # One sample's inputs as test.py gives them (BigGAN's batches hold class ids and images only).
+    one = [data[key][:1] if key in data else None for key in ('label', 'inst', 'image')]
     with torch.no_grad(), inference_precision(opt, device):
         for _ in range(args.warmup):
-            model.inference(data['label'][:1], data['inst'][:1], data['image'][:1])
+            model.inference(*one)
         inference = []
         for _ in range(args.iters):
             synchronize(device)
             start = time.perf_counter()
-            model.inference(data['label'][:1], data['inst'][:1], data['image'][:1])
+            model.inference(*one)
             synchronize(device)
             inference.append(time.perf_counter() - start)
     if args.inference_only:

@@ -10,8 +10,9 @@
 #   scripts/gpu_check.sh OUT_DIR --dry_run  # the same steps at tiny sizes on the CPU (a rehearsal, ~1.5 min): every step
 #                                           # must run; no budget applies (a busy machine is slow, not wrong)
 #
-# Budgets (s): env 5, vgg_weights 10, tests 45, step_pairs 50, bench_512p 60, bench_compile 90, bench_local_2048 40,
-# bench_pix2pix_256 15, bench_crn_256p 20, editor_prep 20, editor_512p 20, video_prep 10, bench_vid2vid 35 = 420.
+# Budgets (s): env 5, vgg_weights 10, tests 35, step_pairs 40, bench_512p 60, bench_compile 90, bench_local_2048 40,
+# bench_pix2pix_256 15, bench_crn_256p 20, editor_prep 20, editor_512p 20, video_prep 10, bench_vid2vid 35,
+# bench_biggan_128 20 = 420.
 # Where they come from: each benchmark process costs ~10 s to start (torch, CUDA, building the networks), so the rows
 # of one model share a process (benchmark.py --variant); a step of the 512p model takes ~40-60 ms on an H200, so the
 # 5 timed iterations after 2 warm-up ones (cuDNN's autotuning in the first, the allocator in the second) are a
@@ -104,6 +105,7 @@ if [[ $DRY == 1 ]]; then
     VIDEO_SIZE=(--width 64 --height 32)
     VIDEO_ARCH=(--loadSize 64 --ngf 4 --ndf 4 --n_blocks 2)
     VIDEO_TIMING=(--iters 1 --warmup 1)
+    BIGGAN_ARCH=(--resolution 32 --G_ch 4 --D_ch 4 --G_attn 0 --D_attn 0 --batch_size 4)
 else
     GPU=(--gpu_ids 0)
     DEVICE=cuda
@@ -127,6 +129,8 @@ else
     VIDEO_SIZE=(--width 512 --height 256)
     VIDEO_ARCH=(--loadSize 512)
     VIDEO_TIMING=(--iters 3 --warmup 2)
+    # The authors' ImageNet 128 architecture (scripts/train_biggan_128.sh) at batch 64 per step (theirs: 256 x 8 accumulations).
+    BIGGAN_ARCH=(--resolution 128 --G_ch 96 --D_ch 96 --G_attn 64 --D_attn 64 --batch_size 64)
 fi
 
 # 1. what the machine is
@@ -147,7 +151,7 @@ fi
 [[ $DRY == 1 ]] && VIDEO_VGG=(--no_vgg) || VIDEO_VGG=(--vgg_weights "$VGG")
 
 # 3. the CUDA tests (a selection, above)
-step tests 45 - "$PY" -m pytest -m cuda -q -rfEs --durations=10 -p no:cacheprovider tests/test_cuda.py "${TESTS[@]}"
+step tests 35 - "$PY" -m pytest -m cuda -q -rfEs --durations=10 -p no:cacheprovider tests/test_cuda.py "${TESTS[@]}"
 
 # 4. the 2018 reference's fp32 step against ours, batch 1 (default 512p architecture, VGG on: step_time.py seeds its
 # own VGG19). The bench is read-only and drives our trainer through its path before models/pix2pixhd/ (and
@@ -175,7 +179,7 @@ else
     else
         # The copy lives in OUT: the reference's default folder is the original bench's.
         export PIX2PIXHD_REFERENCE=${PIX2PIXHD_REFERENCE:-$(cd "$BENCH" && pwd)/../anchors/pix2pixHD}
-        step step_pairs 50 - bash -c 'echo "running $1"; shift; exec "$@"' _ "$NOTE" \
+        step step_pairs 40 - bash -c 'echo "running $1"; shift; exec "$@"' _ "$NOTE" \
             "$PY" "$OUT/bench/step_pairs.py" --device "$DEVICE" "${PAIRS[@]}"
     fi
 fi
@@ -231,5 +235,10 @@ step video_prep 10 - "$PY" scripts/make_synthetic_video.py --dataroot "$VIDEO" -
 step bench_vid2vid_fp32_bf16 35 "$OUT/bench_vid2vid_fp32_bf16.json" "$PY" scripts/benchmark.py "${VIDEO_TIMING[@]}" "${GPU[@]}" \
     --model vid2vid --dataroot "$VIDEO" --label_nc 35 --use_instance --fg --n_downsample_G 2 --num_D 1 --max_frames_per_gpu 6 \
     --n_frames_total 6 "${VIDEO_ARCH[@]}" "${VIDEO_VGG[@]}" --compare --amp bf16 --json "$OUT/bench_vid2vid_fp32_bf16.json"
+
+# 9. BigGAN's iteration (its D steps and G step, EMA), fp32 and bf16, on the built-in class-labelled shapes
+step bench_biggan_128 20 "$OUT/bench_biggan_128.json" "$PY" scripts/benchmark.py "${VIDEO_TIMING[@]}" "${GPU[@]}" --model biggan \
+    --dataset synthetic --hier --G_shared --shared_dim 128 --dim_z 120 --num_D_steps 1 --ema "${BIGGAN_ARCH[@]}" --compare --amp bf16 \
+    --json "$OUT/bench_biggan_128.json"
 
 "$PY" scripts/gpu_check_summary.py "$OUT" $([[ $DRY == 1 ]] && echo --dry_run)

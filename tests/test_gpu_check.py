@@ -23,6 +23,7 @@ STEPS = (
     'editor_512p',
     'video_prep',
     'bench_vid2vid_fp32_bf16',
+    'bench_biggan_128',
 )
 
 
@@ -64,6 +65,7 @@ def test_dry_run_runs_every_step(tmp_path):
     assert 'fp32' in rows['bench_512p'][3] and 'bf16' in rows['bench_512p'][3] and 'x fp32' in rows['bench_512p'][3]
     assert 'CUDA graphs:' in rows['bench_compile'][3] and 'inference' in rows['bench_local_2048'][3]
     assert 'median' in rows['editor_512p'][3] and 'random-weights' in rows['vgg_weights'][3]
+    assert 'fp32' in rows['bench_biggan_128'][3] and 'bf16' in rows['bench_biggan_128'][3], summary
     # every model of the family in fp32 and bf16; the 512p model's batch sweep, Adam's kernels and channels_last
     with open(out / 'bench_512p.json') as handle:
         record = json.load(handle)
@@ -76,12 +78,17 @@ def test_dry_run_runs_every_step(tmp_path):
         'channels_last': ('bf16', 1),
         'channels_last, decomposed InstanceNorm': ('bf16', 1),
     }
-    for name, model in (('bench_local_2048', 'pix2pixHD'), ('bench_pix2pix_256', 'pix2pix'), ('bench_crn_256p', 'crn')):
+    for name, model in (
+        ('bench_local_2048', 'pix2pixHD'),
+        ('bench_pix2pix_256', 'pix2pix'),
+        ('bench_crn_256p', 'crn'),
+        ('bench_biggan_128', 'biggan'),
+    ):
         with open(out / f'{name}.json') as handle:
             record = json.load(handle)
         assert record['model'] == model and [row['precision'] for row in record['rows'].values()] == ['fp32', 'bf16'], name
     measured = summary.split('## Every measured row')[1].split('## ')[0]
-    assert measured.count('| bench_') == 7 + 2 + 2 * 4, measured  # every row of every benchmark, none failed
+    assert measured.count('| bench_') == 7 + 2 + 2 * 5, measured  # every row of every benchmark, none failed
     # the bf16 step's profile by kind: every kind, shares of the whole step
     profile = summary.split('## The bf16 step by kind')[1].split('## ')[0]
     shares = {line.split(' | ')[0].strip('| '): float(line.split(' | ')[1].rstrip('% |')) for line in profile.splitlines() if '%' in line}

@@ -245,6 +245,8 @@ class SequenceDataset(torch.utils.data.Dataset):
             label_img = first if t == start else self._read(labels[t], as_map=True)
             self._check_size(labels[t], label_img.size, size, labels[start])
             label = map_to_tensor(self._map(label_img, params, Image.Resampling.NEAREST, labels[t]))
+            if t == start:
+                self._check_size_base(labels[t], label.shape[-1], label.shape[-2])
             if int(label.max()) >= self.label_nc:
                 raise DatasetError(
                     f"{labels[t]}: label value {int(label.max())} >= label_nc {self.label_nc}; pass a label_nc of "
@@ -275,6 +277,15 @@ class SequenceDataset(torch.utils.data.Dataset):
             'path': os.path.join(self.root, f'{self.phase}_label', sequence),
             'start': start,
         }
+
+    def _check_size_base(self, path: str, width: int, height: int) -> None:
+        """A network that halves its input needs both sides a multiple of its size base (the aligned dataset's check)."""
+        base = self.preprocess.size_base
+        if width % base or height % base:
+            raise DatasetError(
+                f"{path}: {width}x{height} after resizing, not a multiple of {base} in both sides as the model needs; "
+                f"pass a --loadSize (and frames) whose sides are multiples of {base}, or --resize_or_crop none to round them"
+            )
 
     @staticmethod
     def _check_size(path: str, size: tuple, expected: tuple, reference: str) -> None:

@@ -155,6 +155,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise OptionsError("--inception_weights is only used with --fid")
     if opt.kid_subset_size < 2:
         raise OptionsError(f"--kid_subset_size {opt.kid_subset_size} must be at least 2")
+    if opt.first_frame < 0:
+        raise OptionsError(f"--first_frame {opt.first_frame} must be 0 or more (the first frame scored)")
     if opt.fid and importlib.util.find_spec('torch_fidelity') is None:
         raise OptionsError("--fid needs torch-fidelity, which is not installed: pip install '.[eval]' (or pip install torch-fidelity)")
     return opt
@@ -468,7 +470,11 @@ def video_warping_errors(opt: argparse.Namespace) -> dict:
         if len(frames) != len(flow_files) + 1:
             raise DatasetError(f"{image_dir}/{sequence}: {len(frames)} frames but {len(flow_files)} flow files in {flow_root}/{sequence}")
         photos = sorted(glob.glob(os.path.join(image_dir, sequence, 'real_image_*.png')))
-        start = max(opt.first_frame, 0)
+        start = opt.first_frame
+        if start >= len(frames) - 1:
+            raise OptionsError(
+                f"--first_frame {start}: {image_dir}/{sequence} has {len(frames)} frames, so no pair to score; pass a smaller one"
+            )
         loaded = [load_flow(path) for path in flow_files[start:]]
         flows = torch.stack([torch.from_numpy(flow) for flow, _ in loaded]).unsqueeze(0)
         visible = torch.stack([torch.from_numpy(mask.astype(np.float32))[None] for _, mask in loaded]).unsqueeze(0)

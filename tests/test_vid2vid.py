@@ -289,3 +289,58 @@ def test_videos_are_mp4_with_pyav_and_animated_webp_without(tmp_path, monkeypatc
     # H.264 at crf 18 on ramps: a few levels from quantisation, 4:2:0 chroma and the limited-range YUV round trip;
     # red and blue swapped (the ramps run opposite ways) would be off by about 100.
     assert np.abs(decoded[2][:17].astype(int) - frames[2]).mean() < 10
+
+
+def test_no_first_img_makes_every_frame_and_only_the_first_from_the_raw_branch():
+    """--no_first_img at test time (the authors' inference): G makes all T frames, the first from its hallucination
+    branch alone after black frames, the rest warping the frame before."""
+    from models.vid2vid import Architecture, LossSettings, Vid2VidModel
+
+    arch = Architecture(35, 3, 3, False, 4, 'batch', 3, 2, 2, 1, 1, False, (26,), False)
+    model = Vid2VidModel(arch, losses=LossSettings(no_first_img=True))
+    calls = []
+    model.netG0.register_forward_pre_hook(lambda module, args: calls.append(args[4]))
+    label = torch.randint(0, 35, (1, 5, 1, 16, 32))
+    video = model.inference(label)
+    assert video.shape == (1, 5, 3, 16, 32)
+    assert calls == [True, False, False, False, False]
+    assert all(video[0, t].abs().amax() > 0 for t in range(5))  # no black frame in the video
+
+
+def test_export_of_a_model_it_does_not_cover_is_refused_in_one_line(video_root, tmp_path):
+    pytest.importorskip('onnxruntime')
+    checkpoints = tmp_path / 'ck'
+    assert_ok(train(checkpoints, video_root, 'fg', '--niter', '1', '--niter_decay', '0', '--fg', '--use_instance'))
+    result = run_tool(
+        'test.py', '--model', 'vid2vid', '--gpu_ids', '-1', '--name', 'fg', '--checkpoints_dir', checkpoints,
+        '--dataroot', video_root, '--resize_or_crop', 'none', '--export_onnx', tmp_path / 'g.onnx',
+    )  # fmt: skip
+    assert_one_line_error(result, '--export_onnx', '--fg')
+    assert not (tmp_path / 'g.onnx').exists()
+
+
+def test_frames_not_a_multiple_of_the_size_base_are_refused_in_one_line(video_root, tmp_path):
+    result = train(tmp_path, video_root, 'base', '--niter', '1', '--niter_decay', '0', '--n_downsample_G', '3', '--resize_or_crop',
+                   'scale_width', '--loadSize', '60')  # fmt: skip
+    assert_one_line_error(result, 'train_label/seq_', '60x30', 'not a multiple of 8')
+
+
+def test_warping_error_refuses_a_first_frame_past_the_video(trained, video_root, tmp_path):
+    page_dir = tmp_path / 'page'
+    assert_ok(run_tool('test.py', '--model', 'vid2vid', '--gpu_ids', '-1', '--name', 'video', '--checkpoints_dir', trained,
+                       '--dataroot', video_root, '--results_dir', page_dir, '--resize_or_crop', 'none'))  # fmt: skip
+    for first, fragment in ((8, 'no pair to score'), (-1, 'must be 0 or more')):
+        result = run_tool('scripts/evaluate.py', '--results_dir', page_dir / 'video' / 'test_latest', '--dataroot', video_root,
+                          '--warping_error', '--first_frame', first)  # fmt: skip
+        assert_one_line_error(result, f'--first_frame {first}', fragment)
+
+
+def test_instance_norm_is_the_projects_with_running_statistics():
+    """vid2vid's --norm instance keeps the authors' running statistics (their keys) in the project's InstanceNorm2d, whose
+    channels-last gradient workaround --channels_last switches on."""
+    from models.common.normalization import InstanceNorm2d
+    from models.vid2vid.networks import vid2vid_norm_layer
+
+    layer = vid2vid_norm_layer('instance')(4)
+    assert isinstance(layer, InstanceNorm2d) and layer.track_running_stats and not layer.affine
+    assert set(layer.state_dict()) == {'running_mean', 'running_var', 'num_batches_tracked'}

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from util.distributed import bare, no_sync
+from util.errors import ModelError
 from util.flow import warp
 
 from ..common.labels import get_edges, one_hot_label
@@ -152,6 +153,11 @@ class Vid2VidModel(nn.Module):
     def synthesizer_input(self, data: dict) -> torch.Tensor:
         """What the synthesizer gets for a sequence's first made frame: its n_frames_G label maps and the frames before
         it (the photos, or black frames with --no_first_img), on channels; float32 on the CPU."""
+        if self.arch.fg or self.arch.n_scales_spatial > 1:
+            raise ModelError(
+                f"--export_onnx: vid2vid's per-frame export is its one-scale generator without the foreground branch; this "
+                f"model has {'--fg' if self.arch.fg else f'--n_scales_spatial {self.arch.n_scales_spatial}'}, which it does not cover"
+            )
         tG = self.arch.n_frames_G
         labels = self.encode_labels(data['label'][:, :tG], data['inst'][:, :tG] if self.arch.use_instance else None)
         batch, _, _, height, width = labels.shape
@@ -179,9 +185,10 @@ class Vid2VidModel(nn.Module):
         return labels[:, list(self.arch.fg_labels)].sum(1, keepdim=True).clamp(0, 1)
 
     # ---------------------------------------------------------------- generation
-    def generate(self, labels: torch.Tensor, previous: Sequence[torch.Tensor], raw_only: bool = False) -> GeneratedClip:
+    def generate(self, labels: torch.Tensor, previous: Sequence[torch.Tensor], raw_only: int = 0) -> GeneratedClip:
         """G on every frame it can make from `labels` (B x (n_frames_G-1+n) x C x H x W, encoded) and `previous` (per
-        scale, finest first: the n_frames_G - 1 frames before the first made one): n frames, one at a time."""
+        scale, finest first: the n_frames_G - 1 frames before the first made one): n frames, one at a time; the first
+        `raw_only` of them from the hallucination branch alone (--no_first_img: nothing real to warp yet)."""
         tG, n_scales = self.arch.n_frames_G, self.arch.n_scales_spatial
         label_levels = pyramid(labels, n_scales)
         frames = [level.detach() for level in previous]  # grows by each made frame, per scale
@@ -194,7 +201,7 @@ class Vid2VidModel(nn.Module):
                 mask = self.foreground_mask(frame_labels[:, -1]) if self.arch.fg else None
                 # The previous frames are detached: the authors backpropagate through one frame at a time.
                 prev = frames[level][:, t : t + tG - 1].detach()
-                coarse = net(frame_labels.flatten(1, 2), prev.flatten(1, 2), mask, coarse, raw_only)
+                coarse = net(frame_labels.flatten(1, 2), prev.flatten(1, 2), mask, coarse, t < raw_only)
                 frames[level] = torch.cat((frames[level], coarse.image.unsqueeze(1)), dim=1)
             assert coarse is not None
             raws.append(coarse.raw)
@@ -299,13 +306,18 @@ class Vid2VidModel(nn.Module):
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
     def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
-        """A whole clip (B x T x 1 x H x W labels; photos B x T x 3 x H x W give the first n_frames_G - 1 frames unless
-        --no_first_img): B x T x 3 x H x W, the first frames as given, the rest made one by one."""
+        """A whole clip (B x T x 1 x H x W labels): B x T x 3 x H x W. With photos (B x T x 3 x H x W) the first
+        n_frames_G - 1 frames are the photos and G makes the rest one by one; with --no_first_img G makes every frame,
+        the first from its hallucination branch alone after black frames (the first label map stands in for the label
+        maps before the clip), as the authors' test time does."""
         labels = self.encode_labels(label, inst)
         batch, _, _, height, width = labels.shape
-        previous = self.first_previous(image, batch, (height, width))
-        made = self.generate(labels, previous, raw_only=self.losses.no_first_img)
-        return torch.cat((previous[0], made.images), 1)
+        if not self.losses.no_first_img:
+            previous = self.first_previous(image, batch, (height, width))
+            return torch.cat((previous[0], self.generate(labels, previous).images), 1)
+        given = self.arch.n_frames_G - 1
+        padded = torch.cat((labels[:, :1].expand(-1, given, -1, -1, -1), labels), 1)
+        return self.generate(padded, self.first_previous(None, batch, (height, width)), raw_only=1).images
 
     @torch.no_grad()
     def single_image_frames(self, label: torch.Tensor, inst: torch.Tensor | None) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from util.flow import warp
 
+from ..common.normalization import InstanceNorm2d
 from ..pix2pixhd.networks.discriminator import MultiscaleDiscriminator
 from ..pix2pixhd.networks.generator import ResnetBlock
 
@@ -34,7 +35,8 @@ def vid2vid_norm_layer(norm: str) -> Callable[[int], nn.Module]:
     if norm == 'batch':
         return functools.partial(nn.BatchNorm2d, affine=True)
     if norm == 'instance':
-        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=True)
+        # The project's InstanceNorm2d (same keys): its channels-last gradient workaround applies (normalization.py).
+        return functools.partial(InstanceNorm2d, affine=False, track_running_stats=True)
     raise ValueError(f"--norm {norm}: vid2vid uses batch or instance")
 
 

@@ -142,7 +142,9 @@ class Vid2VidTrainer(TrainerBase):
         for start in range(0, n_made // per_forward * per_forward, per_forward):
             # Frames start .. start + tG - 2 + per_forward: G makes the last per_forward of them.
             stop = start + tG - 1 + per_forward
-            generated = model.generate(labels[:, start:stop], previous, raw_only=model.losses.no_first_img and start == 0)
+            # --no_first_img: the authors make every frame of a clip's first forward from the hallucination branch alone.
+            raw_only = per_forward if model.losses.no_first_img and start == 0 else 0
+            generated = model.generate(labels[:, start:stop], previous, raw_only=raw_only)
             previous = generated.last
             real_B = images[:, start + tG - 1 : stop]
             real_B_prev = images[:, start + tG - 2 : stop - 1]

@@ -10,15 +10,17 @@ statistics 1e-5 relative, weights after each step 1e-6 absolute (Adam's first st
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import models.biggan.trainer as biggan_trainer
-from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, run_test, run_tool
+from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, interrupt_job, run_test, run_tool
 from models import METHODS
 from models.biggan import BigGANTrainer, build_model, build_trainer
 from models.biggan.networks import Discriminator, Generator
@@ -579,3 +581,64 @@ def test_every_resolution_of_the_tables_builds_and_runs(resolution):
     state = G.state_dict()
     assert state['blocks.0.0.bn1.gain.weight'].shape == (3, G.table.in_channels[0]) and 'blocks.0.0.bn1.gain.u0' not in state
     assert D.state_dict()['blocks.1.0.conv1.weight'].shape[0] == D.table.in_channels[1]  # thin: hidden = input width
+
+
+def biggan_quickstart_env(tmp_path, **overrides) -> dict:
+    """scripts/biggan_quickstart.sh at a tiny setting (2 channels per block, 8 images an epoch) through its overrides."""
+    env = dict(SUBPROCESS_ENV, G_CH='2', D_CH='2', DIM_Z='8', SHARED_DIM='4', BATCH_SIZE='4', SAMPLES='8', NITER='1', EMA_START='0')
+    env.update(PYTHON=sys.executable, CHECKPOINTS_DIR=str(tmp_path / 'ck'), RESULTS_DIR=str(tmp_path / 'res'), **overrides)
+    return env
+
+
+def test_biggan_quickstart_runs_end_to_end(tmp_path):
+    """The one-command quickstart trains, samples the page with G_ema in eval mode and prints its timings, the last
+    losses, the per-class figures and where the page is; the figures themselves are the quickstart's business."""
+    env = biggan_quickstart_env(tmp_path)
+    result = subprocess.run(['bash', 'scripts/biggan_quickstart.sh'], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = tmp_path / 'res' / 'biggan_quickstart' / 'test_latest'
+    assert result.stdout.strip().splitlines()[-1].endswith(str(results / 'index.html'))
+    assert '[biggan quickstart] 2 iterations (1 epochs of 8 images, 4 per D step)' in result.stdout
+    for phase in ('training', 'sampling the page', 'total'):
+        assert re.search(rf'^\[biggan quickstart\] {phase}: \d+ s$', result.stdout, re.M), phase
+    assert re.search(
+        r'^\[biggan quickstart\] last losses: .*G_loss: [-\d.]+ D_loss_real: [-\d.]+ D_loss_fake: [-\d.]+', result.stdout, re.M
+    )
+    for cls in range(10):
+        assert re.search(rf'^class {cls} \(\w+\): of 8 samples, shape right \d, colour right \d, both \d$', result.stdout, re.M), cls
+    assert re.search(r'^classes whose samples look like their class \(shape and colour right in 5\+ of 8\): \d+/10 ', result.stdout, re.M)
+    assert (results / 'images' / 'class_0009_samples.png').is_file()
+    opt = json.loads((tmp_path / 'ck' / 'biggan_quickstart' / 'opt.json').read_text())
+    assert (opt['ema'], opt['dataset'], opt['n_classes'], opt['G_ch']) == (True, 'synthetic', 10, 2)
+
+
+def test_biggan_quickstart_report_recognises_real_shapes_and_not_blank_ones(tmp_path):
+    """The report's figures on pages of known content: real drawn shapes are their classes, blank images are none."""
+    from data.class_dataset import draw_shape
+
+    rng = np.random.default_rng(1)
+    for name, draw in (('real', lambda c: draw_shape(c, 32, rng)), ('blank', lambda c: np.full((32, 32, 3), 30, np.uint8))):
+        images = tmp_path / name / 'images'
+        images.mkdir(parents=True)
+        for cls in range(10):
+            row = np.full((36, 8 * 34 + 2, 3), 255, np.uint8)
+            for i in range(8):
+                row[2:34, 2 + 34 * i : 34 + 34 * i] = draw(cls)
+            Image.fromarray(row).save(images / f'class_{cls:04d}_samples.png')
+        result = run_tool('scripts/biggan_quickstart_report.py', '--results', tmp_path / name)
+        assert_ok(result)
+        expected = '10/10' if name == 'real' else '0/10'
+        assert f'shape and colour right in 5+ of 8): {expected} ' in result.stdout, result.stdout
+
+
+def test_biggan_quickstart_stops_when_a_signal_stops_its_training(tmp_path):
+    """Ctrl-C during the quickstart's training: train.py saves and returns, and the quickstart stops there (exit 130)
+    instead of sampling the page from the half-trained model."""
+    env = biggan_quickstart_env(tmp_path, NITER='5000')
+    returncode, stderr = interrupt_job(
+        ['bash', 'scripts/biggan_quickstart.sh'], env, ready=(tmp_path / 'ck' / 'biggan_quickstart' / 'loss_log.txt').exists
+    )
+    assert returncode == 130, stderr[-2000:]
+    assert 'stopped by a signal: the later steps did not run' in stderr
+    assert (tmp_path / 'ck' / 'biggan_quickstart' / 'latest_net_G_ema.pth').is_file()  # train.py saved where it stopped
+    assert not (tmp_path / 'res').exists()

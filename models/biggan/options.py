@@ -112,16 +112,40 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     add('--G_attn', type=str, default='64', help="resolutions of G's attention blocks joined by '_' (0: none)")
     add('--D_attn', type=str, default='64', help="resolutions of D's attention blocks joined by '_' (0: none)")
     add('--D_thin', action='store_false', dest='D_wide', help="the SN-GAN channel pattern in D's blocks (default: BigGAN's wide one)")
-    add('--G_param', type=str, default='SN', choices=['SN'], help="G's parameterisation: spectral norm (the only choice; accepted for the authors' scripts)")
-    add('--D_param', type=str, default='SN', choices=['SN'], help="D's parameterisation: spectral norm (the only choice; accepted for the authors' scripts)")
+    add(
+        '--G_param',
+        type=str,
+        default='SN',
+        choices=['SN'],
+        help="G's parameterisation: spectral norm (the only choice; accepted for the authors' scripts)",
+    )
+    add(
+        '--D_param',
+        type=str,
+        default='SN',
+        choices=['SN'],
+        help="D's parameterisation: spectral norm (the only choice; accepted for the authors' scripts)",
+    )
     add('--num_G_SVs', type=int, default=1, help='singular values tracked per SN layer of G')
     add('--num_D_SVs', type=int, default=1, help='singular values tracked per SN layer of D')
     add('--num_G_SV_itrs', type=int, default=1, help='power iterations per forward in G')
     add('--num_D_SV_itrs', type=int, default=1, help='power iterations per forward in D')
     add('--SN_eps', type=float, default=1e-8, help="spectral norm's epsilon")
     add('--BN_eps', type=float, default=1e-5, help="batch norm's epsilon")
-    add('--G_nl', type=str, default='relu', choices=NONLINEARITIES, help="G's activation: every choice of the authors' is ReLU (accepted for their scripts)")
-    add('--D_nl', type=str, default='relu', choices=NONLINEARITIES, help="D's activation: every choice of the authors' is ReLU (accepted for their scripts)")
+    add(
+        '--G_nl',
+        type=str,
+        default='relu',
+        choices=NONLINEARITIES,
+        help="G's activation: every choice of the authors' is ReLU (accepted for their scripts)",
+    )
+    add(
+        '--D_nl',
+        type=str,
+        default='relu',
+        choices=NONLINEARITIES,
+        help="D's activation: every choice of the authors' is ReLU (accepted for their scripts)",
+    )
     add('--G_init', type=str, default='ortho', choices=INITS, help="G's weight initialisation")
     add('--D_init', type=str, default='ortho', choices=INITS, help="D's weight initialisation")
     add('--ema', action='store_true', help='keep an exponential moving average of G (weights and buffers), G_ema')

@@ -561,13 +561,7 @@ def main(argv=None) -> None:
                 'real': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['real photos'], strict=True)),
             },
         }
-
-        def write(tmp_path: str) -> None:
-            with open(tmp_path, 'w') as handle:
-                json.dump(_json_safe(report), handle, indent=2, allow_nan=False)
-                handle.write('\n')
-
-        atomic_write(opt.json, write)
+        write_json(opt.json, report)
         print(f"scores written to {opt.json}")
 
 

@@ -89,11 +89,7 @@ def first_frames(opt: argparse.Namespace, model: Any, data: dict) -> torch.Tenso
 def video_visuals(opt: argparse.Namespace, model: Any, data: dict) -> dict[str, np.ndarray]:
     """The results page's row of one sequence, as videos (T x H x W x 3): its label maps, the synthesized video, and
     the real video where the test set has photos."""
-    first = first_frames(opt, model, data)
-    if first is None:
-        synthesized = model.inference(data['label'], data.get('inst'))
-    else:
-        synthesized = model.inference_with_first(data['label'], data.get('inst'), first)
+    synthesized = model.inference(data['label'], data.get('inst'), first_frames(opt, model, data))
     visuals = {
         'input_label': np.stack([tensor2label(label, opt.label_nc) for label in data['label'][0]]),
         'synthesized_image': np.stack([tensor2im(frame) for frame in synthesized[0]]),

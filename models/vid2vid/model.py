@@ -306,8 +306,9 @@ class Vid2VidModel(nn.Module):
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
     def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
-        """A whole clip (B x T x 1 x H x W labels): B x T x 3 x H x W. With photos (B x T x 3 x H x W) the first
-        n_frames_G - 1 frames are the photos and G makes the rest one by one; with --no_first_img G makes every frame,
+        """A whole clip (B x T x 1 x H x W labels): B x T x 3 x H x W. With `image` (B x >= n_frames_G-1 x 3 x H x W:
+        the photos, or frames from a single-image generator) its first n_frames_G - 1 frames begin the video and G
+        makes the rest one by one; with --no_first_img G makes every frame,
         the first from its hallucination branch alone after black frames (the first label map stands in for the label
         maps before the clip), as the authors' test time does."""
         labels = self.encode_labels(label, inst)
@@ -330,15 +331,6 @@ class Vid2VidModel(nn.Module):
             frame_inst = inst[:, t].to(self.device) if inst is not None and inst.numel() else None
             frames.append(self.single_G(label[:, t].to(self.device), frame_inst))
         return torch.stack(frames, 1)
-
-    def inference_with_first(self, label: torch.Tensor, inst: torch.Tensor | None, first: torch.Tensor) -> torch.Tensor:
-        """Like inference(), with the first n_frames_G - 1 frames given (B x (n_frames_G-1) x 3 x H x W, e.g. from a
-        single-image generator)."""
-        with torch.no_grad():
-            labels = self.encode_labels(label, inst)
-            previous = pyramid(first.to(self.device), self.arch.n_scales_spatial)
-            made = self.generate(labels, previous)
-            return torch.cat((previous[0], made.images), 1)
 
 
 class FrameSynthesizer(nn.Module):

@@ -211,3 +211,20 @@ def skip_unless_ci(reason: str) -> None:
     if UNDER_CI:
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
+
+
+def random_inception_weights(path: str) -> str:
+    """A randomly initialised state_dict of torch-fidelity's Inception, saved to `path` (He init keeps the features away
+    from 0 / inf): the real loading code runs, nothing is downloaded."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
+
+    with pytest.MonkeyPatch.context() as patch:  # build the network without its download
+        patch.setattr(fidelity_inception, 'load_state_dict_from_url', lambda *args, **kwargs: {})
+        patch.setattr(fidelity_inception.FeatureExtractorInceptionV3, 'load_state_dict', lambda self, state: None)
+        inception = fidelity_inception.FeatureExtractorInceptionV3('inception-v3-compat', ['2048'])
+    torch.manual_seed(0)
+    for module in inception.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
+    torch.save(inception.state_dict(), path)
+    return path

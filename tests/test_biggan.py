@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 import models.biggan.trainer as biggan_trainer
-from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, interrupt_job, run_test, run_tool
+from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, interrupt_job, random_inception_weights, run_test, run_tool
 from models import METHODS
 from models.biggan import BigGANTrainer, build_model, build_trainer
 from models.biggan.networks import Discriminator, Generator
@@ -530,20 +530,8 @@ def test_recipes_are_the_authors_settings_and_their_test_scripts_parse(script, e
 
 @pytest.fixture
 def inception_weights(tmp_path):
-    """A randomly initialised state_dict of torch-fidelity's Inception (as tests/test_evaluate.py makes one)."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
-
-    with pytest.MonkeyPatch.context() as patch:  # build the network without its download
-        patch.setattr(fidelity_inception, 'load_state_dict_from_url', lambda *args, **kwargs: {})
-        patch.setattr(fidelity_inception.FeatureExtractorInceptionV3, 'load_state_dict', lambda self, state: None)
-        inception = fidelity_inception.FeatureExtractorInceptionV3('inception-v3-compat', ['2048'])
-    torch.manual_seed(0)
-    for module in inception.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
-    path = str(tmp_path / 'random_inception.pth')
-    torch.save(inception.state_dict(), path)
-    return path
+    """A randomly initialised state_dict of torch-fidelity's Inception (helpers.random_inception_weights)."""
+    return random_inception_weights(str(tmp_path / 'random_inception.pth'))
 
 
 def test_truncation_trade_off_script_writes_its_table_and_plot(tmp_path, inception_weights):

@@ -17,7 +17,7 @@ from PIL import Image
 from torch_fidelity.defaults import DEFAULTS
 
 from data.base_dataset import DatasetError
-from helpers import REPO_ROOT, assert_ok, assert_one_line_error, run_tool
+from helpers import REPO_ROOT, assert_ok, assert_one_line_error, random_inception_weights, run_tool
 from options.base_options import OptionsError
 from util import metrics
 from util.errors import ModelError
@@ -119,17 +119,7 @@ def test_accuracy_and_iou_match_a_hand_computation():
 @pytest.fixture(scope='module')
 def inception_weights(tmp_path_factory):
     """A randomly initialised state_dict of torch-fidelity's Inception (He init keeps the features away from 0 / inf)."""
-    with pytest.MonkeyPatch.context() as patch:  # build the network without its download
-        patch.setattr(fidelity_inception, 'load_state_dict_from_url', lambda *args, **kwargs: {})
-        patch.setattr(fidelity_inception.FeatureExtractorInceptionV3, 'load_state_dict', lambda self, state: None)
-        inception = fidelity_inception.FeatureExtractorInceptionV3('inception-v3-compat', ['2048'])
-    torch.manual_seed(0)
-    for module in inception.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
-    path = str(tmp_path_factory.mktemp('inception') / 'random_inception.pth')
-    torch.save(inception.state_dict(), path)
-    return path
+    return random_inception_weights(str(tmp_path_factory.mktemp('inception') / 'random_inception.pth'))
 
 
 def _smooth_images(n: int, seed: int) -> torch.Tensor:

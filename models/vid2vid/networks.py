@@ -12,7 +12,7 @@ and, with --fg, the foreground classes come from a separate hallucination branch
 import copy
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -94,6 +94,29 @@ def _paste_foreground(fg: torch.Tensor, mask: torch.Tensor, image: torch.Tensor,
     return fg * mask + image * (1 - mask), fg * mask + raw * (1 - mask)
 
 
+def _frame(
+    net: Any,  # either generator: its heads model_final_flow, model_final_w, indv_final
+    raw: torch.Tensor,
+    image_feat: torch.Tensor,
+    flow_feat: torch.Tensor | None,
+    flow_multiplier: float,
+    previous: torch.Tensor,
+    raw_only: bool,
+    fg_feat: torch.Tensor | None,
+    fg_mask: torch.Tensor | None,
+) -> FrameOutput:
+    """A scale's frame from its features: the flow and weight heads on the flow features, the composition with the
+    warped previous frame, then the foreground branch's image pasted in (either generator's last steps)."""
+    flow = weight = None
+    if flow_feat is not None:
+        flow = net.model_final_flow(flow_feat) * flow_multiplier
+        weight = net.model_final_w(flow_feat)
+    image = _compose(raw, flow, weight, previous, raw_only)
+    if fg_feat is not None:
+        image, raw = _paste_foreground(net.indv_final(fg_feat), fg_mask, image, raw)  # type: ignore[arg-type]
+    return FrameOutput(image, flow, weight, raw, image_feat, flow_feat, fg_feat)
+
+
 class CompositeGenerator(nn.Module):
     """The coarsest (or only) spatial scale: two encoders (labels, previous frames) summed, then an image branch and a
     flow branch (flow + weight heads), each with its own residual blocks and upsampling."""
@@ -159,18 +182,9 @@ class CompositeGenerator(nn.Module):
         """One frame from `labels` (B x n_frames_G*label channels) and `previous` (B x (n_frames_G-1)*3); `coarse` unused."""
         features = self.model_down_seg(labels) + self.model_down_img(previous)
         image_feat = self.model_up_img(self.model_res_img(features))
-        raw = self.model_final_img(image_feat)
-        flow = weight = flow_feat = None
-        if not self.no_flow:
-            flow_feat = self.model_up_flow(self.model_res_flow(features))
-            flow = self.model_final_flow(flow_feat) * FLOW_MULTIPLIER
-            weight = self.model_final_w(flow_feat)
-        image = _compose(raw, flow, weight, previous, raw_only)
-        fg_feat = None
-        if self.use_fg_model:
-            fg_feat = self.indv_up(self.indv_res(self.indv_down(labels)))
-            image, raw = _paste_foreground(self.indv_final(fg_feat), fg_mask, image, raw)  # type: ignore[arg-type]
-        return FrameOutput(image, flow, weight, raw, image_feat, flow_feat, fg_feat)
+        flow_feat = None if self.no_flow else self.model_up_flow(self.model_res_flow(features))
+        fg_feat = self.indv_up(self.indv_res(self.indv_down(labels))) if self.use_fg_model else None
+        return _frame(self, self.model_final_img(image_feat), image_feat, flow_feat, FLOW_MULTIPLIER, previous, raw_only, fg_feat, fg_mask)
 
 
 class CompositeLocalGenerator(nn.Module):
@@ -221,18 +235,12 @@ class CompositeLocalGenerator(nn.Module):
             raise ValueError('a finer vid2vid scale needs the coarser scale\'s features')
         features = self.model_down_seg(labels) + self.model_down_img(previous)
         image_feat = self.model_up_img(features + coarse.image_feat)
-        raw = self.model_final_img(image_feat)
-        flow = weight = flow_feat = None
+        flow_feat = None
         if not self.no_flow and coarse.flow_feat is not None:
             flow_feat = self.model_up_flow(features + coarse.flow_feat)
-            flow = self.model_final_flow(flow_feat) * self.flow_multiplier
-            weight = self.model_final_w(flow_feat)
-        image = _compose(raw, flow, weight, previous, raw_only)
-        fg_feat = None
-        if self.use_fg_model:
-            fg_feat = self.indv_up(self.indv_down(labels) + coarse.fg_feat)
-            image, raw = _paste_foreground(self.indv_final(fg_feat), fg_mask, image, raw)  # type: ignore[arg-type]
-        return FrameOutput(image, flow, weight, raw, image_feat, flow_feat, fg_feat)
+        fg_feat = self.indv_up(self.indv_down(labels) + coarse.fg_feat) if self.use_fg_model else None
+        raw = self.model_final_img(image_feat)
+        return _frame(self, raw, image_feat, flow_feat, self.flow_multiplier, previous, raw_only, fg_feat, fg_mask)
 
 
 def define_D(input_nc: int, ndf: int, n_layers_D: int, norm: str, num_D: int, get_interm_feat: bool) -> MultiscaleDiscriminator:

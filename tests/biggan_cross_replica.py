@@ -1,5 +1,6 @@
 """Run under torchrun (2 processes, gloo): BigGAN's cross-replica batch norm on each process's half of a batch gives
-what one process gets on the whole batch (outputs, stored statistics, gradients); exit 0 when it does."""
+what one process gets on the whole batch (outputs, stored statistics, gradients), and the all-reduce under it returns
+only once gloo has let go of the tensor (else a process exiting right after can abort); exit 0 when both hold."""
 
 import os
 import sys
@@ -9,6 +10,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from models.biggan.layers import BN  # noqa: E402
+from util.distributed import all_reduce_sum  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +36,19 @@ def main() -> None:
     dist.all_reduce(gain_grad)
     torch.testing.assert_close(gain_grad, whole.gain.grad, atol=1e-5, rtol=1e-5)
     assert world == 2
+    check_all_reduce_lets_go()
     dist.destroy_process_group()
+
+
+def check_all_reduce_lets_go() -> None:
+    """After all_reduce_sum returns, gloo's thread holds no reference to the tensor (plain dist.all_reduce leaves one
+    behind in a good share of calls: its thread drops it later, which at interpreter shutdown aborts the process)."""
+    for call in range(200):
+        values = torch.full((3,), float(call))
+        held = sys.getrefcount(values)
+        all_reduce_sum(values)
+        assert sys.getrefcount(values) == held, f'call {call}: gloo still holds the tensor'
+        assert values.tolist() == [2.0 * call] * 3
 
 
 if __name__ == '__main__':

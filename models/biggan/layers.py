@@ -10,6 +10,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from util.distributed import all_reduce_sum
+
 
 def _remove_components(x: torch.Tensor, basis: list[torch.Tensor]) -> torch.Tensor:
     """x minus its projections on each (row) vector of `basis`, one after the other (Gram-Schmidt)."""
@@ -130,16 +132,12 @@ class _AllReduceSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Every process's `values` summed."""
-        total = values.clone()
-        dist.all_reduce(total)
-        return total
+        return all_reduce_sum(values.clone())
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Every process's gradient summed."""
-        total = grad.clone()
-        dist.all_reduce(total)
-        return total
+        return all_reduce_sum(grad.clone())
 
 
 def _all_reduce_mean(values: torch.Tensor) -> torch.Tensor:

@@ -102,9 +102,9 @@ def features_by_instance(features: torch.Tensor, inst: torch.Tensor) -> dict:
 
 
 def test_each_style_is_one_cluster_per_instance_for_the_whole_video(styled, video_root, tmp_path, generator_inputs):
-    """test.py --n_styles 2 --seed 1: two videos (frames, a video file, one page row); in each, every instance's feature
-    is one cluster centre of its class in every pixel of every frame; the two styles differ; the same seed gives the
-    same styles and frames, another seed others."""
+    """test.py --n_styles 2 --seed 1: two videos (frames, a video file, one page row; the warping error per style); in
+    each, every instance's feature is one cluster centre of its class in every pixel of every frame; the two styles
+    differ; the same seed gives the same styles and frames, another seed others."""
     assert_ok(run_test(styled, video_root, tmp_path / 'a', '--n_styles', '2', '--seed', '1'))
     images = tmp_path / 'a' / 'styles' / 'test_latest' / 'images'
     videos = sorted(name.rsplit('.', 1)[0] for name in os.listdir(images) if name.startswith('seq_0000_synthesized'))
@@ -113,6 +113,13 @@ def test_each_style_is_one_cluster_per_instance_for_the_whole_video(styled, vide
     assert [len([name for name in frames if name.startswith(f'synthesized_image_style{k}_')]) for k in (0, 1)] == [8, 8]
     page = (tmp_path / 'a' / 'styles' / 'test_latest' / 'index.html').read_text()
     assert page.count('synthesized_image_style') == 2 and '2 styles' in page
+    # The warping error of one style's video (--style K); a styles page without it is refused naming the flag.
+    evaluate = ['scripts/evaluate.py', '--results_dir', tmp_path / 'a' / 'styles' / 'test_latest', '--dataroot', video_root,
+                '--warping_error', '--first_frame', '2']  # fmt: skip
+    result = run_tool(*evaluate, '--style', '1')
+    assert_ok(result)
+    assert 'synthesized' in result.stdout
+    assert_one_line_error(run_tool(*evaluate), 'synthesized_image_<t>.png', '--style K')
     centres = load_clusters(os.path.join(styled, 'styles', 'features_clustered_010.npz'), FEAT_NUM)
     inst = SequenceDataset(video_root, 'test', LABEL_NC, photos=None)[0]['inst']
     assert len(generator_inputs) == 2 and 26000 in inst

@@ -29,6 +29,11 @@ def main() -> None:
         "Write E's feature maps of the training photos as PNGs in <dataroot>/<phase>_feat, for train.py --load_features.",
         METHODS,
     ).parse()
+    if not hasattr(opt, 'load_features'):
+        raise OptionsError(
+            f"--model {opt.model} reads no precomputed feature maps (it has no --load_features); encode_features.py --name "
+            f"{opt.name} writes the cluster file its test-time styles draw from"
+        )
     if opt.feat_num != 3:
         raise OptionsError(f"feature maps are saved as RGB PNGs, which needs --feat_num 3 (the experiment has {opt.feat_num})")
     _, data_loader = build_data(opt)

@@ -67,8 +67,9 @@ steadier of the two on a few hundred images: the mean (and std) over 100 random 
 Warping error (--warping_error, for videos): each synthesized frame t against the synthesized frame t-1 warped by the
 reference flow of DATAROOT/<phase>_flow (frame t to t-1), mean |difference| over the pixels the flow's mask marks
 visible, on the 0-255 scale; 0 for a video whose content moves exactly with the scene. Frames are read from
-RESULTS_DIR/images/<sequence>/synthesized_image_<t>.png (test.py's video pages); the real photos' own error is
-printed beside it (the floor: 0 up to rounding for exact flow, as the synthetic video's)."""
+RESULTS_DIR/images/<sequence>/synthesized_image_<t>.png (test.py's video pages; synthesized_image_style<K>_<t>.png with
+--style K, one video of a --n_styles page); the real photos' own error is printed beside it (the floor: 0 up to rounding
+for exact flow, as the synthetic video's)."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -464,9 +465,14 @@ def video_warping_errors(opt: argparse.Namespace) -> dict:
     pairs = 0
     for sequence in sorted(os.listdir(flow_root)):
         flow_files = sorted(os.path.join(flow_root, sequence, name) for name in os.listdir(os.path.join(flow_root, sequence)))
-        frames = sorted(glob.glob(os.path.join(image_dir, sequence, 'synthesized_image_*.png')))
+        # A --n_styles page holds one video per style: the frames of one of them (digits right after the prefix).
+        prefix = 'synthesized_image' if opt.style is None else f'synthesized_image_style{opt.style}'
+        frames = sorted(glob.glob(os.path.join(image_dir, sequence, f'{prefix}_[0-9]*.png')))
         if not frames:
-            raise OptionsError(f"--warping_error: no {image_dir}/{sequence}/synthesized_image_*.png; run test.py on the video first")
+            raise OptionsError(
+                f"--warping_error: no {image_dir}/{sequence}/{prefix}_<t>.png; run test.py on the video first "
+                f"(a page of --n_styles videos: pass --style K)"
+            )
         if len(frames) != len(flow_files) + 1:
             raise DatasetError(f"{image_dir}/{sequence}: {len(frames)} frames but {len(flow_files)} flow files in {flow_root}/{sequence}")
         photos = sorted(glob.glob(os.path.join(image_dir, sequence, 'real_image_*.png')))

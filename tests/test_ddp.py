@@ -2,7 +2,7 @@
 --batchSize 1 train bit for bit like one process with --accum_steps 2 (plain, --instance_feat, --amp bf16) and like
 one with --batchSize 2 to rounding, --norm batch like --accum_steps 2, gradient accumulation like the doubled batch,
 one model without --seed, --model pix2pix, crn and vid2vid (with InstanceNorm) like their doubled batch, vid2vid with
-its BatchNorm and two spatial scales as one model on both ranks, a SIGTERM to the whole job saves once
+its BatchNorm, two spatial scales and instance features as one model on both ranks, a SIGTERM to the whole job saves once
 and resumes exactly, and torchrun --max-restarts resumes every rank after a killed worker.
 
 The runs are grouped (tests/ddp_runs.py runs several train.py mains in one process) so that torchrun's and
@@ -127,7 +127,9 @@ def runs(dataroot8, video4, tmp_path_factory) -> str:
         family('crn', 'crn', '--batchSize', '1'),
         # vid2vid with InstanceNorm: its BatchNorm (the default) has per-process statistics on CPUs.
         video('vid2vid', '--batchSize', '1', '--norm', 'instance'),
-        video('vid2vid_bn', '--batchSize', '1', '--n_scales_spatial', '2', '--fg'),
+        video(
+            'vid2vid_bn', '--batchSize', '1', '--n_scales_spatial', '2', '--fg', '--instance_feat', '--nef', '4', '--n_downsample_E', '2'
+        ),
     ]
     single = [
         one('plain_single', '--batchSize', '2'),
@@ -289,12 +291,13 @@ def test_vid2vid_trains_under_ddp_like_the_doubled_batch(runs):
     assert torch.allclose(losses, single, rtol=1e-3, atol=2e-3)
 
 
-def test_vid2vid_with_batch_norm_and_two_spatial_scales_is_one_model_on_both_ranks(runs):
-    # The default norm (BatchNorm: per-process statistics on CPUs, so nothing to compare with one process) and
+def test_vid2vid_with_batch_norm_two_spatial_scales_and_features_is_one_model_on_both_ranks(runs):
+    # The default norm (BatchNorm: per-process statistics on CPUs, so nothing to compare with one process),
     # --n_scales_spatial 2, whose coarser generator has output heads that no loss reaches (frozen: DDP would wait
-    # for their gradients and stop at the next forward). One model, each rank with its own running statistics.
+    # for their gradients and stop at the next forward), and --instance_feat's E, trained through G's loss in its own
+    # DDP (each rank's E would drift apart without it). One model, each rank with its own running statistics.
     rank0, rank1 = (rank_file(runs, 'vid2vid_bn', rank)['weights'] for rank in (0, 1))
-    assert {key.split('.')[0] for key in rank0} == {'G0', 'G1', 'D', 'D_T0', 'D_T1'}
+    assert {key.split('.')[0] for key in rank0} == {'G0', 'G1', 'D', 'D_T0', 'D_T1', 'E'}
     assert [key for key in parameters_only(rank0) if not torch.equal(rank0[key], rank1[key])] == []
     assert not all(torch.equal(rank0[key], rank1[key]) for key in rank0 if 'running_mean' in key)
 

@@ -283,10 +283,11 @@ def flags_of(model: str, options_class: type = TrainOptions) -> set:
 
 
 def test_no_pix2pixHD_only_flag_is_named_in_options_the_trainer_base_or_train_py():
-    """pix2pixHD is one method among equals: the shared layers name none of the flags only it has."""
+    """pix2pixHD is one method among equals: the shared layers name none of the flags only it has, nor those only it and
+    vid2vid have (its instance features and styles, which vid2vid takes from it)."""
     own = set()
     for options_class in (TrainOptions, _TestOptions):
-        others = set().union(*(flags_of(model, options_class) for model in METHODS if model != 'pix2pixHD'))
+        others = set().union(*(flags_of(model, options_class) for model in METHODS if model not in ('pix2pixHD', 'vid2vid')))
         own |= flags_of('pix2pixHD', options_class) - others
     assert {'niter_fix_global', 'netG_init', 'instance_feat', 'n_styles', 'n_downsample_global'} <= own
     shared = [*glob.glob(os.path.join(REPO_ROOT, 'options', '*.py')), os.path.join(REPO_ROOT, 'models', 'common', 'trainer_base.py')]

@@ -23,6 +23,11 @@ def training_visuals(opt: argparse.Namespace, data: dict, generated: torch.Tenso
     return make_visuals(data['label'][0], opt.label_nc, {'synthesized_image': generated[0]}, data['image'][0])
 
 
+def variant_names(n_variants: int) -> list[str]:
+    """The results page's names of a sample's synthesized variants: one image, or one per style (--n_styles)."""
+    return ['synthesized_image'] if n_variants == 1 else [f'synthesized_image_style{k}' for k in range(n_variants)]
+
+
 def test_visuals(opt: argparse.Namespace, model: Any, data: dict) -> dict[str, np.ndarray]:
     """The results page's row of one test sample: its (relabelled) label map, --n_styles synthesized variants (one
     for a method without styles), the real photo; the real photo is encoded instead of drawn styles where the
@@ -30,6 +35,5 @@ def test_visuals(opt: argparse.Namespace, model: Any, data: dict) -> dict[str, n
     relabel = check_relabel(parse_int_pairs(opt.relabel, '--relabel'), opt.label_nc)
     image = data['image'] if opt.reads_photos else None
     label, inst = relabel_maps(data['label'], data['inst'], relabel)
-    names = ['synthesized_image'] if opt.n_variants == 1 else [f'synthesized_image_style{k}' for k in range(opt.n_variants)]
-    synthesized = {name: model.inference(label, inst, image)[0] for name in names}
+    synthesized = {name: model.inference(label, inst, image)[0] for name in variant_names(opt.n_variants)}
     return make_visuals(label[0], opt.label_nc, synthesized, data['image'][0])

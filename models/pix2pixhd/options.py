@@ -1,5 +1,6 @@
 """pix2pixHD's own flags (the 2018 reference's names, defaults and help groups), what follows from them, their checks
-and their --continue_train rules; the flags every method shares are in options/."""
+and their --continue_train rules; the flags every method shares are in options/. vid2vid takes the instance-feature
+and test-time style flags from here too (add_feature_flags, add_test_flags, derive, validate_features)."""
 
 import argparse
 
@@ -40,18 +41,26 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     add('--n_local_enhancers', type=int, default=1, help='number of local enhancers (with --netG local)')
     add('--use_dropout', action='store_true', help='use dropout in the generator\'s residual blocks')
 
-    add = help_group(parser, 'instance features').add_argument
-    add('--instance_feat', action='store_true', help='add encoded instance features as input (trains the encoder E)')
-    add('--label_feat', action='store_true', help='add encoded label features as input (the label map plays the instance map\'s role)')
-    add('--feat_num', type=int, default=3, help='length of the encoded feature vector')
-    add('--load_features', action='store_true', help='read precomputed feature maps from <dataroot>/<phase>_feat instead of training E')
-    add('--n_downsample_E', type=int, default=4, help='number of downsampling layers in the encoder')
-    add('--nef', type=int, default=16, help='number of encoder filters in the first conv layer')
-    add('--n_clusters', type=int, default=10, help='number of K-means clusters per class (encode_features.py)')
+    add_feature_flags(parser, nef=16, n_downsample_E=4)
+    help_group(parser, 'instance features').add_argument(
+        '--load_features', action='store_true', help='read precomputed feature maps from <dataroot>/<phase>_feat instead of training E'
+    )
     if is_train:
         add_training_flags(parser)
     else:
         add_test_flags(parser)
+
+
+def add_feature_flags(parser: argparse.ArgumentParser, nef: int, n_downsample_E: int) -> None:
+    """The instance-feature flags (E's shape and what its output is averaged over; encode_features.py's clusters), with
+    the method's defaults of E's width and depth: pix2pixHD's, and vid2vid's (models/vid2vid/options.py)."""
+    add = help_group(parser, 'instance features').add_argument
+    add('--instance_feat', action='store_true', help='add encoded instance features as input (trains the encoder E)')
+    add('--label_feat', action='store_true', help='add encoded label features as input (the label map plays the instance map\'s role)')
+    add('--feat_num', type=int, default=3, help='length of the encoded feature vector')
+    add('--n_downsample_E', type=int, default=n_downsample_E, help='number of downsampling layers in the encoder')
+    add('--nef', type=int, default=nef, help='number of encoder filters in the first conv layer')
+    add('--n_clusters', type=int, default=10, help='number of K-means clusters per class (encode_features.py)')
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +129,8 @@ def add_test_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def derive(opt: argparse.Namespace) -> None:
-    """Values that follow from pix2pixHD's flags: whether G takes encoded features, and how many styles a test draws."""
+    """Values that follow from the instance-feature flags (pix2pixHD's, and vid2vid's): whether G takes encoded features,
+    whether test time reads photos for E, and how many styles a test draws."""
     opt.use_features = opt.instance_feat or opt.label_feat
     if not opt.isTrain:
         # The feature scripts read photos to encode them (options/test_options.py's FeatureOptions): E encodes them.
@@ -133,16 +143,22 @@ def validate(opt: argparse.Namespace) -> None:
     """Combinations of pix2pixHD's flags that cannot work, each refused with the fix."""
     if opt.netG == 'local' and opt.n_local_enhancers < 1:
         raise OptionsError("--netG local needs --n_local_enhancers >= 1")
-    if opt.label_feat and opt.label_nc == 0:
-        raise OptionsError("--label_feat needs a label map: it cannot be used with --label_nc 0")
     if opt.instance_feat and opt.no_instance:
         raise OptionsError("--instance_feat needs instance maps: remove --no_instance")
+    validate_features(opt)
+    if opt.isTrain and opt.niter_fix_global > 0 and opt.netG != 'local':
+        raise OptionsError(
+            f"--niter_fix_global {opt.niter_fix_global}: --netG {opt.netG} has no global generator inside a local "
+            f"enhancer to fix; use --netG local or --niter_fix_global 0"
+        )
+
+
+def validate_features(opt: argparse.Namespace) -> None:
+    """The instance-feature flags' refusals that pix2pixHD and vid2vid share: a label map to pool over, test-time styles
+    only for a model with features."""
+    if opt.label_feat and opt.label_nc == 0:
+        raise OptionsError("--label_feat needs a label map: it cannot be used with --label_nc 0")
     if opt.isTrain:
-        if opt.niter_fix_global > 0 and opt.netG != 'local':
-            raise OptionsError(
-                f"--niter_fix_global {opt.niter_fix_global}: --netG {opt.netG} has no global generator inside a local "
-                f"enhancer to fix; use --netG local or --niter_fix_global 0"
-            )
         return
     if opt.n_styles < 1:
         raise OptionsError(f"--n_styles {opt.n_styles} must be >= 1")

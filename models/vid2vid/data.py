@@ -12,6 +12,8 @@ from data.sequence_dataset import SequenceDataset, sequence_dataset
 from util.errors import DatasetError, OptionsError
 from util.images import tensor2im, tensor2label
 
+from ..common.label_to_image import variant_names
+
 # The authors never read clips longer than this many frames, whatever the sequences hold.
 MAX_CLIP = 128
 
@@ -87,13 +89,15 @@ def first_frames(opt: argparse.Namespace, model: Any, data: dict) -> torch.Tenso
 
 
 def video_visuals(opt: argparse.Namespace, model: Any, data: dict) -> dict[str, np.ndarray]:
-    """The results page's row of one sequence, as videos (T x H x W x 3): its label maps, the synthesized video, and
-    the real video where the test set has photos."""
-    synthesized = model.inference(data['label'], data.get('inst'), first_frames(opt, model, data))
-    visuals = {
-        'input_label': np.stack([tensor2label(label, opt.label_nc) for label in data['label'][0]]),
-        'synthesized_image': np.stack([tensor2im(frame) for frame in synthesized[0]]),
-    }
+    """The results page's row of one sequence, as videos (T x H x W x 3): its label maps, the synthesized video (one per
+    style with --n_styles: each draws its styles once for the whole video), and the real video where the test set has
+    photos."""
+    first = first_frames(opt, model, data)
+    photos = data['image'] if opt.use_features and opt.use_encoded_image else None
+    visuals = {'input_label': np.stack([tensor2label(label, opt.label_nc) for label in data['label'][0]])}
+    for name in variant_names(opt.n_variants):
+        synthesized = model.inference(data['label'], data.get('inst'), first, photos)
+        visuals[name] = np.stack([tensor2im(frame) for frame in synthesized[0]])
     photos = data['image']
     if photos.dim() == 5 and photos.shape[1] == data['label'].shape[1]:
         visuals['real_image'] = np.stack([tensor2im(frame) for frame in photos[0]])

@@ -4,6 +4,10 @@ and inference (no optimisers, no file I/O). The trainer (trainer.py) runs them i
 Shapes: a clip is B x T x C x H x W. In training, the first n_frames_G - 1 frames of a clip are given (real photos)
 and G makes the rest one by one, each from the label maps of the last n_frames_G frames and its n_frames_G - 1
 previous frames (real, then its own outputs, detached: the authors backpropagate through one frame).
+
+Instance features (pix2pixHD's, docs/VIDEO.md): each frame's encoded labels get --feat_num more channels, E's output
+on that frame's photo averaged inside each of its instances in training; at test time one cluster centre per instance,
+drawn once for the whole clip (instance ids persist over a sequence), so a style holds in every frame.
 """
 
 from collections.abc import Sequence
@@ -18,10 +22,12 @@ from util.distributed import bare, no_sync
 from util.errors import ModelError
 from util.flow import warp
 
-from ..common.labels import get_edges, one_hot_label
+from ..common.labels import get_edges, instance_class, one_hot_label
 from ..common.losses import GANLoss, VGGLoss, feature_matching_loss
 from ..common.normalization import weights_init
+from ..pix2pixhd.networks import define_E, instance_segments, segment_mean
 from ..pix2pixhd.networks.generator import downsample_pyramid_pool
+from ..pix2pixhd.styles import AREA_BLOCKS, FeatureSampler
 from .networks import FLOW_MULTIPLIER, CompositeGenerator, CompositeLocalGenerator, FrameOutput, define_D, vid2vid_norm_layer
 from .options import Architecture, Discriminators, LossSettings
 
@@ -75,17 +81,22 @@ class Vid2VidModel(nn.Module):
         vgg_features: nn.Sequential | None = None,
         flow_net: nn.Module | None = None,
         single_G: nn.Module | None = None,
+        encoder: bool = False,
+        feature_sampler: FeatureSampler | None = None,
     ) -> None:
         """`discriminators` None: a test-time model (G only). `vgg_features`: torchvision's VGG19 features for the VGG
         loss; `flow_net`: the reference flow of clips without flow files (flow.py's ReferenceFlow; not saved);
-        `single_G`: a single-image generator for a test video's first frames (single.py; not saved)."""
+        `single_G`: a single-image generator for a test video's first frames (single.py; not saved). With instance
+        features: E is built for training, or at test time with `encoder` (photos encoded: --use_encoded_image, the
+        feature scripts); `feature_sampler` draws the test-time styles from the cluster centres."""
         super().__init__()
+        self.feature_sampler = feature_sampler
         self.flow_net = flow_net
         self.single_G = single_G
         self.arch = arch
         self.losses = losses or LossSettings()
         norm_layer = vid2vid_norm_layer(arch.norm)
-        input_nc = arch.frame_input_nc * arch.n_frames_G
+        input_nc = arch.generator_frame_nc * arch.n_frames_G
         prev_nc = (arch.n_frames_G - 1) * arch.output_nc
         self.netG0: Any = CompositeGenerator(
             input_nc, arch.output_nc, prev_nc, arch.ngf, arch.n_downsample_G, arch.n_blocks, norm_layer, arch.fg, arch.no_flow
@@ -113,8 +124,14 @@ class Vid2VidModel(nn.Module):
                 setattr(self, f'netD_T{scale}', define_D(temporal_nc, d.ndf, d.n_layers_D, arch.norm, d.num_D, d.get_interm_feat))
             self.criterionGAN = GANLoss(use_lsgan=True)  # the authors' GANLoss gets --gan_mode as use_lsgan: always MSE
             self.criterionVGG = VGGLoss(vgg_features) if vgg_features is not None and self.losses.use_vgg else None
+        self.netE: Any = None
         for net in self.networks_by_name().values():
             net.apply(weights_init)
+        if arch.use_features and (discriminators is not None or encoder):
+            # Built last (define_E initialises it the same way): the other networks' draws stay those of a model without E.
+            # InstanceNorm whatever --norm says: pix2pixHD's E, and the authors' one encoder (their face model's), use it,
+            # so a photo's features do not depend on the frames it is batched with.
+            self.netE = define_E(arch.output_nc, arch.feat_num, arch.nef, arch.n_downsample_E, 'instance')
 
     # ---------------------------------------------------------------- the family's interface
     @property
@@ -138,31 +155,39 @@ class Vid2VidModel(nn.Module):
         return [getattr(self, f'netD_T{scale}') for scale in range(scales)]
 
     def networks_by_name(self) -> dict[str, nn.Module]:
-        """{'G0': .., 'D': .., 'D_T0': ..}: the authors' checkpoint names (latest_net_G0.pth, ...), bare networks."""
+        """{'G0': .., 'D': .., 'D_T0': .., 'E': ..}: the authors' checkpoint names (latest_net_G0.pth, ...) and pix2pixHD's
+        for E, bare networks."""
         nets = {f'G{scale}': net for scale, net in enumerate(self.generators())}
         if self.discriminators is not None:
             nets['D'] = self.netD
             nets.update({f'D_T{scale}': net for scale, net in enumerate(self.temporal_discriminators())})
+        if self.netE is not None:
+            nets['E'] = self.netE
         return {name: bare(net) for name, net in nets.items()}
 
     def synthesizer(self) -> nn.Module:
         """The per-frame generator --export_onnx exports (the coarsest spatial scale, the only one by default): one
         tensor of labels and previous frames on channels -> the frame."""
-        return FrameSynthesizer(bare(self.netG0), self.arch.frame_input_nc * self.arch.n_frames_G)
+        return FrameSynthesizer(bare(self.netG0), self.arch.generator_frame_nc * self.arch.n_frames_G)
 
     def synthesizer_input(self, data: dict) -> torch.Tensor:
-        """What the synthesizer gets for a sequence's first made frame: its n_frames_G label maps and the frames before
-        it (the photos, or black frames with --no_first_img), on channels; float32 on the CPU."""
+        """What the synthesizer gets for a sequence's first made frame: its n_frames_G label maps (with a drawn style's
+        or the photos' features, as inference's) and the frames before it (the photos, or black frames with
+        --no_first_img), on channels; float32 on the CPU."""
         if self.arch.fg or self.arch.n_scales_spatial > 1:
             raise ModelError(
                 f"--export_onnx: vid2vid's per-frame export is its one-scale generator without the foreground branch; this "
                 f"model has {'--fg' if self.arch.fg else f'--n_scales_spatial {self.arch.n_scales_spatial}'}, which it does not cover"
             )
         tG = self.arch.n_frames_G
-        labels = self.encode_labels(data['label'][:, :tG], data['inst'][:, :tG] if self.arch.use_instance else None)
+        label, inst = data['label'][:, :tG], data['inst'][:, :tG] if data['inst'].numel() else None
+        photos = data['image'] if data['image'].dim() == 5 else None
+        labels = self.encode_labels(label, inst)
+        if self.arch.use_features:
+            encoded = photos[:, :tG] if photos is not None and self.feature_sampler is None else None
+            labels = self.add_features(labels, self.pool_map(label, inst), encoded)
         batch, _, _, height, width = labels.shape
-        photos = data['image'] if data['image'].dim() == 5 and not self.losses.no_first_img else None
-        previous = self.first_previous(photos, batch, (height, width))[0]
+        previous = self.first_previous(None if self.losses.no_first_img else photos, batch, (height, width))[0]
         return torch.cat((labels.flatten(1, 2), previous.flatten(1, 2)), 1).float().cpu().contiguous()
 
     # ---------------------------------------------------------------- inputs
@@ -179,6 +204,56 @@ class Vid2VidModel(nn.Module):
                 raise ValueError('vid2vid --use_instance: the data has no instance maps; add <phase>_inst/ or drop --use_instance')
             encoded = torch.cat((encoded, get_edges(flat(inst.to(self.device, non_blocking=True)))), dim=1)
         return encoded.view(batch, frames, *encoded.shape[1:])
+
+    def pool_map(self, label: torch.Tensor, inst: torch.Tensor | None) -> torch.Tensor:
+        """What E's output is averaged over (B x T x 1 x H x W ids): the label maps with --label_feat (pix2pixHD's rule:
+        it wins over --instance_feat), else the instance maps."""
+        if self.arch.label_feat:
+            return label
+        if inst is None or not inst.numel():
+            raise ModelError('vid2vid --instance_feat: the data has no instance maps; add <phase>_inst/ or use --label_feat')
+        return inst
+
+    def encode_features(self, photos: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+        """E on every frame of `photos` (B x n x 3 x H x W), averaged inside each instance of that frame's `pool` map:
+        B x n x feat_num x H x W (pix2pixHD's features, frame by frame)."""
+        features = self.netE(flat(photos).to(self.device, non_blocking=True), flat(pool).to(self.device, non_blocking=True))
+        return features.view(*photos.shape[:2], *features.shape[1:])
+
+    def draw_style(self, pool: torch.Tensor) -> torch.Tensor:
+        """One style for a whole clip: per instance of the B x T x 1 x H x W `pool` maps one cluster centre of its class
+        (or --feat_choice's), the same in every frame, since an instance keeps its id over a sequence: B x T x feat_num x H x W."""
+        if self.feature_sampler is None:
+            raise ModelError(
+                'vid2vid with instance features draws styles from cluster centres at test time: build it with them '
+                '(builders.py reads --cluster_path), or pass the photos to encode'
+            )
+        batch, frames, _, height, width = pool.shape
+        # The frames stacked into one tall map: the sampler draws once per (map, instance id), so once per clip.
+        drawn = self.feature_sampler.sample(pool.reshape(batch, 1, frames * height, width).to(self.device))
+        return drawn.view(batch, -1, frames, height, width).transpose(1, 2)
+
+    def add_features(self, labels: torch.Tensor, pool: torch.Tensor, photos: torch.Tensor | None = None) -> torch.Tensor:
+        """G's label input: `labels` (B x T x C x H x W, encoded) with each frame's instance features after its channels,
+        E's of `photos` (training, --use_encoded_image) or, without photos, one style drawn for the clip."""
+        features = self.encode_features(photos, pool) if photos is not None else self.draw_style(pool)
+        return torch.cat((labels, features.to(labels.dtype)), 2)
+
+    @torch.no_grad()
+    def encode_instance_features(self, label: torch.Tensor, inst: torch.Tensor | None, image: torch.Tensor) -> tuple:
+        """encode_features.py's rows, one per (sequence, instance): (class ids, E's output averaged over the instance's
+        pixels in every frame N x feat_num, area = its pixels per frame / (h*w // 32)), as test time keeps one style per
+        instance for a whole sequence."""
+        pool = self.pool_map(label, inst).to(self.device)
+        batch, frames, _, height, width = pool.shape
+        # Frame by frame through E (E's activations of a whole sequence at once can be large), stacked into one tall map
+        # as draw_style's, so that a segment is one instance over the whole sequence.
+        encoder = bare(self.netE).model
+        feature_map = torch.cat([encoder(image[:, t].to(self.device)) for t in range(frames)], 2)
+        segment, segment_ids, _ = instance_segments(pool.reshape(batch, 1, frames * height, width))
+        means, counts = segment_mean(feature_map, segment, segment_ids.numel())
+        area = counts.float() / frames / (height * width // AREA_BLOCKS)
+        return instance_class(segment_ids), means, area
 
     def foreground_mask(self, labels: torch.Tensor) -> torch.Tensor:
         """B x 1 x H x W: 1 where a frame's one-hot labels (B x C x H x W) are a --fg_labels class."""
@@ -305,13 +380,18 @@ class Vid2VidModel(nn.Module):
 
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
-    def inference(self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None) -> torch.Tensor:
+    def inference(
+        self, label: torch.Tensor, inst: torch.Tensor | None = None, image: torch.Tensor | None = None, photos: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """A whole clip (B x T x 1 x H x W labels): B x T x 3 x H x W. With `image` (B x >= n_frames_G-1 x 3 x H x W:
         the photos, or frames from a single-image generator) its first n_frames_G - 1 frames begin the video and G
         makes the rest one by one; with --no_first_img G makes every frame,
         the first from its hallucination branch alone after black frames (the first label map stands in for the label
-        maps before the clip), as the authors' test time does."""
+        maps before the clip), as the authors' test time does. With instance features each call draws a style for the
+        whole clip, or encodes `photos` (B x T x 3 x H x W, --use_encoded_image) frame by frame."""
         labels = self.encode_labels(label, inst)
+        if self.arch.use_features:
+            labels = self.add_features(labels, self.pool_map(label, inst), photos)
         batch, _, _, height, width = labels.shape
         if not self.losses.no_first_img:
             previous = self.first_previous(image, batch, (height, width))

@@ -3,7 +3,9 @@ networks are built from.
 
 Flags added here (groups 'vid2vid model' and 'vid2vid training'): --n_frames_G, --n_downsample_G, --n_blocks,
 --n_blocks_local, --n_scales_spatial, --use_instance, --fg, --fg_labels, --no_flow, --no_first_img, --use_single_G,
---single_G_dir; training: --num_D, --n_frames_D, --n_scales_temporal, --lambda_feat, --lambda_T, --lambda_F, --no_vgg,
+--single_G_dir; pix2pixHD's instance-feature flags (--instance_feat, --label_feat, --feat_num, --nef, --n_downsample_E,
+--n_clusters) and test-time styles (--n_styles, --feat_choice, --cluster_path, --use_encoded_image, --allow_pickle);
+training: --num_D, --n_frames_D, --n_scales_temporal, --lambda_feat, --lambda_T, --lambda_F, --no_vgg,
 --no_ganFeat, --gan_mode, --TTUR, --max_frames_per_gpu, --n_frames_total, --niter_step, --flow_weights.
 Shared flags read: --label_nc, --input_nc, --output_nc, --ngf, --norm, --netG (composite), --ndf, --n_layers_D, --lr,
 --beta1, --niter, --niter_decay, --vgg_weights.
@@ -16,6 +18,10 @@ from util.cli import help_group
 from util.errors import OptionsError
 
 from ..common.method import ArchitectureRecord, arch_field
+from ..pix2pixhd.options import add_feature_flags as add_pix2pixhd_feature_flags
+from ..pix2pixhd.options import add_test_flags as add_style_flags
+from ..pix2pixhd.options import derive as derive_features
+from ..pix2pixhd.options import validate_features
 
 # The authors' values of the shared flags (their base/train options): composite G of 128 filters with BatchNorm,
 # 512-wide frames (scaleWidth), 10 + 10 epochs, an epoch checkpoint every epoch, no instance maps.
@@ -51,6 +57,7 @@ RESUME_POLICY = {
     'flow_weights': (MAY, 'the reference flow comes from the new network'),
     'use_single_G': (MAY, 'only used at test time'),
     'single_G_dir': (MAY, 'only used at test time'),
+    'n_clusters': (MAY, 'only used by encode_features.py'),
     'no_first_img': (MUST, 'G was trained to start from its own first frames or from given ones'),
 }
 
@@ -73,6 +80,7 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     add('--no_first_img', action='store_true', help='vid2vid: G also makes the first frames (from black previous frames)')
     add('--use_single_G', action='store_true', help='vid2vid test time: the first frames from a single-image pix2pixHD generator')
     add('--single_G_dir', type=str, default='', help='vid2vid: the experiment folder of that pix2pixHD (its latest checkpoint)')
+    add_feature_flags(parser, is_train)
     if not is_train:
         return
     add = help_group(parser, 'discriminator and losses').add_argument
@@ -117,6 +125,7 @@ def validate(opt: argparse.Namespace) -> None:
         raise OptionsError("--use_single_G: pass --single_G_dir, the checkpoints folder of a pix2pixHD trained on the same label maps")
     if opt.n_scales_spatial < 1:
         raise OptionsError(f"--n_scales_spatial {opt.n_scales_spatial} must be >= 1")
+    validate_features(opt)
     if opt.fg:
         bad = [label for label in fg_label_ids(opt.fg_labels) if not 0 <= label < max(opt.label_nc, 1)]
         if opt.label_nc == 0 or bad:
@@ -131,13 +140,17 @@ def validate(opt: argparse.Namespace) -> None:
 
 def derive(opt: argparse.Namespace) -> None:
     """The shared --no_instance follows vid2vid's --use_instance (the data then reads instance maps or not); the
-    single-image pix2pixHD of --use_single_G may read them too."""
-    opt.no_instance = not opt.use_instance and not opt.use_single_G
+    single-image pix2pixHD of --use_single_G and --instance_feat's encoder may read them too. The instance features'
+    values (use_features, the styles a test draws) as pix2pixHD's."""
+    opt.no_instance = not opt.use_instance and not opt.use_single_G and not opt.instance_feat
+    derive_features(opt)
 
 
 def size_base(opt: argparse.Namespace) -> int:
-    """Both sides must be multiples of 2**(n_downsample_G + n_scales_spatial - 1): each scale halves them."""
-    return 2 ** (opt.n_downsample_G + opt.n_scales_spatial - 1)
+    """Both sides must be multiples of 2**(n_downsample_G + n_scales_spatial - 1): each scale halves them (and of
+    2**n_downsample_E with instance features: E's downsamplings)."""
+    base = 2 ** (opt.n_downsample_G + opt.n_scales_spatial - 1)
+    return max(base, 2**opt.n_downsample_E) if opt.use_features else base
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +173,13 @@ class Architecture(ArchitectureRecord):
     fg: bool = arch_field()
     fg_labels: tuple[int, ...] = arch_field()
     no_flow: bool = arch_field()
+    # Instance features (add_feature_flags); the defaults are a model without them, as an experiment recorded before
+    # these fields reads.
+    instance_feat: bool = arch_field(default=False)
+    label_feat: bool = arch_field(default=False)
+    feat_num: int = arch_field(default=3)
+    nef: int = arch_field(default=32)
+    n_downsample_E: int = arch_field(default=3)
 
     @classmethod
     def from_options(cls, opt: argparse.Namespace) -> 'Architecture':
@@ -179,12 +199,27 @@ class Architecture(ArchitectureRecord):
             fg=opt.fg,
             fg_labels=fg_label_ids(opt.fg_labels),
             no_flow=opt.no_flow,
+            instance_feat=opt.instance_feat,
+            label_feat=opt.label_feat,
+            feat_num=opt.feat_num,
+            nef=opt.nef,
+            n_downsample_E=opt.n_downsample_E,
         )
 
     @property
     def frame_input_nc(self) -> int:
         """Channels of one frame's encoded labels: one-hot classes (or --input_nc with --label_nc 0), plus edges."""
         return (self.label_nc if self.label_nc != 0 else self.input_nc) + (1 if self.use_instance else 0)
+
+    @property
+    def use_features(self) -> bool:
+        """G takes E's per-instance features (--instance_feat: pooled over the instance maps; --label_feat: over the labels)."""
+        return self.instance_feat or self.label_feat
+
+    @property
+    def generator_frame_nc(self) -> int:
+        """Channels of one frame in G's label input: its encoded labels, then --feat_num feature channels with features."""
+        return self.frame_input_nc + (self.feat_num if self.use_features else 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,3 +253,12 @@ class LossSettings:
     def from_options(cls, opt: argparse.Namespace) -> 'LossSettings':
         """The loss settings of the parsed training options."""
         return cls(opt.lambda_feat, opt.lambda_T, opt.lambda_F, not opt.no_vgg, opt.no_first_img)
+
+
+# ---------------------------------------------------------------- instance features (pix2pixHD's styles in vid2vid)
+def add_feature_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
+    """pix2pixHD's instance-feature flags, with the authors' vid2vid defaults of E's shape (--nef 32, --n_downsample_E 3,
+    which their options parse without wiring them), and at test time its style flags (--n_styles, --feat_choice, ...)."""
+    add_pix2pixhd_feature_flags(parser, nef=32, n_downsample_E=3)
+    if not is_train:
+        add_style_flags(parser)

@@ -63,7 +63,7 @@ def skipped_runs(frames: torch.Tensor, n_new: int, n_frames_D: int, scale: int) 
 
 
 class Vid2VidTrainer(TrainerBase):
-    """Adam for G (all spatial scales), D and each temporal D; one iteration = one clip."""
+    """Adam for G (all spatial scales, and E with instance features), D and each temporal D; one iteration = one clip."""
 
     def __init__(
         self,
@@ -93,6 +93,8 @@ class Vid2VidTrainer(TrainerBase):
                 if hasattr(net, name):
                     getattr(net, name).requires_grad_(False)
         g_params = [param for net in model.generators() for param in net.parameters()]
+        if model.netE is not None:  # E trains with G, in G's optimiser (pix2pixHD's)
+            g_params += list(model.netE.parameters())
         self.optimizer_G = torch.optim.Adam(g_params, lr=self.lr * self.lr_factors.get('optimizer_G', 1.0), betas=betas)
         self.optimizer_D = torch.optim.Adam(model.netD.parameters(), lr=self.lr * self.lr_factors.get('optimizer_D', 1.0), betas=betas)
         self.optimizers_D_T = [
@@ -124,6 +126,7 @@ class Vid2VidTrainer(TrainerBase):
         assert d is not None
         labels = model.encode_labels(data['label'], data.get('inst'))
         images = data['image'].to(model.device, non_blocking=True)
+        pool = model.pool_map(data['label'], data.get('inst')) if model.arch.use_features else None
         if data['flow'].numel():
             flows = data['flow'].to(model.device, non_blocking=True)
             masks = data['flow_mask'].to(model.device, non_blocking=True)
@@ -144,7 +147,11 @@ class Vid2VidTrainer(TrainerBase):
             stop = start + tG - 1 + per_forward
             # --no_first_img: the authors make every frame of a clip's first forward from the hallucination branch alone.
             raw_only = per_forward if model.losses.no_first_img and start == 0 else 0
-            generated = model.generate(labels[:, start:stop], previous, raw_only=raw_only)
+            # With instance features G's labels carry each frame's E features of its own photo; D's stay the labels alone.
+            g_labels = labels[:, start:stop]
+            if pool is not None:
+                g_labels = model.add_features(g_labels, pool[:, start:stop], images[:, start:stop])
+            generated = model.generate(g_labels, previous, raw_only=raw_only)
             previous = generated.last
             real_B = images[:, start + tG - 1 : stop]
             real_B_prev = images[:, start + tG - 2 : stop - 1]

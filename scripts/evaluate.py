@@ -17,7 +17,6 @@ import math
 import os
 import re
 import sys
-import warnings
 
 import numpy as np
 import torch
@@ -36,8 +35,6 @@ from util.errors import ModelError  # noqa: E402
 from util.files import atomic_write  # noqa: E402
 
 SYNTHESIZED = re.compile(r'^(?P<base>.+)_synthesized_image(?:_style(?P<style>\d+))?\.[A-Za-z]+$')
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # pix2pixHD paper, Table 1 (Cityscapes 2048x1024, PSPNet): pixel accuracy %, mean IoU.
 PAPER = {'pix2pixHD synthesized': (83.78, 0.6389), 'real photos': (84.29, 0.6857)}
 
@@ -116,7 +113,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--seg_input_range',
         default='imagenet',
-        choices=['imagenet', 'minus1_1', 'unit'],
+        choices=metrics.INPUT_RANGES,
         help='input normalisation the segmentation model expects: imagenet mean/std, [-1, 1] or [0, 1]',
     )
     parser.add_argument(
@@ -305,58 +302,25 @@ def batches(items: list, source: str, with_labels: bool, opt: argparse.Namespace
 # ---------------------------------------------------------------------------------------------- segmentation
 
 
-def load_seg_model(path: str, device: torch.device):
-    """A TorchScript archive (torch.jit.load), or a torch.export program when the file ends in .pt2."""
-    if not os.path.isfile(path):
-        raise ModelError(f"--seg_model {path}: file not found; pass a TorchScript segmentation model (see --help)")
-    exported = path.endswith('.pt2')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', FutureWarning)  # torch >= 2.10 marks TorchScript deprecated
-            model = torch.export.load(path).module().to(device) if exported else torch.jit.load(path, map_location=device)
-    except Exception as error:  # not a TorchScript / torch.export archive, or saved by an incompatible torch
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        how = 'torch.export.save(torch.export.export(model, (example,)), path)' if exported else 'torch.jit.script(model).save(path)'
-        raise ModelError(f"--seg_model {path}: cannot load ({reason}); export it with {how} (see --help)") from None
-    if not exported:
-        model = model.eval()  # an exported program has no train/eval switch: it was traced in the mode it was exported in
-    return model
-
-
-def normalise(images: torch.Tensor, input_range: str) -> torch.Tensor:
-    x = images.float()
-    if input_range == 'minus1_1':
-        return x / 127.5 - 1.0
-    x = x / 255.0
-    if input_range == 'unit':
-        return x
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
 @torch.no_grad()
 def segmentation_scores(model, items: list, source: str, opt: argparse.Namespace, device: torch.device) -> dict:
     confusion = metrics.ConfusionMatrix(device=device)
     for images, labels in batches(items, source, True, opt):
         try:
-            output = model(normalise(images.to(device), opt.seg_input_range))
+            output = model(metrics.segmentation_input(images.to(device), opt.seg_input_range))
         except Exception as error:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             raise ModelError(
                 f"--seg_model {opt.seg_model}: forward pass failed on a {tuple(images.shape)} batch ({reason}); see the contract in --help"
             ) from None
-        if isinstance(output, dict):
-            output = output.get('out')
-        elif isinstance(output, (tuple, list)):
-            output = output[0] if output else None
-        if not isinstance(output, torch.Tensor) or output.dim() != 4 or output.shape[:2] != (images.shape[0], metrics.NUM_CLASSES):
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        logits = metrics.segmentation_logits(output)
+        if logits is None or logits.dim() != 4 or logits.shape[:2] != (images.shape[0], metrics.NUM_CLASSES):
+            shape = tuple(logits.shape) if logits is not None else type(output).__name__
             raise ModelError(
                 f"--seg_model {opt.seg_model}: returned {shape} for a {tuple(images.shape)} batch; expected "
                 f"Bx{metrics.NUM_CLASSES}xHxW Cityscapes trainId logits (see --help)"
             )
-        prediction = output.argmax(dim=1)
+        prediction = logits.argmax(dim=1)
         target = metrics.label_to_train_id(labels.to(device))
         if target.shape[1:] != prediction.shape[1:]:
             target = F.interpolate(target[:, None].float(), size=prediction.shape[1:], mode='nearest-exact')[:, 0].long()
@@ -518,7 +482,7 @@ def main(argv=None) -> None:
     if opt.json and os.path.isdir(opt.json):  # refused before the scoring, not after it
         raise OptionsError(f"--json {opt.json} is a folder: name the file to write, e.g. {os.path.join(opt.json, 'scores.json')}")
     # Both models load before any image is processed, so a bad file fails in seconds.
-    seg_model = load_seg_model(opt.seg_model, device) if opt.seg_model else None
+    seg_model = metrics.load_segmentation_model(opt.seg_model, device) if opt.seg_model else None
     inception = metrics.load_inception(opt.inception_weights, dims=opt.fid_dims, device=device) if opt.fid else None
 
     synthesized = f'{opt.method} synthesized'

@@ -15,6 +15,7 @@ functions, so the numbers are torch-fidelity's.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -105,11 +106,60 @@ class ConfusionMatrix:
         return float(iou[present].mean()) if present.any() else float('nan')
 
 
-# --------------------------------------------------------------------------------------------- FID / KID
-
-
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# ------------------------------------------------------------------------------------ segmentation networks
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_RANGES = ('imagenet', 'minus1_1', 'unit')  # what a segmentation network may expect its RGB input normalised to
+
+
+def segmentation_input(images: torch.Tensor, input_range: str = 'imagenet') -> torch.Tensor:
+    """Bx3xHxW RGB in 0-255 (uint8 or float) as a network expects it: ImageNet mean/std, [-1, 1] or [0, 1]."""
+    if input_range not in INPUT_RANGES:
+        raise ValueError(f"input range {input_range!r} is not one of {', '.join(INPUT_RANGES)}")
+    x = images.float()
+    if input_range == 'minus1_1':
+        return x / 127.5 - 1.0
+    x = x / 255.0
+    if input_range == 'unit':
+        return x
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_segmentation_model(path: str, device: torch.device | str) -> torch.nn.Module:
+    """--seg_model's network: a TorchScript archive (torch.jit.load), or a torch.export program when the file ends in .pt2."""
+    if not os.path.isfile(path):
+        raise ModelError(f"--seg_model {path}: file not found; pass a TorchScript segmentation model (see --help)")
+    exported = path.endswith('.pt2')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)  # torch >= 2.10 marks TorchScript deprecated
+            model = torch.export.load(path).module().to(device) if exported else torch.jit.load(path, map_location=device)
+    except Exception as error:  # not a TorchScript / torch.export archive, or saved by an incompatible torch
+        how = 'torch.export.save(torch.export.export(model, (example,)), path)' if exported else 'torch.jit.script(model).save(path)'
+        raise ModelError(f"--seg_model {path}: cannot load ({_first_line(error)}); export it with {how} (see --help)") from None
+    if not exported:
+        model = model.eval()  # an exported program has no train/eval switch: it was traced in the mode it was exported in
+    return model
+
+
+def segmentation_logits(output: object) -> torch.Tensor | None:
+    """The logits in a network's output: torchvision's dict (its 'out'), a tuple's or list's first element, or the
+    tensor itself; None when there are none."""
+    if isinstance(output, dict):
+        output = output.get('out')
+    elif isinstance(output, (tuple, list)):
+        output = output[0] if output else None
+    return output if isinstance(output, torch.Tensor) else None
+
+
+# --------------------------------------------------------------------------------------------- FID / KID
 
 
 def load_inception(

@@ -1,4 +1,5 @@
-"""Score test.py's synthesized images as the pix2pixHD paper does: segmentation accuracy / mean IoU, and FID / KID.
+"""Score test.py's synthesized images as the pix2pixHD paper does: segmentation accuracy / mean IoU, and FID / KID;
+videos by their warping error and FVD.
 
     python scripts/evaluate.py --results_dir results/label2city_1024p/test_latest --dataroot datasets/cityscapes \\
         --seg_model seg.pt --real --fid [--inception_weights weights-inception-2015-12-05-6726825d.pth] --json scores.json
@@ -17,7 +18,7 @@ import math
 import os
 import re
 import sys
-import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -36,8 +37,6 @@ from util.errors import ModelError  # noqa: E402
 from util.files import atomic_write  # noqa: E402
 
 SYNTHESIZED = re.compile(r'^(?P<base>.+)_synthesized_image(?:_style(?P<style>\d+))?\.[A-Za-z]+$')
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # pix2pixHD paper, Table 1 (Cityscapes 2048x1024, PSPNet): pixel accuracy %, mean IoU.
 PAPER = {'pix2pixHD synthesized': (83.78, 0.6389), 'real photos': (84.29, 0.6857)}
 
@@ -69,12 +68,21 @@ reference flow of DATAROOT/<phase>_flow (frame t to t-1), mean |difference| over
 visible, on the 0-255 scale; 0 for a video whose content moves exactly with the scene. Frames are read from
 RESULTS_DIR/images/<sequence>/synthesized_image_<t>.png (test.py's video pages; synthesized_image_style<K>_<t>.png with
 --style K, one video of a --n_styles page); the real photos' own error is printed beside it (the floor: 0 up to rounding
-for exact flow, as the synthetic video's)."""
+for exact flow, as the synthetic video's).
+
+FVD (--fvd --i3d_weights i3d_torchscript.pt, for videos): the Frechet Video Distance (Unterthiner et al. 2018) between
+the synthesized and the real videos of the same results folder (images/<sequence>/synthesized_image_<t>.png, or one --style's, against
+real_image_<t>.png). Each video's frames from --first_frame on are cut into consecutive clips of --fvd_frames (16,
+the standard), the same clips of both; the I3D is StyleGAN-V's TorchScript port of the FVD paper's Kinetics-400
+network, called as StyleGAN-V calls it (frames 0-255, which it rescales to [-1, 1] and resizes to 224x224 itself;
+its 400 logits before the softmax), and the Frechet distance of the two sets' Gaussians is computed in float64.
+Nothing is downloaded: docs/VIDEO.md says where to get the file. Like FID, FVD is comparable only at equal clip
+counts, clip lengths and frame sizes."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Evaluate synthesized images: segmentation pixel accuracy / mean IoU (pix2pixHD, Table 1), FID and KID.',
+        description='Evaluate synthesized images (segmentation accuracy / mean IoU, FID, KID) and videos (warping error, FVD).',
         epilog=SEG_CONTRACT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -117,7 +125,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--seg_input_range',
         default='imagenet',
-        choices=['imagenet', 'minus1_1', 'unit'],
+        choices=metrics.INPUT_RANGES,
         help='input normalisation the segmentation model expects: imagenet mean/std, [-1, 1] or [0, 1]',
     )
     parser.add_argument(
@@ -134,30 +142,59 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='temporal coherence of video results (test.py of --model vid2vid): see "Warping error" below',
     )
     parser.add_argument(
+        '--fvd',
+        action='store_true',
+        help='Frechet Video Distance between the synthesized and the real videos of video results, with --i3d_weights',
+    )
+    parser.add_argument(
+        '--i3d_weights',
+        default=None,
+        help=f"--fvd's network: StyleGAN-V's TorchScript I3D, {metrics.I3D_FILE} (a local file: nothing is downloaded)",
+    )
+    parser.add_argument(
+        '--fvd_frames',
+        type=int,
+        default=metrics.FVD_FRAMES,
+        help=f'--fvd: frames per clip (default {metrics.FVD_FRAMES}, the standard FVD clip)',
+    )
+    parser.add_argument(
         '--first_frame',
         type=int,
         default=0,
-        help='--warping_error: score frames from this one on (e.g. 2 for vid2vid, whose first n_frames_G - 1 frames are photos)',
+        help='--warping_error and --fvd: score frames from this one on (e.g. 2 for vid2vid, whose first n_frames_G - 1 frames are photos)',
     )
     parser.add_argument('--json', default=None, help='write every number here (per-class IoU by class name)')
     parser.add_argument('--gpu_ids', default='0', help='GPU id, e.g. 0; -1 for CPU (falls back to CPU without CUDA)')
-    parser.add_argument('--batch_size', type=int, default=8, help='images per forward pass')
+    parser.add_argument('--batch_size', type=int, default=8, help='images (--fvd: clips) per forward pass')
     parser.add_argument('--nThreads', type=int, default=2, help='image-decoding worker processes (0: in the main process)')
     opt = parser.parse_args(argv)
     if opt.batch_size < 1:
         raise OptionsError(f"--batch_size {opt.batch_size} must be at least 1")
     if opt.nThreads < 0:
         raise OptionsError(f"--nThreads {opt.nThreads} must be non-negative")
-    if not opt.fid and opt.seg_model is None and not opt.warping_error:
-        raise OptionsError("nothing to evaluate: pass --seg_model FILE.pt (accuracy / mean IoU), --fid and/or --warping_error")
+    if not opt.fid and opt.seg_model is None and not opt.warping_error and not opt.fvd:
+        raise OptionsError("nothing to evaluate: pass --seg_model FILE.pt (accuracy / mean IoU), --fid, --warping_error and/or --fvd")
     if opt.real and opt.seg_model is None:
         raise OptionsError("--real segments the real photos: it needs --seg_model")
     if opt.inception_weights and not opt.fid:
         raise OptionsError("--inception_weights is only used with --fid")
     if opt.kid_subset_size < 2:
         raise OptionsError(f"--kid_subset_size {opt.kid_subset_size} must be at least 2")
+    if opt.fvd and opt.i3d_weights is None:
+        raise OptionsError(
+            f"--fvd needs --i3d_weights PATH: StyleGAN-V's TorchScript I3D {metrics.I3D_FILE}, which is never downloaded "
+            f"(docs/VIDEO.md says where to get it)"
+        )
+    if opt.i3d_weights and not opt.fvd:
+        raise OptionsError("--i3d_weights is only used with --fvd")
+    if opt.fvd_frames < 1:
+        raise OptionsError(f"--fvd_frames {opt.fvd_frames} must be at least 1 (the standard FVD clip has {metrics.FVD_FRAMES})")
     if opt.first_frame < 0:
         raise OptionsError(f"--first_frame {opt.first_frame} must be 0 or more (the first frame scored)")
+    if opt.json and not os.path.isdir(os.path.dirname(os.path.abspath(opt.json))):
+        raise OptionsError(f"--json {opt.json}: folder {os.path.dirname(os.path.abspath(opt.json))} does not exist")
+    if opt.json and os.path.isdir(opt.json):  # refused before any scoring, not after it
+        raise OptionsError(f"--json {opt.json} is a folder: name the file to write, e.g. {os.path.join(opt.json, 'scores.json')}")
     if opt.fid and importlib.util.find_spec('torch_fidelity') is None:
         raise OptionsError("--fid needs torch-fidelity, which is not installed: pip install '.[eval]' (or pip install torch-fidelity)")
     return opt
@@ -306,58 +343,25 @@ def batches(items: list, source: str, with_labels: bool, opt: argparse.Namespace
 # ---------------------------------------------------------------------------------------------- segmentation
 
 
-def load_seg_model(path: str, device: torch.device):
-    """A TorchScript archive (torch.jit.load), or a torch.export program when the file ends in .pt2."""
-    if not os.path.isfile(path):
-        raise ModelError(f"--seg_model {path}: file not found; pass a TorchScript segmentation model (see --help)")
-    exported = path.endswith('.pt2')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', FutureWarning)  # torch >= 2.10 marks TorchScript deprecated
-            model = torch.export.load(path).module().to(device) if exported else torch.jit.load(path, map_location=device)
-    except Exception as error:  # not a TorchScript / torch.export archive, or saved by an incompatible torch
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        how = 'torch.export.save(torch.export.export(model, (example,)), path)' if exported else 'torch.jit.script(model).save(path)'
-        raise ModelError(f"--seg_model {path}: cannot load ({reason}); export it with {how} (see --help)") from None
-    if not exported:
-        model = model.eval()  # an exported program has no train/eval switch: it was traced in the mode it was exported in
-    return model
-
-
-def normalise(images: torch.Tensor, input_range: str) -> torch.Tensor:
-    x = images.float()
-    if input_range == 'minus1_1':
-        return x / 127.5 - 1.0
-    x = x / 255.0
-    if input_range == 'unit':
-        return x
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
 @torch.no_grad()
 def segmentation_scores(model, items: list, source: str, opt: argparse.Namespace, device: torch.device) -> dict:
     confusion = metrics.ConfusionMatrix(device=device)
     for images, labels in batches(items, source, True, opt):
         try:
-            output = model(normalise(images.to(device), opt.seg_input_range))
+            output = model(metrics.segmentation_input(images.to(device), opt.seg_input_range))
         except Exception as error:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             raise ModelError(
                 f"--seg_model {opt.seg_model}: forward pass failed on a {tuple(images.shape)} batch ({reason}); see the contract in --help"
             ) from None
-        if isinstance(output, dict):
-            output = output.get('out')
-        elif isinstance(output, (tuple, list)):
-            output = output[0] if output else None
-        if not isinstance(output, torch.Tensor) or output.dim() != 4 or output.shape[:2] != (images.shape[0], metrics.NUM_CLASSES):
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        logits = metrics.segmentation_logits(output)
+        if logits is None or logits.dim() != 4 or logits.shape[:2] != (images.shape[0], metrics.NUM_CLASSES):
+            shape = tuple(logits.shape) if logits is not None else type(output).__name__
             raise ModelError(
                 f"--seg_model {opt.seg_model}: returned {shape} for a {tuple(images.shape)} batch; expected "
                 f"Bx{metrics.NUM_CLASSES}xHxW Cityscapes trainId logits (see --help)"
             )
-        prediction = output.argmax(dim=1)
+        prediction = logits.argmax(dim=1)
         target = metrics.label_to_train_id(labels.to(device))
         if target.shape[1:] != prediction.shape[1:]:
             target = F.interpolate(target[:, None].float(), size=prediction.shape[1:], mode='nearest-exact')[:, 0].long()
@@ -451,6 +455,21 @@ def read_frames(paths: list) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.asarray(to_rgb(Image.open(path), path), dtype=np.float32)).permute(2, 0, 1) for path in paths])
 
 
+def video_prefix(style: int | None) -> str:
+    """The file prefix of a results video's frames: synthesized_image, or synthesized_image_style<K> (--style K)."""
+    return 'synthesized_image' if style is None else f'synthesized_image_style{style}'
+
+
+def video_frames(image_dir: str, sequence: str, style: int | None = None) -> tuple[list[str], list[str]]:
+    """(synthesized, real) frame files of one video of test.py's results, in frame order: images/<sequence>/
+    synthesized_image_<t>.png (or one --n_styles video's: --style), and real_image_<t>.png where the test set had
+    photos (frame t pairs with frame t)."""
+    folder = os.path.join(image_dir, sequence)
+    # Digits right after the prefix: a --n_styles page holds one video per style beside each other.
+    synthesized = sorted(glob.glob(os.path.join(folder, f'{video_prefix(style)}_[0-9]*.png')))
+    return synthesized, sorted(glob.glob(os.path.join(folder, 'real_image_[0-9]*.png')))
+
+
 def video_warping_errors(opt: argparse.Namespace) -> dict:
     """{'synthesized': mean warping error, 'real': the photos', 'sequences': per sequence, 'frames': pairs scored}."""
     from data.flow_files import load_flow
@@ -465,17 +484,14 @@ def video_warping_errors(opt: argparse.Namespace) -> dict:
     pairs = 0
     for sequence in sorted(os.listdir(flow_root)):
         flow_files = sorted(os.path.join(flow_root, sequence, name) for name in os.listdir(os.path.join(flow_root, sequence)))
-        # A --n_styles page holds one video per style: the frames of one of them (digits right after the prefix).
-        prefix = 'synthesized_image' if opt.style is None else f'synthesized_image_style{opt.style}'
-        frames = sorted(glob.glob(os.path.join(image_dir, sequence, f'{prefix}_[0-9]*.png')))
+        frames, photos = video_frames(image_dir, sequence, opt.style)
         if not frames:
             raise OptionsError(
-                f"--warping_error: no {image_dir}/{sequence}/{prefix}_<t>.png; run test.py on the video first "
+                f"--warping_error: no {image_dir}/{sequence}/{video_prefix(opt.style)}_<t>.png; run test.py on the video first "
                 f"(a page of --n_styles videos: pass --style K)"
             )
         if len(frames) != len(flow_files) + 1:
             raise DatasetError(f"{image_dir}/{sequence}: {len(frames)} frames but {len(flow_files)} flow files in {flow_root}/{sequence}")
-        photos = sorted(glob.glob(os.path.join(image_dir, sequence, 'real_image_*.png')))
         start = opt.first_frame
         if start >= len(frames) - 1:
             raise OptionsError(
@@ -501,30 +517,110 @@ def video_warping_errors(opt: argparse.Namespace) -> dict:
     return {**summary, 'sequences': per_sequence, 'frames': pairs}
 
 
+def fvd_clips(opt: argparse.Namespace) -> tuple[str, list[tuple[list[str], list[str]]], int]:
+    """(image folder, [(synthesized, real) frame files of each clip], videos): every video's frames from --first_frame
+    on, cut into consecutive clips of --fvd_frames (a shorter rest is left out), the same frames of both videos."""
+    image_dir = os.path.join(opt.results_dir, 'images')
+    hint = "run test.py --model vid2vid first: it writes images/<sequence>/synthesized_image_<t>.png"
+    if not os.path.isdir(image_dir):
+        raise OptionsError(f"--fvd: {image_dir} not found; {hint}")
+    clips, lengths = [], []
+    for sequence in sorted(os.listdir(image_dir)):
+        synthesized, real = video_frames(image_dir, sequence, opt.style)
+        if not synthesized:
+            continue
+        if len(real) != len(synthesized):
+            raise DatasetError(
+                f"{image_dir}/{sequence}: {len(synthesized)} synthesized frames but {len(real)} real_image_*.png; --fvd compares "
+                f"with the real video, which test.py writes where DATAROOT/<phase>_img has the sequence's photos"
+            )
+        lengths.append(len(synthesized))
+        for first in range(opt.first_frame, len(synthesized) - opt.fvd_frames + 1, opt.fvd_frames):
+            clips.append((synthesized[first : first + opt.fvd_frames], real[first : first + opt.fvd_frames]))
+    if not lengths:
+        raise OptionsError(f"--fvd: no {image_dir}/<sequence>/synthesized_image_*.png; {hint}")
+    if len(clips) < 2:
+        raise DatasetError(
+            f"--fvd: {len(clips)} clip(s) of {opt.fvd_frames} frames from frame {opt.first_frame} in {len(lengths)} video(s) of "
+            f"{min(lengths)}-{max(lengths)} frames in {image_dir}; FVD needs at least 2: test more or longer sequences, or pass "
+            f"a smaller --fvd_frames (the standard is {metrics.FVD_FRAMES}) or --first_frame"
+        )
+    short = sum(length < opt.first_frame + opt.fvd_frames for length in lengths)
+    if short:
+        print(
+            f"note: {short} of {len(lengths)} videos have fewer than --first_frame + --fvd_frames = "
+            f"{opt.first_frame + opt.fvd_frames} frames: no clip from them"
+        )
+    return image_dir, clips, len(lengths)
+
+
+def clip_batches(clips: list[list[str]], batch_size: int) -> Iterator[torch.Tensor]:
+    """float Bx3xTxHxW batches (0-255) of the clips' frames, read one batch at a time; a batch holds one frame size."""
+    groups: dict[tuple, list[list[str]]] = {}
+    for clip in clips:
+        groups.setdefault(image_header(clip[0])[0], []).append(clip)
+    for group in groups.values():
+        for i in range(0, len(group), batch_size):
+            yield torch.stack([read_frames(clip).permute(1, 0, 2, 3) for clip in group[i : i + batch_size]])
+
+
+def video_fvd(opt: argparse.Namespace, i3d: torch.nn.Module, device: torch.device) -> dict:
+    """{'fvd', 'clips', 'frames_per_clip', 'first_frame', 'videos', 'image_dir', 'i3d_weights'}: FVD between the
+    synthesized and the real clips of the results' videos."""
+    image_dir, clips, videos = fvd_clips(opt)
+    features = [
+        metrics.i3d_features(i3d, clip_batches([clip[kind] for clip in clips], opt.batch_size), opt.i3d_weights, device) for kind in (0, 1)
+    ]
+    if len(clips) <= features[0].shape[1]:
+        print(
+            f"note: FVD from {len(clips)} clips with {features[0].shape[1]}-d features: the covariances are rank-deficient, so "
+            f"compare FVDs only at equal clip counts"
+        )
+    return {
+        'fvd': metrics.video_frechet_distance(*features),
+        'clips': len(clips),
+        'frames_per_clip': opt.fvd_frames,
+        'first_frame': opt.first_frame,
+        'videos': videos,
+        'image_dir': image_dir,
+        'i3d_weights': opt.i3d_weights,
+    }
+
+
+def device_of(opt: argparse.Namespace) -> torch.device:
+    """The device of --gpu_ids (the CPU without CUDA)."""
+    gpu_ids = resolve_gpu_ids(opt.gpu_ids)
+    return torch.device(f'cuda:{gpu_ids[0]}' if gpu_ids else 'cpu')
+
+
 def main(argv=None) -> None:
     opt = parse_args(argv)
+    # resolve_gpu_ids says when it falls back to the CPU: only where a network runs (the warping error has none).
+    device = device_of(opt) if opt.fvd or opt.fid or opt.seg_model else torch.device('cpu')
+    i3d = metrics.load_i3d(opt.i3d_weights, device) if opt.fvd else None  # before any scoring: a bad file fails in seconds
+    video: dict[str, dict] = {}  # the video scores, in the JSON beside the image scores
     if opt.warping_error:
-        errors = video_warping_errors(opt)
+        errors = video['warping_error'] = video_warping_errors(opt)
         real = f", real photos {errors['real']:.3f}" if errors['real'] is not None else ''
         print(
             f"warping error ({opt.method}, {len(errors['sequences'])} sequences, {errors['frames']} frame pairs from frame "
             f"{opt.first_frame}, 0-255 scale): synthesized {errors['synthesized']:.3f}{real}"
         )
-        if not opt.fid and opt.seg_model is None:
-            if opt.json:
-                write_json(opt.json, {'method': opt.method, 'warping_error': errors})
-            return
+    if i3d is not None:
+        fvd = video['fvd'] = video_fvd(opt, i3d, device)
+        print(
+            f"FVD ({opt.method}, {fvd['clips']} clips of {fvd['frames_per_clip']} frames from frame {opt.first_frame} of "
+            f"{fvd['videos']} videos, synthesized against real, I3D {os.path.basename(opt.i3d_weights)}): {fvd['fvd']:.2f}"
+        )
+    if not opt.fid and opt.seg_model is None:
+        if opt.json:
+            write_json(opt.json, {'method': opt.method, **video})
+        return
     found = pair_files(opt)
     items = found['items']
     real_items = list({item['key']: item for item in items}.values())  # one photo per label map, even with styles
-    gpu_ids = resolve_gpu_ids(opt.gpu_ids)
-    device = torch.device(f'cuda:{gpu_ids[0]}' if gpu_ids else 'cpu')
-    if opt.json and not os.path.isdir(os.path.dirname(os.path.abspath(opt.json))):
-        raise OptionsError(f"--json {opt.json}: folder {os.path.dirname(os.path.abspath(opt.json))} does not exist")
-    if opt.json and os.path.isdir(opt.json):  # refused before the scoring, not after it
-        raise OptionsError(f"--json {opt.json} is a folder: name the file to write, e.g. {os.path.join(opt.json, 'scores.json')}")
     # Both models load before any image is processed, so a bad file fails in seconds.
-    seg_model = load_seg_model(opt.seg_model, device) if opt.seg_model else None
+    seg_model = metrics.load_segmentation_model(opt.seg_model, device) if opt.seg_model else None
     inception = metrics.load_inception(opt.inception_weights, dims=opt.fid_dims, device=device) if opt.fid else None
 
     synthesized = f'{opt.method} synthesized'
@@ -566,6 +662,7 @@ def main(argv=None) -> None:
                 'synthesized': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['pix2pixHD synthesized'], strict=True)),
                 'real': dict(zip(('pixel_accuracy_percent', 'mean_iou'), PAPER['real photos'], strict=True)),
             },
+            **video,
         }
         write_json(opt.json, report)
         print(f"scores written to {opt.json}")

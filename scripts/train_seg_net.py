@@ -32,9 +32,6 @@ from options.base_options import OptionsError  # noqa: E402
 from util import metrics  # noqa: E402
 from util.cli import run_main  # noqa: E402
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # evaluate.py's default --seg_input_range imagenet
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def _block(in_nc: int, out_nc: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
@@ -60,13 +57,6 @@ class TinySegNet(nn.Module):
         coarse = self.context(self.down(fine))
         coarse = F.interpolate(coarse, size=fine.shape[2:], mode='bilinear', align_corners=False)
         return self.head(torch.cat([fine, coarse], 1))
-
-
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 Bx3xHxW -> ImageNet-normalised float, as evaluate.py feeds --seg_model."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
 
 
 def load_split(dataroot: str, phase: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +91,7 @@ def pixel_accuracy(model: nn.Module, images: torch.Tensor, targets: torch.Tensor
     model.eval()
     confusion = metrics.ConfusionMatrix()
     for start in range(0, len(images), 8):
-        prediction = model(normalise(images[start : start + 8])).argmax(1)
+        prediction = model(metrics.segmentation_input(images[start : start + 8])).argmax(1)
         confusion.update(prediction, targets[start : start + 8])
     return confusion.pixel_accuracy()
 
@@ -113,7 +103,7 @@ def train(images: torch.Tensor, targets: torch.Tensor, iters: int, batch_size: i
     model = TinySegNet(width)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iters)
-    inputs = normalise(images)
+    inputs = metrics.segmentation_input(images)  # evaluate.py's default --seg_input_range imagenet
     model.train()
     for _ in range(iters):
         index = torch.randint(len(inputs), (min(batch_size, len(inputs)),), generator=generator)

@@ -84,3 +84,6 @@ LABEL_TO_TRAIN_ID: dict[int, int] = {label.id: label.trainId for label in LABELS
 
 TRAIN_CLASSES: tuple[str, ...] = tuple(label.name for label in sorted(LABELS, key=lambda label: label.trainId) if 0 <= label.trainId < 255)
 """Names of the 19 evaluation classes in trainId order (road, sidewalk, ..., bicycle)."""
+
+TRAIN_TO_LABEL_ID: dict[int, int] = {train_id: label_id for label_id, train_id in LABEL_TO_TRAIN_ID.items()}
+"""trainId 0..18 -> its labelId: what a network trained on the 19 evaluation classes predicts, as label maps hold it."""

@@ -1,4 +1,4 @@
-"""Evaluation metrics of the pix2pixHD paper: segmentation accuracy / mean IoU on Cityscapes, and FID / KID.
+"""Evaluation metrics of the pix2pixHD paper: segmentation accuracy / mean IoU on Cityscapes, and FID / KID; FVD for videos.
 
 Segmentation score (pix2pixHD, CVPR 2018, section 4.1): an off-the-shelf segmentation network labels the
 synthesized images and its prediction is compared with the input label map over the 19 Cityscapes
@@ -10,11 +10,16 @@ TensorFlow's bilinear resize reproduced, and its `fid_statistics_to_metric` / `k
 the arithmetic; torchvision's ImageNet Inception gives different, non-comparable values. This module only
 loads the weights (a local file when offline), streams batches through the network and calls those
 functions, so the numbers are torch-fidelity's.
+
+FVD (Unterthiner et al. 2018) is the same distance between Gaussians fitted to I3D features of video clips. Its
+network is StyleGAN-V's TorchScript port of the paper's TF-Hub I3D (Kinetics-400), called as StyleGAN-V calls it;
+the distance is computed here, in float64.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -105,11 +110,60 @@ class ConfusionMatrix:
         return float(iou[present].mean()) if present.any() else float('nan')
 
 
-# --------------------------------------------------------------------------------------------- FID / KID
-
-
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# ------------------------------------------------------------------------------------ segmentation networks
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_RANGES = ('imagenet', 'minus1_1', 'unit')  # what a segmentation network may expect its RGB input normalised to
+
+
+def segmentation_input(images: torch.Tensor, input_range: str = 'imagenet') -> torch.Tensor:
+    """Bx3xHxW RGB in 0-255 (uint8 or float) as a network expects it: ImageNet mean/std, [-1, 1] or [0, 1]."""
+    if input_range not in INPUT_RANGES:
+        raise ValueError(f"input range {input_range!r} is not one of {', '.join(INPUT_RANGES)}")
+    x = images.float()
+    if input_range == 'minus1_1':
+        return x / 127.5 - 1.0
+    x = x / 255.0
+    if input_range == 'unit':
+        return x
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_segmentation_model(path: str, device: torch.device | str) -> torch.nn.Module:
+    """--seg_model's network: a TorchScript archive (torch.jit.load), or a torch.export program when the file ends in .pt2."""
+    if not os.path.isfile(path):
+        raise ModelError(f"--seg_model {path}: file not found; pass a TorchScript segmentation model (see --help)")
+    exported = path.endswith('.pt2')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)  # torch >= 2.10 marks TorchScript deprecated
+            model = torch.export.load(path).module().to(device) if exported else torch.jit.load(path, map_location=device)
+    except Exception as error:  # not a TorchScript / torch.export archive, or saved by an incompatible torch
+        how = 'torch.export.save(torch.export.export(model, (example,)), path)' if exported else 'torch.jit.script(model).save(path)'
+        raise ModelError(f"--seg_model {path}: cannot load ({_first_line(error)}); export it with {how} (see --help)") from None
+    if not exported:
+        model = model.eval()  # an exported program has no train/eval switch: it was traced in the mode it was exported in
+    return model
+
+
+def segmentation_logits(output: object) -> torch.Tensor | None:
+    """The logits in a network's output: torchvision's dict (its 'out'), a tuple's or list's first element, or the
+    tensor itself; None when there are none."""
+    if isinstance(output, dict):
+        output = output.get('out')
+    elif isinstance(output, (tuple, list)):
+        output = output[0] if output else None
+    return output if isinstance(output, torch.Tensor) else None
+
+
+# --------------------------------------------------------------------------------------------- FID / KID
 
 
 def load_inception(
@@ -186,3 +240,89 @@ def kernel_inception_distance(
         raise ValueError(f"KID subset size {subset_size} must be in [2, {min(len(features1), len(features2))}] (the smaller set's size)")
     scores = kid_features_to_metric(features1, features2, kid_subsets=subsets, kid_subset_size=subset_size, verbose=False)
     return float(scores[KEY_METRIC_KID_MEAN]), float(scores[KEY_METRIC_KID_STD])
+
+
+# -------------------------------------------------------------------------------------------------- FVD
+
+I3D_FILE = 'i3d_torchscript.pt'  # StyleGAN-V's TorchScript port of the FVD paper's TF-Hub I3D (Kinetics-400)
+I3D_ARGUMENTS = ('rescale', 'resize', 'return_features')  # its forward's switches, besides the videos
+FVD_FRAMES = 16  # frames per clip: the FVD paper's and StyleGAN-V's (its fvd2048_16f)
+
+
+def load_i3d(path: str, device: torch.device | str) -> torch.nn.Module:
+    """The TorchScript I3D of `path` in eval mode; a file that is not TorchScript, or whose forward does not take
+    (videos, rescale, resize, return_features), is refused in one line."""
+    fix = f"pass StyleGAN-V's {I3D_FILE} (docs/VIDEO.md says where to get it)"
+    if not os.path.isfile(path):
+        raise ModelError(f"--i3d_weights {path}: file not found; {fix}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)  # torch >= 2.10 marks TorchScript deprecated
+            model = torch.jit.load(path, map_location=device)
+    except Exception as error:  # a state_dict, a pickle, a truncated download: zip and unpickling errors of many types
+        raise ModelError(f"--i3d_weights {path}: not a TorchScript file ({_first_line(error)}); {fix}") from None
+    try:
+        arguments = [argument.name for argument in model.forward.schema.arguments[1:]]  # [0] is self
+    except AttributeError:  # a TorchScript archive without a forward method
+        arguments = []
+    missing = [name for name in I3D_ARGUMENTS if name not in arguments]
+    if missing:
+        raise ModelError(
+            f"--i3d_weights {path}: not a TorchScript I3D (its forward takes ({', '.join(arguments)}), without {', '.join(missing)}); {fix}"
+        )
+    return model.eval()
+
+
+@torch.no_grad()
+def i3d_features(model: torch.nn.Module, clips: Iterable[torch.Tensor], path: str, device: torch.device | str) -> torch.Tensor:
+    """The I3D features (N x D float32, on the CPU) of batches of float Bx3xTxHxW clips in 0-255, called as StyleGAN-V
+    calls it: the network rescales them to [-1, 1] and resizes the frames to 224x224 itself (the FVD paper's bilinear
+    resize of whole frames) and returns its logits before the softmax."""
+    features = []
+    for batch in clips:
+        try:
+            output = model(batch.to(device), rescale=True, resize=True, return_features=True)
+        except Exception as error:  # the file's own code: a shape it cannot take, a device it was not saved for...
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            raise ModelError(
+                f"--i3d_weights {path}: forward pass failed on a {tuple(batch.shape)} batch of clips ({reason}); "
+                f"pass StyleGAN-V's {I3D_FILE}"
+            ) from None
+        if not isinstance(output, torch.Tensor) or output.dim() != 2 or len(output) != len(batch):
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ModelError(
+                f"--i3d_weights {path}: returned {shape} for {len(batch)} clips, not one feature vector per clip; "
+                f"pass StyleGAN-V's {I3D_FILE}"
+            )
+        features.append(output.float().cpu())
+    if not features:
+        raise ValueError("no clips to compute I3D features of")
+    return torch.cat(features)
+
+
+def gaussian_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance (unbiased, / (N - 1), as the FVD and FID references) of N x D features, in float64."""
+    if features.dim() != 2 or len(features) < 2:
+        raise ValueError(f"statistics need at least 2 feature vectors (N x D), got shape {tuple(features.shape)}")
+    x = features.double()
+    mean = x.mean(dim=0)
+    centred = x - mean
+    return mean, centred.T @ centred / (len(x) - 1)
+
+
+def gaussian_frechet_distance(mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor, cov2: torch.Tensor) -> float:
+    """Squared Frechet (2-Wasserstein) distance between two Gaussians, in float64:
+    |mean1 - mean2|^2 + tr(cov1) + tr(cov2) - 2 tr((cov1^1/2 cov2 cov1^1/2)^1/2)."""
+    mean1, cov1, mean2, cov2 = (t.double() for t in (mean1, cov1, mean2, cov2))
+    # tr sqrt(cov1 cov2) through the symmetric cov1^1/2 cov2 cov1^1/2 (same eigenvalues): eigh on a symmetric PSD
+    # matrix gives real eigenvalues, where the product's own can come out complex; rounding's tiny negatives clip to 0.
+    values, vectors = torch.linalg.eigh(cov1)
+    root1 = (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+    middle = root1 @ cov2 @ root1
+    trace_root = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    return float(((mean1 - mean2) ** 2).sum() + cov1.trace() + cov2.trace() - 2 * trace_root)
+
+
+def video_frechet_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:
+    """FVD between two sets of I3D clip features (N x D each): the Frechet distance of their Gaussians, in float64."""
+    return gaussian_frechet_distance(*gaussian_statistics(features1), *gaussian_statistics(features2))

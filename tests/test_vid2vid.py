@@ -13,8 +13,8 @@ import torch
 from data.synthetic_video import make_synthetic_video
 from helpers import assert_ok, assert_one_line_error, run_tool
 from models.vid2vid.data import GrowingClips
-from models.vid2vid.trainer import compose_flows, skipped_runs
-from util.flow import warp
+from models.vid2vid.trainer import skipped_runs
+from util.flow import compose_flows, warp
 
 # A tiny vid2vid: 64x32 frames of the synthetic video, two downsamplings, one residual block per branch.
 TINY_VIDEO = [

@@ -13,24 +13,13 @@ from dataclasses import dataclass, field
 import torch
 
 from util.errors import TrainingError
-from util.flow import warp
+from util.flow import compose_flows
 
 from ..common.trainer_base import TrainerBase
 from .model import GeneratedClip, Vid2VidModel
 
 # A generator's output heads (image, flow, weight, foreground image): the losses see only the finest scale's.
 COARSE_HEADS = ('model_final_img', 'model_final_flow', 'model_final_w', 'indv_final')
-
-
-def compose_flows(flows: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flow and confidence from the last frame of a run to its first, from the consecutive ones (N x k x 2 x H x W,
-    flow i taking frame i+1 to frame i): f = f_k + warp(f_{k-1}, f_k) + ..., confidence the product along the way."""
-    total, confidence = flows[:, -1], masks[:, -1]
-    for step in range(flows.shape[1] - 2, -1, -1):
-        # Where the last frame's pixel is in frame step + 1: its mask and flow are read there.
-        confidence = confidence * warp(masks[:, step], total)
-        total = total + warp(flows[:, step], total)
-    return total, confidence
 
 
 @dataclass

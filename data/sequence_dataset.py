@@ -1,5 +1,5 @@
 """The sequence dataset (docs/VIDEO.md): per sequence a folder of label maps, instance maps, photos and flow files;
-one item is a clip of consecutive frames with one crop and flip for all of them."""
+one item is a clip of consecutive (or evenly spaced) frames with one crop and flip for all of them."""
 
 import argparse
 import copy
@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from util.errors import DatasetError
+from util.flow import compose_flows
 
 from .aligned_dataset import check_label_maxima, image_header, label_maxima, pair_key
 from .base_dataset import image_to_tensor, map_to_tensor, open_map, size_before_crop, to_rgb, transform
@@ -69,8 +70,11 @@ class SequenceDataset(torch.utils.data.Dataset):
         seed: int | None = None,
         batch_size: int = 1,
         clip_schedule: Callable[[int], int] | None = None,
+        max_step: int = 1,
     ) -> None:
-        """`clip_schedule`: clip length by training epoch (keys (epoch, index)), e.g. a length that grows; else `n_frames`."""
+        """`clip_schedule`: clip length by training epoch (keys (epoch, index)), e.g. a length that grows; else `n_frames`.
+        `max_step` > 1: a clip's frames are spaced by a step drawn per clip from 1 .. max_step (at most what the
+        sequence holds), and its flows are the skipped frames' consecutive flows composed."""
         if label_nc < 1:
             raise DatasetError(f"label_nc {label_nc}: sequences are label maps (label_nc >= 1); RGB inputs are not supported")
         self.root, self.phase, self.label_nc = root, phase, label_nc
@@ -91,6 +95,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.flows = self._optional(f'{phase}_flow', 'flow files (.npz or .flo)', _is_flow_file, flow, skip_first=True)
         self.n_frames = self._checked_length(n_frames)
         self.clip_schedule = clip_schedule
+        self.max_step = max_step
         self.dataset_size = len(self.names)
 
     def _optional(
@@ -218,14 +223,32 @@ class SequenceDataset(torch.utils.data.Dataset):
         visible = (visible > 0) & inside
         return torch.from_numpy(scaled.copy()), torch.from_numpy(visible.astype(np.float32).copy())[None]
 
+    def _step(self, sequence_length: int, length: int, rng) -> int:
+        """The spacing of a clip of `length` frames: 1, or with max_step > 1 one drawn from 1 .. max_step, at most what a
+        sequence of `sequence_length` frames holds (the authors' max_t_step). No draw otherwise: the clips of
+        max_step 1 stay the ones drawn before it existed."""
+        if self.max_step == 1:
+            return 1
+        most = min(self.max_step, (sequence_length - 1) // (length - 1)) if length > 1 else 1
+        return rng.randint(1, most)
+
+    def _flow_back(self, paths: list[str], t: int, step: int, params: dict, size: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow and mask taking frame t to frame t - step from a sequence's flow files `paths` (entry t-1: frame t's): frame
+        t's, or with step > 1 those of frames t - step + 1 .. t composed (the mask: visible all the way back)."""
+        pairs = [self._flow(paths[frame - 1], params, size) for frame in range(t - step + 1, t + 1)]
+        if step == 1:
+            return pairs[0]
+        flow, mask = compose_flows(torch.stack([flow for flow, _ in pairs])[None], torch.stack([mask for _, mask in pairs])[None])
+        return flow[0], mask[0]
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """One clip of sequence `key` (an index, or (epoch, index) from the training sampler: with a seed the start,
         crop and flip then depend only on (seed, epoch, index)).
 
         Returns {'label': T x 1 x H x W int32 ids, 'inst': T x 1 x H x W int32, 'image': T x 3 x H x W in [-1, 1],
         'flow': T-1 x 2 x H x W pixels (flow[i] takes frame i+1 of the clip to frame i), 'flow_mask': T-1 x 1 x H x W
-        (1: visible in the previous frame), 'path': the sequence's label folder, 'start': the clip's first frame};
-        an absent kind is an empty tensor.
+        (1: visible in the previous frame), 'path': the sequence's label folder, 'start': the clip's first frame, 'step':
+        the spacing of its frames in the sequence (1 unless max_step > 1)}; an absent kind is an empty tensor.
         """
         epoch, index = key if isinstance(key, tuple) else (None, key)
         rng = random.Random(f'{self.seed}:{epoch}:{index}') if self.seed is not None and epoch is not None else random
@@ -235,8 +258,10 @@ class SequenceDataset(torch.utils.data.Dataset):
             length = self._checked_length(self.clip_schedule(epoch)) or len(labels)
         else:
             length = self.n_frames or len(labels)
-        start = rng.randint(0, len(labels) - length) if self.start is None else min(self.start, len(labels) - length)
-        frames = range(start, start + length)
+        step = self._step(len(labels), length, rng)
+        span = (length - 1) * step + 1  # frames of the sequence the clip covers
+        start = rng.randint(0, len(labels) - span) if self.start is None else min(self.start, len(labels) - span)
+        frames = range(start, start + span, step)
         first = self._read(labels[start], as_map=True)
         size = first.size
         params = self._geometry(size, rng)
@@ -264,7 +289,7 @@ class SequenceDataset(torch.utils.data.Dataset):
                 self._check_size(path, photo.size, size, labels[t])
                 photos.append(image_to_tensor(self._map(photo, params, Image.Resampling.BICUBIC, path)))
             if self.flows is not None and t > start:
-                flow, mask = self._flow(self.flows[sequence][t - 1], params, size)
+                flow, mask = self._flow_back(self.flows[sequence], t, step, params, size)
                 flows.append(flow)
                 masks.append(mask)
         empty = torch.zeros(0)
@@ -276,6 +301,7 @@ class SequenceDataset(torch.utils.data.Dataset):
             'flow_mask': torch.stack(masks) if masks else (torch.zeros(0, 1, *label_maps[0].shape[1:]) if self.flows else empty),
             'path': os.path.join(self.root, f'{self.phase}_label', sequence),
             'start': start,
+            'step': step,
         }
 
     def _check_size_base(self, path: str, width: int, height: int) -> None:

@@ -282,14 +282,15 @@ def flags_of(model: str, options_class: type = TrainOptions) -> set:
     return {action.dest for action in options.make_parser()._actions if action.dest != 'help'}
 
 
-def test_no_pix2pixHD_only_flag_is_named_in_options_the_trainer_base_or_train_py():
-    """pix2pixHD is one method among equals: the shared layers name none of the flags only it has, nor those only it and
-    vid2vid have (its instance features and styles, which vid2vid takes from it)."""
+def test_no_pix2pixHD_or_vid2vid_flag_is_named_in_options_the_trainer_base_or_train_py():
+    """pix2pixHD and vid2vid are methods among equals: the shared layers name none of the flags only they have, either
+    or both (vid2vid takes pix2pixHD's instance features and styles, and has its own --niter_fix_global)."""
     own = set()
     for options_class in (TrainOptions, _TestOptions):
         others = set().union(*(flags_of(model, options_class) for model in METHODS if model not in ('pix2pixHD', 'vid2vid')))
-        own |= flags_of('pix2pixHD', options_class) - others
+        own |= (flags_of('pix2pixHD', options_class) | flags_of('vid2vid', options_class)) - others
     assert {'niter_fix_global', 'netG_init', 'instance_feat', 'n_styles', 'n_downsample_global'} <= own
+    assert {'max_t_step', 'sparse_D', 'max_frames_backpropagate', 'n_frames_G'} <= own
     shared = [*glob.glob(os.path.join(REPO_ROOT, 'options', '*.py')), os.path.join(REPO_ROOT, 'models', 'common', 'trainer_base.py')]
     named = {}
     for path in [*shared, os.path.join(REPO_ROOT, 'train.py')]:

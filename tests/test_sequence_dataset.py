@@ -85,14 +85,41 @@ def test_the_resumable_sampler_drives_seeded_clips(video):
 
 @pytest.mark.parametrize(
     'settings',
-    [{}, {'flip': True}, {'resize_or_crop': 'crop', 'fine_size': 48}, {'flip': True, 'resize_or_crop': 'crop', 'fine_size': 40}],
-    ids=['plain', 'flip', 'crop', 'flip+crop'],
+    [
+        {},
+        {'flip': True},
+        {'resize_or_crop': 'crop', 'fine_size': 48},
+        {'flip': True, 'resize_or_crop': 'crop', 'fine_size': 40},
+        {'flip': True, 'resize_or_crop': 'crop', 'fine_size': 40, 'max_step': 2},
+    ],
+    ids=['plain', 'flip', 'crop', 'flip+crop', 'flip+crop+skipped frames'],
 )
 def test_clips_keep_the_warp_exact_where_visible(video, settings):
     dataset = SequenceDataset(video, 'train', 35, 4, seed=3, **settings)
     errors = [masked_warp_error(dataset[(epoch, index)]) for epoch in range(3) for index in range(N_TRAIN)]
     assert max(masked for masked, _ in errors) < TOLERANCE
     assert max(unmasked for _, unmasked in errors) > 0.1  # the mask matters: cars disocclude and columns enter
+
+
+def test_skipped_frames_are_spaced_by_the_drawn_step_with_their_flows_composed(video):
+    """max_step (vid2vid's --max_t_step): each clip's frames are `step` apart, a step drawn per clip from 1 .. max_step
+    and at most what the sequence holds; its flows take each frame to the one `step` before, exact where visible."""
+    dataset = SequenceDataset(video, 'train', 35, 3, seed=0, max_step=5)
+    items = [dataset[(epoch, index)] for epoch in range(4) for index in range(N_TRAIN)]
+    steps = {item['step'] for item in items}
+    assert steps == {1, 2, 3}  # 8 frames hold a clip of 3 at a step of 3 at most
+    for item in items:
+        start, step = item['start'], item['step']
+        assert 0 <= start and start + 2 * step <= T - 1
+        for k in range(3):
+            frame = np.asarray(Image.open(os.path.join(item['path'], f'frame_{start + k * step:04d}.png')))
+            assert np.array_equal(item['label'][k, 0].numpy(), frame)
+        masked, unmasked = masked_warp_error(item)
+        assert masked < TOLERANCE and item['flow_mask'].mean() > 0.5  # most pixels are tracked back `step` frames
+    # The flow of a step of 3 is no single flow file: one file warps the frame 3 back plainly wrongly.
+    far = next(item for item in items if item['step'] == 3)
+    one_file, _ = load_flow(os.path.join(far['path'].replace('train_label', 'train_flow'), f"frame_{far['start'] + 3:04d}.npz"))
+    assert masked_warp_error({**far, 'flow': torch.from_numpy(one_file)[None].expand_as(far['flow'])})[0] > 0.1
 
 
 def mirrored_pair(video, **settings) -> tuple[dict, dict]:

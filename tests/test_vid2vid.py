@@ -9,12 +9,18 @@ import re
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from builders import build_data, build_trainer
+from data.flow_files import load_flow
 from data.synthetic_video import make_synthetic_video
-from helpers import assert_ok, assert_one_line_error, run_tool
+from helpers import assert_ok, assert_one_line_error, one_line, run_tool
+from models import METHODS
 from models.vid2vid.data import GrowingClips
-from models.vid2vid.trainer import compose_flows, skipped_runs
-from util.flow import warp
+from models.vid2vid.trainer import COARSE_HEADS, SparseRuns, skipped_runs
+from options.train_options import TrainOptions
+from util.errors import OptionsError
+from util.flow import compose_flows, warp
 
 # A tiny vid2vid: 64x32 frames of the synthetic video, two downsamplings, one residual block per branch.
 TINY_VIDEO = [
@@ -184,6 +190,11 @@ def test_raft_flow_recovers_a_known_motion_in_the_convention_of_warp():
         (['--fg', '--fg_labels', '40'], '--fg_labels 40'),
         (['--n_frames_D', '1'], '--n_frames_D 1'),
         (['--gan_mode', 'hinge'], 'gan_mode'),
+        (['--max_t_step', '0'], '--max_t_step 0'),
+        (['--max_frames_backpropagate', '0'], '--max_frames_backpropagate 0'),
+        (['--max_frames_backpropagate', '3'], '--max_frames_per_gpu 3'),  # TINY_VIDEO's forwards are of 2 frames
+        (['--niter_fix_global', '-1'], '--niter_fix_global -1'),
+        (['--niter_fix_global', '2'], '--n_scales_spatial 2'),
     ],
 )
 def test_bad_flags_get_one_line_errors(tmp_path, video_root, flags, fragment):
@@ -344,3 +355,152 @@ def test_instance_norm_is_the_projects_with_running_statistics():
     layer = vid2vid_norm_layer('instance')(4)
     assert isinstance(layer, InstanceNorm2d) and layer.track_running_stats and not layer.affine
     assert set(layer.state_dict()) == {'running_mean', 'running_var', 'num_batches_tracked'}
+
+
+# ----------------------------------------------------------------------------- the authors' training flags
+def built(video_root: str, *flags: str) -> tuple:
+    """(loader, trainer) of the tiny vid2vid with `flags`, built as train.py builds them."""
+    args = [*TINY_VIDEO, '--name', 'flags', '--checkpoints_dir', '/nonexistent', '--dataroot', video_root, *flags]
+    opt = TrainOptions('', METHODS).parse(args, save=False)
+    _, loader = build_data(opt)
+    return loader, build_trainer(opt)
+
+
+def epoch_batches(loader, epoch: int) -> list[dict]:
+    """The batches of `epoch`, as train.py's loop draws them."""
+    loader.sampler.set_epoch(epoch)
+    return list(loader)
+
+
+def recorded(monkeypatch, obj, name: str) -> list:
+    """The positional arguments of every call of obj.name from now on (the call itself runs unchanged)."""
+    calls = []
+    original = getattr(obj, name)
+
+    def record(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, record)
+    return calls
+
+
+def test_max_t_step_skips_frames_and_the_losses_get_the_flow_across_them(video_root, monkeypatch):
+    """--max_t_step 3: a clip's frames are a drawn step of 1..3 apart, and the reference flow the flow losses get takes
+    each frame to the one a step before (the flow files of the skipped frames composed): exact where it is confident."""
+    loader, trainer = built(video_root, '--max_t_step', '3', '--n_frames_G', '2', '--niter_step', '10', '--no_flip')
+    batches = [batch for epoch in range(1, 7) for batch in epoch_batches(loader, epoch)]
+    assert {int(batch['step']) for batch in batches} == {1, 2, 3}  # clips of 3 frames in sequences of 8: at most 3
+    batch = next(batch for batch in batches if int(batch['step']) == 3)
+    start, path = int(batch['start']), batch['path'][0]
+    for k in range(3):
+        frame = np.asarray(Image.open(os.path.join(path, f'frame_{start + 3 * k:04d}.png')))
+        assert np.array_equal(batch['label'][0, k, 0].numpy(), frame)
+    calls = recorded(monkeypatch, trainer.model, 'image_losses')
+    trainer.train_step(batch)
+    [(_, real_B, real_B_prev, _, _, flow_ref, conf_ref)] = calls  # one forward of both made frames
+    # The synthetic video's flow is exact (whole-pixel motion): warping by it is float rounding away (1e-4, as
+    # test_sequence_dataset's bound) where confident; most pixels are.
+    error = (warp(real_B_prev.flatten(0, 1), flow_ref.flatten(0, 1)) - real_B.flatten(0, 1)).abs().amax(1, keepdim=True)
+    assert (error * conf_ref.flatten(0, 1)).max() < 1e-4 and conf_ref.mean() > 0.5
+    # A single frame's flow (the last skipped one's) is not the flow across the step.
+    one_frame, _ = load_flow(os.path.join(path.replace('train_label', 'train_flow'), f'frame_{start + 3:04d}.npz'))
+    wrong = (warp(real_B_prev[:, 0], torch.from_numpy(one_frame)[None]) - real_B[:, 0]).abs().amax(1, keepdim=True)
+    assert (wrong * conf_ref[:, 0]).max() > 0.1
+
+
+def test_sparse_runs_are_the_authors_sparse_skipped_frames():
+    """SparseRuns against the authors' get_skipped_frames_sparse worked by hand: forwards of 4 frames, runs of 3 (each
+    frame's value is its index among the clip's made frames)."""
+    runs = SparseRuns(n_frames_D=3, n_scales=2)
+
+    def forward(first: int) -> list:
+        index = torch.arange(first, first + 4, dtype=torch.float32).view(1, 4, 1)
+        found = runs.runs({'real': index, 'fake': index, 'flow': index})
+        return [None if scale is None else (scale[0].flatten().tolist(), scale[2].flatten().tolist()) for scale in found]
+
+    # Rate 1: the last 3 frames, then runs that follow each other from the last 2 frames of the one before. Rate 1/3:
+    # frames 0, 3, 6, 9, ... in runs of 3; a run's flows are its frames' own (frame 6's to frame 5), not across the skip.
+    assert forward(0) == [([1, 2, 3], [2, 3]), None]
+    assert forward(4) == [([2, 3, 4, 5, 6, 7], [3, 4, 6, 7]), ([0, 3, 6], [3, 6])]
+    assert forward(8) == [([6, 7, 8, 9, 10, 11], [7, 8, 10, 11]), ([3, 6, 9], [6, 9])]
+
+
+def test_sparse_D_gives_the_slower_temporal_discriminator_the_authors_sparse_runs(video_root, monkeypatch):
+    """--sparse_D: the 1/2-rate temporal D sees frames 0 and 2 of the clip's made frames only (not also 1 and 3), with
+    frame 2's own flow to frame 1, where without it D_T1 sees both runs with the flows across the skipped frame."""
+    flags = ('--n_frames_D', '2', '--n_frames_G', '2', '--n_frames_total', '4', '--max_frames_per_gpu', '1', '--no_flip')
+    seen = {}
+    for mode in ('dense', 'sparse'):
+        loader, trainer = built(video_root, *flags, *(['--sparse_D'] if mode == 'sparse' else []))
+        batch = epoch_batches(loader, 1)[0]
+        calls = recorded(monkeypatch, trainer.model, 'temporal_losses')
+        trainer.train_step(batch)
+        seen[mode] = [(real, flow) for scale, real, _, flow in calls if scale == 1]
+    images, flows, masks = batch['image'], batch['flow'], batch['flow_mask']  # clip frame k + 1 is made frame k
+    [(real, flow)] = seen['sparse']
+    assert torch.equal(real, images[:, [1, 3]]) and torch.equal(flow, flows[:, 2:3])
+    (real0, _), (real1, _) = seen['dense']
+    assert torch.equal(real0, images[:, [1, 3]]) and torch.equal(real1, images[:, [2, 4]])
+    assert torch.equal(seen['dense'][0][1], compose_flows(flows[:, 1:3], masks[:, 1:3])[0][:, None])
+    assert not torch.equal(seen['dense'][0][1], flows[:, 2:3])
+
+
+def test_niter_fix_global_trains_only_the_finest_scale_then_every_scale(video_root):
+    """--niter_fix_global 1 (with --n_scales_spatial 2): in epoch 1 no parameter of the coarser generator G0 moves (its
+    BatchNorm statistics do: it still runs), G1's do; from epoch 2 on every G0 parameter trains too, under a fresh Adam
+    as the authors make one. (With --max_frames_backpropagate 2, from epoch 2 on, G0's output heads included: its
+    frames then feed its next frames undetached.)"""
+    loader, trainer = built(video_root, '--n_scales_spatial', '2', '--niter_fix_global', '1', '--max_frames_backpropagate', '2')
+    G0, G1 = trainer.model.netG0, trainer.model.netG1
+
+    def params(net):
+        return {name: value.detach().clone() for name, value in net.named_parameters()}
+
+    before0, before1 = params(G0), params(G1)
+    trainer.train_step(epoch_batches(loader, 1)[0])
+    assert all(torch.equal(value, before0[name]) for name, value in G0.named_parameters())
+    assert all(not torch.equal(value, before1[name]) for name, value in G1.named_parameters())
+    trainer.end_epoch(1)
+    before0 = params(G0)
+    trainer.train_step(epoch_batches(loader, 2)[0])
+    assert {name.split('.')[0] for name in before0} >= set(COARSE_HEADS[:3])
+    assert all(not torch.equal(value, before0[name]) for name, value in G0.named_parameters())
+    # Epoch 2's clip is 2 forwards long: a fresh Adam has taken 2 steps, not the 3 of one kept since epoch 1.
+    assert {int(trainer.optimizer_G.state[param]['step']) for param in G1.parameters()} == {2}
+
+
+def test_torchrun_refuses_backpropagating_into_coarser_raw_frames(video_root, monkeypatch):
+    """Under torchrun, --max_frames_backpropagate > 1 with coarser scales and --no_first_img would leave the coarser flow
+    heads without a gradient in a clip's first forward (its frames are raw), which DDP stops on: refused at parse time."""
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    flags = ['--max_frames_backpropagate', '2', '--n_scales_spatial', '2', '--no_first_img']
+    with pytest.raises(OptionsError) as refused:
+        built(video_root, *flags)
+    assert '--max_frames_backpropagate 2' in one_line(refused.value) and '--no_first_img' in str(refused.value)
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    built(video_root, *flags)  # one process: allowed
+
+
+def test_max_frames_backpropagate_lets_a_frame_s_loss_reach_the_frame_before(video_root):
+    """--max_frames_backpropagate 2 (forwards of 2 frames): from the first doubling of the clip on (epoch 2 with
+    --niter_step 1, as the authors grow it) the second frame of a forward gets G's first frame undetached, and the
+    gradient of G's losses flows through it into the first frame; before (and by default) it does not."""
+    loader, trainer = built(video_root, '--max_frames_backpropagate', '2')
+    inputs: list = []
+    gradients: list = []
+
+    def previous_frames(module, args):
+        inputs.append(args[1])
+        if args[1].requires_grad:
+            args[1].register_hook(gradients.append)
+
+    trainer.model.netG0.register_forward_pre_hook(previous_frames)
+    trainer.train_step(epoch_batches(loader, 1)[0])
+    assert len(inputs) == 2 and not any(previous.requires_grad for previous in inputs) and not gradients
+    trainer.end_epoch(1)
+    inputs.clear()
+    trainer.train_step(epoch_batches(loader, 2)[0])  # 4 made frames: 2 forwards of 2
+    assert [previous.requires_grad for previous in inputs] == [False, True, False, True]
+    # Each forward's second frame: its previous frames are the frame before G's first (channels 0-2) and G's first.
+    assert len(gradients) == 2 and all(grad[:, 3:].abs().sum() > 0 for grad in gradients)

@@ -27,6 +27,18 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(image, grid, mode='bilinear', padding_mode='border', align_corners=True)
 
 
+def compose_flows(flows: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow and confidence from the last frame of a run to its first, from the consecutive ones (N x k x 2 x H x W,
+    flow i taking frame i+1 to frame i; masks N x k x 1 x H x W): f = f_k + warp(f_{k-1}, f_k) + ..., the confidence
+    the product of the masks along the way (bilinear reads: fractional beside an occlusion)."""
+    total, confidence = flows[:, -1], masks[:, -1]
+    for step in range(flows.shape[1] - 2, -1, -1):
+        # Where the last frame's pixel is in frame step + 1: its mask and flow are read there.
+        confidence = confidence * warp(masks[:, step], total)
+        total = total + warp(flows[:, step], total)
+    return total, confidence
+
+
 def warping_error(frames: torch.Tensor, flows: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     """Mean |frame_t - warp(frame_{t-1}, flow_t)| over the pixels `visible` marks, per sequence.
 

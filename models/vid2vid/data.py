@@ -39,8 +39,9 @@ class GrowingClips:
 
 
 def dataset(opt: argparse.Namespace) -> SequenceDataset:
-    """Training: clips on the growing schedule, with the reference flow from <phase>_flow (or --flow_weights' RAFT);
-    test: whole sequences from their first frame."""
+    """Training: clips on the growing schedule, their frames spaced by a step up to --max_t_step, with the reference
+    flow from <phase>_flow (composed over skipped frames) or --flow_weights' RAFT; test: whole sequences from their
+    first frame."""
     sequences = sequence_dataset(opt)
     if not opt.isTrain:
         return sequences
@@ -57,6 +58,7 @@ def dataset(opt: argparse.Namespace) -> SequenceDataset:
         )
     schedule = GrowingClips(opt.n_frames_total, opt.niter_step, given, opt.max_frames_per_gpu, sequences.shortest_sequence())
     sequences.clip_schedule = schedule
+    sequences.max_step = opt.max_t_step
     return sequences
 
 

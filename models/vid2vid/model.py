@@ -3,7 +3,8 @@ and inference (no optimisers, no file I/O). The trainer (trainer.py) runs them i
 
 Shapes: a clip is B x T x C x H x W. In training, the first n_frames_G - 1 frames of a clip are given (real photos)
 and G makes the rest one by one, each from the label maps of the last n_frames_G frames and its n_frames_G - 1
-previous frames (real, then its own outputs, detached: the authors backpropagate through one frame).
+previous frames (real, then its own outputs, detached by default: the authors backpropagate through one frame, more
+with --max_frames_backpropagate).
 
 Instance features (pix2pixHD's, docs/VIDEO.md): each frame's encoded labels get --feat_num more channels, E's output
 on that frame's photo averaged inside each of its instances in training; at test time one cluster centre per instance,
@@ -260,10 +261,14 @@ class Vid2VidModel(nn.Module):
         return labels[:, list(self.arch.fg_labels)].sum(1, keepdim=True).clamp(0, 1)
 
     # ---------------------------------------------------------------- generation
-    def generate(self, labels: torch.Tensor, previous: Sequence[torch.Tensor], raw_only: int = 0) -> GeneratedClip:
+    def generate(self, labels: torch.Tensor, previous: Sequence[torch.Tensor], raw_only: int = 0, backprop: int = 1) -> GeneratedClip:
         """G on every frame it can make from `labels` (B x (n_frames_G-1+n) x C x H x W, encoded) and `previous` (per
         scale, finest first: the n_frames_G - 1 frames before the first made one): n frames, one at a time; the first
-        `raw_only` of them from the hallucination branch alone (--no_first_img: nothing real to warp yet)."""
+        `raw_only` of them from the hallucination branch alone (--no_first_img: nothing real to warp yet).
+
+        `backprop` (the authors' frames to backpropagate): frames 0, backprop, 2 backprop, ... of the n get their
+        previous frames detached, the others keep them attached, so the gradient of a frame's losses also flows into
+        the frames G made before it in this call, as far as attached inputs lead; 1: every frame on its own."""
         tG, n_scales = self.arch.n_frames_G, self.arch.n_scales_spatial
         label_levels = pyramid(labels, n_scales)
         frames = [level.detach() for level in previous]  # grows by each made frame, per scale
@@ -274,8 +279,9 @@ class Vid2VidModel(nn.Module):
                 level = n_scales - 1 - scale
                 frame_labels = label_levels[level][:, t : t + tG]
                 mask = self.foreground_mask(frame_labels[:, -1]) if self.arch.fg else None
-                # The previous frames are detached: the authors backpropagate through one frame at a time.
-                prev = frames[level][:, t : t + tG - 1].detach()
+                prev = frames[level][:, t : t + tG - 1]
+                if t % backprop == 0:  # by default always: the authors backpropagate through one frame at a time
+                    prev = prev.detach()
                 coarse = net(frame_labels.flatten(1, 2), prev.flatten(1, 2), mask, coarse, t < raw_only)
                 frames[level] = torch.cat((frames[level], coarse.image.unsqueeze(1)), dim=1)
             assert coarse is not None

@@ -6,7 +6,8 @@ Flags added here (groups 'vid2vid model' and 'vid2vid training'): --n_frames_G, 
 --single_G_dir; pix2pixHD's instance-feature flags (--instance_feat, --label_feat, --feat_num, --nef, --n_downsample_E,
 --n_clusters) and test-time styles (--n_styles, --feat_choice, --cluster_path, --use_encoded_image, --allow_pickle);
 training: --num_D, --n_frames_D, --n_scales_temporal, --lambda_feat, --lambda_T, --lambda_F, --no_vgg,
---no_ganFeat, --gan_mode, --TTUR, --max_frames_per_gpu, --n_frames_total, --niter_step, --flow_weights.
+--no_ganFeat, --gan_mode, --TTUR, --sparse_D, --max_frames_per_gpu, --max_frames_backpropagate, --max_t_step,
+--n_frames_total, --niter_step, --niter_fix_global, --flow_weights.
 Shared flags read: --label_nc, --input_nc, --output_nc, --ngf, --norm, --netG (composite), --ndf, --n_layers_D, --lr,
 --beta1, --niter, --niter_decay, --vgg_weights.
 """
@@ -52,6 +53,13 @@ RESUME_POLICY = {
     'no_vgg': (MAY, 'the VGG loss changes from the next iteration'),
     'gan_mode': (MAY, 'least squares is the only mode'),
     'max_frames_per_gpu': (MAY, 'frames generated per backward change from the next sequence'),
+    'max_frames_backpropagate': (MAY, 'how far gradients reach back through G\'s frames changes from the next sequence'),
+    'max_t_step': (MAY, 'the spacing of the frames of a clip is drawn anew from the next sequence'),
+    'sparse_D': (MAY, 'the temporal discriminators (the same networks) see the new choice of runs from the next sequence'),
+    'niter_fix_global': (
+        MAY,
+        'G\'s optimiser holds every scale either way; the coarser scales train once the new count of epochs has passed',
+    ),
     'n_frames_total': (MAY, 'the sequence length changes from the next sequence'),
     'niter_step': (MAY, 'the sequence length doubles on the new schedule'),
     'flow_weights': (MAY, 'the reference flow comes from the new network'),
@@ -94,10 +102,24 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
     add('--no_ganFeat', action='store_true', help='vid2vid: no discriminator feature matching')
     add('--gan_mode', type=str, default='ls', choices=['ls'], help='vid2vid: least squares (the authors\' code uses it for every mode)')
     add('--TTUR', action='store_true', help='vid2vid: two time-scale updates (G lr/2, D lr*2, betas 0, 0.9)')
+    add('--sparse_D', action='store_true', help='vid2vid: sparse temporal discriminators (fewer runs of frames, to save memory)')
     add = help_group(parser, 'training schedule').add_argument
     add('--max_frames_per_gpu', type=int, default=1, help='vid2vid: frames generated per forward/backward')
+    add(
+        '--max_frames_backpropagate',
+        type=int,
+        default=1,
+        help='vid2vid: frames a loss backpropagates through (grows with the clip, within one forward of --max_frames_per_gpu)',
+    )
+    add('--max_t_step', type=int, default=1, help='vid2vid: max spacing of a training clip\'s frames (> 1: frames skipped at random)')
     add('--n_frames_total', type=int, default=30, help='vid2vid: frames of a training sequence at first (doubles every --niter_step)')
     add('--niter_step', type=int, default=5, help='vid2vid: epochs between doublings of the sequence length')
+    add(
+        '--niter_fix_global',
+        type=int,
+        default=0,
+        help='vid2vid: epochs that only the finest spatial scale trains (--n_scales_spatial > 1); then every scale',
+    )
     add(
         '--flow_weights',
         type=str,
@@ -133,9 +155,29 @@ def validate(opt: argparse.Namespace) -> None:
     if opt.isTrain:
         if opt.n_frames_D < 2:
             raise OptionsError(f"--n_frames_D {opt.n_frames_D}: a temporal discriminator compares at least 2 frames")
-        for flag in ('max_frames_per_gpu', 'n_frames_total', 'niter_step'):
+        for flag in ('max_frames_per_gpu', 'n_frames_total', 'niter_step', 'max_frames_backpropagate', 'max_t_step'):
             if getattr(opt, flag) < 1:
                 raise OptionsError(f"--{flag} {getattr(opt, flag)} must be >= 1")
+        if opt.max_frames_backpropagate > opt.max_frames_per_gpu:
+            raise OptionsError(
+                f"--max_frames_backpropagate {opt.max_frames_backpropagate}: gradients reach back only within one forward of "
+                f"--max_frames_per_gpu {opt.max_frames_per_gpu} frames; pass --max_frames_per_gpu {opt.max_frames_backpropagate} "
+                f"or a smaller --max_frames_backpropagate"
+            )
+        if opt.world_size > 1 and opt.max_frames_backpropagate > 1 and opt.n_scales_spatial > 1 and opt.no_first_img:
+            raise OptionsError(
+                f"--max_frames_backpropagate {opt.max_frames_backpropagate} with --n_scales_spatial {opt.n_scales_spatial} and "
+                f"--no_first_img under torchrun: a clip's first forward makes its frames from the hallucination branch alone, "
+                f"so the coarser scales' flow heads get no gradient there, which DDP does not allow; train in one process "
+                f"or pass --max_frames_backpropagate 1"
+            )
+        if opt.niter_fix_global < 0:
+            raise OptionsError(f"--niter_fix_global {opt.niter_fix_global} must be >= 0 (0: every spatial scale trains from the start)")
+        if opt.niter_fix_global > 0 and opt.n_scales_spatial == 1:
+            raise OptionsError(
+                f"--niter_fix_global {opt.niter_fix_global}: --n_scales_spatial 1 has no coarser scale to fix; pass "
+                f"--n_scales_spatial 2 (or more) or --niter_fix_global 0"
+            )
 
 
 def derive(opt: argparse.Namespace) -> None:

@@ -5,15 +5,20 @@ Adam step each, G first. The temporal discriminators see runs of n_frames_D fram
 
 The reference flow (frame t to frame t-1) comes with the data (flow files, the synthetic video's exact flow) or
 from models/vid2vid/flow.py's estimator; flows between frames further apart are the consecutive ones composed.
+
+The authors' schedule besides the lr: a loss reaches back through more of G's frames as the clip grows
+(--max_frames_backpropagate), and with --niter_fix_global only the finest spatial scale trains at first.
 """
 
 import argparse
+import math
 from dataclasses import dataclass, field
 
 import torch
 
+from util.distributed import bare
 from util.errors import TrainingError
-from util.flow import warp
+from util.flow import compose_flows
 
 from ..common.trainer_base import TrainerBase
 from .model import GeneratedClip, Vid2VidModel
@@ -22,15 +27,9 @@ from .model import GeneratedClip, Vid2VidModel
 COARSE_HEADS = ('model_final_img', 'model_final_flow', 'model_final_w', 'indv_final')
 
 
-def compose_flows(flows: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flow and confidence from the last frame of a run to its first, from the consecutive ones (N x k x 2 x H x W,
-    flow i taking frame i+1 to frame i): f = f_k + warp(f_{k-1}, f_k) + ..., confidence the product along the way."""
-    total, confidence = flows[:, -1], masks[:, -1]
-    for step in range(flows.shape[1] - 2, -1, -1):
-        # Where the last frame's pixel is in frame step + 1: its mask and flow are read there.
-        confidence = confidence * warp(masks[:, step], total)
-        total = total + warp(flows[:, step], total)
-    return total, confidence
+# A temporal discriminator's input: runs of n_frames_D frames, real and G's (N x n_frames_D x C x H x W), and the flows
+# between a run's neighbouring frames (N x (n_frames_D-1) x 2 x H x W, pixels).
+Runs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -38,8 +37,14 @@ class ClipHistory:
     """The frames of the clip so far that the temporal discriminators may still need: real, G's (detached once
     past), and the consecutive reference flows / confidences (entry i: frame i to frame i-1)."""
 
-    keep: int  # frames kept: n_frames_D**(n_scales_temporal-1) * (n_frames_D-1), the longest run's span
+    n_frames_D: int
+    n_scales: int
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def keep(self) -> int:
+        """Frames kept: n_frames_D**(n_scales-1) * (n_frames_D-1), the longest run's span."""
+        return max(1, self.n_frames_D ** (self.n_scales - 1) * (self.n_frames_D - 1))
 
     def extend(self, **new: torch.Tensor) -> dict[str, torch.Tensor]:
         """Append this forward's frames (B x n x ...); returns every frame to draw runs from (old ones detached)."""
@@ -48,6 +53,72 @@ class ClipHistory:
         }
         self.tensors = {name: value[:, -self.keep :] if value.shape[1] > self.keep else value for name, value in joined.items()}
         return joined
+
+    def runs(self, new: dict[str, torch.Tensor]) -> list[Runs | None]:
+        """Per temporal scale, the runs ending in this forward's frames (`new`: 'real', 'fake', 'flow', 'conf', B x n x
+        ...) with the flows across their skipped frames composed; None where a scale has none yet."""
+        frames = self.extend(**new)
+        found: list[Runs | None] = []
+        for scale in range(self.n_scales):
+            runs = skipped_runs(frames['real'], new['real'].shape[1], self.n_frames_D, scale)
+            if not runs:
+                found.append(None)
+                continue
+            picks = [torch.arange(first, first + step * self.n_frames_D, step, device=frames['real'].device) for first, step in runs]
+            real = torch.cat([frames['real'][:, index] for index in picks])
+            fake = torch.cat([frames['fake'][:, index] for index in picks])
+            run_flows = []
+            for index, (_, step) in zip(picks, runs):
+                # Between run frames k-1 and k: the consecutive flows of the frames after k-1 up to k, composed.
+                pairs = [
+                    compose_flows(frames['flow'][:, frame - step + 1 : frame + 1], frames['conf'][:, frame - step + 1 : frame + 1])[0]
+                    for frame in index[1:].tolist()
+                ]
+                run_flows.append(torch.stack(pairs, 1))
+            found.append((real, fake, torch.cat(run_flows)))
+        return found
+
+
+@dataclass
+class SparseRuns:
+    """--sparse_D, the authors' sparse temporal discriminators (their get_skipped_frames_sparse): at temporal scale s
+    only the made frames whose index in the clip is a multiple of n_frames_D**s count, and they form runs of n_frames_D
+    that follow one another (each starting from the last n_frames_D - 1 frames of the one before, or after it where a
+    forward brings a whole run's frames). A run's flows are its frames' own flows to the frame just before each, as the
+    authors take them: across skipped frames that is not the flow between the run's frames (they save the flow network's
+    passes on them)."""
+
+    n_frames_D: int
+    n_scales: int
+    made: int = 0  # the clip's frames made before this forward
+    kept: list[dict[str, torch.Tensor]] = field(default_factory=list)  # per scale, the frames the next run may start from
+
+    def runs(self, new: dict[str, torch.Tensor]) -> list[Runs | None]:
+        """Per temporal scale, the runs this forward's frames (`new`: 'real', 'fake', 'flow', B x n x ...) complete; None
+        where they complete none."""
+        tD = self.n_frames_D
+        if not self.kept:
+            self.kept = [{} for _ in range(self.n_scales)]
+        found: list[Runs | None] = []
+        for scale, kept in enumerate(self.kept):
+            every = tD**scale
+            if kept and kept['real'].shape[1] % tD == 0:  # all of them made runs: the next starts from the last tD - 1
+                kept = {name: value[:, 1 - tD :] for name, value in kept.items()}
+            first = -self.made % every  # the first new frame whose index in the clip is a multiple of `every`
+            picked = {name: new[name][:, first::every] for name in ('real', 'fake', 'flow')}
+            if picked['real'].shape[1]:
+                kept = {name: torch.cat((kept[name].detach(), value), 1) if kept else value for name, value in picked.items()}
+            length = kept['real'].shape[1] if kept else 0
+            if length >= tD:
+                kept = {name: value[:, length % tD :] for name, value in kept.items()}
+            self.kept[scale] = kept
+            if length < tD:
+                found.append(None)
+                continue
+            real, fake, flow = (kept[name].reshape(-1, tD, *kept[name].shape[2:]) for name in ('real', 'fake', 'flow'))
+            found.append((real, fake, flow[:, 1:]))
+        self.made += new['real'].shape[1]
+        return found
 
 
 def skipped_runs(frames: torch.Tensor, n_new: int, n_frames_D: int, scale: int) -> list[tuple[int, int]]:
@@ -74,33 +145,87 @@ class Vid2VidTrainer(TrainerBase):
         ttur: bool = False,
         frames_per_forward: int = 1,
     ) -> None:
-        """`opt` None: a trainer driven by hand (the fixture test) with `lr`, `beta1`, `ttur`, `frames_per_forward`;
-        else --lr, --beta1, --TTUR, --max_frames_per_gpu."""
+        """`opt` None: a trainer driven by hand (the fixture test) with `lr`, `beta1`, `ttur`, `frames_per_forward` and
+        the authors' defaults of the rest; else --lr, --beta1, --TTUR, --max_frames_per_gpu, --max_frames_backpropagate,
+        --niter_step, --niter_fix_global, --sparse_D."""
         super().__init__(model, opt, lr)
         self.model: Vid2VidModel = model
+        self.max_backprop, self.niter_step, self.niter_fix_global, self.sparse_D = 1, 1, 0, False
         if opt is not None:
             beta1, ttur, frames_per_forward = opt.beta1, opt.TTUR, opt.max_frames_per_gpu
+            self.max_backprop, self.niter_step = opt.max_frames_backpropagate, opt.niter_step
+            self.niter_fix_global, self.sparse_D = opt.niter_fix_global, opt.sparse_D
         self.frames_per_forward = frames_per_forward
+        self.epoch = 1  # the epoch being trained (end_epoch and a resume move it), which the schedule above follows
         # TTUR (the authors'): G at lr/2, D at 2 lr, both betas (0, 0.9); the temporal Ds keep lr and beta1.
         self.lr_factors = {'optimizer_G': 0.5, 'optimizer_D': 2.0} if ttur else {}
-        betas = (0.0, 0.9) if ttur else (beta1, 0.999)
-        # Below the finest scale a generator's output heads only make its own scale's frames, which the next frame
-        # gets detached as previous frames: no loss reaches them. Frozen, so that DDP (which waits for a gradient of
-        # every trained parameter in each backward) leaves them out; in one process Adam skips them either way (no
-        # gradient). They stay in the optimiser: its saved state keeps the same parameters.
-        for net in model.generators()[:-1]:
-            for name in COARSE_HEADS:
-                if hasattr(net, name):
-                    getattr(net, name).requires_grad_(False)
-        g_params = [param for net in model.generators() for param in net.parameters()]
-        if model.netE is not None:  # E trains with G, in G's optimiser (pix2pixHD's)
-            g_params += list(model.netE.parameters())
-        self.optimizer_G = torch.optim.Adam(g_params, lr=self.lr * self.lr_factors.get('optimizer_G', 1.0), betas=betas)
-        self.optimizer_D = torch.optim.Adam(model.netD.parameters(), lr=self.lr * self.lr_factors.get('optimizer_D', 1.0), betas=betas)
+        self.betas = (0.0, 0.9) if ttur else (beta1, 0.999)
+        self.trained_parts: tuple[bool, bool] | None = None  # what train_generators last set
+        self.train_generators(backprop=1)
+        self.optimizer_G = self.make_optimizer_G()
+        self.optimizer_D = torch.optim.Adam(model.netD.parameters(), lr=self.lr * self.lr_factors.get('optimizer_D', 1.0), betas=self.betas)
         self.optimizers_D_T = [
             torch.optim.Adam(net.parameters(), lr=self.lr, betas=(beta1, 0.999)) for net in model.temporal_discriminators()
         ]
         self.last_forward: dict[str, torch.Tensor] = {}  # the last forward's tensors, for the training page and tests
+
+    def make_optimizer_G(self) -> torch.optim.Optimizer:
+        """A fresh Adam over every spatial scale's generator (and E, which trains with G as pix2pixHD's) at the current
+        lr: the parameters that take no gradient (train_generators) stay in it, so that its saved state always holds
+        the same parameters; Adam skips them."""
+        params = [param for net in self.model.generators() for param in net.parameters()]
+        if self.model.netE is not None:
+            params += list(self.model.netE.parameters())
+        return torch.optim.Adam(params, lr=self.current_lr * self.lr_factors.get('optimizer_G', 1.0), betas=self.betas)
+
+    def coarse_fixed(self) -> bool:
+        """Whether the coarser spatial scales are fixed this epoch (--niter_fix_global: its first epochs)."""
+        return self.epoch <= self.niter_fix_global
+
+    def frames_backpropagated(self, per_forward: int) -> int:
+        """The authors' frames to backpropagate (their n_frames_bp) for a clip of forwards of `per_forward` frames: 1, then
+        doubled with the clip length every --niter_step epochs up to --max_frames_backpropagate, and cut to divide
+        the forward into pieces of equal length (at most per_forward)."""
+        most = min(self.max_backprop, 2 ** ((self.epoch - 1) // self.niter_step))
+        return per_forward // math.ceil(per_forward / most)
+
+    def train_generators(self, backprop: int) -> None:
+        """Which generator parameters take gradients: the finest scale's all; a coarser scale's none while
+        --niter_fix_global fixes it (what the authors' detached coarse outputs do: no loss reaches it), else all but
+        its output heads, which a loss reaches only through the frames that the next frames get undetached (backprop
+        > 1). Under torchrun a change re-wraps the coarser generators: DDP waits for a gradient of exactly the
+        parameters that take one."""
+        parts = (self.coarse_fixed(), backprop > 1)
+        if parts == self.trained_parts:
+            return
+        self.trained_parts = parts
+        fixed, heads = parts
+        for net in self.model.generators()[:-1]:
+            net = bare(net)
+            net.requires_grad_(not fixed)
+            for name in COARSE_HEADS:
+                if hasattr(net, name) and not heads:
+                    getattr(net, name).requires_grad_(False)
+        if self.data_parallel:
+            for scale in range(self.model.arch.n_scales_spatial - 1):
+                net = self.model.networks_by_name()[f'G{scale}']
+                setattr(self.model, f'netG{scale}', net)
+                if any(param.requires_grad for param in net.parameters()):
+                    self.wrap_network(f'G{scale}')
+
+    def end_epoch(self, epoch: int) -> None:
+        """`epoch` has ended: once --niter_fix_global epochs have, every spatial scale trains, under a fresh Adam for G
+        as the authors' update_fixed_params makes one (at the current lr and betas); then the lr schedule (TrainerBase)."""
+        self.epoch = epoch + 1
+        if self.niter_fix_global and epoch == self.niter_fix_global:
+            self.optimizer_G = self.make_optimizer_G()
+            print('------------ Now training every spatial scale -----------')
+        super().end_epoch(epoch)
+
+    def restore_training_state(self, state: dict, changed: dict | None = None) -> None:
+        """TrainerBase's, and the resumed epoch, which the schedule of what trains follows."""
+        super().restore_training_state(state, changed)
+        self.epoch = state['epoch']
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """{name in the training state: optimiser}."""
@@ -137,7 +262,9 @@ class Vid2VidTrainer(TrainerBase):
         batch, n_total = images.shape[:2]
         n_made = n_total - tG + 1
         per_forward = max(1, min(self.frames_per_forward, n_made))
-        history = ClipHistory(keep=max(1, d.n_frames_D ** (d.n_scales_temporal - 1) * (d.n_frames_D - 1)))
+        history = (SparseRuns if self.sparse_D else ClipHistory)(d.n_frames_D, d.n_scales_temporal)
+        backprop = self.frames_backpropagated(per_forward)
+        self.train_generators(backprop)
         previous = model.first_previous(images, batch, tuple(images.shape[-2:]))  # type: ignore[arg-type]
         made: list[torch.Tensor] = []
         last_made: torch.Tensor | None = None
@@ -151,7 +278,7 @@ class Vid2VidTrainer(TrainerBase):
             g_labels = labels[:, start:stop]
             if pool is not None:
                 g_labels = model.add_features(g_labels, pool[:, start:stop], images[:, start:stop])
-            generated = model.generate(g_labels, previous, raw_only=raw_only)
+            generated = model.generate(g_labels, previous, raw_only, backprop)
             previous = generated.last
             real_B = images[:, start + tG - 1 : stop]
             real_B_prev = images[:, start + tG - 2 : stop - 1]
@@ -162,38 +289,22 @@ class Vid2VidTrainer(TrainerBase):
             fake_B_prev = torch.cat((before, generated.images[:, :-1].detach()), 1)
             last_made = generated.images[:, -1:].detach()
             losses = model.image_losses(labels[:, start + tG - 1 : stop], real_B, real_B_prev, generated, fake_B_prev, flow_ref, conf_ref)
-            losses.update(self.temporal_losses(history, real_B, generated, flow_ref, conf_ref))
+            frames = {'real': real_B, 'fake': generated.images, 'flow': flow_ref, 'conf': conf_ref}
+            losses.update(self.temporal_losses(history.runs(frames)))
             self.step(losses)
             made.append(generated.images.detach())
             self.remember(real_B, generated, flow_ref, conf_ref)
         return losses, torch.cat(made, 1).flatten(0, 1)
 
-    def temporal_losses(
-        self, history: ClipHistory, real_B: torch.Tensor, generated: GeneratedClip, flow_ref: torch.Tensor, conf_ref: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        """Every temporal scale's losses on the runs ending in this forward's frames (zeros where a scale has none yet)."""
-        d = self.model.discriminators
-        assert d is not None
-        frames = history.extend(real=real_B, fake=generated.images, flow=flow_ref, conf=conf_ref)
+    def temporal_losses(self, runs: list[Runs | None]) -> dict[str, torch.Tensor]:
+        """Every temporal scale's losses on its runs of frames (zeros where a scale has none)."""
         losses = {}
-        for scale in range(d.n_scales_temporal):
-            runs = skipped_runs(frames['real'], real_B.shape[1], d.n_frames_D, scale)
-            if not runs:
-                zero = real_B.new_zeros(())
+        for scale, scale_runs in enumerate(runs):
+            if scale_runs is None:
+                zero = torch.zeros((), device=self.device)
                 losses.update({f'{name}{scale}': zero for name in ('G_T_GAN', 'G_T_GAN_Feat', 'D_T_real', 'D_T_fake', 'G_T_Warp')})
                 continue
-            picks = [torch.arange(first, first + step * d.n_frames_D, step, device=real_B.device) for first, step in runs]
-            real = torch.cat([frames['real'][:, index] for index in picks])
-            fake = torch.cat([frames['fake'][:, index] for index in picks])
-            run_flows = []
-            for index, (_, step) in zip(picks, runs):
-                # Between run frames k-1 and k: the consecutive flows of the frames after k-1 up to k, composed.
-                pairs = [
-                    compose_flows(frames['flow'][:, frame - step + 1 : frame + 1], frames['conf'][:, frame - step + 1 : frame + 1])[0]
-                    for frame in index[1:].tolist()
-                ]
-                run_flows.append(torch.stack(pairs, 1))
-            losses.update(self.model.temporal_losses(scale, real, fake, torch.cat(run_flows)))
+            losses.update(self.model.temporal_losses(scale, *scale_runs))
         return losses
 
     def step(self, losses: dict[str, torch.Tensor]) -> None:

@@ -22,7 +22,8 @@ from PIL import Image
 import models.biggan.trainer as biggan_trainer
 from helpers import REPO_ROOT, SUBPROCESS_ENV, assert_ok, assert_one_line_error, interrupt_job, random_inception_weights, run_test, run_tool
 from models import METHODS
-from models.biggan import BigGANTrainer, build_model, build_trainer
+from models.biggan import BigGANModel, BigGANTrainer, build_model, build_trainer
+from models.biggan.layers import StoredStatsNorm
 from models.biggan.networks import Discriminator, Generator
 from models.biggan.sampling import ema_update, sample_noise, truncated_noise
 from options.train_options import TrainOptions
@@ -262,6 +263,31 @@ def build_model_kwargs() -> dict:
     return {'G': arch.generator_kwargs(), 'D': arch.discriminator_kwargs()}
 
 
+def test_standing_stats_move_the_stored_statistics_of_train_mode_forwards_then_sample_in_eval_mode():
+    """--accumulate_stats: the first generate() runs G in training mode over random noise and classes (here 2 forwards
+    of 6), each moving a ccbn's stored statistics by momentum 0.1 to that batch's (unbiased variance), then samples
+    in eval mode (as --G_eval_mode had G before); it happens once."""
+    opt = TrainOptions('', METHODS).parse([*FIXTURE_FLAGS, '--checkpoints_dir', '/nonexistent'], save=False)
+    model = BigGANModel(METHODS['biggan'].architecture.from_options(opt), is_train=False, eval_mode=True, standing_stats=(2, 6))
+    model.netG.load_state_dict(load('init_G.pth'), strict=True)
+    norm = next(module for module in model.netG.modules() if isinstance(module, StoredStatsNorm))
+    norm.stored_mean.fill_(3.0)
+    norm.stored_var.fill_(5.0)
+    mean, var = norm.stored_mean.clone(), norm.stored_var.clone()
+    inputs = []
+    handle = norm.register_forward_hook(lambda module, args, out: inputs.append((args[0].detach().clone(), module.training)))
+    model.generate(torch.zeros(3, model.netG.dim_z), model.embed(torch.tensor([0, 1, 2])))
+    handle.remove()
+    assert [(x.shape[0], training) for x, training in inputs] == [(6, True), (6, True), (3, False)]
+    for x, _ in inputs[:2]:
+        mean = 0.9 * mean + 0.1 * x.mean((0, 2, 3))
+        var = 0.9 * var + 0.1 * x.var((0, 2, 3), unbiased=True)
+    # float32 running sums of O(1)-O(5) values over two updates: a few ulps of 5.
+    torch.testing.assert_close(norm.stored_mean, mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(norm.stored_var, var, atol=1e-5, rtol=1e-5)
+    assert not model.netG.training and model.pending_standing_stats is None
+
+
 # ----------------------------------------------------------------------------- truncation
 def test_truncation_resamples_values_beyond_two_and_scales():
     """Known draws: 2.5 and -3.0 are out of [-2, 2], replaced in order by the next draws (-2.2 is out again)."""
@@ -340,8 +366,9 @@ def test_train_test_and_resume_through_the_scripts(tmp_path):
     log = (tmp_path / 'straight' / 'loss_log.txt').read_text()
     assert 'G_loss' in log and 'D_loss_real' in log and 'D_loss_fake' in log
     assert any(name.endswith('_fakes.png') for name in os.listdir(tmp_path / 'straight' / 'web' / 'images'))
-    for extra in ([], ['--use_ema', '--truncation', '0.5', '--G_eval_mode']):
-        results = tmp_path / ('results_ema' if extra else 'results')
+    standing = ['--use_ema', '--accumulate_stats', '--num_standing_accumulations', '2', '--batch_size', '4']
+    for extra in ([], ['--use_ema', '--truncation', '0.5', '--G_eval_mode'], standing):
+        results = tmp_path / f'results{len(extra)}'
         assert_ok(run_test(tmp_path, tmp_path / 'none', 'straight', '--results_dir', results, *extra))
         images = sorted(os.listdir(results / 'straight' / 'test_latest' / 'images'))
         columns = ('samples', 'truncation_1_0.8_0.6_0.4_0.2', 'interpolation_z', 'interpolation_to_next_class')

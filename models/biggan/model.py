@@ -32,8 +32,10 @@ class BigGANModel(nn.Module):
     loss_names = ('G_loss', 'D_loss_real', 'D_loss_fake')
 
     def __init__(self, arch: Architecture, is_train: bool, use_ema: bool = False, z_var: float = 1.0, truncation: float = 0.0,
-                 eval_mode: bool = False) -> None:  # fmt: skip
+                 eval_mode: bool = False, standing_stats: tuple[int, int] | None = None) -> None:  # fmt: skip
         super().__init__()
+        # (forwards, batch) of --accumulate_stats, done by the first generate(): the weights are loaded after __init__.
+        self.pending_standing_stats = None if is_train else standing_stats
         self.arch = arch
         self.is_train = is_train
         self.use_ema = use_ema and not is_train
@@ -56,7 +58,8 @@ class BigGANModel(nn.Module):
     @classmethod
     def from_options(cls, opt: argparse.Namespace) -> 'BigGANModel':
         """The model the options describe."""
-        return cls(Architecture.from_options(opt), opt.isTrain, opt.use_ema, opt.z_var, opt.truncation, opt.G_eval_mode)
+        standing = (opt.num_standing_accumulations, opt.batch_size) if getattr(opt, 'accumulate_stats', False) else None
+        return cls(Architecture.from_options(opt), opt.isTrain, opt.use_ema, opt.z_var, opt.truncation, opt.G_eval_mode, standing)
 
     @property
     def device(self) -> torch.device:
@@ -84,7 +87,24 @@ class BigGANModel(nn.Module):
     @torch.no_grad()
     def generate(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Images of noise z for G's conditioning vectors (embed(class ids), or a mix of two classes' embeddings)."""
+        if self.pending_standing_stats is not None:
+            forwards, batch = self.pending_standing_stats
+            self.pending_standing_stats = None
+            self.accumulate_standing_stats(forwards, batch)
         return bare(self.netG)(z.to(self.device), condition.to(self.device))
+
+    @torch.no_grad()
+    def accumulate_standing_stats(self, forwards: int, batch: int) -> None:
+        """The authors' standing statistics: `forwards` training-mode passes of G over N(0, z_var) noise and uniform
+        classes move its stored BN statistics (momentum 0.1, no reset: their default bn) to those of the G sampled
+        from, G_ema's own rather than G's; G then stays in eval mode. Its u vectors move too, as in their code."""
+        generator = bare(self.netG)
+        generator.train()
+        for _ in range(forwards):
+            z = torch.randn(batch, generator.dim_z) * self.z_var
+            classes = torch.randint(0, self.arch.n_classes, (batch,))
+            generator(z.to(self.device), generator.embed(classes.to(self.device)))
+        generator.eval()
 
     @torch.no_grad()
     def embed(self, classes: torch.Tensor) -> torch.Tensor:

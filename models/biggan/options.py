@@ -3,7 +3,8 @@ shared flags, its --continue_train rules and the architecture value its networks
 
 Flags added here (group 'biggan model'): the networks' (--resolution, --n_classes, --G_ch, --D_ch, --dim_z, --hier,
 --G_shared, --shared_dim, --G_attn, --D_attn, --D_thin, SN and BN settings, --G_init, --D_init, --ema), the data's
-(--dataset folder | synthetic, --synthetic_samples), sampling's (--z_var, --truncation, --use_ema) and training's
+(--dataset folder | synthetic, --synthetic_samples), sampling's (--z_var, --truncation, --use_ema, --G_eval_mode,
+--accumulate_stats, --num_standing_accumulations and their --batch_size at test time) and training's
 (--batch_size, --G_batch_size, --num_D_steps, --num_D_accumulations, --num_G_accumulations, --G_lr, --D_lr, Adam's
 betas and eps, --G_ortho, --D_ortho, --ema_decay, --ema_start).
 
@@ -55,6 +56,8 @@ RESUME_POLICY = {
     **{flag: ('may change', 'every choice is ReLU or SN: nothing changes') for flag in ('G_nl', 'D_nl', 'G_param', 'D_param')},
     'use_ema': ('may change', 'only used at test time'),
     'G_eval_mode': ('may change', 'only used at test time'),
+    'accumulate_stats': ('may change', 'only used at test time'),
+    'num_standing_accumulations': ('may change', 'only used at test time'),
 }
 
 
@@ -159,6 +162,12 @@ def add_flags(parser: argparse.ArgumentParser, is_train: bool) -> None:
         help='test time: z = truncation x N(0,1) with |values| > 2 resampled (the TF-hub module\'s truncated normal); '
              '0: no truncation, N(0, z_var)')  # fmt: skip
     if not is_train:
+        add('--accumulate_stats', action='store_true',
+            help="test time: standing statistics: before sampling, G runs in training mode over random noise and classes "
+                 "(--num_standing_accumulations batches of --batch_size) to re-estimate its stored BN statistics, then samples "
+                 "in eval mode (the authors' sample.py)")  # fmt: skip
+        add('--num_standing_accumulations', type=int, default=16, help='test time: forwards of --accumulate_stats')
+        add('--batch_size', type=int, default=64, help="test time: the batch of each --accumulate_stats forward (the authors' G batch)")
         return
     add = parser.add_argument_group('biggan training').add_argument
     add('--batch_size', type=int, default=64, help='images per D step (and G step unless --G_batch_size)')
@@ -227,6 +236,9 @@ def validate(opt: argparse.Namespace) -> None:
     if opt.use_ema and not opt.ema:
         raise OptionsError('--use_ema: this experiment was trained without --ema, so it has no G_ema; drop --use_ema')
     if not opt.isTrain:
+        for flag in ('num_standing_accumulations', 'batch_size'):
+            if opt.accumulate_stats and getattr(opt, flag) < 1:
+                raise OptionsError(f"--{flag} {getattr(opt, flag)} must be >= 1 with --accumulate_stats")
         return
     for flag in ('batch_size', 'num_D_steps', 'num_D_accumulations', 'num_G_accumulations'):
         if getattr(opt, flag) < 1:

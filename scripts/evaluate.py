@@ -33,7 +33,6 @@ from data.image_folder import is_image_file, make_dataset  # noqa: E402
 from options.base_options import OptionsError, resolve_gpu_ids  # noqa: E402
 from util import metrics  # noqa: E402
 from util.cli import run_main  # noqa: E402
-from util.errors import ModelError  # noqa: E402
 from util.files import atomic_write  # noqa: E402
 
 SYNTHESIZED = re.compile(r'^(?P<base>.+)_synthesized_image(?:_style(?P<style>\d+))?\.[A-Za-z]+$')
@@ -347,20 +346,10 @@ def batches(items: list, source: str, with_labels: bool, opt: argparse.Namespace
 def segmentation_scores(model, items: list, source: str, opt: argparse.Namespace, device: torch.device) -> dict:
     confusion = metrics.ConfusionMatrix(device=device)
     for images, labels in batches(items, source, True, opt):
-        try:
-            output = model(metrics.segmentation_input(images.to(device), opt.seg_input_range))
-        except Exception as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-            raise ModelError(
-                f"--seg_model {opt.seg_model}: forward pass failed on a {tuple(images.shape)} batch ({reason}); see the contract in --help"
-            ) from None
-        logits = metrics.segmentation_logits(output)
-        if logits is None or logits.dim() != 4 or logits.shape[:2] != (images.shape[0], metrics.NUM_CLASSES):
-            shape = tuple(logits.shape) if logits is not None else type(output).__name__
-            raise ModelError(
-                f"--seg_model {opt.seg_model}: returned {shape} for a {tuple(images.shape)} batch; expected "
-                f"Bx{metrics.NUM_CLASSES}xHxW Cityscapes trainId logits (see --help)"
-            )
+        name = f'--seg_model {opt.seg_model}'
+        logits = metrics.run_segmentation(
+            model, images.to(device), opt.seg_input_range, metrics.NUM_CLASSES, name, 'Cityscapes trainId logits (see --help)'
+        )
         prediction = logits.argmax(dim=1)
         target = metrics.label_to_train_id(labels.to(device))
         if target.shape[1:] != prediction.shape[1:]:

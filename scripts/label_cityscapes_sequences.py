@@ -225,18 +225,8 @@ def label_ids(num_classes: int) -> torch.Tensor:
 def label_batch(model: torch.nn.Module, images: torch.Tensor, opt: argparse.Namespace, device: torch.device) -> torch.Tensor:
     """uint8 BxHxW labelIds of a uint8 Bx3xHxW batch of photos."""
     name = f'--seg_model {opt.seg_model}' if opt.seg_model else f'--arch {opt.arch} --weights {opt.weights}'
-    try:
-        output = model(metrics.segmentation_input(images.to(device), opt.input_range))
-    except Exception as error:  # the network's own code: a size or device it cannot take
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-        raise ModelError(f"{name}: forward pass failed on a {tuple(images.shape)} batch ({reason}); see --help for what it takes") from None
-    logits = metrics.segmentation_logits(output)
-    if logits is None or logits.dim() != 4 or logits.shape[:2] != (images.shape[0], opt.num_classes):
-        shape = tuple(logits.shape) if logits is not None else type(output).__name__
-        raise ModelError(
-            f"{name}: returned {shape} for a {tuple(images.shape)} batch; expected Bx{opt.num_classes}xHxW logits "
-            f"(--num_classes 19 for trainIds, 34 for labelIds)"
-        )
+    expected = 'logits (--num_classes 19 for trainIds, 34 for labelIds)'
+    logits = metrics.run_segmentation(model, images.to(device), opt.input_range, opt.num_classes, name, expected)
     if logits.shape[2:] != images.shape[2:]:  # networks that predict at a stride
         logits = F.interpolate(logits.float(), size=images.shape[2:], mode='bilinear', align_corners=False)
     return label_ids(opt.num_classes).to(logits.device)[logits.argmax(dim=1)].to(torch.uint8).cpu()

@@ -163,6 +163,24 @@ def segmentation_logits(output: object) -> torch.Tensor | None:
     return output if isinstance(output, torch.Tensor) else None
 
 
+def run_segmentation(
+    model: torch.nn.Module, images: torch.Tensor, input_range: str, num_classes: int, name: str, expected: str
+) -> torch.Tensor:
+    """B x num_classes x h x w logits of `model` on 0-255 RGB photos (B x 3 x H x W); a one-line ModelError naming
+    `name` (the flag that gave the network) when its forward fails or returns anything else (`expected` says what)."""
+    try:
+        output = model(segmentation_input(images, input_range))
+    except Exception as error:  # the network's own code: a size or device it cannot take
+        raise ModelError(
+            f"{name}: forward pass failed on a {tuple(images.shape)} batch ({_first_line(error)}); see --help for what it takes"
+        ) from None
+    logits = segmentation_logits(output)
+    if logits is None or logits.dim() != 4 or logits.shape[:2] != (images.shape[0], num_classes):
+        shape = tuple(logits.shape) if logits is not None else type(output).__name__
+        raise ModelError(f"{name}: returned {shape} for a {tuple(images.shape)} batch; expected Bx{num_classes}xHxW {expected}")
+    return logits
+
+
 # --------------------------------------------------------------------------------------------- FID / KID
 
 

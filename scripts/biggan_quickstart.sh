@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# BigGAN end to end on a CPU in about five minutes (2 cores), no download: train a small class-conditional BigGAN
+# BigGAN end to end on a CPU in about eight minutes (2 cores), no download: train a small class-conditional BigGAN
 # (--model biggan) on the built-in shapes (ten classes, each a shape in its own colour), sample its page with G_ema
 # and the stored batch statistics (--use_ema --G_eval_mode, docs/BIGGAN.md), then print the figures that say whether
 # each class looks like its class, and where the page is.
@@ -23,7 +23,7 @@ GPU_IDS=${GPU_IDS:--1}
 # The run's size and length (docs/BIGGAN.md, "Quick run on the built-in shapes": each measured).
 RESOLUTION=${RESOLUTION:-32}
 G_CH=${G_CH:-12}
-D_CH=${D_CH:-8}
+D_CH=${D_CH:-16}
 DIM_Z=${DIM_Z:-64}
 SHARED_DIM=${SHARED_DIM:-32}
 BATCH_SIZE=${BATCH_SIZE:-16}

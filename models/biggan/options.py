@@ -56,8 +56,6 @@ RESUME_POLICY = {
     **{flag: ('may change', 'every choice is ReLU or SN: nothing changes') for flag in ('G_nl', 'D_nl', 'G_param', 'D_param')},
     'use_ema': ('may change', 'only used at test time'),
     'G_eval_mode': ('may change', 'only used at test time'),
-    'accumulate_stats': ('may change', 'only used at test time'),
-    'num_standing_accumulations': ('may change', 'only used at test time'),
 }
 
 

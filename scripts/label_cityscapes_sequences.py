@@ -177,9 +177,8 @@ def load_torchvision_model(arch: str, weights: str, num_classes: int, device: to
     try:
         state = torch.load(weights, map_location='cpu', weights_only=True)  # tensors only: nothing in the file runs
     except Exception as error:  # unpickling / zip errors come in many types
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ModelError(
-            f"--weights {weights}: cannot load ({reason}); save the weights alone where you trust the file: "
+            f"--weights {weights}: cannot load ({metrics.first_line(error)}); save the weights alone where you trust the file: "
             f"torch.save(model.state_dict(), PATH)"
         ) from None
     if isinstance(state, dict):

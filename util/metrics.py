@@ -110,8 +110,15 @@ class ConfusionMatrix:
         return float(iou[present].mean()) if present.any() else float('nan')
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """An error's first line (its type's name when it has no message): what a one-line error quotes of a load failure."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def last_line(error: BaseException) -> str:
+    """An error's last line (its type's name when it has no message): a failed forward's reason, below the traceback
+    that TorchScript and torch.export put first."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[-1]
 
 
 # ------------------------------------------------------------------------------------ segmentation networks
@@ -147,7 +154,7 @@ def load_segmentation_model(path: str, device: torch.device | str) -> torch.nn.M
             model = torch.export.load(path).module().to(device) if exported else torch.jit.load(path, map_location=device)
     except Exception as error:  # not a TorchScript / torch.export archive, or saved by an incompatible torch
         how = 'torch.export.save(torch.export.export(model, (example,)), path)' if exported else 'torch.jit.script(model).save(path)'
-        raise ModelError(f"--seg_model {path}: cannot load ({_first_line(error)}); export it with {how} (see --help)") from None
+        raise ModelError(f"--seg_model {path}: cannot load ({first_line(error)}); export it with {how} (see --help)") from None
     if not exported:
         model = model.eval()  # an exported program has no train/eval switch: it was traced in the mode it was exported in
     return model
@@ -172,7 +179,7 @@ def run_segmentation(
         output = model(segmentation_input(images, input_range))
     except Exception as error:  # the network's own code: a size or device it cannot take
         raise ModelError(
-            f"{name}: forward pass failed on a {tuple(images.shape)} batch ({_first_line(error)}); see --help for what it takes"
+            f"{name}: forward pass failed on a {tuple(images.shape)} batch ({last_line(error)}); see --help for what it takes"
         ) from None
     logits = segmentation_logits(output)
     if logits is None or logits.dim() != 4 or logits.shape[:2] != (images.shape[0], num_classes):
@@ -202,7 +209,7 @@ def load_inception(
             state = torch.load(weights, map_location='cpu', weights_only=True)
         except Exception as error:  # unpickling / zip errors come in many types
             raise ModelError(
-                f"--inception_weights {weights}: cannot load ({_first_line(error)}); expected {INCEPTION_WEIGHTS_FILE}"
+                f"--inception_weights {weights}: cannot load ({first_line(error)}); expected {INCEPTION_WEIGHTS_FILE}"
             ) from None
         if not isinstance(state, dict):
             raise ModelError(
@@ -214,9 +221,9 @@ def load_inception(
     except Exception as error:  # a key mismatch (RuntimeError); without a file: URLError, HTTPError, timeouts...
         if weights is not None:
             raise ModelError(
-                f"--inception_weights {weights}: not the Inception state_dict ({INCEPTION_WEIGHTS_FILE}): {_first_line(error)}"
+                f"--inception_weights {weights}: not the Inception state_dict ({INCEPTION_WEIGHTS_FILE}): {first_line(error)}"
             ) from None
-        raise ModelError(f"cannot download the Inception weights ({_first_line(error)}); {hint}") from None
+        raise ModelError(f"cannot download the Inception weights ({first_line(error)}); {hint}") from None
     return model.to(device).eval()
 
 
@@ -278,7 +285,7 @@ def load_i3d(path: str, device: torch.device | str) -> torch.nn.Module:
             warnings.simplefilter('ignore', FutureWarning)  # torch >= 2.10 marks TorchScript deprecated
             model = torch.jit.load(path, map_location=device)
     except Exception as error:  # a state_dict, a pickle, a truncated download: zip and unpickling errors of many types
-        raise ModelError(f"--i3d_weights {path}: not a TorchScript file ({_first_line(error)}); {fix}") from None
+        raise ModelError(f"--i3d_weights {path}: not a TorchScript file ({first_line(error)}); {fix}") from None
     try:
         arguments = [argument.name for argument in model.forward.schema.arguments[1:]]  # [0] is self
     except AttributeError:  # a TorchScript archive without a forward method
@@ -301,9 +308,8 @@ def i3d_features(model: torch.nn.Module, clips: Iterable[torch.Tensor], path: st
         try:
             output = model(batch.to(device), rescale=True, resize=True, return_features=True)
         except Exception as error:  # the file's own code: a shape it cannot take, a device it was not saved for...
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             raise ModelError(
-                f"--i3d_weights {path}: forward pass failed on a {tuple(batch.shape)} batch of clips ({reason}); "
+                f"--i3d_weights {path}: forward pass failed on a {tuple(batch.shape)} batch of clips ({last_line(error)}); "
                 f"pass StyleGAN-V's {I3D_FILE}"
             ) from None
         if not isinstance(output, torch.Tensor) or output.dim() != 2 or len(output) != len(batch):

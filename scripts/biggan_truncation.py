@@ -1,13 +1,13 @@
-"""The truncation trade-off of a trained BigGAN (--model biggan): FID against the real images and Inception Score of
-samples at several truncations, as a table, a JSON file and a plot (FID against IS, each point a truncation).
+"""The truncation trade-off of a trained BigGAN (--model biggan): FID and KID against the real images and Inception
+Score of samples at several truncations, as a table, a JSON file and a plot (FID against IS, each point a truncation).
 
     python scripts/biggan_truncation.py --name shapes_biggan --use_ema --real synthetic --n_images 2000 \\
         --inception_weights weights-inception-2015-12-05-6726825d.pth --out results/shapes_biggan/truncation
 
 Every flag test.py takes (--checkpoints_dir, --which_epoch, --use_ema, --G_eval_mode, --gpu_ids, ...) is passed on; the
 architecture comes from the experiment's architecture.json. --real: `synthetic` (the built-in shapes) or a folder of
-class folders (the training images). FID and IS are torch-fidelity's (util/metrics.py); they are comparable only at
-equal image counts. Exit status 0 with the table on stdout, 1 with a one-line error.
+class folders (the training images). FID, KID (subsets of min(1000, --n_images) images) and IS are torch-fidelity's
+(util/metrics.py); they are comparable only at equal image counts. Exit status 0 with the table on stdout, 1 with a one-line error.
 """
 
 import argparse
@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         ]
         features, logits = features_and_logits(inception, torch.cat(fakes), args.batch)
         is_mean, is_std = metrics.inception_score(logits, min(args.splits, args.n_images))
-        rows.append({'truncation': truncation, 'FID': metrics.frechet_distance(features, real_features), 'IS': is_mean, 'IS_std': is_std})
-        print(f"truncation {truncation:g}: FID {rows[-1]['FID']:.2f}, IS {is_mean:.3f} +- {is_std:.3f}")
+        kid, kid_std = metrics.kernel_inception_distance(features, real_features, subset_size=min(metrics.KID_SUBSET_SIZE, args.n_images))
+        fid = metrics.frechet_distance(features, real_features)
+        rows.append({'truncation': truncation, 'FID': fid, 'KID': kid, 'KID_std': kid_std, 'IS': is_mean, 'IS_std': is_std})
+        print(f"truncation {truncation:g}: FID {fid:.2f}, KID {kid:.4f} +- {kid_std:.4f}, IS {is_mean:.3f} +- {is_std:.3f}")
     os.makedirs(args.out, exist_ok=True)
     record = {'experiment': opt.name, 'which_epoch': opt.which_epoch, 'use_ema': opt.use_ema, 'n_images': args.n_images, 'rows': rows}
     write_text(os.path.join(args.out, 'truncation.json'), json.dumps(record, indent=1))

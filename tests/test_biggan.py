@@ -563,7 +563,7 @@ def inception_weights(tmp_path):
 
 def test_truncation_trade_off_script_writes_its_table_and_plot(tmp_path, inception_weights):
     """scripts/biggan_truncation.py on a tiny model (random Inception weights: the numbers mean nothing, the plumbing
-    is checked): FID and IS per truncation in truncation.json, the FID-IS plot as a PNG."""
+    is checked): FID, KID and IS per truncation in truncation.json, the FID-IS plot as a PNG."""
     assert_ok(train_biggan(tmp_path, 'tiny'))
     out = tmp_path / 'trunc'
     result = run_tool(
@@ -574,9 +574,9 @@ def test_truncation_trade_off_script_writes_its_table_and_plot(tmp_path, incepti
     assert_ok(result)
     rows = json.loads((out / 'truncation.json').read_text())['rows']
     assert [row['truncation'] for row in rows] == [0.0, 0.5]
-    assert all(np.isfinite(row['FID']) and row['IS'] >= 1.0 for row in rows)
+    assert all(np.isfinite(row['FID']) and np.isfinite(row['KID']) and row['KID_std'] >= 0 and row['IS'] >= 1.0 for row in rows)
     assert (out / 'truncation.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    assert 'truncation 0.5: FID' in result.stdout
+    assert 'truncation 0.5: FID' in result.stdout and ', KID ' in result.stdout
 
 
 @pytest.mark.parametrize('resolution', [32, 64, 128, 256, 512])

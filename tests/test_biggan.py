@@ -608,7 +608,7 @@ def biggan_quickstart_env(tmp_path, **overrides) -> dict:
 def test_biggan_quickstart_runs_end_to_end(tmp_path):
     """The one-command quickstart trains, samples the page with G_ema in eval mode and prints its timings, the last
     losses, the per-class figures and where the page is; the figures themselves are the quickstart's business."""
-    env = biggan_quickstart_env(tmp_path)
+    env = biggan_quickstart_env(tmp_path, D_ATTN='16')
     result = subprocess.run(['bash', 'scripts/biggan_quickstart.sh'], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     results = tmp_path / 'res' / 'biggan_quickstart' / 'test_latest'
@@ -625,6 +625,7 @@ def test_biggan_quickstart_runs_end_to_end(tmp_path):
     assert (results / 'images' / 'class_0009_samples.png').is_file()
     opt = json.loads((tmp_path / 'ck' / 'biggan_quickstart' / 'opt.json').read_text())
     assert (opt['ema'], opt['dataset'], opt['n_classes'], opt['G_ch']) == (True, 'synthetic', 10, 2)
+    assert (opt['G_attn'], opt['D_attn']) == ('0', '16')  # the attention overrides reach train.py
 
 
 def test_biggan_quickstart_report_recognises_real_shapes_and_not_blank_ones(tmp_path):

@@ -6,8 +6,9 @@ Score of samples at several truncations, as a table, a JSON file and a plot (FID
 
 Every flag test.py takes (--checkpoints_dir, --which_epoch, --use_ema, --G_eval_mode, --gpu_ids, ...) is passed on; the
 architecture comes from the experiment's architecture.json. --real: `synthetic` (the built-in shapes) or a folder of
-class folders (the training images). FID, KID (subsets of min(1000, --n_images) images) and IS are torch-fidelity's
-(util/metrics.py); they are comparable only at equal image counts. Exit status 0 with the table on stdout, 1 with a one-line error.
+class folders (the training images). FID, KID (subsets of 1000 images, or of the smaller set's size: with 1000 or
+fewer every subset is the whole set and KID's std is 0) and IS are torch-fidelity's (util/metrics.py); they are
+comparable only at equal image counts. Exit status 0 with the table on stdout, 1 with a one-line error.
 """
 
 import argparse
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         ]
         features, logits = features_and_logits(inception, torch.cat(fakes), args.batch)
         is_mean, is_std = metrics.inception_score(logits, min(args.splits, args.n_images))
-        kid, kid_std = metrics.kernel_inception_distance(features, real_features, subset_size=min(metrics.KID_SUBSET_SIZE, args.n_images))
+        # Subsets no larger than the smaller set: a class folder may hold fewer real images than --n_images.
+        subset_size = min(metrics.KID_SUBSET_SIZE, len(features), len(real_features))
+        kid, kid_std = metrics.kernel_inception_distance(features, real_features, subset_size=subset_size)
         fid = metrics.frechet_distance(features, real_features)
         rows.append({'truncation': truncation, 'FID': fid, 'KID': kid, 'KID_std': kid_std, 'IS': is_mean, 'IS_std': is_std})
         print(f"truncation {truncation:g}: FID {fid:.2f}, KID {kid:.4f} +- {kid_std:.4f}, IS {is_mean:.3f} +- {is_std:.3f}")

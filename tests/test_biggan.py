@@ -577,6 +577,16 @@ def test_truncation_trade_off_script_writes_its_table_and_plot(tmp_path, incepti
     assert all(np.isfinite(row['FID']) and np.isfinite(row['KID']) and row['KID_std'] >= 0 and row['IS'] >= 1.0 for row in rows)
     assert (out / 'truncation.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'truncation 0.5: FID' in result.stdout and ', KID ' in result.stdout
+    # Real images from class folders, fewer than --n_images (one per class): KID's subsets shrink to the smaller set.
+    for cls in range(4):
+        (tmp_path / 'real' / f'class{cls}').mkdir(parents=True)
+        Image.fromarray(np.full((40, 48, 3), 60 * cls, np.uint8)).save(tmp_path / 'real' / f'class{cls}' / 'a.png')
+    result = run_tool(
+        'scripts/biggan_truncation.py', '--name', 'tiny', '--checkpoints_dir', tmp_path, '--gpu_ids', '-1', '--real', tmp_path / 'real',
+        '--n_images', '8', '--splits', '2', '--batch', '8', '--truncations', '0', '--inception_weights', inception_weights, '--out', out,
+    )  # fmt: skip
+    assert_ok(result)
+    assert np.isfinite(json.loads((out / 'truncation.json').read_text())['rows'][0]['KID'])
 
 
 @pytest.mark.parametrize('resolution', [32, 64, 128, 256, 512])

@@ -81,9 +81,12 @@ def main(argv: list[str] | None = None) -> None:
         raise OptionsError(f"--name {opt.name} is a --model {opt.model} experiment: the truncation trade-off is BigGAN's")
     if opt.seed is not None:
         torch.manual_seed(opt.seed)
+    real = real_images(args, opt)
+    if len(real) < 2:
+        raise OptionsError(f"--real {args.real}: {len(real)} image; FID and KID need at least 2 real images")
     model = build_model(opt)
     inception = metrics.load_inception(args.inception_weights, 2048, model.device, logits=True)
-    real_features, _ = features_and_logits(inception, real_images(args, opt), args.batch)
+    real_features, _ = features_and_logits(inception, real, args.batch)
     classes = torch.arange(args.n_images) % opt.n_classes
     rows = []
     for truncation in args.truncation_values:

@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -587,6 +588,16 @@ def test_truncation_trade_off_script_writes_its_table_and_plot(tmp_path, incepti
     )  # fmt: skip
     assert_ok(result)
     assert np.isfinite(json.loads((out / 'truncation.json').read_text())['rows'][0]['KID'])
+    # One real image in all (a one-class model): refused in one line before anything is sampled.
+    assert_ok(train_biggan(tmp_path, 'one_class', '--n_classes', '1'))
+    for cls in range(1, 4):
+        shutil.rmtree(tmp_path / 'real' / f'class{cls}')
+    result = run_tool(
+        'scripts/biggan_truncation.py', '--name', 'one_class', '--checkpoints_dir', tmp_path, '--gpu_ids', '-1',
+        '--real', tmp_path / 'real', '--n_images', '8', '--splits', '2', '--batch', '8', '--inception_weights', inception_weights,
+        '--out', out,
+    )  # fmt: skip
+    assert_one_line_error(result, f"--real {tmp_path / 'real'}: 1 image", 'at least 2 real images')
 
 
 @pytest.mark.parametrize('resolution', [32, 64, 128, 256, 512])

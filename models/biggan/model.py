@@ -10,7 +10,7 @@ from util.distributed import bare
 
 from .networks import Discriminator, Generator
 from .options import Architecture
-from .sampling import truncated_noise
+from .sampling import sample_noise, truncated_noise
 
 
 class ConditionalSampler(nn.Module):
@@ -101,9 +101,8 @@ class BigGANModel(nn.Module):
         generator = bare(self.netG)
         generator.train()
         for _ in range(forwards):
-            z = torch.randn(batch, generator.dim_z) * self.z_var
-            classes = torch.randint(0, self.arch.n_classes, (batch,))
-            generator(z.to(self.device), generator.embed(classes.to(self.device)))
+            z, classes = sample_noise(batch, generator.dim_z, self.arch.n_classes, self.z_var, self.device)
+            generator(z, generator.embed(classes))
         generator.eval()
 
     @torch.no_grad()
